@@ -1,0 +1,451 @@
+"""The ticket domain as pydantic models.
+
+Every Temporal payload (workflow input, update/signal input, query result, activity input)
+is one of these models. They are versioned by adding optional fields, never by renaming.
+No Temporal imports here: the pure machine, the API and the activities share them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import IntEnum, StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Tier(StrEnum):
+    BASIC = "basic"
+    STANDARD = "standard"
+    PREMIUM = "premium"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class Severity(IntEnum):
+    CRITICAL = 1
+    HIGH = 2
+    MEDIUM = 3
+    LOW = 4
+
+
+class ProductType(StrEnum):
+    PLATFORM = "platform"
+    BESPOKE = "bespoke"
+    PARTNER_DELIVERED = "partner_delivered"
+
+
+class Product(StrEnum):
+    """What the ticket is about. Platforms by name; bespoke and partner work by kind."""
+
+    IDENTITY = "identity"
+    AUDIT = "audit"
+    CONFIG = "config"
+    BOT = "bot"
+    BESPOKE = "bespoke"
+    PARTNER_SOLUTION = "partner_solution"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PORTAL = "portal"
+    CHAT = "chat"
+    ON_CALL = "on_call"
+
+
+class Category(StrEnum):
+    INCIDENT = "incident"
+    BUG = "bug"
+    PERFORMANCE = "performance"
+    SECURITY = "security"
+    CONFIGURATION = "configuration"
+    QUESTION = "question"
+    DOCUMENTATION = "documentation"
+    FEATURE_REQUEST = "feature_request"
+    # Out of scope: separate services. Listed so the refusal can say where they go.
+    CUSTOM_DEVELOPMENT = "custom_development"
+    ARCHITECTURE_CONSULTING = "architecture_consulting"
+    TRAINING = "training"
+    INTEGRATION_DEVELOPMENT = "integration_development"
+
+
+class CoverageCalendar(StrEnum):
+    ALWAYS = "24x7"
+    EXTENDED = "extended"
+    BUSINESS = "business"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class OwningLine(StrEnum):
+    CONNECTSOFT = "connectsoft"
+    PARTNER = "partner"
+
+
+class ClockKind(StrEnum):
+    FIRST_RESPONSE = "first_response"
+    ESCALATION_ACK = "escalation_ack"
+    HANDOFF_RESPONSE = "handoff_response"
+    RESOLUTION = "resolution"
+    PERIODIC_UPDATE = "periodic_update"
+
+
+class ClockStatus(StrEnum):
+    RUNNING = "running"
+    WARNED = "warned"
+    MET = "met"
+    BREACHED = "breached"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class EscalationTrigger(StrEnum):
+    # Level 2
+    NOT_RESOLVED_IN_INITIAL_RESPONSE = "not_resolved_in_initial_response"
+    REQUIRES_TECHNICAL_EXPERTISE = "requires_technical_expertise"
+    ARCHITECTURE_OR_DESIGN_QUESTION = "architecture_or_design_question"
+    # Level 3
+    CRITICAL_BUG_OR_PLATFORM_ISSUE = "critical_bug_or_platform_issue"
+    FACTORY_RELATED_PROBLEM = "factory_related_problem"
+    REQUIRES_ENGINEERING = "requires_engineering"
+    # Level 4
+    CRITICAL_PRODUCTION_INCIDENT = "critical_production_incident"
+    BUSINESS_CRITICAL_PROBLEM = "business_critical_problem"
+    STRATEGIC_ISSUE = "strategic_issue"
+    # Set by the system, never accepted from a person.
+    SLA_BREACH = "sla_breach"
+    CRITICAL_AT_INTAKE = "critical_at_intake"
+
+
+class HandoffCategory(StrEnum):
+    PLATFORM_BUG = "platform_bug"
+    FACTORY_RELATED = "factory_related"
+    ARCHITECTURE_QUESTION = "architecture_question"
+    SECURITY_ISSUE = "security_issue"
+
+
+class Audience(StrEnum):
+    SUPPORT_L1 = "support_l1"
+    SUPPORT_L2 = "support_l2"
+    ENGINEERING_L3 = "engineering_l3"
+    LEADERSHIP_L4 = "leadership_l4"
+    ON_CALL = "on_call"
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+
+
+def workflow_id_for(ticket_id: str) -> str:
+    return f"ticket-{ticket_id}"
+
+
+TASK_QUEUE = "tickets"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=False, extra="ignore")
+
+
+class ResponseTarget(_Model):
+    """N minutes of open time on a coverage calendar."""
+
+    minutes: int = Field(ge=0)
+    calendar: CoverageCalendar
+    binding: bool = True
+    label: str = ""
+
+
+class TargetOverrides(_Model):
+    """Per-contract overrides of policy targets, keyed by severity ("1".."4")."""
+
+    response: dict[str, ResponseTarget] = Field(default_factory=dict)
+    handoff: dict[str, ResponseTarget] = Field(default_factory=dict)
+    resolution: dict[str, ResponseTarget] = Field(default_factory=dict)
+
+
+class ContractTerms(_Model):
+    """A customer's contract as the catalog stores it. Intake turns it into an Entitlement."""
+
+    contract_id: str
+    customer_id: str
+    customer_name: str
+    tier: Tier
+    product_type: ProductType
+    timezone: str = "UTC"
+    country: str | None = None
+    coverage_24x7: bool = False
+    partner_id: str | None = None
+    # The partner's own ConnectSoft tier, which sets second-line targets after handoff.
+    partner_tier: Tier | None = None
+    project: str | None = None
+    overrides: TargetOverrides = Field(default_factory=TargetOverrides)
+    revision: int = 1
+
+
+class Entitlement(_Model):
+    """The contract terms a ticket runs under, pinned at intake.
+
+    The workflow never reads files or the database to learn its SLA: everything it needs,
+    holidays included, is in here.
+    """
+
+    policy_version: str
+    contract_id: str
+    tier: Tier
+    product_type: ProductType
+    timezone: str = "UTC"
+    country: str | None = None
+    holidays: list[date] = Field(default_factory=list)
+    coverage_24x7: bool = False
+    # Keyed by severity number as a string ("1".."4") so the JSON form is stable.
+    response_targets: dict[str, ResponseTarget]
+    # ConnectSoft's second-line targets after a partner handoff.
+    handoff_targets: dict[str, ResponseTarget] = Field(default_factory=dict)
+    resolution_targets: dict[str, ResponseTarget] = Field(default_factory=dict)
+    periodic_update: dict[str, ResponseTarget] = Field(default_factory=dict)
+    warn_ratio: float = 0.75
+    max_level: int = Field(ge=1, le=4)
+    channels: list[Channel]
+    partner_id: str | None = None
+    project: str | None = None
+
+    def response_target(self, severity: Severity) -> ResponseTarget:
+        return self.response_targets[str(int(severity))]
+
+
+class TicketOpened(_Model):
+    """Workflow input: the intake request plus its pinned entitlement."""
+
+    ticket_id: str
+    customer_id: str
+    title: str
+    description: str
+    severity: Severity
+    product: Product
+    channel: Channel
+    category: Category
+    received_at: datetime
+    entitlement: Entitlement
+    reporter: str | None = None
+    # Set when the workflow continues as new: the machine picks up where it was.
+    carried_state: TicketState | None = None
+
+
+class SlaClock(_Model):
+    kind: ClockKind
+    target: ResponseTarget
+    started_at: datetime
+    due_at: datetime
+    warn_at: datetime | None = None
+    status: ClockStatus = ClockStatus.RUNNING
+    stopped_at: datetime | None = None
+    # Open-calendar seconds spent paused, banked so a recompute keeps them.
+    paused_seconds: float = 0
+    paused_since: datetime | None = None
+    level: int | None = None
+    owner: OwningLine = OwningLine.CONNECTSOFT
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in (ClockStatus.RUNNING, ClockStatus.WARNED)
+
+
+class TicketEvent(_Model):
+    seq: int
+    at: datetime
+    kind: str
+    summary: str
+    actor: str = "system"
+    level: int | None = None
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
+class Notification(_Model):
+    """A message for people, written to the outbox. `key` makes a retry a no-op."""
+
+    key: str
+    ticket_id: str
+    audience: Audience
+    subject: str
+    body: str
+    page: bool = False
+
+
+class TicketState(_Model):
+    ticket_id: str
+    customer_id: str
+    title: str
+    description: str
+    product: Product
+    channel: Channel
+    category: Category
+    severity: Severity
+    status: TicketStatus
+    level: int
+    owning_line: OwningLine
+    received_at: datetime
+    entitlement: Entitlement
+    clocks: list[SlaClock] = Field(default_factory=list)
+    events: list[TicketEvent] = Field(default_factory=list)
+    next_seq: int = 1
+    sla_breached: bool = False
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    handoff_category: HandoffCategory | None = None
+
+    def clock(self, kind: ClockKind) -> SlaClock | None:
+        """The newest clock of a kind."""
+        for clock in reversed(self.clocks):
+            if clock.kind == kind:
+                return clock
+        return None
+
+    @property
+    def response_due(self) -> datetime | None:
+        clock = self.clock(ClockKind.FIRST_RESPONSE)
+        return clock.due_at if clock else None
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.ticket_id)
+
+    def row(self, updated_at: datetime) -> TicketRow:
+        ent = self.entitlement
+        return TicketRow(
+            ticket_id=self.ticket_id,
+            workflow_id=self.workflow_id,
+            customer_id=self.customer_id,
+            partner_id=ent.partner_id,
+            contract_id=ent.contract_id,
+            policy_version=ent.policy_version,
+            title=self.title,
+            product=self.product,
+            product_type=ent.product_type,
+            tier=ent.tier,
+            severity=self.severity,
+            status=self.status,
+            level=self.level,
+            owning_line=self.owning_line,
+            received_at=self.received_at,
+            response_due=self.response_due,
+            sla_breached=self.sla_breached,
+            updated_at=updated_at,
+        )
+
+
+# --- Actions: one model per update/signal -------------------------------------------------
+
+
+class Acknowledge(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Comment(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=10_000)
+    public: bool = True
+
+
+class Escalate(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    level: int = Field(ge=1, le=4)
+    trigger: EscalationTrigger
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Handoff(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    category: HandoffCategory
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Handback(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    note: str = Field(min_length=1, max_length=10_000)
+
+
+class ChangeSeverity(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    severity: Severity
+    reason: str = Field(min_length=1, max_length=10_000)
+
+
+class WaitOnCustomer(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Resume(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class Resolve(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    resolution: str = Field(min_length=1, max_length=10_000)
+
+
+class Reopen(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=10_000)
+
+
+class Close(_Model):
+    actor: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+TicketAction = (
+    Acknowledge
+    | Comment
+    | Escalate
+    | Handoff
+    | Handback
+    | ChangeSeverity
+    | WaitOnCustomer
+    | Resume
+    | Resolve
+    | Reopen
+    | Close
+)
+
+
+class TicketRow(_Model):
+    """The read model's row for a ticket: what lists and reports filter on."""
+
+    ticket_id: str
+    workflow_id: str
+    customer_id: str
+    partner_id: str | None
+    contract_id: str
+    policy_version: str
+    title: str
+    product: Product
+    product_type: ProductType
+    tier: Tier
+    severity: Severity
+    status: TicketStatus
+    level: int
+    owning_line: OwningLine
+    received_at: datetime
+    response_due: datetime | None
+    sla_breached: bool
+    updated_at: datetime
+
+
+class TicketSync(_Model):
+    """Activity input: the ticket's current row plus the events not yet recorded."""
+
+    row: TicketRow
+    events: list[TicketEvent]
+
+
+TicketOpened.model_rebuild()
