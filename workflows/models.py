@@ -197,6 +197,7 @@ class Entitlement(_Model):
 
     policy_version: str
     contract_id: str
+    contract_revision: int = 1
     tier: Tier
     product_type: ProductType
     timezone: str = "UTC"

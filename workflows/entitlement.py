@@ -1,0 +1,135 @@
+"""Intake: turn a contract into the entitlement snapshot a ticket runs under.
+
+Runs in the API process, never in the workflow: public holidays come from the `holidays`
+package here and are pinned into the snapshot as explicit dates.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holiday_calendars
+
+from workflows import policy
+from workflows.models import (
+    Category,
+    Channel,
+    ContractTerms,
+    CoverageCalendar,
+    Entitlement,
+    ProductType,
+    ResponseTarget,
+    Severity,
+    Tier,
+)
+
+
+class IntakeRefused(ValueError):
+    """A ticket the policy does not accept. `rule` names the rule for the caller."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+def public_holidays(country: str | None, years: range) -> list[date]:
+    if not country:
+        return []
+    try:
+        calendar = holiday_calendars.country_holidays(country, years=list(years))
+    except NotImplementedError as err:
+        raise IntakeRefused(
+            "unknown_country", f"No public-holiday calendar for country code {country!r}."
+        ) from err
+    return sorted(calendar.keys())
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise IntakeRefused(
+            "unknown_timezone", f"{name!r} is not an IANA time zone such as 'Europe/Berlin'."
+        ) from err
+
+
+def _by_severity(targets: dict[Severity, ResponseTarget]) -> dict[str, ResponseTarget]:
+    return {str(int(sev)): target for sev, target in targets.items()}
+
+
+def default_response_targets(
+    tier: Tier, product_type: ProductType, *, coverage_24x7: bool = False
+) -> dict[Severity, ResponseTarget]:
+    if product_type == ProductType.BESPOKE and tier != Tier.BASIC:
+        targets = {sev: policy.BESPOKE_RESPONSE for sev in Severity}
+    else:
+        targets = dict(policy.RESPONSE_TARGETS[tier])
+    if coverage_24x7 and tier == Tier.PREMIUM:
+        targets = {sev: _on_24x7(t) for sev, t in targets.items()}
+    return targets
+
+
+def _on_24x7(target: ResponseTarget) -> ResponseTarget:
+    if target.calendar == CoverageCalendar.ALWAYS:
+        return target
+    hours = f"{target.minutes // 60} h" if target.minutes % 60 == 0 else f"{target.minutes} min"
+    return target.model_copy(update={"calendar": CoverageCalendar.ALWAYS, "label": f"{hours} 24x7"})
+
+
+def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitlement:
+    """The snapshot of `terms` that a ticket received at `received_at` runs under."""
+    check_timezone(terms.timezone)
+    response = default_response_targets(terms.tier, terms.product_type, coverage_24x7=terms.coverage_24x7)
+    handoff: dict[Severity, ResponseTarget] = {}
+    if terms.product_type == ProductType.PARTNER_DELIVERED:
+        partner_tier = terms.partner_tier or terms.tier
+        handoff = default_response_targets(partner_tier, ProductType.PLATFORM)
+    local_year = received_at.astimezone(ZoneInfo(terms.timezone)).year
+    return Entitlement(
+        policy_version=policy.POLICY_VERSION,
+        contract_id=terms.contract_id,
+        contract_revision=terms.revision,
+        tier=terms.tier,
+        product_type=terms.product_type,
+        timezone=terms.timezone,
+        country=terms.country,
+        # Two years covers every target a contract can set, across New Year.
+        holidays=public_holidays(terms.country, range(local_year, local_year + 2)),
+        coverage_24x7=terms.coverage_24x7,
+        response_targets=_by_severity(response) | terms.overrides.response,
+        handoff_targets=_by_severity(handoff) | terms.overrides.handoff,
+        resolution_targets=dict(terms.overrides.resolution),
+        periodic_update=_by_severity(policy.PERIODIC_UPDATES.get(terms.tier, {})),
+        warn_ratio=policy.WARN_RATIO,
+        max_level=policy.MAX_LEVEL[terms.tier],
+        channels=list(policy.CHANNELS[terms.tier]),
+        partner_id=terms.partner_id,
+        project=terms.project,
+    )
+
+
+def check_intake(
+    entitlement: Entitlement, *, severity: Severity, channel: Channel, category: Category
+) -> None:
+    """The intake rules of DESIGN.md §7. Raises IntakeRefused naming the rule broken."""
+    tier = entitlement.tier.label
+    if category in policy.OUT_OF_SCOPE:
+        raise IntakeRefused("out_of_scope", policy.OUT_OF_SCOPE[category])
+    if category in policy.LOW_ONLY_CATEGORIES and severity != Severity.LOW:
+        raise IntakeRefused(
+            "category_severity",
+            f"A {category.value.replace('_', ' ')} is Sev 4 at most: file it with severity 4.",
+        )
+    if channel not in entitlement.channels:
+        allowed = ", ".join(c.value for c in entitlement.channels)
+        raise IntakeRefused(
+            "channel_not_entitled",
+            f"The {channel.value} channel is not part of a {tier} contract; use one of: {allowed}.",
+        )
+    if channel == Channel.ON_CALL and severity != Severity.CRITICAL:
+        raise IntakeRefused(
+            "on_call_sev1_only",
+            "On-call is for Sev 1 production incidents only; file this by email or chat.",
+        )

@@ -1,0 +1,54 @@
+"""Typed search attributes of a ticket workflow (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
+
+from workflows.models import TicketState
+
+TICKET_STATUS = SearchAttributeKey.for_keyword("TicketStatus")
+SUPPORT_TIER = SearchAttributeKey.for_keyword("SupportTier")
+PRODUCT_TYPE = SearchAttributeKey.for_keyword("ProductType")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
+OWNING_LINE = SearchAttributeKey.for_keyword("OwningLine")
+TICKET_SEVERITY = SearchAttributeKey.for_int("TicketSeverity")
+ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
+SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+RESPONSE_DUE_AT = SearchAttributeKey.for_datetime("ResponseDueAt")
+
+ALL_KEYS = (
+    TICKET_STATUS,
+    SUPPORT_TIER,
+    PRODUCT_TYPE,
+    CUSTOMER_ID,
+    PARTNER_ID,
+    OWNING_LINE,
+    TICKET_SEVERITY,
+    ESCALATION_LEVEL,
+    SLA_BREACHED,
+    RESPONSE_DUE_AT,
+)
+
+
+def for_ticket(state: TicketState) -> TypedSearchAttributes:
+    ent = state.entitlement
+    pairs: list[SearchAttributePair] = [
+        SearchAttributePair(TICKET_STATUS, state.status.value),
+        SearchAttributePair(SUPPORT_TIER, ent.tier.value),
+        SearchAttributePair(PRODUCT_TYPE, ent.product_type.value),
+        SearchAttributePair(CUSTOMER_ID, state.customer_id),
+        SearchAttributePair(OWNING_LINE, state.owning_line.value),
+        SearchAttributePair(TICKET_SEVERITY, int(state.severity)),
+        SearchAttributePair(ESCALATION_LEVEL, state.level),
+        SearchAttributePair(SLA_BREACHED, state.sla_breached),
+    ]
+    if ent.partner_id:
+        pairs.append(SearchAttributePair(PARTNER_ID, ent.partner_id))
+    if state.response_due is not None:
+        pairs.append(SearchAttributePair(RESPONSE_DUE_AT, state.response_due))
+    return TypedSearchAttributes(pairs)
