@@ -15,14 +15,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.db import make_engine, make_sessionmaker, migrate
 from activities.notifications import Notifier
 from activities.read_model import TicketReadModel
 from workflows import search_attributes
+from workflows.models import TicketOpened, TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 BIN_DIR = Path(sys.executable).parent
@@ -41,6 +44,13 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         test_server_existing_path=_binary("temporal-test-server"),
     )
+    # The test server knows no custom search attributes until they are added.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: key.indexed_value_type for key in search_attributes.ALL_KEYS},
+        )
+    )
     yield env
     await env.shutdown()
 
@@ -58,15 +68,54 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-WorkerFactory = Callable[[Client], AbstractAsyncContextManager[str]]
+class TicketRunner:
+    """Starts tickets on a worker's task queue and terminates them when the test ends.
+
+    The time-skipping server will not skip time while any workflow has work pending, so a
+    test must not leave tickets running behind it.
+    """
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.handles: list[WorkflowHandle[TicketWorkflow, TicketState]] = []
+
+    async def start(self, opened: TicketOpened) -> WorkflowHandle[TicketWorkflow, TicketState]:
+        handle = await self.client.start_workflow(
+            TicketWorkflow.run,
+            opened,
+            id=workflow_id_for(opened.ticket_id),
+            task_queue=self.task_queue,
+        )
+        self.handles.append(handle)
+        return handle
+
+    async def terminate_all(self) -> None:
+        for handle in self.handles:
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+
+
+WorkerFactory = Callable[[Client], AbstractAsyncContextManager[TicketRunner]]
+
+
+@pytest_asyncio.fixture
+async def workflow_db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The read model the workflow tests' worker writes to (SQLite; DB tests cover PostgreSQL)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'workflow.db'}")
+    await migrate(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture
-def ticket_worker(sessionmaker: async_sessionmaker[AsyncSession]) -> WorkerFactory:
+def ticket_worker(workflow_db: async_sessionmaker[AsyncSession]) -> WorkerFactory:
     """Runs a real worker, with the real SQL activities, on a task queue of its own."""
+    sessionmaker = workflow_db
 
     @asynccontextmanager
-    async def run(client: Client) -> AsyncIterator[str]:
+    async def run(client: Client) -> AsyncIterator[TicketRunner]:
         task_queue = f"tickets-{uuid.uuid4().hex[:8]}"
         read_model = TicketReadModel(sessionmaker)
         notifier = Notifier(sessionmaker)
@@ -76,6 +125,10 @@ def ticket_worker(sessionmaker: async_sessionmaker[AsyncSession]) -> WorkerFacto
             workflows=[TicketWorkflow],
             activities=[read_model.sync_ticket, notifier.notify],
         ):
-            yield task_queue
+            runner = TicketRunner(client, task_queue)
+            try:
+                yield runner
+            finally:
+                await runner.terminate_all()
 
     return run

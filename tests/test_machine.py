@@ -136,9 +136,7 @@ def test_breach_never_escalates_above_standard_entitlement() -> None:
 
 def test_acknowledgement_stops_the_clock() -> None:
     state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
-    acked = machine.apply(
-        state, Acknowledge(actor="l3-oncall"), TUESDAY_BERLIN + timedelta(minutes=59)
-    ).state
+    acked = machine.apply(state, Acknowledge(actor="l3-oncall"), TUESDAY_BERLIN + timedelta(minutes=59)).state
     clock = acked.clock(ClockKind.FIRST_RESPONSE)
     assert clock is not None and clock.status == ClockStatus.MET
     assert acked.status == TicketStatus.ACKNOWLEDGED
@@ -256,7 +254,9 @@ def test_waiting_on_customer_pauses_resolution_clock_and_banks_the_pause() -> No
     assert resumed.due_at == first_due + timedelta(hours=2)
     # A later severity change keeps the banked pause.
     state = machine.apply(
-        state, ChangeSeverity(actor="l1", severity=3, reason="workaround"), TUESDAY_BERLIN + timedelta(hours=4)
+        state,
+        ChangeSeverity(actor="l1", severity=3, reason="workaround"),
+        TUESDAY_BERLIN + timedelta(hours=4),
     ).state
     assert state.clock(ClockKind.RESOLUTION).status == ClockStatus.CANCELLED  # type: ignore[union-attr]
 

@@ -1,0 +1,118 @@
+"""TicketWorkflow on the time-skipping test server: hours and days pass in milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from activities.read_model import get_ticket_row, get_timeline
+from tests.factories import opened_ticket
+from tests.fixtures_temporal import WorkerFactory
+from workflows.models import (
+    Acknowledge,
+    ClockKind,
+    ClockStatus,
+)
+from workflows.ticket import TicketWorkflow
+
+
+async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
+    """Advance the test server's clock to `instant` (it only moves forward)."""
+    delta = instant - await env.get_current_time()
+    if delta > timedelta(0):
+        await env.sleep(delta)
+
+
+def next_local(weekday: int, hour: int, zone: ZoneInfo, after: datetime) -> datetime:
+    """The next `weekday` (Mon=0) at `hour`:00 local time, at least a week after `after`."""
+    day = (after.astimezone(zone) + timedelta(days=7)).date()
+    while day.weekday() != weekday:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=zone)
+
+
+async def test_premium_sev1_unacknowledged_for_an_hour_is_breached_and_escalated(
+    time_skipping_env: WorkflowEnvironment,
+    ticket_worker: WorkerFactory,
+    workflow_db: async_sessionmaker[AsyncSession],
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        opened = opened_ticket("acme", 1, received, channel="on_call")
+        handle = await tickets.start(opened)
+        assert (await handle.query(TicketWorkflow.state)).level == 3
+
+        await skip_to(env, received + timedelta(minutes=59, seconds=59))
+        before = await handle.query(TicketWorkflow.state)
+        assert not before.sla_breached
+        assert before.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.WARNED  # type: ignore[union-attr]
+
+        await skip_to(env, received + timedelta(hours=1, seconds=1))
+        after = await handle.query(TicketWorkflow.state)
+        assert after.sla_breached
+        assert after.level == 4
+        breach = next(e for e in after.events if e.kind == "sla_breached")
+        assert breach.at == received + timedelta(hours=1)
+
+        # The read model caught up with the breach and the escalation.
+        async with workflow_db() as session:
+            row = await get_ticket_row(session=session, ticket_id=opened.ticket_id)
+            timeline = await get_timeline(session=session, ticket_id=opened.ticket_id)
+        assert row is not None and row.sla_breached and row.level == 4
+        assert [e.kind for e in timeline][-2:] == ["sla_breached", "escalated"]
+
+
+async def test_premium_sev1_acknowledged_at_59_minutes_is_met(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        handle = await tickets.start(opened_ticket("acme", 1, received, channel="on_call"))
+        await skip_to(env, received + timedelta(minutes=59))
+        acked = await handle.execute_update(TicketWorkflow.acknowledge, Acknowledge(actor="l3-oncall"))
+        assert acked.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.MET  # type: ignore[union-attr]
+
+        await skip_to(env, received + timedelta(hours=3))
+        state = await handle.query(TicketWorkflow.state)
+        first = state.clock(ClockKind.FIRST_RESPONSE)
+        assert first is not None and first.status == ClockStatus.MET
+        assert first.stopped_at is not None and first.stopped_at <= received + timedelta(
+            minutes=59, seconds=1
+        )
+        assert not state.sla_breached and state.level == 3
+
+
+async def test_standard_sev2_filed_tuesday_10_breaches_wednesday_10_local(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    new_york = ZoneInfo("America/New_York")
+    async with ticket_worker(env.client) as tickets:
+        tuesday_10 = next_local(1, 10, new_york, await env.get_current_time())
+        await skip_to(env, tuesday_10)
+        opened = opened_ticket("globex", 2, tuesday_10.astimezone(UTC))
+        if any(
+            d in opened.entitlement.holidays for d in (tuesday_10.date(), tuesday_10.date() + timedelta(1))
+        ):
+            tuesday_10 += timedelta(days=7)  # keep the case about hours, not holidays
+            await skip_to(env, tuesday_10)
+            opened = opened_ticket("globex", 2, tuesday_10.astimezone(UTC))
+        handle = await tickets.start(opened)
+        wednesday_10 = tuesday_10 + timedelta(days=1)
+        assert (await handle.query(TicketWorkflow.state)).response_due == wednesday_10
+
+        # 8 hours of wall clock later it is Tuesday 18:00: closed time, not a breach.
+        await skip_to(env, tuesday_10 + timedelta(hours=8, minutes=1))
+        assert not (await handle.query(TicketWorkflow.state)).sla_breached
+
+        await skip_to(env, wednesday_10 + timedelta(seconds=1))
+        state = await handle.query(TicketWorkflow.state)
+        assert state.sla_breached
+        breach = next(e for e in state.events if e.kind == "sla_breached")
+        assert breach.at == wednesday_10
+        assert breach.at.astimezone(new_york).hour == 10
