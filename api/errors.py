@@ -1,0 +1,71 @@
+"""Every refusal is a 4xx whose `detail` tells a person what to do instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from workflows.entitlement import IntakeRefused
+from workflows.machine import RefusalKind
+
+
+class ApiError(Exception):
+    def __init__(self, status_code: int, detail: str, *, rule: str | None = None) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.rule = rule
+
+
+REFUSAL_STATUS = {
+    RefusalKind.CONFLICT.value: status.HTTP_409_CONFLICT,
+    RefusalKind.INVALID.value: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def describe_validation(errors: list[dict[str, Any]]) -> str:
+    sentences = []
+    for error in errors:
+        message = error.get("msg", "is invalid")
+        if error.get("type") == "missing":
+            message = "is required"
+        elif error.get("type") == "extra_forbidden":
+            message = "is not a known field; remove it"
+        sentences.append(f"{_field(tuple(error.get('loc', ())))}: {message}")
+    return "; ".join(sentences) + "."
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={
+                "detail": describe_validation(list(exc.errors())),
+                "rule": "invalid_request",
+                "errors": errors,
+            },
+        )
+
+    @app.exception_handler(IntakeRefused)
+    async def _refused_intake(request: Request, exc: IntakeRefused) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": exc.message, "rule": exc.rule},
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail, "rule": exc.rule})

@@ -1,0 +1,46 @@
+"""The FastAPI app: intake, actions and queries over the ticket workflows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from activities.db import make_engine, make_sessionmaker
+from activities.settings import Settings, get_settings
+from api import errors
+from api.routers import health, policy, tickets
+from worker.worker import connect_client
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One Temporal client and one engine per process, for every request.
+        engine = make_engine(settings.database_url)
+        app.state.settings = settings
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.temporal_client = await connect_client(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="ConnectSoft escalation orchestrator",
+        version="0.1.0",
+        description="Support tickets as durable Temporal workflows: intake, SLA clocks, "
+        "the L1-L4 escalation ladder and partner handoffs.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(tickets.router)
+    app.include_router(policy.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,176 @@
+"""Request and response bodies of the HTTP API (Create / Public naming, as in the anchors)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows import machine
+from workflows.models import (
+    Category,
+    Channel,
+    ClockKind,
+    ClockStatus,
+    CoverageCalendar,
+    OwningLine,
+    Product,
+    ProductType,
+    Severity,
+    SlaClock,
+    TicketEvent,
+    TicketRow,
+    TicketState,
+    TicketStatus,
+    Tier,
+)
+
+
+class TicketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=100, examples=["acme"])
+    title: str = Field(min_length=1, max_length=200, examples=["Login down"])
+    description: str = Field(min_length=1, max_length=20_000)
+    severity: Severity = Field(description="1 critical, 2 high, 3 medium, 4 low")
+    product: Product
+    channel: Channel
+    category: Category
+    reporter: str | None = Field(default=None, max_length=200)
+
+
+class ClockPublic(BaseModel):
+    kind: ClockKind
+    target: str
+    target_minutes: int
+    calendar: CoverageCalendar
+    binding: bool
+    started_at: datetime
+    due_at: datetime
+    warn_at: datetime | None
+    status: ClockStatus
+    stopped_at: datetime | None
+    level: int | None
+    owner: OwningLine
+
+    @classmethod
+    def of(cls, clock: SlaClock) -> ClockPublic:
+        return cls(
+            kind=clock.kind,
+            target=clock.target.label,
+            target_minutes=clock.target.minutes,
+            calendar=clock.target.calendar,
+            binding=clock.target.binding,
+            started_at=clock.started_at,
+            due_at=clock.due_at,
+            warn_at=clock.warn_at,
+            status=clock.status,
+            stopped_at=clock.stopped_at,
+            level=clock.level,
+            owner=clock.owner,
+        )
+
+
+class TermsPublic(BaseModel):
+    """Which terms the ticket runs under: pinned at intake, never changed by later edits."""
+
+    policy_version: str
+    contract_id: str
+    contract_revision: int
+    timezone: str
+    country: str | None
+    coverage_24x7: bool
+    max_level: int
+    channels: list[Channel]
+
+
+class TicketPublic(BaseModel):
+    ticket_id: str
+    workflow_id: str
+    customer_id: str
+    partner_id: str | None
+    title: str
+    summary: str
+    product: Product
+    product_type: ProductType
+    channel: Channel
+    category: Category
+    tier: Tier
+    severity: Severity
+    status: TicketStatus
+    level: int
+    owning_line: OwningLine
+    received_at: datetime
+    response_due: datetime | None
+    response_target: str | None
+    binding: bool
+    sla_breached: bool
+    clocks: list[ClockPublic]
+    terms: TermsPublic
+
+    @classmethod
+    def of(cls, state: TicketState) -> TicketPublic:
+        ent = state.entitlement
+        first = state.clock(ClockKind.FIRST_RESPONSE)
+        return cls(
+            ticket_id=state.ticket_id,
+            workflow_id=state.workflow_id,
+            customer_id=state.customer_id,
+            partner_id=ent.partner_id,
+            title=state.title,
+            summary=machine.headline(state),
+            product=state.product,
+            product_type=ent.product_type,
+            channel=state.channel,
+            category=state.category,
+            tier=ent.tier,
+            severity=state.severity,
+            status=state.status,
+            level=state.level,
+            owning_line=state.owning_line,
+            received_at=state.received_at,
+            response_due=state.response_due,
+            response_target=first.target.label if first else None,
+            binding=first.target.binding if first else False,
+            sla_breached=state.sla_breached,
+            clocks=[ClockPublic.of(c) for c in state.clocks],
+            terms=TermsPublic(
+                policy_version=ent.policy_version,
+                contract_id=ent.contract_id,
+                contract_revision=ent.contract_revision,
+                timezone=ent.timezone,
+                country=ent.country,
+                coverage_24x7=ent.coverage_24x7,
+                max_level=ent.max_level,
+                channels=ent.channels,
+            ),
+        )
+
+
+class TicketList(BaseModel):
+    items: list[TicketRow]
+    total: int
+    limit: int
+    offset: int
+
+
+class Timeline(BaseModel):
+    ticket_id: str
+    events: list[TicketEvent]
+
+
+class Problem(BaseModel):
+    """Every 4xx body: `detail` says what went wrong and what to do instead."""
+
+    detail: str
+    rule: str | None = None
+    errors: list[dict[str, object]] | None = None
+
+
+class DeadlinePublic(BaseModel):
+    response_due: datetime
+    target: str
+    target_minutes: int
+    calendar: CoverageCalendar
+    binding: bool
+    policy_version: str
