@@ -1,0 +1,270 @@
+"""The read model's tables, the async engine, and schema migration.
+
+The schema is created only by the Alembic migrations in `activities/migrations`; these ORM
+classes must match them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    event,
+    make_url,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Arbitrary constant identifying "escalator schema migration" among PostgreSQL advisory locks.
+MIGRATION_LOCK_KEY = 0x65736361
+
+# Deterministic constraint names, so the hand-written migration and the ORM agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(200)
+ENUM_VALUE = String(32)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every backend.
+
+    SQLite has no timezone type: values are stored as naive UTC text (so they also sort
+    correctly) and come back tagged UTC. PostgreSQL stores timestamptz.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the read model stores only aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    connectsoft_tier: Mapped[str] = mapped_column(ENUM_VALUE)
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tier: Mapped[str] = mapped_column(ENUM_VALUE)
+    product_type: Mapped[str] = mapped_column(ENUM_VALUE)
+    timezone: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(8))
+    coverage_24x7: Mapped[bool] = mapped_column(Boolean, default=False)
+    partner_id: Mapped[str | None] = mapped_column(ID, ForeignKey("partners.id"))
+    project: Mapped[str | None] = mapped_column(Text)
+    # TargetOverrides.model_dump(mode="json")
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# At most one active contract per customer; superseded ones stay for the record.
+Index(
+    "ix_contracts_one_active_per_customer",
+    Contract.customer_id,
+    unique=True,
+    sqlite_where=Contract.active,
+    postgresql_where=Contract.active,
+)
+
+
+class Ticket(Base):
+    """Mirrors workflows.models.TicketRow. No foreign keys: it is a projection of workflows."""
+
+    __tablename__ = "tickets"
+
+    ticket_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(250))
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    partner_id: Mapped[str | None] = mapped_column(ID)
+    contract_id: Mapped[str] = mapped_column(ID)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    product: Mapped[str] = mapped_column(ENUM_VALUE)
+    product_type: Mapped[str] = mapped_column(ENUM_VALUE)
+    tier: Mapped[str] = mapped_column(ENUM_VALUE, index=True)
+    severity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(ENUM_VALUE, index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    owning_line: Mapped[str] = mapped_column(ENUM_VALUE)
+    received_at: Mapped[datetime] = mapped_column()
+    response_due: Mapped[datetime | None] = mapped_column()
+    sla_breached: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class TicketEventRecord(Base):
+    __tablename__ = "ticket_events"
+
+    ticket_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("tickets.ticket_id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
+
+
+class OutboxNotification(Base):
+    """The notification outbox. No foreign key: a notice may precede the ticket's first sync."""
+
+    __tablename__ = "notifications"
+
+    ticket_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    audience: Mapped[str] = mapped_column(ENUM_VALUE)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    page: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+# --- Engine ---------------------------------------------------------------------------------
+
+
+def async_database_url(url: str | URL) -> URL:
+    """Pick the async driver for plain URLs such as postgres://... or sqlite:///..."""
+    parsed = make_url(url)
+    drivers = {
+        "postgres": "postgresql+asyncpg",
+        "postgresql": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+    }
+    if parsed.drivername in drivers:
+        parsed = parsed.set(drivername=drivers[parsed.drivername])
+    return parsed
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "busy_timeout=5000",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def make_engine(url: str | URL, **engine_kwargs: Any) -> AsyncEngine:
+    """An async engine; extra keyword arguments go to `create_async_engine`."""
+    parsed = async_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed, **engine_kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Rows are turned into pydantic models after commit; keep them readable.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision (Alembic `upgrade head`)."""
+
+    def upgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Worker and API replicas may start together; one migrates, the rest wait and no-op.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        await connection.run_sync(upgrade)
+
+
+def dialect_insert(session: AsyncSession, entity: type[Base]) -> PostgresInsert | SQLiteInsert:
+    """INSERT with ON CONFLICT support for the session's backend (SQLite or PostgreSQL).
+
+    Both dialects' Insert share the `on_conflict_do_nothing/_update` API used here.
+    """
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql_insert(entity)
+    if name == "sqlite":
+        return sqlite_insert(entity)
+    raise NotImplementedError(f"the read model supports sqlite and postgresql, not {name}")

@@ -1,0 +1,120 @@
+"""The SQL read model of tickets: the sync activity the workflow calls, and queries for the API.
+
+Workflows are the source of truth; these rows are a projection for lists and reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.db import Ticket, TicketEventRecord, dialect_insert
+from workflows.models import Severity, TicketEvent, TicketRow, TicketStatus, TicketSync, Tier
+
+
+class TicketReadModel:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    @activity.defn(name="sync_ticket")
+    async def sync_ticket(self, sync: TicketSync) -> None:
+        """Upsert the ticket row and append its new events, in one transaction.
+
+        Keyed by ticket id and event seq, so a retry writes nothing twice.
+        """
+        async with self._sessionmaker.begin() as session:
+            await upsert_ticket_row(session=session, row=sync.row)
+            await record_events(session=session, ticket_id=sync.row.ticket_id, events=sync.events)
+
+
+async def upsert_ticket_row(*, session: AsyncSession, row: TicketRow) -> None:
+    values = row.model_dump()
+    insert = dialect_insert(session, Ticket)
+    stmt = insert.values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Ticket.ticket_id],
+        set_={name: stmt.excluded[name] for name in values if name != "ticket_id"},
+        # A late retry of an older sync must not roll the row back.
+        where=stmt.excluded.updated_at >= Ticket.updated_at,
+    )
+    await session.execute(stmt)
+
+
+async def record_events(*, session: AsyncSession, ticket_id: str, events: list[TicketEvent]) -> None:
+    if not events:
+        return
+    rows = [{"ticket_id": ticket_id, **event.model_dump()} for event in events]
+    stmt = dialect_insert(session, TicketEventRecord).on_conflict_do_nothing(
+        index_elements=[TicketEventRecord.ticket_id, TicketEventRecord.seq]
+    )
+    await session.execute(stmt, rows)
+
+
+def _filtered(
+    stmt: Select[Any],
+    *,
+    customer_id: str | None,
+    status: TicketStatus | None,
+    tier: Tier | None,
+    severity: Severity | int | None,
+    breached: bool | None,
+) -> Select[Any]:
+    if customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(Ticket.status == status)
+    if tier is not None:
+        stmt = stmt.where(Ticket.tier == tier)
+    if severity is not None:
+        stmt = stmt.where(Ticket.severity == int(severity))
+    if breached is not None:
+        stmt = stmt.where(Ticket.sla_breached == breached)
+    return stmt
+
+
+async def list_tickets(
+    *,
+    session: AsyncSession,
+    customer_id: str | None = None,
+    status: TicketStatus | None = None,
+    tier: Tier | None = None,
+    severity: Severity | int | None = None,
+    breached: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[TicketRow], int]:
+    """One page of tickets, newest received first, and the total matching the filters."""
+    filters: dict[str, Any] = {
+        "customer_id": customer_id,
+        "status": status,
+        "tier": tier,
+        "severity": severity,
+        "breached": breached,
+    }
+    total = await session.scalar(_filtered(select(func.count()).select_from(Ticket), **filters))
+    page = await session.scalars(
+        _filtered(select(Ticket), **filters)
+        # ticket_id breaks ties so pages never overlap.
+        .order_by(Ticket.received_at.desc(), Ticket.ticket_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [TicketRow.model_validate(ticket, from_attributes=True) for ticket in page]
+    return rows, total or 0
+
+
+async def get_ticket_row(*, session: AsyncSession, ticket_id: str) -> TicketRow | None:
+    ticket = await session.get(Ticket, ticket_id)
+    return TicketRow.model_validate(ticket, from_attributes=True) if ticket else None
+
+
+async def get_timeline(*, session: AsyncSession, ticket_id: str) -> list[TicketEvent]:
+    records = await session.scalars(
+        select(TicketEventRecord)
+        .where(TicketEventRecord.ticket_id == ticket_id)
+        .order_by(TicketEventRecord.seq)
+    )
+    return [TicketEvent.model_validate(record, from_attributes=True) for record in records]

@@ -1,0 +1,279 @@
+"""The SQL read model and the notification outbox, on every configured database backend."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from activities.db import Base, Ticket, TicketEventRecord, make_engine, migrate
+from activities.notifications import Notifier, list_outbox
+from activities.read_model import TicketReadModel, get_ticket_row, get_timeline, list_tickets
+from workflows.models import (
+    Audience,
+    Notification,
+    OwningLine,
+    Product,
+    ProductType,
+    Severity,
+    TicketEvent,
+    TicketRow,
+    TicketStatus,
+    TicketSync,
+    Tier,
+)
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+def ticket_row(ticket_id: str = "t-1", **changes: object) -> TicketRow:
+    row = TicketRow(
+        ticket_id=ticket_id,
+        workflow_id=f"ticket-{ticket_id}",
+        customer_id="acme",
+        partner_id=None,
+        contract_id="ctr-acme",
+        policy_version="2025.1",
+        title="Login down",
+        product=Product.IDENTITY,
+        product_type=ProductType.PLATFORM,
+        tier=Tier.PREMIUM,
+        severity=Severity.CRITICAL,
+        status=TicketStatus.OPEN,
+        level=3,
+        owning_line=OwningLine.CONNECTSOFT,
+        received_at=T0,
+        response_due=T0 + timedelta(hours=1),
+        sla_breached=False,
+        updated_at=T0,
+    )
+    return row.model_copy(update=changes)
+
+
+def event(seq: int, kind: str = "comment", **changes: object) -> TicketEvent:
+    return TicketEvent(
+        seq=seq,
+        at=T0 + timedelta(minutes=seq),
+        kind=kind,
+        summary=f"event {seq}",
+        **changes,
+    )
+
+
+async def count(sessionmaker: Sessionmaker, entity: type[Base]) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(entity)) or 0
+
+
+async def test_sync_ticket_records_row_and_events(sessionmaker: Sessionmaker) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    row = ticket_row()
+    events = [event(1, "opened", level=1, detail={"channel": "email"}), event(2, "escalated", level=3)]
+
+    await ActivityEnvironment().run(read_model.sync_ticket, TicketSync(row=row, events=events))
+
+    async with sessionmaker() as session:
+        assert await get_ticket_row(session=session, ticket_id="t-1") == row
+        assert await get_timeline(session=session, ticket_id="t-1") == events
+
+
+async def test_retried_sync_writes_nothing_twice(sessionmaker: Sessionmaker) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    sync = TicketSync(row=ticket_row(), events=[event(1), event(2)])
+
+    await read_model.sync_ticket(sync)
+    await read_model.sync_ticket(sync)
+
+    assert await count(sessionmaker, Ticket) == 1
+    assert await count(sessionmaker, TicketEventRecord) == 2
+
+
+async def test_later_sync_appends_new_events_and_updates_the_row(sessionmaker: Sessionmaker) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(1), event(2)]))
+    acknowledged = ticket_row(
+        status=TicketStatus.ACKNOWLEDGED, level=4, sla_breached=True, updated_at=T0 + timedelta(minutes=30)
+    )
+
+    # Overlapping batch: seq 2 again (already stored) plus seq 3.
+    await read_model.sync_ticket(TicketSync(row=acknowledged, events=[event(2), event(3, "acknowledged")]))
+
+    async with sessionmaker() as session:
+        assert await get_ticket_row(session=session, ticket_id="t-1") == acknowledged
+        timeline = await get_timeline(session=session, ticket_id="t-1")
+    assert [(e.seq, e.kind) for e in timeline] == [(1, "comment"), (2, "comment"), (3, "acknowledged")]
+
+
+async def test_stale_sync_arriving_late_does_not_roll_the_row_back(sessionmaker: Sessionmaker) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    newer = ticket_row(status=TicketStatus.RESOLVED, updated_at=T0 + timedelta(hours=2))
+    await read_model.sync_ticket(TicketSync(row=newer, events=[]))
+
+    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(1)]))
+
+    async with sessionmaker() as session:
+        assert await get_ticket_row(session=session, ticket_id="t-1") == newer
+        assert [e.seq for e in await get_timeline(session=session, ticket_id="t-1")] == [1]
+
+
+async def test_timeline_is_ordered_by_seq_whatever_the_insert_order(sessionmaker: Sessionmaker) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(3), event(1)]))
+    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(2)]))
+
+    async with sessionmaker() as session:
+        assert [e.seq for e in await get_timeline(session=session, ticket_id="t-1")] == [1, 2, 3]
+        assert await get_timeline(session=session, ticket_id="t-unknown") == []
+
+
+async def test_times_read_back_as_the_same_instant_in_utc(sessionmaker: Sessionmaker) -> None:
+    berlin = datetime(2025, 7, 1, 16, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    await TicketReadModel(sessionmaker).sync_ticket(
+        TicketSync(row=ticket_row(received_at=berlin, response_due=None), events=[])
+    )
+
+    async with sessionmaker() as session:
+        row = await get_ticket_row(session=session, ticket_id="t-1")
+    assert row is not None
+    assert row.received_at == berlin
+    assert row.received_at.utcoffset() == timedelta(0)
+    assert row.response_due is None
+
+
+async def test_unknown_ticket_has_no_row(sessionmaker: Sessionmaker) -> None:
+    async with sessionmaker() as session:
+        assert await get_ticket_row(session=session, ticket_id="nope") is None
+
+
+async def seed_tickets(sessionmaker: Sessionmaker) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    specs = [
+        ("a1", "acme", Tier.PREMIUM, Severity.CRITICAL, TicketStatus.OPEN, True),
+        ("a2", "acme", Tier.PREMIUM, Severity.LOW, TicketStatus.RESOLVED, False),
+        ("g1", "globex", Tier.STANDARD, Severity.HIGH, TicketStatus.OPEN, False),
+        ("g2", "globex", Tier.STANDARD, Severity.CRITICAL, TicketStatus.ACKNOWLEDGED, True),
+        ("i1", "initech", Tier.BASIC, Severity.MEDIUM, TicketStatus.OPEN, False),
+    ]
+    for hour, (ticket_id, customer_id, tier, severity, status, breached) in enumerate(specs):
+        row = ticket_row(
+            ticket_id,
+            customer_id=customer_id,
+            tier=tier,
+            severity=severity,
+            status=status,
+            sla_breached=breached,
+            received_at=T0 + timedelta(hours=hour),
+        )
+        await read_model.sync_ticket(TicketSync(row=row, events=[]))
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, ["i1", "g2", "g1", "a2", "a1"]),
+        ({"customer_id": "acme"}, ["a2", "a1"]),
+        ({"status": TicketStatus.OPEN}, ["i1", "g1", "a1"]),
+        ({"tier": Tier.STANDARD}, ["g2", "g1"]),
+        ({"severity": Severity.CRITICAL}, ["g2", "a1"]),
+        ({"breached": True}, ["g2", "a1"]),
+        ({"breached": False, "status": TicketStatus.OPEN}, ["i1", "g1"]),
+        ({"customer_id": "umbrella"}, []),
+    ],
+)
+async def test_list_tickets_filters_newest_first(
+    sessionmaker: Sessionmaker, filters: dict[str, object], expected: list[str]
+) -> None:
+    await seed_tickets(sessionmaker)
+
+    async with sessionmaker() as session:
+        rows, total = await list_tickets(session=session, **filters)  # type: ignore[arg-type]
+
+    assert [row.ticket_id for row in rows] == expected
+    assert total == len(expected)
+
+
+async def test_list_tickets_pages_without_overlap_and_counts_all_matches(sessionmaker: Sessionmaker) -> None:
+    await seed_tickets(sessionmaker)
+
+    async with sessionmaker() as session:
+        first, total = await list_tickets(session=session, limit=2)
+        second, _ = await list_tickets(session=session, limit=2, offset=2)
+        last, _ = await list_tickets(session=session, limit=2, offset=4)
+        beyond, beyond_total = await list_tickets(session=session, limit=2, offset=10)
+
+    assert total == 5
+    assert [r.ticket_id for r in first + second + last] == ["i1", "g2", "g1", "a2", "a1"]
+    assert beyond == [] and beyond_total == 5
+
+
+def notification(key: str = "opened", **changes: object) -> Notification:
+    return Notification(
+        key=key,
+        ticket_id="t-1",
+        audience=Audience.SUPPORT_L1,
+        subject="New Sev 1 ticket",
+        body="Login down",
+    ).model_copy(update=changes)
+
+
+async def test_retried_notify_queues_the_notification_once(
+    sessionmaker: Sessionmaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = Notifier(sessionmaker)
+    first = notification()
+    page = notification("page-on-call", audience=Audience.ON_CALL, subject="Sev 1 at acme", page=True)
+
+    with caplog.at_level(logging.INFO, logger="escalator.notify"):
+        await ActivityEnvironment().run(notifier.notify, first)
+        await notifier.notify(first)
+        await notifier.notify(page)
+
+    async with sessionmaker() as session:
+        assert await list_outbox(session=session, ticket_id="t-1") == [first, page]
+        assert await list_outbox(session=session, ticket_id="t-other") == []
+    lines = [record.getMessage() for record in caplog.records if record.name == "escalator.notify"]
+    assert len(lines) == 2
+    assert "support_l1" in lines[0] and "New Sev 1 ticket" in lines[0] and "PAGE" not in lines[0]
+    assert "PAGE" in lines[1] and "on_call" in lines[1]
+
+
+async def test_migrations_create_exactly_the_orm_schema(db_engine: AsyncEngine) -> None:
+    def schema_drift(connection: Connection) -> list[object]:
+        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+    async with db_engine.connect() as connection:
+        assert await connection.run_sync(schema_drift) == []
+
+
+async def test_migrating_twice_is_a_no_op(db_engine: AsyncEngine) -> None:
+    await migrate(db_engine)
+
+    async with db_engine.connect() as connection:
+        versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
+    assert len(versions) == 1
+
+
+async def test_sqlite_engine_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'escalator.db'}")
+    try:
+        async with engine.connect() as connection:
+            pragmas = {
+                name: (await connection.execute(text(f"PRAGMA {name}"))).scalar_one()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        await engine.dispose()
+
+    # synchronous=1 is NORMAL.
+    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+    assert (tmp_path / "nested" / "dir" / "escalator.db").exists()
