@@ -1,0 +1,266 @@
+"""The HTTP API through to the workflow and the read model, on the real dev server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from activities.catalog import seed_demo_catalog
+from activities.db import make_engine, make_sessionmaker, migrate
+from activities.read_model import get_ticket_row
+from activities.settings import Settings
+from api.main import create_app
+from api.tickets_service import new_ticket_id
+from worker.worker import build_worker
+from workflows import search_attributes as sa
+
+LOGIN_DOWN = {
+    "customer_id": "acme",
+    "title": "Login down",
+    "description": "SSO returns 500 for every user",
+    "severity": 1,
+    "product": "identity",
+    "channel": "on_call",
+    "category": "incident",
+}
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    client: Client
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    def handle(self, ticket_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(f"ticket-{ticket_id}")
+
+
+@pytest_asyncio.fixture
+async def stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+    """API + worker + read model, wired the way `make up` wires them, on a fresh database."""
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'api.db'}",
+        temporal_address=dev_env.client.service_client.config.target_host,
+        task_queue=f"tickets-{uuid.uuid4().hex[:8]}",
+    )
+    engine = make_engine(settings.database_url)
+    await migrate(engine)
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session:
+        await seed_demo_catalog(session=session)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with build_worker(dev_env.client, sessionmaker, settings):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                yield Stack(http, dev_env.client, sessionmaker)
+    await engine.dispose()
+
+
+async def wait_for_event(
+    handle: WorkflowHandle[Any, Any], predicate: Callable[[HistoryEvent], bool]
+) -> HistoryEvent:
+    """Block on the workflow's history (long poll, no sleeping) until an event matches."""
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        if predicate(event):
+            return event
+    raise AssertionError("the workflow closed before the awaited event")
+
+
+def completed_activity(name: str) -> Callable[[HistoryEvent], bool]:
+    scheduled: dict[int, str] = {}
+
+    def predicate(event: HistoryEvent) -> bool:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sid = event.activity_task_completed_event_attributes.scheduled_event_id
+            return scheduled.get(sid) == name
+        return False
+
+    return predicate
+
+
+async def history_types(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    history = await handle.fetch_history()
+    return [EventType.Name(e.event_type) for e in history.events]
+
+
+async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: Stack) -> None:
+    before = datetime.now().astimezone()
+    response = await stack.http.post("/tickets", json=LOGIN_DOWN)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    ticket_id = body["ticket_id"]
+    assert body["workflow_id"] == f"ticket-{ticket_id}"
+    assert (body["tier"], body["level"], body["severity"]) == ("premium", 3, 1)
+    received = datetime.fromisoformat(body["received_at"])
+    assert before - timedelta(seconds=1) <= received
+    assert datetime.fromisoformat(body["response_due"]) == received + timedelta(hours=1)
+    assert body["summary"] == "[Sev 1][Premium] acme / identity: Login down"
+
+    # Live state from the workflow query.
+    live = (await stack.http.get(f"/tickets/{ticket_id}")).json()
+    assert live["status"] == "open" and live["owning_line"] == "connectsoft"
+    first = next(c for c in live["clocks"] if c["kind"] == "first_response")
+    assert (first["target"], first["calendar"], first["status"]) == ("1 h 24x7", "24x7", "running")
+    assert first["due_at"] == body["response_due"] or datetime.fromisoformat(
+        first["due_at"]
+    ) == datetime.fromisoformat(body["response_due"])
+
+    # Through to the read model, and back out of the list and timeline endpoints.
+    handle = stack.handle(ticket_id)
+    await wait_for_event(handle, completed_activity("sync_ticket"))
+    async with stack.sessionmaker() as session:
+        row = await get_ticket_row(session=session, ticket_id=ticket_id)
+    assert row is not None and row.level == 3 and row.tier == "premium"
+    listed = (await stack.http.get("/tickets", params={"customer_id": "acme"})).json()
+    assert ticket_id in [item["ticket_id"] for item in listed["items"]]
+    timeline = (await stack.http.get(f"/tickets/{ticket_id}/timeline")).json()
+    assert [e["kind"] for e in timeline["events"]][:2] == ["opened", "critical_incident"]
+
+    # The Temporal UI story: static summary and search attributes.
+    description = await handle.describe()
+    assert await description.static_summary() == "[Sev 1][Premium] acme / identity: Login down"
+    attrs = description.typed_search_attributes
+    assert attrs.get(sa.CUSTOMER_ID) == "acme"
+    assert attrs.get(sa.ESCALATION_LEVEL) == 3
+    assert attrs.get(sa.SUPPORT_TIER) == "premium"
+
+
+async def test_timer_and_activities_carry_summaries(stack: Stack) -> None:
+    ticket_id = (await stack.http.post("/tickets", json=LOGIN_DOWN)).json()["ticket_id"]
+    handle = stack.handle(ticket_id)
+    timer = await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
+    converter = stack.client.data_converter.payload_converter
+    timer_summary = converter.from_payload(timer.user_metadata.summary, str)
+    assert "first response warning" in timer_summary and "1 h 24x7" in timer_summary
+    history = await handle.fetch_history()
+    activity_summaries = [
+        converter.from_payload(e.user_metadata.summary, str)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert any(s.startswith("record ") for s in activity_summaries)
+    assert any(s.startswith("page on_call") for s in activity_summaries)
+
+
+async def test_acknowledge_escalate_and_resolve_are_validated_updates(stack: Stack) -> None:
+    ticket_id = (
+        await stack.http.post("/tickets", json={**LOGIN_DOWN, "severity": 3, "channel": "email"})
+    ).json()["ticket_id"]
+    acked = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={"actor": "l1-anna"})
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["status"] == "acknowledged"
+    again = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={"actor": "l1-anna"})
+    assert again.status_code == 409
+    assert "already acknowledged" in again.json()["detail"]
+
+    escalated = await stack.http.post(
+        f"/tickets/{ticket_id}/escalate",
+        json={"actor": "l1-anna", "level": 3, "trigger": "critical_bug_or_platform_issue"},
+    )
+    assert escalated.status_code == 200, escalated.text
+    assert escalated.json()["level"] == 3
+
+    resolved = await stack.http.post(
+        f"/tickets/{ticket_id}/resolve", json={"actor": "eng-bo", "resolution": "patched"}
+    )
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    assert all(c["status"] != "running" for c in resolved.json()["clocks"])
+
+
+async def test_invalid_escalation_answers_422_and_leaves_no_trace_in_history(stack: Stack) -> None:
+    globex = {**LOGIN_DOWN, "customer_id": "globex", "severity": 3, "channel": "email"}
+    ticket_id = (await stack.http.post("/tickets", json=globex)).json()["ticket_id"]
+    handle = stack.handle(ticket_id)
+    # Once the deadline timer starts, the workflow is idle until something happens to it.
+    await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
+    before = await history_types(handle)
+
+    refused = await stack.http.post(
+        f"/tickets/{ticket_id}/escalate",
+        json={"actor": "l2-carl", "level": 3, "trigger": "requires_engineering"},
+    )
+    assert refused.status_code == 422
+    assert "Standard contract is entitled to L1-L2" in refused.json()["detail"]
+    wrong_trigger = await stack.http.post(
+        f"/tickets/{ticket_id}/escalate",
+        json={"actor": "l2-carl", "level": 2, "trigger": "strategic_issue"},
+    )
+    assert wrong_trigger.status_code == 422
+    assert "Level 4 trigger" in wrong_trigger.json()["detail"]
+
+    # Prove the workflow processed nothing: a query still answers from unchanged state and
+    # the history has no update, signal or new task.
+    state = (await stack.http.get(f"/tickets/{ticket_id}")).json()
+    assert state["level"] == 1
+    after = await history_types(handle)
+    assert after == before
+    assert not any("UPDATE" in t for t in after)
+
+
+async def test_unknown_ticket_answers_404(stack: Stack) -> None:
+    assert (await stack.http.get("/tickets/doesnotexist")).status_code == 404
+    acked = await stack.http.post("/tickets/doesnotexist/acknowledge", json={"actor": "x"})
+    assert acked.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "phrase"),
+    [
+        ({"customer_id": "nobody"}, None, "Unknown customer 'nobody'"),
+        ({"severity": 7}, "severity", "severity: Input should be 1, 2, 3 or 4"),
+        ({"severity": "urgent"}, "severity", "severity:"),
+        ({"title": None}, "title", "title: is required"),
+        ({"channel": None}, "channel", "channel: is required"),
+    ],
+)
+async def test_bad_intake_answers_422_with_a_clear_message_and_starts_nothing(
+    stack: Stack, change: dict[str, Any], field: str | None, phrase: str
+) -> None:
+    body = {k: v for k, v in {**LOGIN_DOWN, **change}.items() if v is not None}
+    key = uuid.uuid4().hex
+    response = await stack.http.post("/tickets", json=body, headers={"Idempotency-Key": key})
+    assert response.status_code == 422
+    problem = response.json()
+    assert phrase in problem["detail"]
+    if field:
+        assert field in [e["field"] for e in problem["errors"]]
+    ticket_id = new_ticket_id(body.get("customer_id", "acme"), key)
+    with pytest.raises(RPCError) as missing:
+        await stack.handle(ticket_id).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_retried_intake_with_the_same_idempotency_key_files_one_ticket(stack: Stack) -> None:
+    headers = {"Idempotency-Key": f"mail-{uuid.uuid4().hex}"}
+    first = await stack.http.post("/tickets", json=LOGIN_DOWN, headers=headers)
+    second = await stack.http.post("/tickets", json=LOGIN_DOWN, headers=headers)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["ticket_id"] == second.json()["ticket_id"]
+    assert first.json()["response_due"] == second.json()["response_due"]
+
+
+async def test_visibility_query_by_customer_finds_the_ticket(stack: Stack) -> None:
+    """What `temporal workflow list --query "CustomerId='acme'"` shows an engineer."""
+    ticket_id = (await stack.http.post("/tickets", json=LOGIN_DOWN)).json()["ticket_id"]
+    handle = stack.handle(ticket_id)
+    await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
+    query = f"CustomerId='acme' AND EscalationLevel=3 AND WorkflowId='ticket-{ticket_id}'"
+    found = [w.id async for w in stack.client.list_workflows(query)]
+    assert found == [f"ticket-{ticket_id}"]
