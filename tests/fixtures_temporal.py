@@ -25,7 +25,7 @@ from activities.db import make_engine, make_sessionmaker, migrate
 from activities.notifications import Notifier
 from activities.read_model import TicketReadModel
 from workflows import search_attributes
-from workflows.models import TicketOpened, TicketState, workflow_id_for
+from workflows.models import Close, TicketOpened, TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 BIN_DIR = Path(sys.executable).parent
@@ -69,7 +69,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 class TicketRunner:
-    """Starts tickets on a worker's task queue and terminates them when the test ends.
+    """Starts tickets on a worker's task queue and closes them when the test ends.
 
     The time-skipping server will not skip time while any workflow has work pending, so a
     test must not leave tickets running behind it.
@@ -90,11 +90,14 @@ class TicketRunner:
         self.handles.append(handle)
         return handle
 
-    async def terminate_all(self) -> None:
+    async def close_all(self) -> None:
+        # Closing through the workflow (not terminating it mid-task) leaves the test server
+        # with no half-finished work, so the next test can skip time again.
         for handle in self.handles:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate(reason="test finished")
+                await handle.execute_update(TicketWorkflow.close, Close(actor="test teardown"))
+                await handle.result()
 
 
 WorkerFactory = Callable[[Client], AbstractAsyncContextManager[TicketRunner]]
@@ -129,6 +132,6 @@ def ticket_worker(workflow_db: async_sessionmaker[AsyncSession]) -> WorkerFactor
             try:
                 yield runner
             finally:
-                await runner.terminate_all()
+                await runner.close_all()
 
     return run

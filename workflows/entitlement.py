@@ -101,8 +101,9 @@ def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitle
         response_targets=_by_severity(response) | terms.overrides.response,
         handoff_targets=_by_severity(handoff) | terms.overrides.handoff,
         resolution_targets=dict(terms.overrides.resolution),
-        periodic_update=_by_severity(policy.PERIODIC_UPDATES.get(terms.tier, {})),
-        warn_ratio=policy.WARN_RATIO,
+        periodic_update=_by_severity(policy.PERIODIC_UPDATES.get(terms.tier, {}))
+        | terms.overrides.periodic_update,
+        warn_ratio=terms.overrides.warn_ratio or policy.WARN_RATIO,
         max_level=policy.MAX_LEVEL[terms.tier],
         channels=list(policy.CHANNELS[terms.tier]),
         partner_id=terms.partner_id,

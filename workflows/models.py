@@ -167,6 +167,8 @@ class TargetOverrides(_Model):
     response: dict[str, ResponseTarget] = Field(default_factory=dict)
     handoff: dict[str, ResponseTarget] = Field(default_factory=dict)
     resolution: dict[str, ResponseTarget] = Field(default_factory=dict)
+    periodic_update: dict[str, ResponseTarget] = Field(default_factory=dict)
+    warn_ratio: float | None = Field(default=None, gt=0, lt=1)
 
 
 class ContractTerms(_Model):

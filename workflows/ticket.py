@@ -78,9 +78,7 @@ class TicketWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._outbox and self._recorded_seq == self._state.next_seq - 1:
-                    workflow.continue_as_new(
-                        self._opened.model_copy(update={"carried_state": self._state})
-                    )
+                    workflow.continue_as_new(self._opened.model_copy(update={"carried_state": self._state}))
             await self._sleep_until_next_deadline()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
@@ -132,8 +130,9 @@ class TicketWorkflow:
                         note,
                         start_to_close_timeout=ACTIVITY_TIMEOUT,
                         retry_policy=ACTIVITY_RETRY,
-                        summary=f"{'page' if note.page else 'notify'} {note.audience.value}: "
-                        f"{note.subject}"[:200],
+                        summary=f"{'page' if note.page else 'notify'} {note.audience.value}: {note.subject}"[
+                            :200
+                        ],
                     )
                     for note in outbox
                 )

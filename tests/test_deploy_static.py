@@ -1,0 +1,435 @@
+"""The deployment files agree with the code and with DESIGN.md section 8.
+
+Most tests read files (docker-compose.yml, Dockerfile, Makefile, .ci/run). The dev-server
+tests start the real `temporal` binary from the venv, as `escalator up` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+
+from activities.settings import Settings
+from worker import cli
+from worker.devserver import SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
+from workflows import search_attributes
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN_DIR = Path(sys.executable).parent
+
+# DESIGN.md section 8, copied by hand on purpose: the code must match the document.
+DESIGN_SEARCH_ATTRIBUTES = {
+    "TicketStatus": "Keyword",
+    "SupportTier": "Keyword",
+    "ProductType": "Keyword",
+    "CustomerId": "Keyword",
+    "PartnerId": "Keyword",
+    "OwningLine": "Keyword",
+    "TicketSeverity": "Int",
+    "EscalationLevel": "Int",
+    "SlaBreached": "Bool",
+    "ResponseDueAt": "Datetime",
+}
+
+ESCALATOR_SERVICES = ("migrate", "worker", "api")
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def services() -> dict[str, Any]:
+    found: dict[str, Any] = compose()["services"]
+    return found
+
+
+def search_attribute_job_script() -> str:
+    command = services()["temporal-search-attributes"]["command"]
+    return command if isinstance(command, str) else " ".join(command)
+
+
+def parse_search_attribute_creates(script: str) -> dict[str, str]:
+    """name -> type from `temporal operator search-attribute create --name A --type T && ...`."""
+    registered: dict[str, str] = {}
+    for create in script.split("&&"):
+        words = shlex.split(create)
+        assert words[:4] == ["temporal", "operator", "search-attribute", "create"], create
+        types = [words[i + 1] for i, word in enumerate(words) if word == "--type"]
+        names = [words[i + 1] for i, word in enumerate(words) if word == "--name"]
+        # The CLI pairs --name and --type by position and drops an unpaired --name.
+        assert len(names) == len(types) == 1, f"one attribute per create command: {create}"
+        registered[names[0]] = types[0]
+    return registered
+
+
+def make_rules(makefile: str) -> dict[str, tuple[list[str], list[str]]]:
+    """target -> (prerequisites, recipe lines), for the simple Makefile we write."""
+    rules: dict[str, tuple[list[str], list[str]]] = {}
+    current: list[str] = []
+    for line in makefile.splitlines():
+        if line.startswith("\t"):
+            for target in current:
+                rules[target][1].append(line.strip())
+            continue
+        match = re.match(r"^([^\s:=#][^:=]*):(?!=)\s*(.*)$", line)
+        if match:
+            current = match.group(1).split()
+            for target in current:
+                rules[target] = (match.group(2).split(), [])
+        elif line.strip():
+            current = []
+    return rules
+
+
+def make_variables(makefile: str) -> dict[str, str]:
+    found = re.findall(r"^(\w+)\s*[:?]?=\s*(.*)$", makefile, flags=re.MULTILINE)
+    return {name: value.strip() for name, value in found}
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    for _ in range(5):
+        text = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), text)
+    return text
+
+
+# --- Search attributes -----------------------------------------------------------------------
+
+
+def test_devserver_search_attributes_are_those_of_the_design() -> None:
+    assert SEARCH_ATTRIBUTE_TYPES == DESIGN_SEARCH_ATTRIBUTES
+
+
+def test_workflow_search_attribute_keys_have_the_registered_types() -> None:
+    typed = {key.name: key.indexed_value_type for key in search_attributes.ALL_KEYS}
+    assert typed == {name: indexed_value_type(kind) for name, kind in SEARCH_ATTRIBUTE_TYPES.items()}
+
+
+def test_compose_registers_every_search_attribute_with_its_type() -> None:
+    assert parse_search_attribute_creates(search_attribute_job_script()) == DESIGN_SEARCH_ATTRIBUTES
+
+
+def test_dev_server_command_registers_search_attributes_on_a_wal_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "temporal.db"
+    command = DevServer(db_filename=db, port=7300, ui_port=8300, executable=Path("temporal")).command()
+    joined = " ".join(command)
+    assert command[:3] == ["temporal", "server", "start-dev"]
+    assert f"--db-filename {db}" in joined
+    assert "--ip 127.0.0.1 --port 7300 --ui-port 8300" in joined
+    assert "--sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=NORMAL" in joined
+    assert "--namespace default" in joined
+    for name, kind in DESIGN_SEARCH_ATTRIBUTES.items():
+        assert f"--search-attribute {name}={kind}" in joined
+
+
+def test_dev_server_default_is_the_documented_local_endpoint() -> None:
+    server = cli.dev_server_for(Settings())
+    assert (server.address, server.ui_url) == ("127.0.0.1:7233", "http://127.0.0.1:8233")
+    assert server.db_filename == Path(".escalator/temporal.db")
+
+
+# --- docker-compose.yml and the image ----------------------------------------------------------
+
+
+def test_compose_runs_postgres_temporal_ui_worker_and_api() -> None:
+    found = services()
+    for name in ("postgres", "temporal", "temporal-search-attributes", "temporal-ui", *ESCALATOR_SERVICES):
+        assert name in found, f"docker-compose.yml has no {name} service"
+    assert found["postgres"]["image"].startswith("postgres:16")
+    assert found["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert found["temporal"]["environment"]["DB"] == "postgres12"
+    assert found["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgres"
+    assert found["temporal-search-attributes"]["image"].startswith("temporalio/admin-tools:")
+    assert found["temporal-ui"]["image"].startswith("temporalio/ui:")
+    assert any(str(port).endswith("8233:8080") for port in found["temporal-ui"]["ports"])
+    assert any(str(port).endswith("8000:8000") for port in found["api"]["ports"])
+
+
+def test_worker_and_api_use_temporal_and_postgres_through_settings() -> None:
+    settings_fields = {f"ESCALATOR_{name.upper()}" for name in Settings.model_fields}
+    for name in ("worker", "api", "migrate"):
+        service = services()[name]
+        assert service["build"] == "."
+        env = service["environment"]
+        assert env["ESCALATOR_TEMPORAL_ADDRESS"] == "temporal:7233"
+        assert env["DATABASE_URL"].startswith("postgresql+asyncpg://")
+        assert "@postgres:5432/" in env["DATABASE_URL"]
+        unknown = {key for key in env if key != "DATABASE_URL"} - settings_fields
+        assert not unknown, f"{name} sets variables that Settings ignores: {unknown}"
+    api_env = services()["api"]["environment"]
+    assert (api_env["ESCALATOR_API_HOST"], str(api_env["ESCALATOR_API_PORT"])) == ("0.0.0.0", "8000")
+
+
+def test_services_start_only_after_what_they_need_is_ready() -> None:
+    found = services()
+    for name in ("postgres", "temporal", "api"):
+        assert "healthcheck" in found[name], f"{name} has no healthcheck"
+    assert found["temporal"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert found["temporal-search-attributes"]["depends_on"]["temporal"]["condition"] == "service_healthy"
+    assert found["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("worker", "api"):
+        needs = found[name]["depends_on"]
+        assert needs["migrate"]["condition"] == "service_completed_successfully"
+        assert needs["temporal-search-attributes"]["condition"] == "service_completed_successfully"
+
+
+def test_image_and_compose_commands_are_real_cli_subcommands() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, flags=re.MULTILINE)
+    assert re.search(r"^RUN pip install \.", dockerfile, flags=re.MULTILINE)
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    default_command = re.search(r"^CMD (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    assert entrypoint and default_command
+    assert yaml.safe_load(entrypoint.group(1)) == ["escalator"]
+    commands = [yaml.safe_load(default_command.group(1))]
+    commands += [services()[name]["command"] for name in ESCALATOR_SERVICES]
+    parser = cli.build_parser()
+    for command in commands:
+        assert command[0] in cli.COMMANDS, command
+        parser.parse_args(command)  # exits (fails the test) on an unknown subcommand
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["escalator"] == "worker.cli:main"
+
+
+def test_installed_package_ships_the_alembic_migrations() -> None:
+    """The image runs `pip install .`; `escalator migrate` needs these files in the wheel."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = set(setuptools.get("packages", []))
+    package_data = setuptools.get("package-data", {})
+    migrations = ROOT / "activities" / "migrations"
+    scripts = [p for p in migrations.rglob("*") if p.is_file() and p.suffix in {".py", ".mako"}]
+    assert scripts
+    missing = []
+    for script in scripts:
+        module_dir = ".".join(script.parent.relative_to(ROOT).parts)
+        in_package = module_dir in packages
+        relative = script.relative_to(ROOT / "activities").as_posix()
+        as_data = any(fnmatch.fnmatch(relative, p) for p in package_data.get("activities", []))
+        if not (in_package or as_data):
+            missing.append(relative)
+    assert not missing, f"not installed by `pip install .` (pyproject.toml [tool.setuptools]): {missing}"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".venv", ".escalator", ".git"):
+        assert path in ignored
+
+
+# --- Makefile and CI ---------------------------------------------------------------------------
+
+
+def test_make_up_and_test_bootstrap_the_venv_from_pyproject() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    rules = make_rules(makefile)
+    variables = make_variables(makefile)
+
+    def requires(target: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        prerequisites = {expand(p, variables) for p in rules.get(target, ([], []))[0]}
+        for prerequisite in prerequisites - seen:
+            prerequisites |= requires(prerequisite, seen | {target})
+        return prerequisites
+
+    bootstrap = [t for t in (expand(t, variables) for t in rules) if t.startswith(".venv/")]
+    assert len(bootstrap) == 1, f"one stamp rule under .venv/, got {bootstrap}"
+    stamp = bootstrap[0]
+    stamp_rule = next(rule for target, rule in rules.items() if expand(target, variables) == stamp)
+    assert "pyproject.toml" in stamp_rule[0], "the venv must re-install when pyproject.toml changes"
+    recipe = expand("\n".join(stamp_rule[1]), variables)
+    assert "-m venv .venv" in recipe
+    assert "pip install" in recipe and "-e '.[dev]'" in recipe
+
+    for target in ("up", "test"):
+        assert stamp in requires(target), f"make {target} does not bootstrap .venv"
+    assert expand("\n".join(rules["up"][1]), variables) == ".venv/bin/escalator up"
+    test_recipe = expand("\n".join(rules["test"][1] + rules["lint"][1]), variables)
+    for step in (
+        ".venv/bin/ruff check .",
+        ".venv/bin/ruff format --check .",
+        ".venv/bin/mypy workflows activities api worker",
+        ".venv/bin/pytest -q",
+    ):
+        assert step in test_recipe
+
+
+def test_ci_runs_make_test_with_postgres() -> None:
+    run = ROOT / ".ci" / "run"
+    assert os.access(run, os.X_OK)
+    script = run.read_text()
+    assert script.startswith("#!/usr/bin/env bash") or script.startswith("#!/bin/bash")
+    assert "set -euo pipefail" in script
+    assert "ESCALATOR_TEST_POSTGRES_URL" in script
+    assert script.strip().splitlines()[-1] == "make test"
+
+
+# --- The dev server, for real ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def dev_server(db: Path, **overrides: Any) -> DevServer:
+    return DevServer(
+        db_filename=db,
+        port=free_port(),
+        ui_port=free_port(),
+        startup_timeout=60,
+        **overrides,
+    )
+
+
+async def registered_search_attributes(address: str) -> dict[str, str]:
+    client = await Client.connect(address)
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    return {
+        name: IndexedValueType.Name(kind)
+        for name, kind in listed.custom_attributes.items()
+        if name in DESIGN_SEARCH_ATTRIBUTES
+    }
+
+
+def expected_registered() -> dict[str, str]:
+    return {
+        name: IndexedValueType.Name(indexed_value_type(kind))
+        for name, kind in DESIGN_SEARCH_ATTRIBUTES.items()
+    }
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+async def test_dev_server_registers_search_attributes_and_restarts_on_the_same_file(tmp_path: Path) -> None:
+    db = tmp_path / "temporal.db"
+    for _ in range(2):  # the second start reuses the file, like a second `make up`
+        server = dev_server(db)
+        async with server:
+            assert server.running
+            assert await registered_search_attributes(server.address) == expected_registered()
+        assert not server.running
+        assert port_is_free(server.port)
+    assert db.exists()
+
+
+async def test_dev_server_adds_search_attributes_missing_from_an_existing_file(tmp_path: Path) -> None:
+    # `start-dev --search-attribute` skips new attributes when the file already exists.
+    db = tmp_path / "temporal.db"
+    async with dev_server(db, search_attributes={"TicketStatus": "Keyword"}) as server:
+        assert await registered_search_attributes(server.address) == {
+            "TicketStatus": "INDEXED_VALUE_TYPE_KEYWORD"
+        }
+    async with dev_server(db) as server:
+        assert await registered_search_attributes(server.address) == expected_registered()
+
+
+async def test_compose_search_attribute_job_registers_all_and_can_run_twice(tmp_path: Path) -> None:
+    async with dev_server(tmp_path / "temporal.db", search_attributes={}) as server:
+        env = {
+            **os.environ,
+            "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}",
+            "TEMPORAL_ADDRESS": server.address,
+        }
+        for _ in range(2):
+            job = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-ec",
+                search_attribute_job_script(),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            output, _ = await job.communicate()
+            assert job.returncode == 0, output.decode()
+        assert await registered_search_attributes(server.address) == expected_registered()
+
+
+# --- `escalator up`, for real ---------------------------------------------------------------------
+
+
+async def wait_until_healthy(http: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
+    for _ in range(300):
+        assert process.returncode is None, "escalator up exited during startup"
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)  # bounded: 300 polls
+    pytest.fail("the API did not answer /healthz within 60 s")
+
+
+async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(tmp_path: Path) -> None:
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "ESCALATOR_DATA_DIR": str(tmp_path),
+        "ESCALATOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'escalator.db'}",
+        "ESCALATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "ESCALATOR_TEMPORAL_UI_PORT": str(free_port()),
+        "ESCALATOR_API_PORT": str(api_port),
+        "ESCALATOR_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    ticket: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as http:
+        for run in range(2):
+            log = tmp_path / f"up-{run}.log"
+            with log.open("wb") as output:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "worker", "up", cwd=tmp_path, env=env, stdout=output, stderr=output
+                )
+                try:
+                    await wait_until_healthy(http, process)
+                    if run == 0:
+                        filed = await http.post(
+                            "/tickets",
+                            content=cli.SAMPLE_TICKET,
+                            headers={"content-type": "application/json"},
+                        )
+                        assert filed.is_success, filed.text
+                        ticket = filed.json()
+                    else:
+                        # Live state comes from the workflow: the restarted worker serves it.
+                        resumed = await http.get(f"/tickets/{ticket['ticket_id']}")
+                        assert resumed.status_code == 200, resumed.text
+                        assert resumed.json()["status"] == ticket["status"]
+                    process.send_signal(signal.SIGINT)
+                    await asyncio.wait_for(process.wait(), 60)
+                finally:
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
+            printed = log.read_text()
+            assert process.returncode == 0, printed
+            assert f"http://127.0.0.1:{api_port}/docs" in printed
+            assert "Stopping: API, worker, Temporal dev server" in printed
+            assert port_is_free(api_port)

@@ -1,0 +1,102 @@
+"""Policy semantics inside the running workflow, on the time-skipping server."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.factories import opened_ticket
+from tests.fixtures_temporal import WorkerFactory
+from workflows.models import ChangeSeverity, ClockKind, Severity
+from workflows.ticket import TicketWorkflow
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
+    delta = instant - await env.get_current_time()
+    if delta > timedelta(0):
+        await env.sleep(delta)
+
+
+def next_date(after: datetime, month: int, day: int) -> date:
+    """The next `month`-`day` at least a week after `after`."""
+    year = after.year
+    while date(year, month, day) < (after + timedelta(days=7)).date():
+        year += 1
+    return date(year, month, day)
+
+
+async def test_premium_sev3_filed_friday_16_berlin_is_due_monday_16(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        now = await env.get_current_time()
+        friday = (now + timedelta(days=7)).astimezone(BERLIN).date()
+        friday += timedelta(days=(4 - friday.weekday()) % 7)
+        opened = opened_ticket("acme", 3, datetime.combine(friday, datetime.min.time(), BERLIN))
+        holidays = set(opened.entitlement.holidays)
+        while friday in holidays or friday + timedelta(days=3) in holidays:
+            friday += timedelta(days=7)
+        filed = datetime(friday.year, friday.month, friday.day, 16, tzinfo=BERLIN)
+        await skip_to(env, filed)
+        handle = await tickets.start(opened_ticket("acme", 3, filed.astimezone(UTC)))
+        monday_16 = datetime(friday.year, friday.month, friday.day, 16, tzinfo=BERLIN) + timedelta(days=3)
+        state = await handle.query(TicketWorkflow.state)
+        assert state.response_due == monday_16
+
+        # The weekend passes without a breach; Monday 16:00 breaches and escalates to L2.
+        await skip_to(env, monday_16 - timedelta(minutes=1))
+        assert not (await handle.query(TicketWorkflow.state)).sla_breached
+        await skip_to(env, monday_16 + timedelta(seconds=1))
+        state = await handle.query(TicketWorkflow.state)
+        assert state.sla_breached and state.level == 2
+        assert next(e for e in state.events if e.kind == "sla_breached").at == monday_16
+
+
+async def test_christmas_holidays_are_skipped_for_a_german_customer(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        eve = next_date(await env.get_current_time(), 12, 23)
+        filed = datetime(eve.year, 12, 23, 15, tzinfo=BERLIN)
+        await skip_to(env, filed)
+        opened = opened_ticket("acme", 3, filed.astimezone(UTC))
+        assert date(eve.year, 12, 25) in opened.entitlement.holidays
+        handle = await tickets.start(opened)
+        state = await handle.query(TicketWorkflow.state)
+        # 8 business hours from 23 Dec 15:00: 2 h that day, 6 h on the next working day.
+        expected_day = date(eve.year, 12, 24)
+        while expected_day.weekday() >= 5 or expected_day in opened.entitlement.holidays:
+            expected_day += timedelta(days=1)
+        due = datetime.combine(expected_day, datetime.min.time(), BERLIN).replace(hour=15)
+        assert state.response_due == due
+        assert due.astimezone(BERLIN).date() not in (date(eve.year, 12, 25), date(eve.year, 12, 26))
+
+
+async def test_sev3_raised_to_sev1_after_30_minutes_is_due_one_hour_after_intake(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        handle = await tickets.start(opened_ticket("acme", 3, received))
+        await skip_to(env, received + timedelta(minutes=30))
+        raised = await handle.execute_update(
+            TicketWorkflow.change_severity,
+            ChangeSeverity(actor="l1", severity=Severity.CRITICAL, reason="all tenants down"),
+        )
+        assert raised.response_due == received + timedelta(hours=1)
+        assert raised.level == 3  # a critical incident escalates immediately
+
+        await skip_to(env, received + timedelta(hours=1, seconds=1))
+        state = await handle.query(TicketWorkflow.state)
+        breach = next(e for e in state.events if e.kind == "sla_breached")
+        assert breach.at == received + timedelta(hours=1)
+        assert state.level == 4
+        first = state.clock(ClockKind.FIRST_RESPONSE)
+        assert first is not None and first.started_at == received

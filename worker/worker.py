@@ -1,0 +1,88 @@
+"""The Temporal worker for the `tickets` task queue, and the process's Temporal client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.db import make_engine, make_sessionmaker
+from activities.notifications import Notifier
+from activities.read_model import TicketReadModel
+from activities.settings import Settings
+from workflows.ticket import TicketWorkflow
+
+log = logging.getLogger(__name__)
+
+# Worker defaults take new workflow tasks at only ~30-60/s, so a burst of ticket starts
+# backs up (DESIGN.md 9). More pollers, and a larger share on the non-sticky queue where
+# new workflows arrive. Re-measure with `make bench` before changing.
+WORKFLOW_TASK_POLLS = 8
+NONSTICKY_TO_STICKY_POLL_RATIO = 0.5
+ACTIVITY_TASK_POLLS = 8
+# Lets in-flight activities (read-model upserts, notifications) finish on shutdown.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+async def connect_client(settings: Settings) -> Client:
+    """One client per process. API key and TLS are for Temporal Cloud."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        # None lets the SDK turn TLS on by itself when an API key is given.
+        tls=True if settings.temporal_tls else None,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def build_worker(
+    client: Client,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> Worker:
+    read_model = TicketReadModel(sessionmaker)
+    notifier = Notifier(sessionmaker)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[TicketWorkflow],
+        activities=[read_model.sync_ticket, notifier.notify],
+        max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
+        nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
+        max_concurrent_activity_task_polls=ACTIVITY_TASK_POLLS,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set (forever without one), then shut down gracefully.
+
+    The database schema must already exist (`escalator migrate`).
+    """
+    engine = make_engine(settings.database_url)
+    try:
+        worker = build_worker(client, make_sessionmaker(engine), settings)
+        running = asyncio.create_task(worker.run(), name="temporal-worker")
+        stopping = asyncio.create_task((stop or asyncio.Event()).wait(), name="worker-stop")
+        log.info("worker polling task queue %r on %s", settings.task_queue, client.namespace)
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not running.done():
+                await worker.shutdown()
+        # Re-raises a fatal worker error; returns quietly after a requested stop.
+        await running
+    finally:
+        await engine.dispose()
