@@ -165,12 +165,3 @@ class Problem(BaseModel):
     detail: str
     rule: str | None = None
     errors: list[dict[str, object]] | None = None
-
-
-class DeadlinePublic(BaseModel):
-    response_due: datetime
-    target: str
-    target_minutes: int
-    calendar: CoverageCalendar
-    binding: bool
-    policy_version: str

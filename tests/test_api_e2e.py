@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
-from activities.catalog import seed_demo_catalog
-from activities.db import make_engine, make_sessionmaker, migrate
 from activities.read_model import get_ticket_row
-from activities.settings import Settings
-from api.main import create_app
 from api.tickets_service import new_ticket_id
-from worker.worker import build_worker
+from tests.fixtures_api import Stack, completed_activity, history_types, wait_for_event
 from workflows import search_attributes as sa
 
 LOGIN_DOWN = {
@@ -37,67 +24,6 @@ LOGIN_DOWN = {
     "channel": "on_call",
     "category": "incident",
 }
-
-
-@dataclass
-class Stack:
-    http: httpx.AsyncClient
-    client: Client
-    sessionmaker: async_sessionmaker[AsyncSession]
-
-    def handle(self, ticket_id: str) -> WorkflowHandle[Any, Any]:
-        return self.client.get_workflow_handle(f"ticket-{ticket_id}")
-
-
-@pytest_asyncio.fixture
-async def stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
-    """API + worker + read model, wired the way `make up` wires them, on a fresh database."""
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'api.db'}",
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=f"tickets-{uuid.uuid4().hex[:8]}",
-    )
-    engine = make_engine(settings.database_url)
-    await migrate(engine)
-    sessionmaker = make_sessionmaker(engine)
-    async with sessionmaker() as session:
-        await seed_demo_catalog(session=session)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with build_worker(dev_env.client, sessionmaker, settings):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-                yield Stack(http, dev_env.client, sessionmaker)
-    await engine.dispose()
-
-
-async def wait_for_event(
-    handle: WorkflowHandle[Any, Any], predicate: Callable[[HistoryEvent], bool]
-) -> HistoryEvent:
-    """Block on the workflow's history (long poll, no sleeping) until an event matches."""
-    async for event in handle.fetch_history_events(wait_new_event=True):
-        if predicate(event):
-            return event
-    raise AssertionError("the workflow closed before the awaited event")
-
-
-def completed_activity(name: str) -> Callable[[HistoryEvent], bool]:
-    scheduled: dict[int, str] = {}
-
-    def predicate(event: HistoryEvent) -> bool:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            sid = event.activity_task_completed_event_attributes.scheduled_event_id
-            return scheduled.get(sid) == name
-        return False
-
-    return predicate
-
-
-async def history_types(handle: WorkflowHandle[Any, Any]) -> list[str]:
-    history = await handle.fetch_history()
-    return [EventType.Name(e.event_type) for e in history.events]
 
 
 async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: Stack) -> None:

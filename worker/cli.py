@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Generator, Iterator
+from datetime import datetime
 from typing import Any
 
 import uvicorn
@@ -25,6 +26,8 @@ from activities.db import make_engine, make_sessionmaker, migrate
 from activities.settings import Settings, get_settings
 from worker.devserver import DevServer, DevServerError, ensure_port_free
 from worker.worker import connect_client, run_worker
+from workflows.entitlement import IntakeRefused, quote_response_deadline
+from workflows.models import ProductType, Severity, Tier
 
 log = logging.getLogger("escalator")
 
@@ -217,7 +220,44 @@ COMMANDS: dict[str, tuple[Command, str]] = {
 }
 
 # --- `due` ----------------------------------------------------------------------------------
-# Reserved: the `due` subcommand is added here (its coroutine registered in COMMANDS).
+
+
+def add_due_parser(subcommands: Any) -> None:
+    due = subcommands.add_parser(
+        "due",
+        help="when is a first response due? (same answer as GET /sla/deadline)",
+        description="Quote the first-response deadline under the default policy.",
+    )
+    due.add_argument("--tier", required=True, choices=[t.value for t in Tier])
+    due.add_argument("--severity", required=True, type=int, choices=[1, 2, 3, 4])
+    due.add_argument("--product", default=ProductType.PLATFORM.value, choices=[p.value for p in ProductType])
+    due.add_argument(
+        "--submitted-at",
+        required=True,
+        type=datetime.fromisoformat,
+        help="ISO 8601, e.g. 2026-11-27T16:00; local to --timezone when it has no offset",
+    )
+    due.add_argument("--timezone", default="UTC", help="IANA zone, e.g. Europe/Berlin")
+    due.add_argument("--country", default=None, help="ISO country code for public holidays, e.g. DE")
+    due.add_argument("--coverage-24x7", action="store_true", help="the Premium 24/7 option")
+
+
+def run_due(args: argparse.Namespace) -> int:
+    try:
+        quote = quote_response_deadline(
+            tier=Tier(args.tier),
+            severity=Severity(args.severity),
+            product_type=ProductType(args.product),
+            submitted_at=args.submitted_at,
+            timezone=args.timezone,
+            country=args.country,
+            coverage_24x7=args.coverage_24x7,
+        )
+    except IntakeRefused as err:
+        print(f"escalator due: {err.message}", file=sys.stderr)
+        return 2
+    print(quote.model_dump_json(indent=2))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,11 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         subcommands.add_parser(name, help=help_text, description=help_text)
+    add_due_parser(subcommands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "due":
+        return run_due(args)
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -6,17 +6,19 @@ package here and are pinned into the snapshot as explicit dates.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_calendars
 
 from workflows import policy
+from workflows.calendars import add_open_time
 from workflows.models import (
     Category,
     Channel,
     ContractTerms,
     CoverageCalendar,
+    DeadlineQuote,
     Entitlement,
     ProductType,
     ResponseTarget,
@@ -134,3 +136,47 @@ def check_intake(
             "on_call_sev1_only",
             "On-call is for Sev 1 production incidents only; file this by email or chat.",
         )
+
+
+def quote_response_deadline(
+    *,
+    tier: Tier,
+    severity: Severity,
+    product_type: ProductType,
+    submitted_at: datetime,
+    timezone: str,
+    country: str | None = None,
+    coverage_24x7: bool = False,
+) -> DeadlineQuote:
+    """The first-response deadline a ticket filed at `submitted_at` gets under default terms.
+
+    A naive `submitted_at` is read as local time in `timezone`. This is the same arithmetic
+    the ticket workflow runs, so the quote and the ticket never disagree.
+    """
+    zone = check_timezone(timezone)
+    if submitted_at.tzinfo is None:
+        submitted_at = submitted_at.replace(tzinfo=zone)
+    terms = ContractTerms(
+        contract_id="quote",
+        customer_id="quote",
+        customer_name="quote",
+        tier=tier,
+        product_type=product_type,
+        timezone=timezone,
+        country=country.upper() if country else None,
+        coverage_24x7=coverage_24x7,
+        partner_tier=tier,
+    )
+    ent = build_entitlement(terms, received_at=submitted_at)
+    target = ent.response_target(severity)
+    due = add_open_time(
+        submitted_at, timedelta(minutes=target.minutes), target.calendar, ent.timezone, ent.holidays
+    )
+    return DeadlineQuote(
+        response_due=due.astimezone(UTC),
+        target=target.label,
+        target_minutes=target.minutes,
+        calendar=target.calendar,
+        binding=target.binding,
+        policy_version=ent.policy_version,
+    )

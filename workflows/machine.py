@@ -124,7 +124,7 @@ class _Step:
                 key=f"{event.seq}-{audience.value}",
                 ticket_id=state.ticket_id,
                 audience=audience,
-                subject=f"[{state.ticket_id}] {subject}",
+                subject=subject,
                 body=f"{headline(state)}\n{event.summary}",
                 page=page,
             )
@@ -231,7 +231,7 @@ class _Step:
         self.notify_level(event, f"Sev 1: {state.title}")
         if state.entitlement.tier == Tier.PREMIUM:
             self.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 (Premium): {state.title}")
-            self.notify(event, Audience.ON_CALL, f"PAGE Sev 1: {state.title}", page=True)
+            self.notify(event, Audience.ON_CALL, f"Sev 1 production incident: {state.title}", page=True)
 
 
 def headline(state: TicketState) -> str:

@@ -222,6 +222,17 @@ class Entitlement(_Model):
         return self.response_targets[str(int(severity))]
 
 
+class DeadlineQuote(_Model):
+    """When a first response is due under the default policy: for sales and customers."""
+
+    response_due: datetime
+    target: str
+    target_minutes: int
+    calendar: CoverageCalendar
+    binding: bool
+    policy_version: str
+
+
 class TicketOpened(_Model):
     """Workflow input: the intake request plus its pinned entitlement."""
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.schemas import DeadlinePublic, Problem
+from api.schemas import Problem
 from workflows import policy
-from workflows.calendars import add_open_time
-from workflows.entitlement import build_entitlement, check_timezone
-from workflows.models import ContractTerms, ProductType, Severity, Tier
+from workflows.entitlement import quote_response_deadline
+from workflows.models import DeadlineQuote, ProductType, Severity, Tier
 
 router = APIRouter(tags=["policy"])
 
@@ -22,49 +21,7 @@ async def get_policy() -> dict[str, Any]:
     return policy.policy_document()
 
 
-def response_deadline(
-    *,
-    tier: Tier,
-    severity: Severity,
-    product_type: ProductType,
-    submitted_at: datetime,
-    timezone: str,
-    country: str | None,
-    coverage_24x7: bool,
-) -> DeadlinePublic:
-    """When a first response is due under the default terms. Shared by the API and the CLI."""
-    check_timezone(timezone)
-    if submitted_at.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
-        submitted_at = submitted_at.replace(tzinfo=ZoneInfo(timezone))
-    terms = ContractTerms(
-        contract_id="quote",
-        customer_id="quote",
-        customer_name="quote",
-        tier=tier,
-        product_type=product_type,
-        timezone=timezone,
-        country=country.upper() if country else None,
-        coverage_24x7=coverage_24x7,
-        partner_tier=tier,
-    )
-    ent = build_entitlement(terms, received_at=submitted_at)
-    target = ent.response_target(severity)
-    due = add_open_time(
-        submitted_at, timedelta(minutes=target.minutes), target.calendar, ent.timezone, ent.holidays
-    )
-    return DeadlinePublic(
-        response_due=due.astimezone(UTC),
-        target=target.label,
-        target_minutes=target.minutes,
-        calendar=target.calendar,
-        binding=target.binding,
-        policy_version=ent.policy_version,
-    )
-
-
-@router.get("/sla/deadline", response_model=DeadlinePublic, responses={422: {"model": Problem}})
+@router.get("/sla/deadline", response_model=DeadlineQuote, responses={422: {"model": Problem}})
 async def get_deadline(
     tier: Tier,
     severity: Annotated[Severity, Query(description="1 critical .. 4 low")],
@@ -73,9 +30,9 @@ async def get_deadline(
     product: ProductType = ProductType.PLATFORM,
     country: Annotated[str | None, Query(min_length=2, max_length=3, examples=["DE"])] = None,
     coverage_24x7: bool = False,
-) -> DeadlinePublic:
+) -> DeadlineQuote:
     """When is a first response due? The same answer the ticket workflow would give."""
-    return response_deadline(
+    return quote_response_deadline(
         tier=tier,
         severity=severity,
         product_type=product,
