@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.entitlement import IntakeRefused
 from workflows.machine import RefusalKind
@@ -64,6 +65,21 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": exc.message, "rule": exc.rule},
+        )
+
+    @app.exception_handler(RPCError)
+    async def _temporal_unavailable(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise exc
+        # Nothing was changed that a retry would duplicate: starts and updates are idempotent
+        # by workflow id and Idempotency-Key.
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={
+                "detail": "The workflow service did not answer in time; retry in a few seconds.",
+                "rule": "temporal_unavailable",
+            },
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(ApiError)

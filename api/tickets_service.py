@@ -113,11 +113,19 @@ def _not_found(ticket_id: str) -> ApiError:
     )
 
 
-async def act(*, client: Client, ticket_id: str, update: str, action: BaseModel) -> TicketState:
-    """Run one validated workflow update; a refusal becomes a 409 or 422 and leaves no history."""
+async def act(
+    *, client: Client, ticket_id: str, update: str, action: BaseModel, update_id: str | None = None
+) -> TicketState:
+    """Run one validated workflow update; a refusal becomes a 409 or 422 and leaves no history.
+
+    With an `update_id`, Temporal runs a retried update once and answers the retry with the
+    first result.
+    """
     handle = _handle(client, ticket_id)
     try:
-        result: Any = await handle.execute_update(update, action, result_type=TicketState)
+        result: Any = await handle.execute_update(
+            update, action, id=f"{update}-{update_id}" if update_id else None, result_type=TicketState
+        )
         return TicketState.model_validate(result)
     except WorkflowUpdateFailedError as err:
         cause = err.cause

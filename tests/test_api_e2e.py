@@ -190,3 +190,16 @@ async def test_visibility_query_by_customer_finds_the_ticket(stack: Stack) -> No
     query = f"CustomerId='acme' AND EscalationLevel=3 AND WorkflowId='ticket-{ticket_id}'"
     found = [w.id async for w in stack.client.list_workflows(query)]
     assert found == [f"ticket-{ticket_id}"]
+
+
+async def test_a_retried_action_with_an_idempotency_key_applies_once(stack: Stack) -> None:
+    ticket_id = (
+        await stack.http.post("/tickets", json={**LOGIN_DOWN, "severity": 3, "channel": "email"})
+    ).json()["ticket_id"]
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    comment = {"actor": "l1-anna", "body": "Looking at the SSO logs now"}
+    first = await stack.http.post(f"/tickets/{ticket_id}/comment", json=comment, headers=headers)
+    retry = await stack.http.post(f"/tickets/{ticket_id}/comment", json=comment, headers=headers)
+    assert first.status_code == retry.status_code == 200
+    state = await stack.handle(ticket_id).query("state")
+    assert [e["kind"] for e in state["events"]].count("commented") == 1

@@ -123,6 +123,7 @@ def is_open(
     tz: ZoneInfo | str,
     holidays: Collection[date] = (),
 ) -> bool:
+    _require_aware(instant)
     if calendar == CoverageCalendar.ALWAYS:
         return True
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz

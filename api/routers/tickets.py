@@ -110,66 +110,98 @@ async def get_timeline(ticket_id: str, session: SessionDep) -> Timeline:
     return Timeline(ticket_id=ticket_id, events=events)
 
 
-async def _act(client: ClientDep, ticket_id: str, update: str, action: BaseModel) -> TicketPublic:
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="Send one to make a retried action apply only once."),
+]
+
+
+async def _act(
+    client: ClientDep, ticket_id: str, update: str, action: BaseModel, idempotency_key: str | None
+) -> TicketPublic:
     return TicketPublic.of(
-        await service.act(client=client, ticket_id=ticket_id, update=update, action=action)
+        await service.act(
+            client=client, ticket_id=ticket_id, update=update, action=action, update_id=idempotency_key
+        )
     )
 
 
 @router.post("/{ticket_id}/acknowledge", response_model=TicketPublic, responses=REFUSALS)
-async def acknowledge(ticket_id: str, body: Acknowledge, client: ClientDep) -> TicketPublic:
+async def acknowledge(
+    ticket_id: str, body: Acknowledge, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
     """First response (or acknowledgement of an escalation) by the level that owns the ticket."""
-    return await _act(client, ticket_id, "acknowledge", body)
+    return await _act(client, ticket_id, "acknowledge", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/comment", response_model=TicketPublic, responses=REFUSALS)
-async def comment(ticket_id: str, body: Comment, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "comment", body)
+async def comment(
+    ticket_id: str, body: Comment, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "comment", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/escalate", response_model=TicketPublic, responses=REFUSALS)
-async def escalate(ticket_id: str, body: Escalate, client: ClientDep) -> TicketPublic:
+async def escalate(
+    ticket_id: str, body: Escalate, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
     """Climb the ladder, naming a trigger of the target level, within the entitlement."""
-    return await _act(client, ticket_id, "escalate", body)
+    return await _act(client, ticket_id, "escalate", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/handoff", response_model=TicketPublic, responses=REFUSALS)
-async def handoff(ticket_id: str, body: Handoff, client: ClientDep) -> TicketPublic:
+async def handoff(
+    ticket_id: str, body: Handoff, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
     """Partner first line hands off to ConnectSoft's second line."""
-    return await _act(client, ticket_id, "handoff", body)
+    return await _act(client, ticket_id, "handoff", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/handback", response_model=TicketPublic, responses=REFUSALS)
-async def handback(ticket_id: str, body: Handback, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "handback", body)
+async def handback(
+    ticket_id: str, body: Handback, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "handback", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/change-severity", response_model=TicketPublic, responses=REFUSALS)
-async def change_severity(ticket_id: str, body: ChangeSeverity, client: ClientDep) -> TicketPublic:
+async def change_severity(
+    ticket_id: str, body: ChangeSeverity, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
     """Recomputes every clock from the original intake time."""
-    return await _act(client, ticket_id, "change-severity", body)
+    return await _act(client, ticket_id, "change-severity", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/wait-on-customer", response_model=TicketPublic, responses=REFUSALS)
-async def wait_on_customer(ticket_id: str, body: WaitOnCustomer, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "wait-on-customer", body)
+async def wait_on_customer(
+    ticket_id: str, body: WaitOnCustomer, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "wait-on-customer", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/resume", response_model=TicketPublic, responses=REFUSALS)
-async def resume(ticket_id: str, body: Resume, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "resume", body)
+async def resume(
+    ticket_id: str, body: Resume, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "resume", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketPublic, responses=REFUSALS)
-async def resolve(ticket_id: str, body: Resolve, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "resolve", body)
+async def resolve(
+    ticket_id: str, body: Resolve, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "resolve", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/reopen", response_model=TicketPublic, responses=REFUSALS)
-async def reopen(ticket_id: str, body: Reopen, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "reopen", body)
+async def reopen(
+    ticket_id: str, body: Reopen, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "reopen", body, idempotency_key)
 
 
 @router.post("/{ticket_id}/close", response_model=TicketPublic, responses=REFUSALS)
-async def close(ticket_id: str, body: Close, client: ClientDep) -> TicketPublic:
-    return await _act(client, ticket_id, "close", body)
+async def close(
+    ticket_id: str, body: Close, client: ClientDep, idempotency_key: IdempotencyKey = None
+) -> TicketPublic:
+    return await _act(client, ticket_id, "close", body, idempotency_key)
