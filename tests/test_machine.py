@@ -16,6 +16,7 @@ from workflows.models import (
     ChangeSeverity,
     ClockKind,
     ClockStatus,
+    Comment,
     Escalate,
     EscalationTrigger,
     Handoff,
@@ -241,24 +242,55 @@ def test_partner_ticket_starts_on_partner_line_and_handoff_starts_connectsoft_cl
 
 
 def test_waiting_on_customer_pauses_resolution_clock_and_banks_the_pause() -> None:
-    terms = opened_ticket("acme", 2, TUESDAY_BERLIN)
-    terms.entitlement.resolution_targets["2"] = terms.entitlement.response_targets["3"]  # 8 business h
-    state = machine.open_ticket(terms).state
+    opened = opened_ticket("acme", 2, TUESDAY_BERLIN)
+    ent = opened.entitlement
+    ent.resolution_targets["2"] = ent.response_targets["3"]  # 1 business day
+    ent.resolution_targets["3"] = ent.response_targets["4"]  # 2 business days
+    state = machine.open_ticket(opened).state
     resolution = state.clock(ClockKind.RESOLUTION)
     assert resolution is not None
-    first_due = resolution.due_at
+    assert resolution.due_at == datetime(2026, 11, 25, 10, 0, tzinfo=BERLIN)
     state = machine.apply(state, WaitOnCustomer(actor="l1"), TUESDAY_BERLIN + timedelta(hours=1)).state
+    paused = state.clock(ClockKind.RESOLUTION)
+    assert paused is not None and paused.status == ClockStatus.PAUSED
+    # Nothing breaches while paused, however long the customer takes.
+    much_later = machine.advance(state, paused.due_at + timedelta(days=2)).state
+    assert much_later.clock(ClockKind.RESOLUTION).status == ClockStatus.PAUSED  # type: ignore[union-attr]
     state = machine.apply(state, Resume(actor="l1"), TUESDAY_BERLIN + timedelta(hours=3)).state
     resumed = state.clock(ClockKind.RESOLUTION)
     assert resumed is not None and resumed.status == ClockStatus.RUNNING
-    assert resumed.due_at == first_due + timedelta(hours=2)
-    # A later severity change keeps the banked pause.
+    assert resumed.paused_seconds == 2 * 3600
+    assert resumed.due_at == datetime(2026, 11, 25, 12, 0, tzinfo=BERLIN)
+    # A severity change recomputes from intake and keeps the 2 h already banked:
+    # 2 business days from Tuesday 10:00 is Thursday 10:00, plus 2 h of pause.
     state = machine.apply(
         state,
         ChangeSeverity(actor="l1", severity=3, reason="workaround"),
         TUESDAY_BERLIN + timedelta(hours=4),
     ).state
-    assert state.clock(ClockKind.RESOLUTION).status == ClockStatus.CANCELLED  # type: ignore[union-attr]
+    changed = state.clock(ClockKind.RESOLUTION)
+    assert changed is not None and changed.started_at == TUESDAY_BERLIN
+    assert changed.paused_seconds == 2 * 3600
+    assert changed.due_at == datetime(2026, 11, 26, 12, 0, tzinfo=BERLIN)
+
+
+def test_premium_sev1_customer_updates_are_due_hourly_after_the_first_response() -> None:
+    state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
+    assert state.clock(ClockKind.PERIODIC_UPDATE) is None
+    acked_at = TUESDAY_BERLIN + timedelta(minutes=10)
+    state = machine.apply(state, Acknowledge(actor="l3"), acked_at).state
+    update = state.clock(ClockKind.PERIODIC_UPDATE)
+    assert update is not None and update.due_at == acked_at + timedelta(hours=1)
+    # A public comment is the update: the next one is due an hour after it.
+    commented_at = acked_at + timedelta(minutes=50)
+    state = machine.apply(state, Comment(actor="l3", body="Rolling back"), commented_at).state
+    assert state.clock(ClockKind.PERIODIC_UPDATE).due_at == commented_at + timedelta(hours=1)  # type: ignore[union-attr]
+    # Silence for an hour: the update is overdue, the team is told, and the next one is due.
+    overdue = machine.advance(state, commented_at + timedelta(hours=1))
+    assert [e.kind for e in overdue.state.events][-2:] == ["sla_warning", "update_overdue"]
+    assert any(n.audience == Audience.ENGINEERING_L3 for n in overdue.notifications)
+    assert overdue.state.clock(ClockKind.PERIODIC_UPDATE).due_at == commented_at + timedelta(hours=2)  # type: ignore[union-attr]
+    assert not overdue.state.sla_breached  # a late update is not a response breach
 
 
 def test_resolve_stops_every_clock_and_closes_after_seven_days() -> None:
