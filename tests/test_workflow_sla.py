@@ -94,14 +94,11 @@ async def test_standard_sev2_filed_tuesday_10_breaches_wednesday_10_local(
     new_york = ZoneInfo("America/New_York")
     async with ticket_worker(env.client) as tickets:
         tuesday_10 = next_local(1, 10, new_york, await env.get_current_time())
+        holidays = set(opened_ticket("globex", 2, tuesday_10).entitlement.holidays)
+        while {tuesday_10.date(), tuesday_10.date() + timedelta(days=1)} & holidays:
+            tuesday_10 += timedelta(days=7)  # keep the case about hours, not holidays
         await skip_to(env, tuesday_10)
         opened = opened_ticket("globex", 2, tuesday_10.astimezone(UTC))
-        if any(
-            d in opened.entitlement.holidays for d in (tuesday_10.date(), tuesday_10.date() + timedelta(1))
-        ):
-            tuesday_10 += timedelta(days=7)  # keep the case about hours, not holidays
-            await skip_to(env, tuesday_10)
-            opened = opened_ticket("globex", 2, tuesday_10.astimezone(UTC))
         handle = await tickets.start(opened)
         wednesday_10 = tuesday_10 + timedelta(days=1)
         assert (await handle.query(TicketWorkflow.state)).response_due == wednesday_10

@@ -71,21 +71,31 @@ class TicketWorkflow:
     @workflow.run
     async def run(self, opened: TicketOpened) -> TicketState:
         while True:
-            self._take(machine.advance(self._state, workflow.now()))
+            # Cleared before the work, so a change that lands while we flush wakes us again.
+            self._changed = False
+            outcome = machine.advance(self._state, workflow.now())
+            self._state = outcome.state
+            self._outbox.extend(outcome.notifications)
             await self._flush()
             if self._state.status == TicketStatus.CLOSED:
                 break
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._outbox and self._recorded_seq == self._state.next_seq - 1:
-                    workflow.continue_as_new(self._opened.model_copy(update={"carried_state": self._state}))
+            if workflow.info().is_continue_as_new_suggested() and self._idle():
+                workflow.continue_as_new(self._opened.model_copy(update={"carried_state": self._state}))
             await self._sleep_until_next_deadline()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         return self._state
 
+    def _idle(self) -> bool:
+        """Nothing to record, send or answer: safe to hand over to a new run."""
+        return (
+            not self._changed
+            and not self._outbox
+            and self._recorded_seq == self._state.next_seq - 1
+            and workflow.all_handlers_finished()
+        )
+
     async def _sleep_until_next_deadline(self) -> None:
-        self._changed = False
         wakeup = machine.next_wakeup(self._state)
         if wakeup is None:
             await workflow.wait_condition(lambda: self._changed)

@@ -1,0 +1,140 @@
+"""A restart loses nothing and duplicates nothing; a long ticket continues as new intact."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.db import OutboxNotification
+from activities.notifications import Notifier
+from activities.read_model import TicketReadModel, get_timeline
+from tests.factories import opened_ticket
+from tests.fixtures_api import wait_for_event
+from workflows import machine, search_attributes
+from workflows.models import Close, Comment, Escalate, workflow_id_for
+from workflows.ticket import TicketWorkflow
+
+
+def ticket_worker(
+    client: Client, task_queue: str, db: async_sessionmaker[AsyncSession], *, cached: int = 1000
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[TicketWorkflow],
+        activities=[TicketReadModel(db).sync_ticket, Notifier(db).notify],
+        max_cached_workflows=cached,
+    )
+
+
+async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
+    time_skipping_env: WorkflowEnvironment, workflow_db: async_sessionmaker[AsyncSession]
+) -> None:
+    env = time_skipping_env
+    task_queue = f"tickets-{uuid.uuid4().hex[:8]}"
+    received = (await env.get_current_time()).replace(microsecond=0)
+    opened = opened_ticket("acme", 1, received, channel="on_call")
+    # No cache, so no sticky queue: the test server does not time out a dead worker's sticky
+    # queue the way a real cluster does after a few seconds.
+    async with ticket_worker(env.client, task_queue, workflow_db, cached=0):
+        handle = await env.client.start_workflow(
+            TicketWorkflow.run, opened, id=workflow_id_for(opened.ticket_id), task_queue=task_queue
+        )
+        assert (await handle.query(TicketWorkflow.state)).level == 3
+        # Stop between events: the test server skips time only once nothing is in flight.
+        await env.sleep(timedelta(minutes=1))
+
+    # A brand-new worker, with an empty cache, replays the history and carries on.
+    async with ticket_worker(env.client, task_queue, workflow_db):
+        await env.sleep(received + timedelta(hours=1, seconds=1) - await env.get_current_time())
+        state = await handle.query(TicketWorkflow.state)
+        assert state.sla_breached and state.level == 4
+        history = await handle.fetch_history()
+        await handle.execute_update(TicketWorkflow.close, Close(actor="test"))
+        await handle.result()
+
+    async with workflow_db() as session:
+        timeline = await get_timeline(session=session, ticket_id=opened.ticket_id)
+        outbox_rows = await session.scalar(
+            select(func.count()).where(OutboxNotification.ticket_id == opened.ticket_id)
+        )
+    seqs = [e.seq for e in timeline]
+    assert seqs == list(range(1, len(seqs) + 1))  # every event once, none missing
+    assert {"opened", "critical_incident", "sla_breached", "escalated", "closed"} <= {
+        e.kind for e in timeline
+    }
+    # Each notification activity ran once: the restart re-ran nothing already done.
+    notify_runs = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "notify"
+    ]
+    assert outbox_rows is not None and outbox_rows >= len(notify_runs) > 0
+
+
+@pytest_asyncio.fixture
+async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 60 history events, not thousands."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        search_attributes=search_attributes.ALL_KEYS,
+        dev_server_log_level="error",
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
+    )
+    yield env
+    await env.shutdown()
+
+
+async def test_a_long_ticket_continues_as_new_without_losing_state(
+    small_history_env: WorkflowEnvironment, workflow_db: async_sessionmaker[AsyncSession]
+) -> None:
+    env = small_history_env
+    task_queue = f"tickets-{uuid.uuid4().hex[:8]}"
+    received = (await env.get_current_time()).replace(microsecond=0)
+    opened = opened_ticket("acme", 3, received)
+    async with ticket_worker(env.client, task_queue, workflow_db):
+        handle = await env.client.start_workflow(
+            TicketWorkflow.run, opened, id=workflow_id_for(opened.ticket_id), task_queue=task_queue
+        )
+        first_run = (await handle.describe()).run_id
+        for n in range(30):
+            await handle.execute_update(TicketWorkflow.comment, Comment(actor="l1", body=f"note {n}"))
+        # The first run hands over once it is idle after the history grew past the limit.
+        first = env.client.get_workflow_handle(handle.id, run_id=first_run)
+        await wait_for_event(
+            first, lambda e: e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        )
+        state = await handle.query(TicketWorkflow.state)
+        assert (await handle.describe()).run_id != first_run
+        assert [e.kind for e in state.events].count("commented") == 30
+        # The new run keeps every clock as it was: same start, same deadline.
+        initial = machine.open_ticket(opened).state
+        assert state.response_due == initial.response_due
+        assert state.clocks[0].started_at == received
+        # ... and still enforces the rules.
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(
+                TicketWorkflow.escalate, Escalate(actor="l1", level=3, trigger="strategic_issue")
+            )
+        await handle.execute_update(TicketWorkflow.close, Close(actor="test"))
+        await handle.result()
+
+    async with workflow_db() as session:
+        timeline = await get_timeline(session=session, ticket_id=opened.ticket_id)
+    assert [e.seq for e in timeline] == list(range(1, len(timeline) + 1))
+    assert [e.kind for e in timeline].count("commented") == 30
