@@ -212,7 +212,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "journal_mode=WAL",
         "synchronous=NORMAL",
         "foreign_keys=ON",
-        "busy_timeout=5000",
+        "busy_timeout=15000",  # bursts of activities queue for the one writer
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
