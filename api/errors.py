@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused
 from workflows.machine import RefusalKind
 
@@ -65,6 +67,25 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": exc.message, "rule": exc.rule},
+        )
+
+    @app.exception_handler(CalendarError)
+    async def _calendar_error(request: Request, exc: CalendarError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": str(exc), "rule": "calendar"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own errors (unparseable body, unknown route) in the same shape as ours.
+        detail = exc.detail
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:
+            detail = "The body is not valid JSON in UTF-8; send a JSON object as the schema shows."
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": str(detail), "rule": "http"},
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RPCError)

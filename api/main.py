@@ -11,6 +11,7 @@ from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
 from api import errors
 from api.routers import health, policy, tickets
+from api.schemas import Problem
 from worker.worker import connect_client
 
 
@@ -35,6 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Support tickets as durable Temporal workflows: intake, SLA clocks, "
         "the L1-L4 escalation ladder and partner handoffs.",
         lifespan=lifespan,
+        # Every error body is a Problem, whatever the route.
+        responses={
+            400: {"model": Problem, "description": "The body could not be parsed"},
+            422: {"model": Problem, "description": "Not allowed for this request or ticket"},
+            503: {"model": Problem, "description": "Temporal did not answer; retry"},
+        },
     )
     errors.install(app)
     app.include_router(tickets.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from activities.catalog import DEMO_CATALOG
 from workflows.entitlement import build_entitlement
 from workflows.models import (
     Category,
@@ -14,58 +15,10 @@ from workflows.models import (
     ProductType,
     Severity,
     TicketOpened,
-    Tier,
 )
 
-DEMO_TERMS: dict[str, ContractTerms] = {
-    "acme": ContractTerms(
-        contract_id="ctr-acme",
-        customer_id="acme",
-        customer_name="Acme",
-        tier=Tier.PREMIUM,
-        product_type=ProductType.PLATFORM,
-        timezone="Europe/Berlin",
-        country="DE",
-    ),
-    "globex": ContractTerms(
-        contract_id="ctr-globex",
-        customer_id="globex",
-        customer_name="Globex",
-        tier=Tier.STANDARD,
-        product_type=ProductType.PLATFORM,
-        timezone="America/New_York",
-        country="US",
-    ),
-    "initech": ContractTerms(
-        contract_id="ctr-initech",
-        customer_id="initech",
-        customer_name="Initech",
-        tier=Tier.BASIC,
-        product_type=ProductType.PLATFORM,
-        timezone="UTC",
-    ),
-    "umbrella": ContractTerms(
-        contract_id="ctr-umbrella",
-        customer_id="umbrella",
-        customer_name="Umbrella",
-        tier=Tier.STANDARD,
-        product_type=ProductType.BESPOKE,
-        timezone="Europe/London",
-        country="GB",
-        project="umbrella-portal",
-    ),
-    "contoso": ContractTerms(
-        contract_id="ctr-contoso",
-        customer_id="contoso",
-        customer_name="Contoso",
-        tier=Tier.PREMIUM,
-        product_type=ProductType.PARTNER_DELIVERED,
-        timezone="Europe/Amsterdam",
-        country="NL",
-        partner_id="northwind",
-        partner_tier=Tier.PREMIUM,
-    ),
-}
+# The same contracts `make up` seeds, as intake reads them from the catalog.
+DEMO_TERMS: dict[str, ContractTerms] = {terms.customer_id: terms for terms in DEMO_CATALOG.contracts}
 
 PRODUCT_FOR = {
     ProductType.PLATFORM: Product.IDENTITY,

@@ -275,5 +275,5 @@ async def test_sqlite_engine_creates_its_directory_and_uses_wal(tmp_path: Path) 
         await engine.dispose()
 
     # synchronous=1 is NORMAL.
-    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+    assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 15000}
     assert (tmp_path / "nested" / "dir" / "escalator.db").exists()

@@ -51,7 +51,10 @@ def open_windows(
     """Open windows (UTC, half-open) that end after `start`, in order."""
     _require_aware(start)
     hours = _HOURS[calendar]
-    day = start.astimezone(tz).date() - timedelta(days=1)
+    first = start.astimezone(tz).date()
+    if not date.min + timedelta(days=1) <= first <= date.max - timedelta(days=_MAX_DAYS + 1):
+        raise CalendarError(f"{start.isoformat()} is outside the range the calendars can count in")
+    day = first - timedelta(days=1)
     for _ in range(_MAX_DAYS):
         day += timedelta(days=1)
         if day.weekday() >= 5 or day in holidays:
@@ -82,7 +85,10 @@ def add_open_time(
         raise CalendarError("a duration of open time cannot be negative")
     start = start.astimezone(UTC)
     if calendar == CoverageCalendar.ALWAYS:
-        return start + duration
+        try:
+            return start + duration
+        except OverflowError as err:
+            raise CalendarError(f"{start.isoformat()} + {duration} is past the end of time") from err
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     remaining = duration
     for opens, closes in open_windows(start, calendar, zone, holidays):

@@ -138,6 +138,10 @@ def check_intake(
         )
 
 
+# Public-holiday data and contracts make no sense far outside the present.
+QUOTE_YEARS = range(1970, 2201)
+
+
 def quote_response_deadline(
     *,
     tier: Tier,
@@ -154,6 +158,12 @@ def quote_response_deadline(
     the ticket workflow runs, so the quote and the ticket never disagree.
     """
     zone = check_timezone(timezone)
+    if not QUOTE_YEARS[0] <= submitted_at.year <= QUOTE_YEARS[-1]:
+        raise IntakeRefused(
+            "submitted_at_out_of_range",
+            f"Quotes cover tickets submitted in {QUOTE_YEARS[0]}-{QUOTE_YEARS[-1]}; "
+            f"{submitted_at.year} is outside that range.",
+        )
     if submitted_at.tzinfo is None:
         submitted_at = submitted_at.replace(tzinfo=zone)
     terms = ContractTerms(

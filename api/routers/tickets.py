@@ -78,7 +78,7 @@ async def list_tickets(
     severity: Severity | None = None,
     breached: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TicketList:
     """Tickets from the read model, newest first."""
     rows, total = await read_model.list_tickets(
