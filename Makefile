@@ -30,7 +30,7 @@ up: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy workflows activities api worker
+	$(BIN)/mypy workflows activities api worker bench
 
 test: lint
 	$(BIN)/pytest -q

@@ -15,6 +15,9 @@ from workflows.models import (
     Acknowledge,
     ClockKind,
     ClockStatus,
+    Escalate,
+    EscalationTrigger,
+    TicketStatus,
 )
 from workflows.ticket import TicketWorkflow
 
@@ -113,3 +116,40 @@ async def test_standard_sev2_filed_tuesday_10_breaches_wednesday_10_local(
         breach = next(e for e in state.events if e.kind == "sla_breached")
         assert breach.at == wednesday_10
         assert breach.at.astimezone(new_york).hour == 10
+
+
+async def test_basic_ticket_never_breaches_however_long_it_waits(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        handle = await tickets.start(opened_ticket("initech", 1, received))
+        await skip_to(env, received + timedelta(days=30))
+        state = await handle.query(TicketWorkflow.state)
+        first = state.clock(ClockKind.FIRST_RESPONSE)
+        assert first is not None and not first.target.binding
+        assert first.status == ClockStatus.RUNNING
+        assert not state.sla_breached
+        assert state.level == 2  # Sev 1 on a non-Premium tier goes to L2 at intake, and stays
+        assert not any(e.kind in ("sla_warning", "sla_breached", "escalated") for e in state.events)
+
+
+async def test_signals_apply_the_same_actions_and_ignore_refused_ones(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        handle = await tickets.start(opened_ticket("globex", 3, received))
+        # Above the Standard entitlement: a signal cannot be refused, so it is ignored.
+        await handle.signal(
+            TicketWorkflow.escalate_signal,
+            Escalate(actor="l2", level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING),
+        )
+        await handle.signal(TicketWorkflow.acknowledge_signal, Acknowledge(actor="l1-via-crm"))
+        state = await handle.query(TicketWorkflow.state)
+        assert state.level == 1
+        assert state.status == TicketStatus.ACKNOWLEDGED
+        assert state.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.MET  # type: ignore[union-attr]
+        assert not any(e.kind == "escalated" for e in state.events)
