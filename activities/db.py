@@ -267,4 +267,4 @@ def dialect_insert(session: AsyncSession, entity: type[Base]) -> PostgresInsert 
         return postgresql_insert(entity)
     if name == "sqlite":
         return sqlite_insert(entity)
-    raise NotImplementedError(f"the read model supports sqlite and postgresql, not {name}")
+    raise ValueError(f"the read model supports sqlite and postgresql, not {name}")

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -375,16 +374,14 @@ async def test_compose_search_attribute_job_registers_all_and_can_run_twice(tmp_
 # --- `escalator up`, for real ---------------------------------------------------------------------
 
 
-async def wait_until_healthy(http: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
-    for _ in range(300):
-        assert process.returncode is None, "escalator up exited during startup"
-        try:
-            if (await http.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)  # bounded: 300 polls
-    pytest.fail("the API did not answer /healthz within 60 s")
+async def read_output(process: asyncio.subprocess.Process, lines: list[str], up: asyncio.Event) -> None:
+    """Collect what `escalator up` prints; set `up` when its banner says the stack is up."""
+    assert process.stdout is not None
+    async for raw in process.stdout:
+        line = raw.decode(errors="replace")
+        lines.append(line)
+        if line.startswith("Escalator is up."):
+            up.set()
 
 
 async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(tmp_path: Path) -> None:
@@ -402,33 +399,43 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
     ticket: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as http:
         for run in range(2):
-            log = tmp_path / f"up-{run}.log"
-            with log.open("wb") as output:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "worker", "up", cwd=tmp_path, env=env, stdout=output, stderr=output
-                )
-                try:
-                    await wait_until_healthy(http, process)
-                    if run == 0:
-                        filed = await http.post(
-                            "/tickets",
-                            content=cli.SAMPLE_TICKET,
-                            headers={"content-type": "application/json"},
-                        )
-                        assert filed.is_success, filed.text
-                        ticket = filed.json()
-                    else:
-                        # Live state comes from the workflow: the restarted worker serves it.
-                        resumed = await http.get(f"/tickets/{ticket['ticket_id']}")
-                        assert resumed.status_code == 200, resumed.text
-                        assert resumed.json()["status"] == ticket["status"]
-                    process.send_signal(signal.SIGINT)
-                    await asyncio.wait_for(process.wait(), 60)
-                finally:
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
-            printed = log.read_text()
+            lines: list[str] = []
+            up = asyncio.Event()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "worker",
+                "up",
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            reader = asyncio.create_task(read_output(process, lines, up))
+            try:
+                # The banner is printed once the API listens and the worker polls.
+                await asyncio.wait_for(up.wait(), 60)
+                if run == 0:
+                    filed = await http.post(
+                        "/tickets",
+                        content=cli.SAMPLE_TICKET,
+                        headers={"content-type": "application/json"},
+                    )
+                    assert filed.is_success, filed.text
+                    ticket = filed.json()
+                else:
+                    # Live state comes from the workflow: the restarted worker serves it.
+                    resumed = await http.get(f"/tickets/{ticket['ticket_id']}")
+                    assert resumed.status_code == 200, resumed.text
+                    assert resumed.json()["status"] == ticket["status"]
+                process.send_signal(signal.SIGINT)
+                await asyncio.wait_for(process.wait(), 60)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                await reader
+            printed = "".join(lines)
             assert process.returncode == 0, printed
             assert f"http://127.0.0.1:{api_port}/docs" in printed
             assert "Stopping: API, worker, Temporal dev server" in printed
