@@ -69,12 +69,14 @@ async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: St
 
 
 async def test_timer_and_activities_carry_summaries(stack: Stack) -> None:
-    ticket_id = (await stack.http.post("/tickets", json=LOGIN_DOWN)).json()["ticket_id"]
-    handle = stack.handle(ticket_id)
+    filed = (await stack.http.post("/tickets", json=LOGIN_DOWN)).json()
+    handle = stack.handle(filed["ticket_id"])
     timer = await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
     converter = stack.client.data_converter.payload_converter
     timer_summary = converter.from_payload(timer.user_metadata.summary, str)
-    assert "first response warning" in timer_summary and "1 h 24x7" in timer_summary
+    due = datetime.fromisoformat(filed["response_due"])
+    assert timer_summary.startswith(f"Sev 1 first response due {due:%Y-%m-%d %H:%M} UTC (1 h 24x7)")
+    assert "75% warning at" in timer_summary
     history = await handle.fetch_history()
     activity_summaries = [
         converter.from_payload(e.user_metadata.summary, str)

@@ -620,11 +620,14 @@ def next_wakeup(state: TicketState) -> Wakeup | None:
     if due is None:
         return None
     at, clock, is_warning = due
-    what = f"{CLOCK_NAMES[clock.kind]} {'warning' if is_warning else 'due'}"
-    return Wakeup(
-        at,
-        f"Sev {int(state.severity)} {what} {at:%Y-%m-%d %H:%M} UTC ({clock.target.label})",
+    # "Sev 1 first response due 2026-11-24 10:00 UTC (1 h 24x7)", as engineers read it in the UI.
+    summary = (
+        f"Sev {int(state.severity)} {CLOCK_NAMES[clock.kind]} due {clock.due_at:%Y-%m-%d %H:%M} UTC "
+        f"({clock.target.label})"
     )
+    if is_warning:
+        summary += f": {round(state.entitlement.warn_ratio * 100)}% warning at {at:%H:%M} UTC"
+    return Wakeup(at, summary)
 
 
 def _warn(step: _Step, clock: SlaClock, at: datetime) -> None:
