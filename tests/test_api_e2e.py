@@ -205,3 +205,9 @@ async def test_a_retried_action_with_an_idempotency_key_applies_once(stack: Stac
     assert first.status_code == retry.status_code == 200
     state = await stack.handle(ticket_id).query("state")
     assert [e["kind"] for e in state["events"]].count("commented") == 1
+
+
+async def test_healthz_answers_when_database_and_temporal_answer(stack: Stack) -> None:
+    response = await stack.http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "namespace": stack.client.namespace}
