@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,13 @@ class TicketRunner:
             if desc.status == WorkflowExecutionStatus.RUNNING:
                 await handle.execute_update(TicketWorkflow.close, Close(actor="test teardown"))
                 await handle.result()
+
+
+async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
+    """Advance the test server's clock to `instant` (it only moves forward)."""
+    delta = instant - await env.get_current_time()
+    if delta > timedelta(0):
+        await env.sleep(delta)
 
 
 WorkerFactory = Callable[[Client], AbstractAsyncContextManager[TicketRunner]]

@@ -8,17 +8,11 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 
 from tests.factories import opened_ticket
-from tests.fixtures_temporal import WorkerFactory
+from tests.fixtures_temporal import WorkerFactory, skip_to
 from workflows.models import ChangeSeverity, ClockKind, Severity
 from workflows.ticket import TicketWorkflow
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
-    delta = instant - await env.get_current_time()
-    if delta > timedelta(0):
-        await env.sleep(delta)
 
 
 def next_date(after: datetime, month: int, day: int) -> date:

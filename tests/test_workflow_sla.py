@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.read_model import get_ticket_row, get_timeline
 from tests.factories import opened_ticket
-from tests.fixtures_temporal import WorkerFactory
+from tests.fixtures_temporal import WorkerFactory, skip_to
 from workflows.models import (
     Acknowledge,
     ClockKind,
@@ -20,13 +20,6 @@ from workflows.models import (
     TicketStatus,
 )
 from workflows.ticket import TicketWorkflow
-
-
-async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
-    """Advance the test server's clock to `instant` (it only moves forward)."""
-    delta = instant - await env.get_current_time()
-    if delta > timedelta(0):
-        await env.sleep(delta)
 
 
 def next_local(weekday: int, hour: int, zone: ZoneInfo, after: datetime) -> datetime:

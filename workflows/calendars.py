@@ -34,7 +34,7 @@ BUSINESS_DAY = timedelta(hours=8)
 
 
 class CalendarError(ValueError):
-    pass
+    """Input the calendar math cannot count with: naive times, negative spans, no open days."""
 
 
 def _require_aware(instant: datetime) -> None:

@@ -6,6 +6,7 @@ package here and are pinned into the snapshot as explicit dates.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,13 +40,19 @@ class IntakeRefused(ValueError):
 def public_holidays(country: str | None, years: range) -> list[date]:
     if not country:
         return []
+    return list(_public_holidays(country, years.start, years.stop))
+
+
+@functools.cache
+def _public_holidays(country: str, first_year: int, stop_year: int) -> tuple[date, ...]:
+    # About 1 ms per lookup; every intake and every deadline quote asks for the same few.
     try:
-        calendar = holiday_calendars.country_holidays(country, years=list(years))
+        calendar = holiday_calendars.country_holidays(country, years=list(range(first_year, stop_year)))
     except NotImplementedError as err:
         raise IntakeRefused(
             "unknown_country", f"No public-holiday calendar for country code {country!r}."
         ) from err
-    return sorted(calendar.keys())
+    return tuple(sorted(calendar.keys()))
 
 
 def check_timezone(name: str) -> ZoneInfo:

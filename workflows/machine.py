@@ -301,6 +301,7 @@ def validate(state: TicketState, action: TicketAction, now: datetime) -> None:
     status = state.status
     if status == TicketStatus.CLOSED:
         raise Refusal(conflict, "The ticket is closed; file a new ticket instead.")
+    # Comment and Close are allowed in every state but closed, so they have no case here.
     match action:
         case Acknowledge():
             if status in CLOSED_STATES:
@@ -311,8 +312,6 @@ def validate(state: TicketState, action: TicketAction, now: datetime) -> None:
                 raise Refusal(
                     conflict, "The ticket is already acknowledged and no escalation awaits acknowledgement."
                 )
-        case Comment():
-            pass
         case Escalate(level=level, trigger=trigger):
             _check_escalation(state, level, trigger)
         case Handoff():
@@ -351,8 +350,6 @@ def validate(state: TicketState, action: TicketAction, now: datetime) -> None:
         case Reopen():
             if status != TicketStatus.RESOLVED:
                 raise Refusal(conflict, "Only a resolved ticket can be reopened.")
-        case Close():
-            pass
 
 
 def _live(state: TicketState, *kinds: ClockKind) -> bool:

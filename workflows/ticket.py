@@ -7,6 +7,7 @@ activities, sleeps until the next deadline, and answers queries from the state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from datetime import timedelta
 from typing import Any
@@ -103,12 +104,11 @@ class TicketWorkflow:
         # Whole milliseconds, rounded up, so the timer never fires a hair before the deadline.
         delay = (wakeup.at - workflow.now()).total_seconds()
         timeout = timedelta(milliseconds=max(1, math.ceil(delay * 1000)))
-        try:
+        # Either a change woke us, or the deadline came: the loop handles both the same way.
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self._changed, timeout=timeout, timeout_summary=wakeup.summary
             )
-        except TimeoutError:
-            pass
 
     # --- effects --------------------------------------------------------------------------
 
