@@ -16,11 +16,19 @@ from workflows.machine import RefusalKind
 
 
 class ApiError(Exception):
-    def __init__(self, status_code: int, detail: str, *, rule: str | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        *,
+        rule: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.rule = rule
+        self.headers = headers
 
 
 REFUSAL_STATUS = {
@@ -105,4 +113,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail, "rule": exc.rule})
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.detail, "rule": exc.rule}, headers=exc.headers
+        )

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflows import machine
+from workflows.text import CleanText
 from workflows.models import (
     Category,
     Channel,
@@ -30,13 +31,12 @@ class TicketCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: str = Field(min_length=1, max_length=100, examples=["acme"])
-    title: str = Field(min_length=1, max_length=200, examples=["Login down"])
-    description: str = Field(min_length=1, max_length=20_000)
+    title: CleanText = Field(min_length=1, max_length=200, examples=["Login down"])
+    description: CleanText = Field(min_length=1, max_length=20_000)
     severity: Severity = Field(description="1 critical, 2 high, 3 medium, 4 low")
     product: Product
     channel: Channel
     category: Category
-    reporter: str | None = Field(default=None, max_length=200)
 
 
 class ClockPublic(BaseModel):

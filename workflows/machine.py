@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from workflows import policy
 from workflows.calendars import add_open_time, open_time_between
+from workflows.permissions import Capability, can_reach, forbidden_reason
 from workflows.models import (
     Acknowledge,
     Audience,
@@ -47,6 +48,8 @@ from workflows.models import (
 class RefusalKind(StrEnum):
     CONFLICT = "Conflict"  # the action is fine, but not in this ticket's current state
     INVALID = "Invalid"  # the action is not allowed for this ticket at all
+    FORBIDDEN = "Forbidden"  # the principal may not take this action on this ticket
+    NOT_FOUND = "NotFound"  # the ticket is outside the principal's reach
 
 
 class Refusal(Exception):
@@ -294,8 +297,46 @@ def open_ticket(opened: TicketOpened) -> Outcome:
 # --- Actions ----------------------------------------------------------------------------------
 
 
+ACTION_CAPABILITY: dict[type[TicketAction], Capability] = {
+    Acknowledge: Capability.ACKNOWLEDGE,
+    Comment: Capability.COMMENT,
+    Escalate: Capability.ESCALATE,
+    Handoff: Capability.HANDOFF,
+    Handback: Capability.HANDBACK,
+    ChangeSeverity: Capability.CHANGE_SEVERITY,
+    WaitOnCustomer: Capability.WAIT_ON_CUSTOMER,
+    Resume: Capability.RESUME,
+    Resolve: Capability.RESOLVE,
+    Reopen: Capability.REOPEN,
+    Close: Capability.CLOSE,
+}
+
+
+def capability_of(action: TicketAction) -> Capability:
+    if isinstance(action, Comment) and not action.public:
+        return Capability.INTERNAL_NOTE
+    return ACTION_CAPABILITY[type(action)]
+
+
+def not_found(ticket_id: str) -> Refusal:
+    return Refusal(
+        RefusalKind.NOT_FOUND, f"No ticket {ticket_id!r}: check the id returned when it was filed."
+    )
+
+
+def check_permission(state: TicketState, action: TicketAction) -> None:
+    """Reach first (404, so ids do not leak), then the permission table (403)."""
+    actor = action.actor
+    if not can_reach(actor, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
+        raise not_found(state.ticket_id)
+    reason = forbidden_reason(actor, capability_of(action), product_type=state.entitlement.product_type)
+    if reason is not None:
+        raise Refusal(RefusalKind.FORBIDDEN, reason)
+
+
 def validate(state: TicketState, action: TicketAction, now: datetime) -> None:
     """Raise Refusal when `action` cannot be applied to `state`. Never mutates."""
+    check_permission(state, action)
     conflict = RefusalKind.CONFLICT
     invalid = RefusalKind.INVALID
     status = state.status
@@ -397,30 +438,31 @@ def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
     validate(state, action, now)
     step = _Step(state, now)
     state = step.state
+    actor = str(action.actor)
     match action:
-        case Acknowledge(actor=actor, note=note):
+        case Acknowledge(note=note):
             _acknowledge(step, actor, note)
-        case Comment(actor=actor, body=body, public=public):
+        case Comment(body=body, public=public):
             kind = "public comment" if public else "internal note"
             step.record("commented", f"{actor} added a {kind}: {body[:200]}", actor=actor)
             if public:
                 for clock in step.live(ClockKind.PERIODIC_UPDATE):
                     step.stop(clock, ClockStatus.MET)
                 _start_periodic_update(step)
-        case Escalate(actor=actor, level=level, trigger=trigger, note=note):
+        case Escalate(level=level, trigger=trigger, note=note):
             step.escalate(level, trigger, actor=actor, note=note)
-        case Handoff(actor=actor, category=category, note=note):
+        case Handoff(category=category, note=note):
             _handoff(step, actor, category.value, note)
             state.handoff_category = category
-        case Handback(actor=actor, note=note):
+        case Handback(note=note):
             for clock in step.live(ClockKind.HANDOFF_RESPONSE, ClockKind.ESCALATION_ACK):
                 step.stop(clock, ClockStatus.MET)
             state.owning_line = OwningLine.PARTNER
             event = step.record("handed_back", f"ConnectSoft handed back to the partner: {note}", actor=actor)
             step.notify(event, Audience.PARTNER, f"Handed back: {state.title}")
-        case ChangeSeverity(actor=actor, severity=severity, reason=reason):
+        case ChangeSeverity(severity=severity, reason=reason):
             _change_severity(step, actor, severity, reason)
-        case WaitOnCustomer(actor=actor, note=note):
+        case WaitOnCustomer(note=note):
             state.status = TicketStatus.WAITING_ON_CUSTOMER
             for clock in step.live(ClockKind.RESOLUTION):
                 step.pause(clock)
@@ -430,7 +472,7 @@ def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
                 "waiting_on_customer", f"Waiting on the customer{': ' + note if note else ''}", actor=actor
             )
             step.notify(event, Audience.CUSTOMER, f"We need your input: {state.title}")
-        case Resume(actor=actor, note=note):
+        case Resume(note=note):
             state.status = TicketStatus.ACKNOWLEDGED if state.acknowledged_at else TicketStatus.OPEN
             for clock in state.clocks:
                 if clock.status == ClockStatus.PAUSED and clock.paused_since is not None:
@@ -438,7 +480,7 @@ def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
             if state.acknowledged_at:
                 _start_periodic_update(step)
             step.record("resumed", f"Work resumed{': ' + note if note else ''}", actor=actor)
-        case Resolve(actor=actor, resolution=resolution):
+        case Resolve(resolution=resolution):
             for clock in state.clocks:
                 step.stop(
                     clock,
@@ -447,7 +489,7 @@ def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
             state.status, state.resolved_at = TicketStatus.RESOLVED, now
             event = step.record("resolved", f"Resolved: {resolution}", actor=actor)
             step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
-        case Reopen(actor=actor, reason=reason):
+        case Reopen(reason=reason):
             resolved_at = state.resolved_at or now
             for clock in state.clocks:
                 if clock.kind == ClockKind.RESOLUTION and clock.stopped_at == resolved_at:
@@ -456,7 +498,7 @@ def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
             _start_periodic_update(step)
             event = step.record("reopened", f"Reopened: {reason}", actor=actor)
             step.notify_level(event, f"Reopened: {state.title}")
-        case Close(actor=actor, note=note):
+        case Close(note=note):
             for clock in state.clocks:
                 step.stop(clock, ClockStatus.CANCELLED)
             state.status, state.closed_at = TicketStatus.CLOSED, now

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workflows.text import CleanText
 
 
 class Tier(StrEnum):
@@ -141,6 +143,16 @@ class Audience(StrEnum):
     PARTNER = "partner"
 
 
+class Role(StrEnum):
+    """Who a principal is (DESIGN.md §11). `system` is the workflow itself and trusted tools."""
+
+    ADMIN = "admin"
+    SUPPORT = "support"
+    PARTNER = "partner"
+    CUSTOMER = "customer"
+    SYSTEM = "system"
+
+
 def workflow_id_for(ticket_id: str) -> str:
     return f"ticket-{ticket_id}"
 
@@ -150,6 +162,46 @@ TASK_QUEUE = "tickets"
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=False, extra="ignore")
+
+
+class Principal(_Model):
+    """Who acts: an API key's principal, or the actor a signal names.
+
+    Printed as `role:name`, e.g. `support:anna` or `partner:northwind`; that string is the
+    `actor` of every event.
+    """
+
+    role: Role
+    name: str = Field(min_length=1, max_length=100)
+    # A support engineer's level on the ladder (1-4).
+    level: int | None = Field(default=None, ge=1, le=4)
+    partner_id: str | None = Field(default=None, max_length=200)
+    customer_id: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Principal:
+        if self.role == Role.SUPPORT and self.level is None:
+            raise ValueError("a support principal has a level (1-4)")
+        if self.role == Role.PARTNER and not self.partner_id:
+            raise ValueError("a partner principal has a partner_id")
+        if self.role == Role.CUSTOMER and not self.customer_id:
+            raise ValueError("a customer principal has a customer_id")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+    @property
+    def line(self) -> OwningLine | None:
+        """The support line this principal works for; customers work for none."""
+        if self.role == Role.PARTNER:
+            return OwningLine.PARTNER
+        if self.role == Role.CUSTOMER:
+            return None
+        return OwningLine.CONNECTSOFT
+
+
+SYSTEM = Principal(role=Role.SYSTEM, name="escalator")
 
 
 class ResponseTarget(_Model):
@@ -246,6 +298,7 @@ class TicketOpened(_Model):
     category: Category
     received_at: datetime
     entitlement: Entitlement
+    # The principal who filed it, as `role:name`.
     reporter: str | None = None
     # Set when the workflow continues as new: the machine picks up where it was.
     carried_state: TicketState | None = None
@@ -308,7 +361,9 @@ class TicketState(_Model):
     clocks: list[SlaClock] = Field(default_factory=list)
     events: list[TicketEvent] = Field(default_factory=list)
     next_seq: int = 1
+    # ConnectSoft's own breaches; the partner's first-line breaches count apart (DESIGN.md §6).
     sla_breached: bool = False
+    partner_sla_breached: bool = False
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
@@ -350,6 +405,7 @@ class TicketState(_Model):
             received_at=self.received_at,
             response_due=self.response_due,
             sla_breached=self.sla_breached,
+            partner_sla_breached=self.partner_sla_breached,
             updated_at=updated_at,
         )
 
@@ -358,63 +414,63 @@ class TicketState(_Model):
 
 
 class Acknowledge(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=10_000)
+    actor: Principal
+    note: CleanText | None = Field(default=None, max_length=10_000)
 
 
 class Comment(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=10_000)
+    actor: Principal
+    body: CleanText = Field(min_length=1, max_length=10_000)
     public: bool = True
 
 
 class Escalate(_Model):
-    actor: str = Field(min_length=1, max_length=200)
+    actor: Principal
     level: int = Field(ge=1, le=4)
     trigger: EscalationTrigger
-    note: str | None = Field(default=None, max_length=10_000)
+    note: CleanText | None = Field(default=None, max_length=10_000)
 
 
 class Handoff(_Model):
-    actor: str = Field(min_length=1, max_length=200)
+    actor: Principal
     category: HandoffCategory
-    note: str | None = Field(default=None, max_length=10_000)
+    note: CleanText | None = Field(default=None, max_length=10_000)
 
 
 class Handback(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    note: str = Field(min_length=1, max_length=10_000)
+    actor: Principal
+    note: CleanText = Field(min_length=1, max_length=10_000)
 
 
 class ChangeSeverity(_Model):
-    actor: str = Field(min_length=1, max_length=200)
+    actor: Principal
     severity: Severity
-    reason: str = Field(min_length=1, max_length=10_000)
+    reason: CleanText = Field(min_length=1, max_length=10_000)
 
 
 class WaitOnCustomer(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=10_000)
+    actor: Principal
+    note: CleanText | None = Field(default=None, max_length=10_000)
 
 
 class Resume(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=10_000)
+    actor: Principal
+    note: CleanText | None = Field(default=None, max_length=10_000)
 
 
 class Resolve(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    resolution: str = Field(min_length=1, max_length=10_000)
+    actor: Principal
+    resolution: CleanText = Field(min_length=1, max_length=10_000)
 
 
 class Reopen(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=10_000)
+    actor: Principal
+    reason: CleanText = Field(min_length=1, max_length=10_000)
 
 
 class Close(_Model):
-    actor: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=10_000)
+    actor: Principal
+    note: CleanText | None = Field(default=None, max_length=10_000)
 
 
 TicketAction = (
@@ -452,6 +508,7 @@ class TicketRow(_Model):
     received_at: datetime
     response_due: datetime | None
     sla_breached: bool
+    partner_sla_breached: bool = False
     updated_at: datetime
 
 
