@@ -25,8 +25,10 @@ from sqlalchemy import (
     String,
     Text,
     event,
+    false,
     make_url,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
@@ -96,6 +98,8 @@ class Customer(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
+    # A deactivated customer files no new tickets; its contract stays for the record.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Partner(Base):
@@ -157,6 +161,8 @@ class Ticket(Base):
     received_at: Mapped[datetime] = mapped_column()
     response_due: Mapped[datetime | None] = mapped_column()
     sla_breached: Mapped[bool] = mapped_column(Boolean)
+    # A breach by the partner's first line, kept apart from ConnectSoft's own.
+    partner_sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column()
 
 
@@ -188,6 +194,23 @@ class OutboxNotification(Base):
     page: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiKey(Base):
+    """One API key, one principal (DESIGN.md §11). Only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    # Public id, e.g. key_3f2a9c1b7d4e: safe to show, log and revoke by.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(ENUM_VALUE)
+    level: Mapped[int | None] = mapped_column(Integer)
+    partner_id: Mapped[str | None] = mapped_column(ID, ForeignKey("partners.id"))
+    customer_id: Mapped[str | None] = mapped_column(ID, ForeignKey("customers.id"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
 
 
 # --- Engine ---------------------------------------------------------------------------------
