@@ -213,6 +213,18 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
+class IdempotencyRecord(Base):
+    """What an Idempotency-Key was first used for, per principal (`scope`)."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # SHA-256 of the request the key was first sent with.
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- Engine ---------------------------------------------------------------------------------
 
 
