@@ -1,7 +1,15 @@
-"""Every refusal is a 4xx whose `detail` tells a person what to do instead."""
+"""Every refusal is an RFC 9457 problem (`application/problem+json`): `detail` tells a person what
+to do instead, and `rule` names the rule that refused the request.
+
+One function, `problem_response`, builds every error body; each exception handler below only
+chooses its status, rule and sentence. `problem_responses` declares the same bodies in the
+OpenAPI document.
+"""
 
 from __future__ import annotations
 
+import http
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -10,12 +18,40 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.schemas import Problem
 from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused
 from workflows.machine import RefusalKind
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:escalator:problem:"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+# RFC 9110's phrases where Python 3.11's `http` module still has the older ones.
+_TITLES = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
+# What each documented error status means anywhere in this API.
+_DESCRIPTIONS = {
+    400: "The body could not be parsed",
+    401: "No valid API key: send `Authorization: Bearer <key>`",
+    403: "The caller may not do this to this resource",
+    404: "No such resource within the caller's reach",
+    405: "The method is not allowed on this path",
+    409: "Not possible in the resource's current state",
+    413: "The request body is over 1 MiB",
+    422: "The request is invalid, or a rule refused it",
+    503: "Temporal did not answer; retry",
+}
+
 
 class ApiError(Exception):
+    """A refusal raised by a route or service; answered as a problem with this status and rule."""
+
     def __init__(
         self,
         status_code: int,
@@ -37,82 +73,163 @@ REFUSAL_STATUS = {
 }
 
 
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_title(status_code: int) -> str:
+    return _TITLES.get(status_code) or http.client.responses.get(status_code, "Error")
+
+
+def problem_response(
+    status_code: int,
+    detail: str,
+    *,
+    rule: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemResponse:
+    """The one shape of every error answer.
+
+    Without a rule only the HTTP status applies: the type is `about:blank` (RFC 9457 §4.2.1) and
+    `rule` still names the status, so a client can always switch on `rule`.
+    """
+    problem = Problem(
+        type=f"{PROBLEM_TYPE_PREFIX}{rule}" if rule else "about:blank",
+        title=problem_title(status_code),
+        status=status_code,
+        detail=detail,
+        rule=rule or f"http_{status_code}",
+        errors=errors,
+    )
+    return ProblemResponse(
+        problem.model_dump(mode="json", exclude_none=True), status_code=status_code, headers=headers
+    )
+
+
+def problem_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entries that document these error statuses as problems.
+
+    Usage: `@router.get(..., responses=problem_responses(401, 404))`, or merged with others:
+    `responses={200: {...}, **problem_responses(401, 403, 422)}`.
+    """
+    return {
+        status_code: {
+            # `model` puts Problem into the document's components; `install` then drops the
+            # application/json entry FastAPI derives from it, since no error is sent as that.
+            "model": Problem,
+            "description": _DESCRIPTIONS.get(status_code, problem_title(status_code)),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
+        for status_code in status_codes
+    }
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
 
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    kind = str(error.get("type", "invalid"))
+    field = _field(tuple(error.get("loc", ())))
+    message = str(error.get("msg", "is invalid"))
+    if kind == "missing":
+        message = "is required"
+    elif kind == "extra_forbidden":
+        message = "is not a known field; remove it"
+    elif kind == "json_invalid":
+        # The location is a character offset into the body, not a field.
+        field = "body"
+        message = "is not valid JSON; send a JSON object as the schema shows"
+    return {"field": field, "message": message, "type": kind}
+
+
 def describe_validation(errors: list[dict[str, Any]]) -> str:
-    sentences = []
-    for error in errors:
-        message = error.get("msg", "is invalid")
-        if error.get("type") == "missing":
-            message = "is required"
-        elif error.get("type") == "extra_forbidden":
-            message = "is not a known field; remove it"
-        sentences.append(f"{_field(tuple(error.get('loc', ())))}: {message}")
-    return "; ".join(sentences) + "."
+    return "; ".join(f"{e['field']}: {e['message']}" for e in map(_field_error, errors)) + "."
+
+
+def _http_problem(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    """FastAPI's and Starlette's own refusals, in the same shape as ours."""
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        detail = "The body could not be read as JSON in UTF-8; send a JSON object as the schema shows."
+        return problem_response(exc.status_code, detail, rule="unparseable_body", headers=headers)
+    if exc.status_code == status.HTTP_404_NOT_FOUND and "endpoint" not in request.scope:
+        detail = f"No route {request.method} {request.url.path}; the API is described at /docs."
+        return problem_response(exc.status_code, detail, rule="unknown_route", headers=headers)
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        allowed = (headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {request.url.path}; use {allowed or 'another method'}."
+        return problem_response(exc.status_code, detail, rule="method_not_allowed", headers=headers)
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def _document_problems_only(app: FastAPI) -> None:
+    """Make the document say what the handlers send: every error body is problem+json.
+
+    FastAPI documents a response `model` under the route's media type, application/json; this
+    moves each error response with the Problem schema to application/problem+json, including
+    those of a route that still declares `{"model": Problem}`.
+    """
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict):
+                    continue
+                for status_code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    as_json = content.get("application/json", {})
+                    if str(status_code)[0] in "45" and as_json.get("schema") == {"$ref": PROBLEM_SCHEMA_REF}:
+                        content.setdefault(PROBLEM_MEDIA_TYPE, content.pop("application/json"))
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
 
 
 def install(app: FastAPI) -> None:
+    _document_problems_only(app)
+
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={
-                "detail": describe_validation(list(exc.errors())),
-                "rule": "invalid_request",
-                "errors": errors,
-            },
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        return problem_response(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            describe_validation(list(exc.errors())),
+            rule="invalid_request",
+            errors=[_field_error(e) for e in exc.errors()],
         )
 
     @app.exception_handler(IntakeRefused)
-    async def _refused_intake(request: Request, exc: IntakeRefused) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": exc.message, "rule": exc.rule},
-        )
+    async def _refused_intake(request: Request, exc: IntakeRefused) -> ProblemResponse:
+        return problem_response(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.message, rule=exc.rule)
 
     @app.exception_handler(CalendarError)
-    async def _calendar_error(request: Request, exc: CalendarError) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": str(exc), "rule": "calendar"},
-        )
+    async def _calendar_error(request: Request, exc: CalendarError) -> ProblemResponse:
+        return problem_response(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), rule="calendar")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # FastAPI's own errors (unparseable body, unknown route) in the same shape as ours.
-        detail = exc.detail
-        if exc.status_code == status.HTTP_400_BAD_REQUEST:
-            detail = "The body is not valid JSON in UTF-8; send a JSON object as the schema shows."
-        return JSONResponse(
-            status_code=exc.status_code,
-            content={"detail": str(detail), "rule": "http"},
-            headers=getattr(exc, "headers", None),
-        )
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        return _http_problem(request, exc)
 
     @app.exception_handler(RPCError)
-    async def _temporal_unavailable(request: Request, exc: RPCError) -> JSONResponse:
+    async def _temporal_unavailable(request: Request, exc: RPCError) -> ProblemResponse:
         if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise exc
         # Nothing was changed that a retry would duplicate: starts and updates are idempotent
         # by workflow id and Idempotency-Key.
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={
-                "detail": "The workflow service did not answer in time; retry in a few seconds.",
-                "rule": "temporal_unavailable",
-            },
+        return problem_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The workflow service did not answer in time; retry in a few seconds.",
+            rule="temporal_unavailable",
             headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.status_code, content={"detail": exc.detail, "rule": exc.rule}, headers=exc.headers
-        )
+    async def _api_error(request: Request, exc: ApiError) -> ProblemResponse:
+        return problem_response(exc.status_code, exc.detail, rule=exc.rule, headers=exc.headers)

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
 from api import errors
+from api.middleware import BodyLimitMiddleware
 from api.routers import health, policy, tickets
-from api.schemas import Problem
 from worker.worker import connect_client
 
 
@@ -36,14 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Support tickets as durable Temporal workflows: intake, SLA clocks, "
         "the L1-L4 escalation ladder and partner handoffs.",
         lifespan=lifespan,
-        # Every error body is a Problem, whatever the route.
-        responses={
-            400: {"model": Problem, "description": "The body could not be parsed"},
-            422: {"model": Problem, "description": "Not allowed for this request or ticket"},
-            503: {"model": Problem, "description": "Temporal did not answer; retry"},
-        },
+        # Every error body is a problem (application/problem+json), whatever the route.
+        responses=errors.problem_responses(400, 413, 422, 503),
     )
     errors.install(app)
+    app.add_middleware(BodyLimitMiddleware)
     app.include_router(tickets.router)
     app.include_router(policy.router)
     app.include_router(health.router)

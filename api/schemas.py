@@ -160,8 +160,18 @@ class Timeline(BaseModel):
 
 
 class Problem(BaseModel):
-    """Every 4xx body: `detail` says what went wrong and what to do instead."""
+    """Every error body, as RFC 9457 problem details (`application/problem+json`): `detail` says
+    what went wrong and what to do instead, `rule` names the rule that refused the request."""
 
+    type: str = Field(
+        description="The problem type: `urn:escalator:problem:<rule>`, or `about:blank` when only "
+        "the HTTP status applies",
+        examples=["urn:escalator:problem:unknown_ticket"],
+    )
+    title: str = Field(description="The standard phrase of the status", examples=["Not Found"])
+    status: int = Field(ge=400, le=599, examples=[404])
     detail: str
-    rule: str | None = None
-    errors: list[dict[str, object]] | None = None
+    rule: str = Field(examples=["unknown_ticket"])
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="For an invalid request: each `field` with its `message` and error `type`"
+    )
