@@ -1,25 +1,84 @@
 """The customer catalog: customers, partners and their contracts.
 
 Intake reads a customer's ContractTerms from here and pins them into the ticket's
-entitlement, so editing a contract later never changes an open ticket.
+entitlement, so editing a contract later never changes an open ticket. The admin endpoints
+and the `escalator customers|partners` commands onboard, edit and deactivate through the
+service functions below; each checks its input and refuses with a `CatalogRefused` that
+names the field and the rule.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.db import Contract, Customer, Partner, dialect_insert, utcnow
-from workflows.models import ContractTerms, ProductType, Tier
+from workflows.calendars import describe_duration
+from workflows.entitlement import IntakeRefused, check_timezone, public_holidays
+from workflows.models import ContractTerms, CoverageCalendar, ProductType, Severity, Tier
+from workflows.text import check_clean_text
 
 
 class ContractNotFound(LookupError):
     def __init__(self, customer_id: str) -> None:
         super().__init__(f"customer {customer_id!r} has no active contract")
         self.customer_id = customer_id
+
+
+class CatalogRefused(ValueError):
+    """Catalog input refused: `field` says what to fix, `rule` names the rule it broke.
+
+    Nothing was written. `status` is the HTTP status the API answers with.
+    """
+
+    status = 422
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.rule = rule
+        self.message = message
+
+    @property
+    def detail(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class DuplicateId(CatalogRefused):
+    status = 409
+
+
+class CustomerDeactivated(CatalogRefused):
+    status = 409
+
+
+class CustomerStatus(StrEnum):
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    UNKNOWN = "unknown"
+
+
+class CatalogCustomer(BaseModel):
+    """A customer and its active contract (kept, for the record, when deactivated)."""
+
+    id: str
+    name: str
+    active: bool
+    contract: ContractTerms | None
+
+
+class CatalogPartner(BaseModel):
+    id: str
+    name: str
+    connectsoft_tier: Tier
 
 
 @dataclass(frozen=True)
@@ -130,14 +189,24 @@ async def seed_demo_catalog(*, session: AsyncSession) -> None:
     await session.commit()
 
 
-def _contracts_with_parties() -> Select[Contract, Customer, Partner]:
+# Customer and partner ids appear in URLs, ticket ids and search attributes: keep them plain.
+CATALOG_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+CATALOG_ID_RULE = "1-100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+SEVERITY_KEYS: Final = frozenset(str(int(severity)) for severity in Severity)
+OVERRIDE_KINDS: Final = ("response", "handoff", "resolution", "periodic_update")
+# Longer targets would put deadlines past the calendars' reach; nobody promises a year.
+MAX_TARGET_MINUTES: Final = 365 * 24 * 60
+
+
+def _contracts_with_parties(*, include_inactive: bool = False) -> Select[Contract, Customer, Partner]:
     # Partner is None for contracts without one (outer join).
-    return (
+    query = (
         select(Contract, Customer, Partner)
         .join(Customer, Contract.customer_id == Customer.id)
         .outerjoin(Partner, Contract.partner_id == Partner.id)
         .where(Contract.active)
     )
+    return query if include_inactive else query.where(Customer.active)
 
 
 def _terms(contract: Contract, customer: Customer, partner: Partner | None) -> ContractTerms:
@@ -158,10 +227,241 @@ def _terms(contract: Contract, customer: Customer, partner: Partner | None) -> C
     )
 
 
-async def get_contract_terms(*, session: AsyncSession, customer_id: str) -> ContractTerms | None:
-    query = _contracts_with_parties().where(Contract.customer_id == customer_id)
+async def _find_terms(
+    session: AsyncSession, customer_id: str, *, include_inactive: bool
+) -> ContractTerms | None:
+    query = _contracts_with_parties(include_inactive=include_inactive).where(
+        Contract.customer_id == customer_id
+    )
     found = (await session.execute(query)).one_or_none()
     return _terms(*found) if found else None
+
+
+async def get_contract_terms(*, session: AsyncSession, customer_id: str) -> ContractTerms | None:
+    """The terms a new ticket of `customer_id` runs under; None if unknown or deactivated.
+
+    `customer_status` tells the two apart.
+    """
+    return await _find_terms(session, customer_id, include_inactive=False)
+
+
+async def customer_status(*, session: AsyncSession, customer_id: str) -> CustomerStatus:
+    active = await session.scalar(select(Customer.active).where(Customer.id == customer_id))
+    if active is None:
+        return CustomerStatus.UNKNOWN
+    return CustomerStatus.ACTIVE if active else CustomerStatus.DEACTIVATED
+
+
+def deactivated_customer_message(customer_id: str) -> str:
+    return (
+        f"Customer {customer_id!r} is deactivated and files no new tickets; "
+        "ask ConnectSoft to renew the contract."
+    )
+
+
+# --- Checks -----------------------------------------------------------------------------------
+
+
+def _check_id(field: str, value: str) -> None:
+    if not CATALOG_ID.fullmatch(value):
+        raise CatalogRefused(field, "invalid_id", f"{value!r} is not a valid id: use {CATALOG_ID_RULE}.")
+
+
+def _check_name(field: str, value: str) -> str:
+    name = value.strip()
+    if not 1 <= len(name) <= 200:
+        raise CatalogRefused(field, "invalid_name", "a name has 1-200 characters.")
+    try:
+        check_clean_text(name)
+    except ValueError as err:
+        raise CatalogRefused(field, "invalid_text", f"{err}.") from None
+    return name
+
+
+def _validated_terms(candidate: dict[str, Any]) -> ContractTerms:
+    try:
+        return ContractTerms.model_validate(candidate)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "contract"
+        raise CatalogRefused(field, "invalid_contract", f"{first['msg']}.") from None
+
+
+def _labelled(terms: ContractTerms) -> ContractTerms:
+    """Give every override a label people can read, as the policy's own targets have."""
+    overrides = terms.overrides.model_copy(deep=True)
+    for kind in OVERRIDE_KINDS:
+        for target in getattr(overrides, kind).values():
+            if not target.label:
+                label = describe_duration(target.minutes, target.calendar)
+                if target.calendar != CoverageCalendar.BUSINESS:
+                    label = f"{label} {target.calendar}"
+                target.label = label
+    return terms.model_copy(update={"overrides": overrides})
+
+
+async def _check_terms(session: AsyncSession, terms: ContractTerms) -> None:
+    """Refuse contract terms intake could not honour. Fields are named as in a contract body."""
+    try:
+        check_timezone(terms.timezone)
+    except IntakeRefused as err:
+        raise CatalogRefused("timezone", err.rule, err.message) from None
+    if terms.country is not None:
+        try:
+            year = datetime.now(UTC).year
+            public_holidays(terms.country, range(year, year + 1))
+        except IntakeRefused as err:
+            raise CatalogRefused(
+                "country", err.rule, f"{err.message} Use an ISO 3166 code such as 'DE', or leave it out."
+            ) from None
+    if terms.coverage_24x7 and terms.tier != Tier.PREMIUM:
+        raise CatalogRefused(
+            "coverage_24x7",
+            "coverage_24x7_premium_only",
+            f"the 24/7 option is for Premium contracts; this one is {terms.tier.value}.",
+        )
+    if terms.product_type == ProductType.PARTNER_DELIVERED:
+        if terms.partner_id is None:
+            raise CatalogRefused(
+                "partner_id", "partner_required", "a partner-delivered contract names its partner."
+            )
+        if await session.get(Partner, terms.partner_id) is None:
+            raise CatalogRefused(
+                "partner_id",
+                "unknown_partner",
+                f"no partner {terms.partner_id!r}; register it first (POST /partners).",
+            )
+    elif terms.partner_id is not None:
+        raise CatalogRefused(
+            "partner_id",
+            "partner_not_allowed",
+            f"only a partner_delivered contract has a partner; this one is {terms.product_type.value}.",
+        )
+    if terms.product_type == ProductType.BESPOKE and not (terms.project or "").strip():
+        raise CatalogRefused(
+            "project", "project_required", "a bespoke (Factory-built) contract names its project."
+        )
+    for kind in OVERRIDE_KINDS:
+        for key, target in getattr(terms.overrides, kind).items():
+            field = f"overrides.{kind}.{key}"
+            if key not in SEVERITY_KEYS:
+                raise CatalogRefused(
+                    field, "unknown_severity", 'overrides are keyed by severity, "1" to "4".'
+                )
+            if not 1 <= target.minutes <= MAX_TARGET_MINUTES:
+                raise CatalogRefused(
+                    f"{field}.minutes",
+                    "invalid_target",
+                    f"a target is 1 to {MAX_TARGET_MINUTES} minutes (one year).",
+                )
+
+
+async def _checked_new_terms(session: AsyncSession, candidate: dict[str, Any]) -> ContractTerms:
+    terms = _labelled(_validated_terms(candidate))
+    await _check_terms(session, terms)
+    return terms
+
+
+# --- Customers and contracts ------------------------------------------------------------------
+
+
+async def create_customer(
+    *,
+    session: AsyncSession,
+    customer_id: str,
+    name: str,
+    tier: Tier | str,
+    product_type: ProductType | str,
+    timezone: str = "UTC",
+    country: str | None = None,
+    coverage_24x7: bool = False,
+    partner_id: str | None = None,
+    project: str | None = None,
+    overrides: Any = None,
+) -> CatalogCustomer:
+    """Onboard a customer with its first contract (revision 1), and commit."""
+    _check_id("id", customer_id)
+    name = _check_name("name", name)
+    if await session.get(Customer, customer_id) is not None:
+        raise _duplicate_customer(customer_id)
+    try:
+        terms = await _checked_new_terms(
+            session,
+            {
+                "contract_id": f"ctr-{customer_id}",
+                "customer_id": customer_id,
+                "customer_name": name,
+                "tier": tier,
+                "product_type": product_type,
+                "timezone": timezone,
+                "country": country,
+                "coverage_24x7": coverage_24x7,
+                "partner_id": partner_id,
+                "project": project,
+                "overrides": overrides or {},
+            },
+        )
+    except CatalogRefused as err:
+        # Named as in the body of POST /customers, where the terms sit under `contract`.
+        raise type(err)(f"contract.{err.field}", err.rule, err.message) from None
+    try:
+        session.add(Customer(id=customer_id, name=name, active=True))
+        # The customer row first: the contract refers to it.
+        await session.flush()
+        session.add(Contract(**_contract_columns(terms), active=True, revision=1, updated_at=utcnow()))
+        await session.commit()
+    except IntegrityError:
+        # Another request onboarded the same id between the check and the commit.
+        await session.rollback()
+        raise _duplicate_customer(customer_id) from None
+    found = await get_customer(session=session, customer_id=customer_id)
+    assert found is not None
+    return found
+
+
+def _duplicate_customer(customer_id: str) -> DuplicateId:
+    return DuplicateId(
+        "id",
+        "duplicate_customer",
+        f"customer {customer_id!r} already exists; edit its contract with PUT /customers/"
+        f"{customer_id}/contract.",
+    )
+
+
+async def get_customer(*, session: AsyncSession, customer_id: str) -> CatalogCustomer | None:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        return None
+    terms = await _find_terms(session, customer_id, include_inactive=True)
+    return CatalogCustomer(id=customer.id, name=customer.name, active=customer.active, contract=terms)
+
+
+async def list_customers(*, session: AsyncSession, include_inactive: bool = False) -> list[CatalogCustomer]:
+    """Customers by id, each with its active contract; deactivated ones only if asked."""
+    query = select(Customer).order_by(Customer.id)
+    if not include_inactive:
+        query = query.where(Customer.active)
+    customers = list(await session.scalars(query))
+    found = await session.execute(_contracts_with_parties(include_inactive=include_inactive))
+    terms = {
+        contract.customer_id: _terms(contract, customer, partner) for contract, customer, partner in found
+    }
+    return [
+        CatalogCustomer(id=c.id, name=c.name, active=c.active, contract=terms.get(c.id)) for c in customers
+    ]
+
+
+async def deactivate_customer(*, session: AsyncSession, customer_id: str) -> CatalogCustomer | None:
+    """Stop new tickets for `customer_id` and commit; None if unknown. Idempotent.
+
+    Its contract stays active for the record, and its open tickets run on.
+    """
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        return None
+    customer.active = False
+    await session.commit()
+    return await get_customer(session=session, customer_id=customer_id)
 
 
 async def update_contract(*, session: AsyncSession, customer_id: str, **changes: Any) -> ContractTerms:
@@ -172,11 +472,18 @@ async def update_contract(*, session: AsyncSession, customer_id: str, **changes:
     unknown = changes.keys() - EDITABLE_TERMS
     if unknown:
         raise ValueError(f"not editable contract terms: {', '.join(sorted(unknown))}")
-    current = await get_contract_terms(session=session, customer_id=customer_id)
+    current = await _find_terms(session, customer_id, include_inactive=True)
     if current is None:
         raise ContractNotFound(customer_id)
+    if await customer_status(session=session, customer_id=customer_id) == CustomerStatus.DEACTIVATED:
+        raise CustomerDeactivated(
+            "id",
+            "customer_deactivated",
+            f"customer {customer_id!r} is deactivated; its contract is kept for the record only.",
+        )
     # Validate through the model so a bad tier or override never reaches the table.
-    edited = ContractTerms.model_validate(current.model_dump() | changes)
+    edited = _labelled(_validated_terms(current.model_dump() | changes))
+    await _check_terms(session, edited)
     contract = await session.get_one(Contract, current.contract_id)
     for name, value in edited.model_dump(mode="json", include=set(EDITABLE_TERMS)).items():
         setattr(contract, name, value)
@@ -190,7 +497,33 @@ async def update_contract(*, session: AsyncSession, customer_id: str, **changes:
     return updated
 
 
-async def list_customers(*, session: AsyncSession) -> list[ContractTerms]:
-    """Every customer with an active contract, as its contract terms, by customer id."""
-    found = await session.execute(_contracts_with_parties().order_by(Customer.id))
-    return [_terms(*row) for row in found]
+# --- Partners ---------------------------------------------------------------------------------
+
+
+async def create_partner(
+    *, session: AsyncSession, partner_id: str, name: str, connectsoft_tier: Tier | str
+) -> CatalogPartner:
+    """Register a partner (who delivers first-line support to its own customers), and commit."""
+    _check_id("id", partner_id)
+    name = _check_name("name", name)
+    try:
+        tier = Tier(connectsoft_tier)
+    except ValueError:
+        raise CatalogRefused(
+            "connectsoft_tier", "invalid_tier", f"use one of {', '.join(t.value for t in Tier)}."
+        ) from None
+    duplicate = DuplicateId("id", "duplicate_partner", f"partner {partner_id!r} already exists.")
+    if await session.get(Partner, partner_id) is not None:
+        raise duplicate
+    session.add(Partner(id=partner_id, name=name, connectsoft_tier=tier.value))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise duplicate from None
+    return CatalogPartner(id=partner_id, name=name, connectsoft_tier=tier)
+
+
+async def list_partners(*, session: AsyncSession) -> list[CatalogPartner]:
+    partners = await session.scalars(select(Partner).order_by(Partner.id))
+    return [CatalogPartner(id=p.id, name=p.name, connectsoft_tier=Tier(p.connectsoft_tier)) for p in partners]

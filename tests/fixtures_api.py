@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.catalog import seed_demo_catalog
 from activities.db import make_engine, make_sessionmaker, migrate
+from activities.keys import seed_demo_keys
 from activities.settings import Settings
 from api.main import create_app
 from worker.worker import build_worker
@@ -32,6 +33,11 @@ class Stack:
 
     def handle(self, ticket_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(f"ticket-{ticket_id}")
+
+    @staticmethod
+    def as_(secret: str) -> dict[str, str]:
+        """Headers that act as the key `secret`, e.g. `stack.as_("dev-admin")` (DEMO_KEYS)."""
+        return {"Authorization": f"Bearer {secret}"}
 
 
 @pytest_asyncio.fixture
@@ -47,6 +53,7 @@ async def stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[S
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
         await seed_demo_catalog(session=session)
+        await seed_demo_keys(session=session)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with build_worker(dev_env.client, sessionmaker, settings):

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from alembic import command
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from activities.catalog import (
     DEMO_CATALOG,
+    CatalogRefused,
     ContractNotFound,
+    CustomerDeactivated,
+    CustomerStatus,
+    DuplicateId,
+    create_customer,
+    create_partner,
+    customer_status,
+    deactivate_customer,
     get_contract_terms,
+    get_customer,
     list_customers,
+    list_partners,
     seed_demo_catalog,
     update_contract,
 )
-from activities.db import Contract, Customer, Partner
+from activities.db import Contract, Customer, Partner, alembic_config
 from workflows.models import (
     ContractTerms,
     CoverageCalendar,
@@ -90,7 +102,9 @@ async def test_demo_catalog_matches_the_design_table(seeded: Sessionmaker) -> No
     async with seeded() as session:
         customers = await list_customers(session=session)
 
-    summary = {t.customer_id: (t.tier, t.product_type, t.timezone, t.country, t.project) for t in customers}
+    assert all(customer.active and customer.contract for customer in customers)
+    terms = [customer.contract for customer in customers if customer.contract]
+    summary = {t.customer_id: (t.tier, t.product_type, t.timezone, t.country, t.project) for t in terms}
     assert list(summary) == DEMO_CUSTOMERS
     assert summary["acme"] == (Tier.PREMIUM, ProductType.PLATFORM, "Europe/Berlin", "DE", None)
     assert summary["globex"] == (Tier.STANDARD, ProductType.PLATFORM, "America/New_York", "US", None)
@@ -174,3 +188,218 @@ async def test_a_customer_has_at_most_one_active_contract(seeded: Sessionmaker) 
         contracts = await session.scalar(select(func.count()).select_from(Contract))
     assert terms is not None and (terms.contract_id, terms.tier) == ("ctr-acme-2026", Tier.STANDARD)
     assert contracts == len(DEMO_CUSTOMERS) + 1
+
+
+# --- Onboarding, editing and deactivating (the admin endpoints and CLI use these) -------------
+
+HOOLI: dict[str, Any] = {
+    "customer_id": "hooli",
+    "name": "Hooli",
+    "tier": Tier.STANDARD,
+    "product_type": ProductType.PLATFORM,
+    "timezone": "America/Los_Angeles",
+    "country": "US",
+}
+
+
+async def test_onboarded_customer_gets_revision_1_terms_that_intake_reads(seeded: Sessionmaker) -> None:
+    async with seeded() as session:
+        created = await create_customer(
+            session=session,
+            **HOOLI,
+            overrides={"response": {"1": {"minutes": 90, "calendar": "24x7"}}, "warn_ratio": 0.5},
+        )
+        terms = await get_contract_terms(session=session, customer_id="hooli")
+
+    assert created.active and created.contract == terms
+    assert terms is not None
+    assert (terms.contract_id, terms.customer_name, terms.revision) == ("ctr-hooli", "Hooli", 1)
+    assert (terms.tier, terms.timezone, terms.country) == (Tier.STANDARD, "America/Los_Angeles", "US")
+    # An override without a label gets one people can read, like the policy's own targets.
+    assert terms.overrides.response["1"] == ResponseTarget(
+        minutes=90, calendar=CoverageCalendar.ALWAYS, label="90 min 24x7"
+    )
+    assert terms.overrides.warn_ratio == 0.5
+
+
+async def test_a_partner_registered_later_can_deliver_a_new_customer(seeded: Sessionmaker) -> None:
+    async with seeded() as session:
+        partner = await create_partner(
+            session=session, partner_id="fabrikam", name="Fabrikam", connectsoft_tier="standard"
+        )
+        await create_customer(
+            session=session,
+            **(HOOLI | {"tier": Tier.PREMIUM, "product_type": "partner_delivered"}),
+            partner_id="fabrikam",
+        )
+        terms = await get_contract_terms(session=session, customer_id="hooli")
+        partners = await list_partners(session=session)
+
+    assert partner.connectsoft_tier is Tier.STANDARD
+    assert [p.id for p in partners] == ["fabrikam", "northwind"]
+    assert terms is not None and (terms.partner_id, terms.partner_tier) == ("fabrikam", Tier.STANDARD)
+
+
+async def test_duplicate_customer_and_partner_ids_are_refused_and_change_nothing(
+    seeded: Sessionmaker,
+) -> None:
+    before = await catalog_snapshot(seeded)
+
+    async with seeded() as session:
+        with pytest.raises(DuplicateId) as customer:
+            await create_customer(session=session, **(HOOLI | {"customer_id": "acme", "name": "Other Acme"}))
+        with pytest.raises(DuplicateId) as partner:
+            await create_partner(session=session, partner_id="northwind", name="N2", connectsoft_tier="basic")
+
+    assert (customer.value.field, customer.value.rule, customer.value.status) == (
+        "id",
+        "duplicate_customer",
+        409,
+    )
+    assert (partner.value.field, partner.value.rule) == ("id", "duplicate_partner")
+    assert await catalog_snapshot(seeded) == before
+
+
+BAD_CONTRACTS = [
+    pytest.param({"timezone": "Mars/Olympus_Mons"}, "contract.timezone", "unknown_timezone", id="timezone"),
+    pytest.param({"country": "XX"}, "contract.country", "unknown_country", id="country"),
+    pytest.param(
+        {"product_type": "partner_delivered"}, "contract.partner_id", "partner_required", id="no-partner"
+    ),
+    pytest.param(
+        {"product_type": "partner_delivered", "partner_id": "nobody"},
+        "contract.partner_id",
+        "unknown_partner",
+        id="unknown-partner",
+    ),
+    pytest.param(
+        {"partner_id": "northwind"}, "contract.partner_id", "partner_not_allowed", id="partner-on-platform"
+    ),
+    pytest.param(
+        {"product_type": "bespoke"}, "contract.project", "project_required", id="bespoke-no-project"
+    ),
+    pytest.param(
+        {"product_type": "bespoke", "project": "   "},
+        "contract.project",
+        "project_required",
+        id="blank-project",
+    ),
+    pytest.param(
+        {"coverage_24x7": True}, "contract.coverage_24x7", "coverage_24x7_premium_only", id="24x7-on-standard"
+    ),
+    pytest.param(
+        {"overrides": {"response": {"5": {"minutes": 60, "calendar": "24x7"}}}},
+        "contract.overrides.response.5",
+        "unknown_severity",
+        id="severity-5",
+    ),
+    pytest.param(
+        {"overrides": {"handoff": {"critical": {"minutes": 60, "calendar": "24x7"}}}},
+        "contract.overrides.handoff.critical",
+        "unknown_severity",
+        id="severity-name",
+    ),
+    pytest.param(
+        {"overrides": {"resolution": {"1": {"minutes": 0, "calendar": "24x7"}}}},
+        "contract.overrides.resolution.1.minutes",
+        "invalid_target",
+        id="zero-minutes",
+    ),
+    pytest.param({"tier": "gold"}, "contract.tier", "invalid_contract", id="tier"),
+    pytest.param({"customer_id": "Hooli Inc"}, "id", "invalid_id", id="id"),
+    pytest.param({"name": "  "}, "name", "invalid_name", id="blank-name"),
+    pytest.param({"name": "Hoo\x00li"}, "name", "invalid_text", id="nul-in-name"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "rule"), BAD_CONTRACTS)
+async def test_bad_onboarding_names_the_field_and_rule_and_writes_nothing(
+    seeded: Sessionmaker, changes: dict[str, Any], field: str, rule: str
+) -> None:
+    before = await catalog_snapshot(seeded)
+
+    async with seeded() as session:
+        with pytest.raises(CatalogRefused) as refused:
+            await create_customer(session=session, **(HOOLI | changes))
+
+    assert (refused.value.field, refused.value.rule, refused.value.status) == (field, rule, 422)
+    assert refused.value.detail.startswith(f"{field}: ")
+    assert await catalog_snapshot(seeded) == before
+
+
+async def test_contract_edit_is_checked_like_onboarding(seeded: Sessionmaker) -> None:
+    async with seeded() as session:
+        with pytest.raises(CatalogRefused) as refused:
+            await update_contract(session=session, customer_id="globex", coverage_24x7=True)
+        with pytest.raises(CatalogRefused) as moved:
+            await update_contract(session=session, customer_id="contoso", product_type=ProductType.PLATFORM)
+        # Both changed together make a consistent contract.
+        edited = await update_contract(
+            session=session, customer_id="contoso", product_type=ProductType.PLATFORM, partner_id=None
+        )
+
+    # Unprefixed: the body of PUT /customers/{id}/contract is the contract itself.
+    assert (refused.value.field, refused.value.rule) == ("coverage_24x7", "coverage_24x7_premium_only")
+    assert (moved.value.field, moved.value.rule) == ("partner_id", "partner_not_allowed")
+    assert (edited.revision, edited.partner_id, edited.partner_tier) == (2, None, None)
+
+
+async def test_deactivated_customer_files_nothing_but_keeps_its_contract(seeded: Sessionmaker) -> None:
+    async with seeded() as session:
+        pinned = await get_contract_terms(session=session, customer_id="globex")
+        first = await deactivate_customer(session=session, customer_id="globex")
+        again = await deactivate_customer(session=session, customer_id="globex")
+        unknown = await deactivate_customer(session=session, customer_id="hooli")
+        terms = await get_contract_terms(session=session, customer_id="globex")
+        statuses = [
+            await customer_status(session=session, customer_id=customer_id)
+            for customer_id in ("globex", "acme", "hooli")
+        ]
+        listed = [c.id for c in await list_customers(session=session)]
+        listed_all = {c.id: c.active for c in await list_customers(session=session, include_inactive=True)}
+        with pytest.raises(CustomerDeactivated) as edit:
+            await update_contract(session=session, customer_id="globex", tier=Tier.PREMIUM)
+        record = await get_customer(session=session, customer_id="globex")
+
+    assert first is not None and again == first and not first.active
+    assert first.contract == pinned
+    assert unknown is None
+    assert terms is None
+    assert statuses == [CustomerStatus.DEACTIVATED, CustomerStatus.ACTIVE, CustomerStatus.UNKNOWN]
+    assert "globex" not in listed and len(listed) == len(DEMO_CUSTOMERS) - 1
+    assert listed_all["globex"] is False and listed_all["acme"] is True
+    assert (edit.value.rule, edit.value.status) == ("customer_deactivated", 409)
+    assert record is not None and record.contract == pinned
+
+
+async def test_migration_0002_keeps_earlier_rows_active_and_unbreached(db_engine: AsyncEngine) -> None:
+    def move_to(connection: Connection, revision: str) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        if revision == "head":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+    received = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    async with db_engine.begin() as connection:
+        await connection.run_sync(move_to, "0001")
+        await connection.execute(text("INSERT INTO customers (id, name) VALUES ('old', 'Old Co')"))
+        await connection.execute(
+            text(
+                "INSERT INTO tickets (ticket_id, workflow_id, customer_id, contract_id, policy_version, "
+                "title, product, product_type, tier, severity, status, level, owning_line, received_at, "
+                "sla_breached, updated_at) VALUES ('t-old', 'ticket-t-old', 'old', 'ctr-old', '1', 'Old', "
+                "'identity', 'platform', 'basic', 3, 'open', 1, 'connectsoft', :at, true, :at)"
+            ),
+            {"at": received},
+        )
+        await connection.run_sync(move_to, "head")
+
+    async with db_engine.connect() as connection:
+        active = (await connection.execute(text("SELECT active FROM customers"))).scalar_one()
+        flags = (
+            await connection.execute(text("SELECT sla_breached, partner_sla_breached FROM tickets"))
+        ).one()
+    assert bool(active) is True
+    assert (bool(flags[0]), bool(flags[1])) == (True, False)

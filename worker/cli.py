@@ -4,7 +4,10 @@
 - escalator worker    only the worker, against ESCALATOR_TEMPORAL_ADDRESS
 - escalator api       only the HTTP API
 - escalator migrate   bring the read-model schema to the newest revision
-- escalator seed      insert the demo catalog
+- escalator seed      insert the demo catalog and the demo API keys
+- escalator keys      create, list and revoke API keys
+- escalator customers onboard customers, edit contracts, deactivate customers
+- escalator partners  register partners
 """
 
 from __future__ import annotations
@@ -15,25 +18,29 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from datetime import datetime
 from typing import Any
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from activities import catalog, keys
 from activities.catalog import seed_demo_catalog
 from activities.db import make_engine, make_sessionmaker, migrate
+from activities.keys import DEMO_KEYS, seed_demo_keys
 from activities.settings import Settings, get_settings
 from worker.devserver import DevServer, DevServerError, ensure_port_free
 from worker.worker import connect_client, run_worker
 from workflows.entitlement import IntakeRefused, quote_response_deadline
-from workflows.models import ProductType, Severity, Tier
+from workflows.models import Principal, ProductType, Role, Severity, Tier
 
 log = logging.getLogger("escalator")
 
 API_APP = "api.main:app"
 API_STARTUP_TIMEOUT = 30.0
 
+SAMPLE_AUTHORIZATION = "authorization: Bearer dev-support"
 SAMPLE_TICKET = (
     '{"customer_id":"acme","title":"Login down","description":"SSO returns 500 for every user",'
     '"severity":1,"product":"identity","channel":"on_call","category":"incident"}'
@@ -86,9 +93,23 @@ async def migrate_database(settings: Settings) -> None:
 async def seed_database(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
+        await migrate(engine)
         async with make_sessionmaker(engine)() as session:
             await seed_demo_catalog(session=session)
-            await session.commit()
+            # After the catalog: the demo keys belong to its partner and customer.
+            await seed_demo_keys(session=session)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def migrated_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session on ESCALATOR_DATABASE_URL, with the schema brought up to date first."""
+    engine = make_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with make_sessionmaker(engine)() as session:
+            yield session
     finally:
         await engine.dispose()
 
@@ -132,6 +153,26 @@ async def api_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bo
     return True
 
 
+def describe_principal(principal: Principal) -> str:
+    match principal.role:
+        case Role.ADMIN:
+            return "admin: everything, including customers, partners, contracts and API keys"
+        case Role.SUPPORT:
+            return f"support engineer, Level {principal.level}"
+        case Role.PARTNER:
+            return f"partner {principal.partner_id}: its customers' tickets, first line"
+        case Role.CUSTOMER:
+            return f"customer {principal.customer_id}: its own tickets"
+    return principal.role.value
+
+
+def demo_keys_text() -> str:
+    width = max(len(secret) for secret in DEMO_KEYS)
+    return "".join(
+        f"  {secret:<{width}}  {describe_principal(principal)}\n" for secret, principal in DEMO_KEYS.items()
+    )
+
+
 def print_banner(settings: Settings, server: DevServer) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     print(
@@ -141,9 +182,11 @@ def print_banner(settings: Settings, server: DevServer) -> None:
         f"  Temporal     {server.address} (namespace {server.namespace}, "
         f"task queue {settings.task_queue})\n"
         f"  Data         {settings.data_dir}/ (temporal.db, temporal.log)\n"
+        "\nDemo API keys (send `Authorization: Bearer <key>`; for this machine only):\n"
+        f"{demo_keys_text()}"
         "\nFile a ticket:\n"
-        f"  curl -s -X POST {api}/tickets -H 'content-type: application/json' "
-        f"-d '{SAMPLE_TICKET}'\n",
+        f"  curl -s -X POST {api}/tickets -H '{SAMPLE_AUTHORIZATION}' "
+        f"-H 'content-type: application/json' -d '{SAMPLE_TICKET}'\n",
         flush=True,
     )
 
@@ -216,8 +259,276 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "worker": (worker_only, "run the worker (migrates the database first)"),
     "api": (api_only, "run the HTTP API"),
     "migrate": (migrate_database, "bring the database schema to the newest revision"),
-    "seed": (seed_database, "insert the demo customers, partner and contracts"),
+    "seed": (seed_database, "insert the demo customers, partner, contracts and API keys (migrates first)"),
 }
+
+# --- `keys`, `customers`, `partners` ------------------------------------------------------------
+
+CatalogCommand = Callable[[AsyncSession, argparse.Namespace], Awaitable[int]]
+
+
+def optional(value: str) -> str | None:
+    """An optional text option: an empty string clears it."""
+    return value or None
+
+
+def add_keys_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "keys", help="create, list and revoke API keys", description="API keys (stored hashed)."
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a key; its secret is printed this once")
+    create.add_argument("--role", required=True, choices=[role.value for role in keys.KEY_ROLES])
+    create.add_argument("--name", required=True, help="who uses it, e.g. anna; events say role:name")
+    create.add_argument("--level", type=int, help="support keys: the engineer's level, 1-4")
+    create.add_argument("--partner", help="partner keys: the partner id")
+    create.add_argument("--customer", help="customer keys: the customer id")
+    create.set_defaults(run=run_keys_create)
+    listing = actions.add_parser("list", help="every key, without secrets")
+    listing.set_defaults(run=run_keys_list)
+    revoke = actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id, key_...")
+    revoke.set_defaults(run=run_keys_revoke)
+
+
+def add_contract_options(parser: argparse.ArgumentParser, *, editing: bool) -> None:
+    """The contract's terms as options; when editing, an option not given is not in `args`."""
+    required = not editing
+    extra: dict[str, Any] = {"default": argparse.SUPPRESS} if editing else {}
+    parser.add_argument("--tier", required=required, choices=[t.value for t in Tier], **extra)
+    parser.add_argument("--product-type", required=required, choices=[p.value for p in ProductType], **extra)
+    parser.add_argument("--timezone", required=required, help="IANA zone, e.g. Europe/Berlin", **extra)
+    parser.add_argument("--country", type=optional, help="ISO code for public holidays, e.g. DE", **extra)
+    parser.add_argument(
+        "--coverage-24x7",
+        action=argparse.BooleanOptionalAction,
+        help="the Premium 24/7 option",
+        **(extra or {"default": False}),
+    )
+    parser.add_argument(
+        "--partner", dest="partner_id", type=optional, help="partner_delivered: the partner id", **extra
+    )
+    parser.add_argument("--project", type=optional, help="bespoke: the project name", **extra)
+
+
+CONTRACT_OPTIONS = ("tier", "product_type", "timezone", "country", "coverage_24x7", "partner_id", "project")
+
+
+def add_customers_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "customers",
+        help="onboard customers, edit their contracts, deactivate them",
+        description="The customer catalog. Every contract change bumps its revision; open "
+        "tickets keep the terms they were filed under.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="onboard a customer with its contract")
+    add.add_argument("--id", required=True, dest="customer_id")
+    add.add_argument("--name", required=True)
+    add_contract_options(add, editing=False)
+    add.set_defaults(run=run_customers_add)
+    listing = actions.add_parser("list", help="customers and their contracts")
+    listing.add_argument("--all", action="store_true", help="deactivated customers too")
+    listing.set_defaults(run=run_customers_list)
+    contract = actions.add_parser(
+        "contract", help="edit a customer's contract (only the options given; '' clears one)"
+    )
+    contract.add_argument("customer_id", metavar="ID")
+    add_contract_options(contract, editing=True)
+    contract.set_defaults(run=run_customers_contract)
+    deactivate = actions.add_parser("deactivate", help="no new tickets; the contract stays on record")
+    deactivate.add_argument("customer_id", metavar="ID")
+    deactivate.set_defaults(run=run_customers_deactivate)
+
+
+def add_partners_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser("partners", help="register partners", description="Partners.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="register a partner")
+    add.add_argument("--id", required=True, dest="partner_id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--tier", required=True, choices=[t.value for t in Tier], help="its ConnectSoft tier")
+    add.set_defaults(run=run_partners_add)
+    listing = actions.add_parser("list", help="every partner")
+    listing.set_defaults(run=run_partners_list)
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    cells = [header, *[tuple("-" if c is None else str(c) for c in row) for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def key_scope(key: keys.ApiKeyPublic) -> str:
+    if key.level is not None:
+        return f"level {key.level}"
+    return key.partner_id or key.customer_id or "-"
+
+
+async def run_keys_create(session: AsyncSession, args: argparse.Namespace) -> int:
+    created, secret = await keys.create_key(
+        session=session,
+        name=args.name,
+        role=args.role,
+        level=args.level,
+        partner_id=args.partner,
+        customer_id=args.customer,
+    )
+    print(f"Created API key {created.id} for {created.principal} ({key_scope(created)}).", file=sys.stderr)
+    print(
+        "This is the only time the secret is shown; it is stored hashed and cannot be recovered. "
+        "Store it now:",
+        file=sys.stderr,
+    )
+    # The secret alone on stdout, so `KEY=$(escalator keys create ...)` works.
+    print(secret)
+    return 0
+
+
+async def run_keys_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    found = await keys.list_keys(session=session)
+    print_table(
+        ("ID", "ROLE", "NAME", "SCOPE", "CREATED", "REVOKED"),
+        [
+            (
+                key.id,
+                key.role.value,
+                key.name,
+                key_scope(key),
+                key.created_at.isoformat(timespec="seconds"),
+                key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else None,
+            )
+            for key in found
+        ],
+    )
+    return 0
+
+
+async def run_keys_revoke(session: AsyncSession, args: argparse.Namespace) -> int:
+    revoked = await keys.revoke_key(session=session, key_id=args.key_id)
+    if revoked is None:
+        print(
+            f"escalator keys revoke: no API key {args.key_id!r}; `escalator keys list` shows them.",
+            file=sys.stderr,
+        )
+        return 1
+    assert revoked.revoked_at is not None
+    print(
+        f"Revoked {revoked.id} ({revoked.principal}) at {revoked.revoked_at.isoformat(timespec='seconds')}."
+    )
+    return 0
+
+
+def contract_row(customer: catalog.CatalogCustomer) -> tuple[object, ...]:
+    terms = customer.contract
+    if terms is None:
+        return (customer.id, customer.name, "yes" if customer.active else "no", *[None] * 7)
+    return (
+        customer.id,
+        customer.name,
+        "yes" if customer.active else "no",
+        terms.tier.value,
+        terms.product_type.value,
+        terms.timezone,
+        terms.country,
+        terms.partner_id,
+        terms.project,
+        terms.revision,
+    )
+
+
+CUSTOMER_COLUMNS = (
+    "ID",
+    "NAME",
+    "ACTIVE",
+    "TIER",
+    "PRODUCT",
+    "TIMEZONE",
+    "COUNTRY",
+    "PARTNER",
+    "PROJECT",
+    "REV",
+)
+
+
+async def run_customers_add(session: AsyncSession, args: argparse.Namespace) -> int:
+    created = await catalog.create_customer(
+        session=session,
+        customer_id=args.customer_id,
+        name=args.name,
+        tier=args.tier,
+        product_type=args.product_type,
+        timezone=args.timezone,
+        country=args.country,
+        coverage_24x7=args.coverage_24x7,
+        partner_id=args.partner_id,
+        project=args.project,
+    )
+    print_table(CUSTOMER_COLUMNS, [contract_row(created)])
+    return 0
+
+
+async def run_customers_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    found = await catalog.list_customers(session=session, include_inactive=args.all)
+    print_table(CUSTOMER_COLUMNS, [contract_row(customer) for customer in found])
+    return 0
+
+
+async def run_customers_contract(session: AsyncSession, args: argparse.Namespace) -> int:
+    changes = {name: getattr(args, name) for name in CONTRACT_OPTIONS if hasattr(args, name)}
+    if not changes:
+        print("escalator customers contract: nothing to change; give at least one option.", file=sys.stderr)
+        return 2
+    try:
+        terms = await catalog.update_contract(session=session, customer_id=args.customer_id, **changes)
+    except catalog.ContractNotFound:
+        print(f"escalator customers contract: no customer {args.customer_id!r}.", file=sys.stderr)
+        return 1
+    found = await catalog.get_customer(session=session, customer_id=args.customer_id)
+    assert found is not None
+    print(f"Contract {terms.contract_id} is now at revision {terms.revision}.")
+    print_table(CUSTOMER_COLUMNS, [contract_row(found)])
+    return 0
+
+
+async def run_customers_deactivate(session: AsyncSession, args: argparse.Namespace) -> int:
+    found = await catalog.deactivate_customer(session=session, customer_id=args.customer_id)
+    if found is None:
+        print(f"escalator customers deactivate: no customer {args.customer_id!r}.", file=sys.stderr)
+        return 1
+    print(f"Deactivated {found.id}: no new tickets. Its contract stays on record; open tickets run on.")
+    return 0
+
+
+async def run_partners_add(session: AsyncSession, args: argparse.Namespace) -> int:
+    created = await catalog.create_partner(
+        session=session, partner_id=args.partner_id, name=args.name, connectsoft_tier=args.tier
+    )
+    print_table(
+        ("ID", "NAME", "CONNECTSOFT TIER"), [(created.id, created.name, created.connectsoft_tier.value)]
+    )
+    return 0
+
+
+async def run_partners_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    found = await catalog.list_partners(session=session)
+    print_table(("ID", "NAME", "CONNECTSOFT TIER"), [(p.id, p.name, p.connectsoft_tier.value) for p in found])
+    return 0
+
+
+async def run_catalog_command(settings: Settings, args: argparse.Namespace) -> int:
+    run: CatalogCommand = args.run
+    async with migrated_session(settings) as session:
+        try:
+            return await run(session, args)
+        except catalog.CatalogRefused as err:
+            print(f"escalator {args.command} {args.action}: {err.detail} (rule: {err.rule})", file=sys.stderr)
+            return 2
+
+
+CATALOG_COMMANDS = ("keys", "customers", "partners")
+
 
 # --- `due` ----------------------------------------------------------------------------------
 
@@ -269,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         subcommands.add_parser(name, help=help_text, description=help_text)
     add_due_parser(subcommands)
+    add_keys_parser(subcommands)
+    add_customers_parser(subcommands)
+    add_partners_parser(subcommands)
     return parser
 
 
@@ -281,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in CATALOG_COMMANDS:
+        return asyncio.run(run_catalog_command(settings, args))
     command, _ = COMMANDS[args.command]
     try:
         asyncio.run(command(settings))

@@ -1,0 +1,148 @@
+"""Request and response bodies of the catalog admin endpoints: customers, contracts,
+partners and API keys (Create / Update / Public naming, as in api/schemas.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from activities.catalog import (
+    CATALOG_ID,
+    MAX_TARGET_MINUTES,
+    CatalogCustomer,
+    CatalogPartner,
+    CatalogRefused,
+)
+from activities.keys import ApiKeyPublic
+from api.errors import ApiError
+from workflows.models import ContractTerms, CoverageCalendar, ProductType, TargetOverrides, Tier
+from workflows.text import CleanText
+
+__all__ = [
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyPublic",
+    "ContractPublic",
+    "ContractUpdate",
+    "CustomerCreate",
+    "CustomerPublic",
+    "PartnerCreate",
+    "PartnerPublic",
+    "refusal",
+]
+
+CatalogId = Annotated[
+    str, Field(pattern=CATALOG_ID.pattern, description="1-100 lowercase letters, digits, '.', '_' or '-'")
+]
+
+
+class _Body(BaseModel):
+    # A misspelled field is refused, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetUpdate(_Body):
+    minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[30])
+    calendar: CoverageCalendar
+    binding: bool = True
+    label: CleanText = Field(
+        default="", max_length=100, description="Shown to people; made from minutes and calendar if empty"
+    )
+
+
+class OverridesUpdate(_Body):
+    """Targets that replace the policy's, per severity ("1".."4")."""
+
+    response: dict[str, TargetUpdate] = Field(
+        default_factory=dict, examples=[{"1": {"minutes": 30, "calendar": "24x7"}}]
+    )
+    handoff: dict[str, TargetUpdate] = Field(default_factory=dict)
+    resolution: dict[str, TargetUpdate] = Field(default_factory=dict)
+    periodic_update: dict[str, TargetUpdate] = Field(default_factory=dict)
+    warn_ratio: float | None = Field(default=None, gt=0, lt=1, examples=[0.75])
+
+
+class ContractUpdate(_Body):
+    """A contract's terms. PUT replaces them all; every change bumps the revision."""
+
+    tier: Tier
+    product_type: ProductType
+    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Berlin"])
+    country: str | None = Field(
+        default=None, min_length=2, max_length=3, description="ISO code for public holidays", examples=["DE"]
+    )
+    coverage_24x7: bool = Field(default=False, description="The Premium 24/7 option")
+    partner_id: str | None = Field(default=None, max_length=100, description="partner_delivered only")
+    project: CleanText | None = Field(default=None, max_length=200, description="bespoke only, required")
+    overrides: OverridesUpdate = Field(default_factory=OverridesUpdate)
+
+
+class ContractPublic(BaseModel):
+    contract_id: str
+    customer_id: str
+    tier: Tier
+    product_type: ProductType
+    timezone: str
+    country: str | None
+    coverage_24x7: bool
+    partner_id: str | None
+    partner_tier: Tier | None = Field(description="The partner's own ConnectSoft tier")
+    project: str | None
+    overrides: TargetOverrides
+    revision: int
+
+    @classmethod
+    def of(cls, terms: ContractTerms) -> ContractPublic:
+        return cls.model_validate(terms.model_dump())
+
+
+class CustomerCreate(_Body):
+    id: CatalogId
+    name: CleanText = Field(min_length=1, max_length=200, examples=["Hooli"])
+    contract: ContractUpdate
+
+
+class CustomerPublic(BaseModel):
+    id: str
+    name: str
+    active: bool = Field(description="False once deactivated: no new tickets")
+    contract: ContractPublic | None
+
+    @classmethod
+    def of(cls, customer: CatalogCustomer) -> CustomerPublic:
+        contract = ContractPublic.of(customer.contract) if customer.contract else None
+        return cls(id=customer.id, name=customer.name, active=customer.active, contract=contract)
+
+
+class PartnerCreate(_Body):
+    id: CatalogId
+    name: CleanText = Field(min_length=1, max_length=200, examples=["Northwind"])
+    connectsoft_tier: Tier = Field(description="The partner's own tier with ConnectSoft")
+
+
+class PartnerPublic(BaseModel):
+    id: str
+    name: str
+    connectsoft_tier: Tier
+
+    @classmethod
+    def of(cls, partner: CatalogPartner) -> PartnerPublic:
+        return cls.model_validate(partner.model_dump())
+
+
+class ApiKeyCreate(_Body):
+    name: CleanText = Field(min_length=1, max_length=100, examples=["anna"])
+    role: Literal["admin", "support", "partner", "customer"]
+    level: int | None = Field(default=None, ge=1, le=4, description="support keys only, required")
+    partner_id: str | None = Field(default=None, max_length=100, description="partner keys only, required")
+    customer_id: str | None = Field(default=None, max_length=100, description="customer keys only, required")
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    secret: str = Field(description="The key itself. Shown this once; store it now.")
+
+
+def refusal(err: CatalogRefused) -> ApiError:
+    """The catalog's refusal as an API error: `<field>: <what to do>`, with the rule."""
+    return ApiError(err.status, err.detail, rule=err.rule)
