@@ -11,7 +11,7 @@ from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
 from api import errors
 from api.middleware import BodyLimitMiddleware
-from api.routers import health, policy, tickets
+from api.routers import api_keys, customers, health, partners, policy, tickets
 from worker.worker import connect_client
 
 
@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(policy.router)
     app.include_router(health.router)
+    app.include_router(customers.router)
+    app.include_router(partners.router)
+    app.include_router(api_keys.router)
     return app
 
 
