@@ -11,11 +11,31 @@ from workflows.models import (
     Category,
     Channel,
     ContractTerms,
+    Principal,
     Product,
     ProductType,
+    Role,
     Severity,
     TicketOpened,
 )
+
+# Principals as API keys name them (DESIGN.md §11). `dev-support` is a Level 3 engineer.
+ADMIN = Principal(role=Role.ADMIN, name="root")
+SUPPORT = Principal(role=Role.SUPPORT, name="anna", level=3)
+
+
+def engineer(level: int, name: str | None = None) -> Principal:
+    """A ConnectSoft support engineer at `level`."""
+    return Principal(role=Role.SUPPORT, name=name or f"l{level}-engineer", level=level)
+
+
+def partner(partner_id: str = "northwind") -> Principal:
+    return Principal(role=Role.PARTNER, name=partner_id, partner_id=partner_id)
+
+
+def customer(customer_id: str) -> Principal:
+    return Principal(role=Role.CUSTOMER, name=customer_id, customer_id=customer_id)
+
 
 # The same contracts `make up` seeds, as intake reads them from the catalog.
 DEMO_TERMS: dict[str, ContractTerms] = {terms.customer_id: terms for terms in DEMO_CATALOG.contracts}

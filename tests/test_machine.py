@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.factories import opened_ticket
+from tests.factories import SUPPORT, opened_ticket, partner
 from workflows import machine
 from workflows.models import (
     Acknowledge,
@@ -137,7 +137,7 @@ def test_breach_never_escalates_above_standard_entitlement() -> None:
 
 def test_acknowledgement_stops_the_clock() -> None:
     state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
-    acked = machine.apply(state, Acknowledge(actor="l3-oncall"), TUESDAY_BERLIN + timedelta(minutes=59)).state
+    acked = machine.apply(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN + timedelta(minutes=59)).state
     clock = acked.clock(ClockKind.FIRST_RESPONSE)
     assert clock is not None and clock.status == ClockStatus.MET
     assert acked.status == TicketStatus.ACKNOWLEDGED
@@ -148,9 +148,9 @@ def test_acknowledgement_stops_the_clock() -> None:
 
 def test_acknowledging_twice_is_refused_as_a_conflict() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
-    state = machine.apply(state, Acknowledge(actor="a"), TUESDAY_BERLIN).state
+    state = machine.apply(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN).state
     with pytest.raises(machine.Refusal) as refused:
-        machine.validate(state, Acknowledge(actor="a"), TUESDAY_BERLIN)
+        machine.validate(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN)
     assert refused.value.kind == machine.RefusalKind.CONFLICT
 
 
@@ -159,7 +159,7 @@ def test_standard_customer_cannot_escalate_to_level_3() -> None:
     with pytest.raises(machine.Refusal) as refused:
         machine.apply(
             state,
-            Escalate(actor="l2", level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING),
+            Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING),
             TUESDAY_NEW_YORK,
         )
     assert refused.value.kind == machine.RefusalKind.INVALID
@@ -170,12 +170,12 @@ def test_escalation_needs_a_trigger_of_its_level() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
     with pytest.raises(machine.Refusal) as refused:
         machine.validate(
-            state, Escalate(actor="l1", level=3, trigger=EscalationTrigger.STRATEGIC_ISSUE), TUESDAY_BERLIN
+            state, Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.STRATEGIC_ISSUE), TUESDAY_BERLIN
         )
     assert "Level 4 trigger" in refused.value.message
     ok = machine.apply(
         state,
-        Escalate(actor="l1", level=3, trigger=EscalationTrigger.CRITICAL_BUG_OR_PLATFORM_ISSUE),
+        Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.CRITICAL_BUG_OR_PLATFORM_ISSUE),
         TUESDAY_BERLIN,
     ).state
     assert ok.level == 3
@@ -186,7 +186,7 @@ def test_system_triggers_cannot_be_named_by_people() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
     with pytest.raises(machine.Refusal):
         machine.validate(
-            state, Escalate(actor="x", level=2, trigger=EscalationTrigger.SLA_BREACH), TUESDAY_BERLIN
+            state, Escalate(actor=SUPPORT, level=2, trigger=EscalationTrigger.SLA_BREACH), TUESDAY_BERLIN
         )
 
 
@@ -195,7 +195,7 @@ def test_refused_action_leaves_state_untouched() -> None:
     before = state.model_dump()
     with pytest.raises(machine.Refusal):
         machine.apply(
-            state, Escalate(actor="x", level=4, trigger=EscalationTrigger.STRATEGIC_ISSUE), TUESDAY_NEW_YORK
+            state, Escalate(actor=SUPPORT, level=4, trigger=EscalationTrigger.STRATEGIC_ISSUE), TUESDAY_NEW_YORK
         )
     assert state.model_dump() == before
 
@@ -204,7 +204,7 @@ def test_severity_raise_recomputes_from_original_intake() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
     raised = machine.apply(
         state,
-        ChangeSeverity(actor="l1", severity=Severity.CRITICAL, reason="whole tenant down"),
+        ChangeSeverity(actor=SUPPORT, severity=Severity.CRITICAL, reason="whole tenant down"),
         TUESDAY_BERLIN + timedelta(minutes=30),
     ).state
     assert raised.response_due == TUESDAY_BERLIN + timedelta(hours=1)
@@ -216,7 +216,7 @@ def test_feature_request_cannot_be_raised_above_sev4() -> None:
         opened_ticket("acme", 4, TUESDAY_BERLIN, category=Category.FEATURE_REQUEST)
     ).state
     with pytest.raises(machine.Refusal) as refused:
-        machine.validate(state, ChangeSeverity(actor="x", severity=2, reason="please"), TUESDAY_BERLIN)
+        machine.validate(state, ChangeSeverity(actor=SUPPORT, severity=2, reason="please"), TUESDAY_BERLIN)
     assert refused.value.kind == machine.RefusalKind.INVALID
 
 
@@ -226,11 +226,11 @@ def test_partner_ticket_starts_on_partner_line_and_handoff_starts_connectsoft_cl
     assert state.owning_line == OwningLine.PARTNER and state.level == 1
     with pytest.raises(machine.Refusal):
         machine.validate(
-            state, Escalate(actor="p", level=2, trigger="requires_technical_expertise"), received
+            state, Escalate(actor=partner(), level=2, trigger="requires_technical_expertise"), received
         )
     handed = machine.apply(
         state,
-        Handoff(actor="northwind", category=HandoffCategory.PLATFORM_BUG),
+        Handoff(actor=partner(), category=HandoffCategory.PLATFORM_BUG),
         received + timedelta(hours=2),
     )
     clock = handed.state.clock(ClockKind.HANDOFF_RESPONSE)
@@ -250,13 +250,13 @@ def test_waiting_on_customer_pauses_resolution_clock_and_banks_the_pause() -> No
     resolution = state.clock(ClockKind.RESOLUTION)
     assert resolution is not None
     assert resolution.due_at == datetime(2026, 11, 25, 10, 0, tzinfo=BERLIN)
-    state = machine.apply(state, WaitOnCustomer(actor="l1"), TUESDAY_BERLIN + timedelta(hours=1)).state
+    state = machine.apply(state, WaitOnCustomer(actor=SUPPORT), TUESDAY_BERLIN + timedelta(hours=1)).state
     paused = state.clock(ClockKind.RESOLUTION)
     assert paused is not None and paused.status == ClockStatus.PAUSED
     # Nothing breaches while paused, however long the customer takes.
     much_later = machine.advance(state, paused.due_at + timedelta(days=2)).state
     assert much_later.clock(ClockKind.RESOLUTION).status == ClockStatus.PAUSED  # type: ignore[union-attr]
-    state = machine.apply(state, Resume(actor="l1"), TUESDAY_BERLIN + timedelta(hours=3)).state
+    state = machine.apply(state, Resume(actor=SUPPORT), TUESDAY_BERLIN + timedelta(hours=3)).state
     resumed = state.clock(ClockKind.RESOLUTION)
     assert resumed is not None and resumed.status == ClockStatus.RUNNING
     assert resumed.paused_seconds == 2 * 3600
@@ -265,7 +265,7 @@ def test_waiting_on_customer_pauses_resolution_clock_and_banks_the_pause() -> No
     # 2 business days from Tuesday 10:00 is Thursday 10:00, plus 2 h of pause.
     state = machine.apply(
         state,
-        ChangeSeverity(actor="l1", severity=3, reason="workaround"),
+        ChangeSeverity(actor=SUPPORT, severity=3, reason="workaround"),
         TUESDAY_BERLIN + timedelta(hours=4),
     ).state
     changed = state.clock(ClockKind.RESOLUTION)
@@ -278,12 +278,12 @@ def test_premium_sev1_customer_updates_are_due_hourly_after_the_first_response()
     state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
     assert state.clock(ClockKind.PERIODIC_UPDATE) is None
     acked_at = TUESDAY_BERLIN + timedelta(minutes=10)
-    state = machine.apply(state, Acknowledge(actor="l3"), acked_at).state
+    state = machine.apply(state, Acknowledge(actor=SUPPORT), acked_at).state
     update = state.clock(ClockKind.PERIODIC_UPDATE)
     assert update is not None and update.due_at == acked_at + timedelta(hours=1)
     # A public comment is the update: the next one is due an hour after it.
     commented_at = acked_at + timedelta(minutes=50)
-    state = machine.apply(state, Comment(actor="l3", body="Rolling back"), commented_at).state
+    state = machine.apply(state, Comment(actor=SUPPORT, body="Rolling back"), commented_at).state
     assert state.clock(ClockKind.PERIODIC_UPDATE).due_at == commented_at + timedelta(hours=1)  # type: ignore[union-attr]
     # Silence for an hour: the update is overdue, the team is told, and the next one is due.
     overdue = machine.advance(state, commented_at + timedelta(hours=1))
@@ -296,7 +296,7 @@ def test_premium_sev1_customer_updates_are_due_hourly_after_the_first_response()
 def test_resolve_stops_every_clock_and_closes_after_seven_days() -> None:
     state = machine.open_ticket(opened_ticket("acme", 2, TUESDAY_BERLIN)).state
     resolved_at = TUESDAY_BERLIN + timedelta(hours=1)
-    state = machine.apply(state, Resolve(actor="l1", resolution="restarted"), resolved_at).state
+    state = machine.apply(state, Resolve(actor=SUPPORT, resolution="restarted"), resolved_at).state
     assert state.status == TicketStatus.RESOLVED
     assert all(not c.is_live for c in state.clocks)
     wake = machine.next_wakeup(state)

@@ -71,7 +71,7 @@ def _by_severity(targets: dict[Severity, ResponseTarget]) -> dict[str, ResponseT
 def default_response_targets(
     tier: Tier, product_type: ProductType, *, coverage_24x7: bool = False
 ) -> dict[Severity, ResponseTarget]:
-    if product_type == ProductType.BESPOKE and tier != Tier.BASIC:
+    if product_type == ProductType.BESPOKE:
         targets = {sev: policy.BESPOKE_RESPONSE for sev in Severity}
     else:
         targets = dict(policy.RESPONSE_TARGETS[tier])

@@ -3,6 +3,10 @@
 No Temporal imports and no I/O. TicketWorkflow feeds it actions and timer firings, runs
 the notifications it asks for, records the events it appends, and sleeps until
 `next_wakeup`. The same functions answer what-if questions in tests and tools.
+
+Time comes first (DESIGN.md §5): an action at `now` is validated and applied only after
+every deadline due at or before `now` has fired, so an outcome never depends on how late
+the worker wakes up.
 """
 
 from __future__ import annotations
@@ -11,9 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from workflows import policy
-from workflows.calendars import add_open_time, open_time_between
-from workflows.permissions import Capability, can_reach, forbidden_reason
+from workflows import clocks, policy
+from workflows.clocks import CLOCK_NAMES, RESPONSE_CLOCKS
 from workflows.models import (
     Acknowledge,
     Audience,
@@ -26,13 +29,16 @@ from workflows.models import (
     EscalationTrigger,
     Handback,
     Handoff,
+    HandoffCategory,
     Notification,
     OwningLine,
+    Principal,
     ProductType,
     Reopen,
     Resolve,
     ResponseTarget,
     Resume,
+    Role,
     Severity,
     SlaClock,
     TicketAction,
@@ -40,9 +46,9 @@ from workflows.models import (
     TicketOpened,
     TicketState,
     TicketStatus,
-    Tier,
     WaitOnCustomer,
 )
+from workflows.permissions import Capability, can_reach, forbidden_reason
 
 
 class RefusalKind(StrEnum):
@@ -74,14 +80,7 @@ class Wakeup:
 
 
 CLOSED_STATES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
-RESPONSE_CLOCKS = (ClockKind.FIRST_RESPONSE, ClockKind.ESCALATION_ACK, ClockKind.HANDOFF_RESPONSE)
-CLOCK_NAMES = {
-    ClockKind.FIRST_RESPONSE: "first response",
-    ClockKind.ESCALATION_ACK: "escalation acknowledgement",
-    ClockKind.HANDOFF_RESPONSE: "ConnectSoft response to handoff",
-    ClockKind.RESOLUTION: "resolution",
-    ClockKind.PERIODIC_UPDATE: "customer update",
-}
+LINE_NAMES = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "the partner's first line"}
 
 
 class _Step:
@@ -122,9 +121,15 @@ class _Step:
 
     def notify(self, event: TicketEvent, audience: Audience, subject: str, *, page: bool = False) -> None:
         state = self.state
+        if audience == Audience.CUSTOMER and state.entitlement.product_type == ProductType.PARTNER_DELIVERED:
+            # The partner owns customer-facing communication (DESIGN.md §6).
+            audience = Audience.PARTNER
+        key = f"{event.seq}-{audience.value}"
+        if any(note.key == key for note in self.notifications):
+            return  # one notice per audience per event
         self.notifications.append(
             Notification(
-                key=f"{event.seq}-{audience.value}",
+                key=key,
                 ticket_id=state.ticket_id,
                 audience=audience,
                 subject=subject,
@@ -140,23 +145,6 @@ class _Step:
 
     # --- clocks ----------------------------------------------------------------------------
 
-    def due(self, target: ResponseTarget, started_at: datetime, extra_seconds: float = 0) -> datetime:
-        ent = self.state.entitlement
-        span = timedelta(minutes=target.minutes, seconds=extra_seconds)
-        return add_open_time(started_at, span, target.calendar, ent.timezone, ent.holidays)
-
-    def schedule(self, clock: SlaClock) -> None:
-        """(Re)compute a clock's due and warning instants from its start and banked pause."""
-        clock.due_at = self.due(clock.target, clock.started_at, clock.paused_seconds)
-        if clock.target.binding and clock.target.minutes > 0:
-            ratio = self.state.entitlement.warn_ratio
-            warn_seconds = clock.target.minutes * 60 * ratio + clock.paused_seconds
-            clock.warn_at = self.due(
-                clock.target.model_copy(update={"minutes": 0}), clock.started_at, warn_seconds
-            )
-        else:
-            clock.warn_at = None
-
     def start_clock(
         self,
         kind: ClockKind,
@@ -165,6 +153,7 @@ class _Step:
         started_at: datetime | None = None,
         level: int | None = None,
     ) -> SlaClock:
+        # One live clock per kind: a new one supersedes the old, so one miss is one breach.
         for live in self.live(kind):
             live.status, live.stopped_at = ClockStatus.CANCELLED, self.now
         clock = SlaClock(
@@ -175,7 +164,7 @@ class _Step:
             level=level,
             owner=self.state.owning_line,
         )
-        self.schedule(clock)
+        clocks.schedule(clock, self.state.entitlement)
         self.state.clocks.append(clock)
         return clock
 
@@ -183,6 +172,7 @@ class _Step:
         return [c for c in self.state.clocks if c.kind in kinds and c.is_live]
 
     def stop(self, clock: SlaClock, status: ClockStatus) -> None:
+        # Only an undecided clock stops: a breach is permanent, whatever comes after it.
         if clock.is_live or clock.status == ClockStatus.PAUSED:
             clock.status, clock.stopped_at = status, self.now
 
@@ -191,15 +181,14 @@ class _Step:
             clock.status, clock.paused_since = ClockStatus.PAUSED, self.now
 
     def unpause(self, clock: SlaClock, since: datetime) -> None:
-        target = clock.target
-        ent = self.state.entitlement
-        banked = open_time_between(since, self.now, target.calendar, ent.timezone, ent.holidays)
-        clock.paused_seconds += banked.total_seconds()
-        clock.paused_since = None
-        clock.status, clock.stopped_at = ClockStatus.RUNNING, None
-        self.schedule(clock)
+        clocks.bank_pause(clock, self.state.entitlement, since, self.now)
 
     # --- ladder ----------------------------------------------------------------------------
+
+    def start_acknowledgement_clock(self) -> None:
+        """The level a ticket was just routed to must acknowledge within the response target."""
+        state = self.state
+        self.start_clock(ClockKind.ESCALATION_ACK, response_target(state), level=state.level)
 
     def escalate(
         self, level: int, trigger: EscalationTrigger, *, actor: str, note: str | None = None
@@ -215,26 +204,43 @@ class _Step:
             "escalated", summary, actor=actor, trigger=trigger.value, from_level=str(previous)
         )
         self.notify_level(event, f"Escalated to L{level}: {state.title}")
-        target = response_target(state)
-        self.start_clock(ClockKind.ESCALATION_ACK, target, level=level)
+        self.start_acknowledgement_clock()
 
-    def critical_response(self, actor: str) -> None:
+    def critical_response(self, actor: str, *, start_ack: bool = True) -> None:
         """Always escalate critical incidents immediately (DESIGN.md §5)."""
         state = self.state
-        level = policy.intake_level(state.entitlement.tier, state.severity)
-        level = min(level, state.entitlement.max_level)
-        if level > state.level:
+        ent = state.entitlement
+        level = min(policy.intake_level(ent.tier, state.severity), ent.max_level)
+        routed = level > state.level
+        if routed:
             state.level = level
         event = self.record(
             "critical_incident",
             f"Critical incident: routed to L{state.level} ({policy.LEVEL_NAMES[state.level]})",
             actor=actor,
             trigger=EscalationTrigger.CRITICAL_AT_INTAKE.value,
+            line=OwningLine.CONNECTSOFT.value,
         )
         self.notify_level(event, f"Sev 1: {state.title}")
-        if state.entitlement.tier == Tier.PREMIUM:
-            self.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 (Premium): {state.title}")
+        if ent.max_level >= 4:  # Premium (enterprise): leadership hears of it, on-call is paged
+            self.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 ({ent.tier.label}): {state.title}")
             self.notify(event, Audience.ON_CALL, f"Sev 1 production incident: {state.title}", page=True)
+        if routed and start_ack:
+            self.start_acknowledgement_clock()
+
+    def partner_critical_response(self, actor: str) -> None:
+        """A Sev 1 on the partner's first line pages the partner; ConnectSoft L2 is told."""
+        state = self.state
+        event = self.record(
+            "critical_incident",
+            "Critical incident on the partner's first line: partner on-call paged, "
+            "ConnectSoft L2 given a heads-up",
+            actor=actor,
+            trigger=EscalationTrigger.CRITICAL_AT_INTAKE.value,
+            line=OwningLine.PARTNER.value,
+        )
+        self.notify(event, Audience.PARTNER_ON_CALL, f"Sev 1 production incident: {state.title}", page=True)
+        self.notify(event, Audience.SUPPORT_L2, f"Heads-up, Sev 1 on a partner ticket: {state.title}")
 
 
 def headline(state: TicketState) -> str:
@@ -288,13 +294,16 @@ def open_ticket(opened: TicketOpened) -> Outcome:
     owner = Audience.PARTNER if partner_first else policy.LEVEL_AUDIENCE[1]
     step.notify(event, owner, f"New ticket, respond by {clock.due_at:%Y-%m-%d %H:%M} UTC: {state.title}")
     step.notify(event, Audience.CUSTOMER, f"We have your ticket: {state.title}")
-    if state.severity == Severity.CRITICAL and not partner_first:
-        step.critical_response(actor="system")
+    if state.severity == Severity.CRITICAL:
+        if partner_first:
+            step.partner_critical_response(actor="system")
+        else:
+            step.critical_response(actor="system")
     clock.level = state.level
     return step.outcome()
 
 
-# --- Actions ----------------------------------------------------------------------------------
+# --- Who may act ------------------------------------------------------------------------------
 
 
 ACTION_CAPABILITY: dict[type[TicketAction], Capability] = {
@@ -334,25 +343,72 @@ def check_permission(state: TicketState, action: TicketAction) -> None:
         raise Refusal(RefusalKind.FORBIDDEN, reason)
 
 
+def acknowledging_lines(actor: Principal) -> frozenset[OwningLine]:
+    """Whose response clocks an actor's acknowledgement stops: its own line's, or every line's."""
+    if actor.role in (Role.ADMIN, Role.SYSTEM):
+        return frozenset(OwningLine)
+    return frozenset({actor.line}) if actor.line is not None else frozenset()
+
+
+def answering_line(state: TicketState, actor: Principal) -> OwningLine:
+    """The line an acknowledgement or comment speaks for; admins and the system speak for the owner."""
+    if actor.role in (Role.ADMIN, Role.SYSTEM) or actor.line is None:
+        return state.owning_line
+    return actor.line
+
+
+def speaks_for_owning_line(state: TicketState, actor: Principal) -> bool:
+    if actor.role in (Role.ADMIN, Role.SYSTEM):
+        return True
+    return actor.line == state.owning_line
+
+
+def clocks_acknowledged_by(state: TicketState, actor: Principal) -> list[SlaClock]:
+    lines = acknowledging_lines(actor)
+    return [c for c in state.clocks if c.kind in RESPONSE_CLOCKS and c.is_live and c.owner in lines]
+
+
+def binding_clocks_to_stop(state: TicketState) -> list[SlaClock]:
+    """Undecided SLA clocks that closing the ticket would stop (periodic updates aside)."""
+    return [
+        c
+        for c in state.clocks
+        if c.kind != ClockKind.PERIODIC_UPDATE
+        and c.target.binding
+        and (c.is_live or c.status == ClockStatus.PAUSED)
+    ]
+
+
+# --- Validation -------------------------------------------------------------------------------
+
+
 def validate(state: TicketState, action: TicketAction, now: datetime) -> None:
-    """Raise Refusal when `action` cannot be applied to `state`. Never mutates."""
+    """Raise Refusal when `action` cannot be applied at `now`. Never mutates.
+
+    Checked against the ticket as of `now`, deadlines fired: an acknowledgement after the
+    deadline is judged as the late response it is.
+    """
+    _validate(_as_of(state, now), action)
+
+
+def _as_of(state: TicketState, now: datetime) -> TicketState:
+    due = _next_due(state)
+    if due is None or due > now:
+        return state
+    return advance(state, now).state
+
+
+def _validate(state: TicketState, action: TicketAction) -> None:
     check_permission(state, action)
     conflict = RefusalKind.CONFLICT
     invalid = RefusalKind.INVALID
     status = state.status
     if status == TicketStatus.CLOSED:
         raise Refusal(conflict, "The ticket is closed; file a new ticket instead.")
-    # Comment and Close are allowed in every state but closed, so they have no case here.
+    # Comment is allowed in every state but closed, so it has no case here.
     match action:
         case Acknowledge():
-            if status in CLOSED_STATES:
-                raise Refusal(conflict, "The ticket is resolved; reopen it before acknowledging.")
-            if state.acknowledged_at is not None and not _live(
-                state, ClockKind.ESCALATION_ACK, ClockKind.HANDOFF_RESPONSE
-            ):
-                raise Refusal(
-                    conflict, "The ticket is already acknowledged and no escalation awaits acknowledgement."
-                )
+            _check_acknowledgement(state, action.actor)
         case Escalate(level=level, trigger=trigger):
             _check_escalation(state, level, trigger)
         case Handoff():
@@ -391,10 +447,41 @@ def validate(state: TicketState, action: TicketAction, now: datetime) -> None:
         case Reopen():
             if status != TicketStatus.RESOLVED:
                 raise Refusal(conflict, "Only a resolved ticket can be reopened.")
+        case Close(note=note):
+            running = binding_clocks_to_stop(state)
+            if running and not note:
+                names = " and ".join(dict.fromkeys(CLOCK_NAMES[c.kind] for c in running))
+                raise Refusal(
+                    invalid,
+                    f"The {names} clock is still running; give a reason in the note to close "
+                    "the ticket before it is decided.",
+                )
 
 
-def _live(state: TicketState, *kinds: ClockKind) -> bool:
-    return any(c.kind in kinds and c.is_live for c in state.clocks)
+def _check_acknowledgement(state: TicketState, actor: Principal) -> None:
+    if state.status in CLOSED_STATES:
+        raise Refusal(RefusalKind.CONFLICT, "The ticket is resolved; reopen it before acknowledging.")
+    if actor.role == Role.SUPPORT and actor.level is not None and actor.level < state.level:
+        raise Refusal(
+            RefusalKind.FORBIDDEN,
+            f"The ticket is at L{state.level}; a Level {actor.level} engineer cannot acknowledge it: "
+            f"an engineer at L{state.level} or above must.",
+        )
+    if clocks_acknowledged_by(state, actor):
+        return
+    line = answering_line(state, actor)
+    name = LINE_NAMES[line]
+    if line in state.acknowledged_lines:
+        raise Refusal(
+            RefusalKind.CONFLICT,
+            f"{name[0].upper()}{name[1:]} has already acknowledged this ticket and none of its clocks "
+            "awaits acknowledgement.",
+        )
+    if not any(c.kind in RESPONSE_CLOCKS and c.owner == line for c in state.clocks):
+        raise Refusal(
+            RefusalKind.CONFLICT,
+            f"{name[0].upper()}{name[1:]} has no response clock on this ticket; add a comment instead.",
+        )
 
 
 def _check_escalation(state: TicketState, level: int, trigger: EscalationTrigger) -> None:
@@ -433,27 +520,28 @@ def _check_escalation(state: TicketState, level: int, trigger: EscalationTrigger
         )
 
 
+# --- Actions ----------------------------------------------------------------------------------
+
+
 def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
-    """Validate and apply one action at `now`."""
-    validate(state, action, now)
+    """Fire every deadline due by `now`, then validate and apply one action at `now`.
+
+    The outcome carries the notifications of both: the deadlines' and the action's.
+    """
     step = _Step(state, now)
+    _advance(step)
+    _validate(step.state, action)
     state = step.state
     actor = str(action.actor)
     match action:
         case Acknowledge(note=note):
-            _acknowledge(step, actor, note)
+            _acknowledge(step, action.actor, note)
         case Comment(body=body, public=public):
-            kind = "public comment" if public else "internal note"
-            step.record("commented", f"{actor} added a {kind}: {body[:200]}", actor=actor)
-            if public:
-                for clock in step.live(ClockKind.PERIODIC_UPDATE):
-                    step.stop(clock, ClockStatus.MET)
-                _start_periodic_update(step)
+            _comment(step, action.actor, body, public=public)
         case Escalate(level=level, trigger=trigger, note=note):
             step.escalate(level, trigger, actor=actor, note=note)
         case Handoff(category=category, note=note):
-            _handoff(step, actor, category.value, note)
-            state.handoff_category = category
+            _handoff(step, actor, category, note)
         case Handback(note=note):
             for clock in step.live(ClockKind.HANDOFF_RESPONSE, ClockKind.ESCALATION_ACK):
                 step.stop(clock, ClockStatus.MET)
@@ -481,50 +569,83 @@ def apply(state: TicketState, action: TicketAction, now: datetime) -> Outcome:
                 _start_periodic_update(step)
             step.record("resumed", f"Work resumed{': ' + note if note else ''}", actor=actor)
         case Resolve(resolution=resolution):
-            for clock in state.clocks:
-                step.stop(
-                    clock,
-                    ClockStatus.MET if clock.kind != ClockKind.PERIODIC_UPDATE else ClockStatus.CANCELLED,
-                )
-            state.status, state.resolved_at = TicketStatus.RESOLVED, now
-            event = step.record("resolved", f"Resolved: {resolution}", actor=actor)
-            step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
+            _resolve(step, action.actor, resolution)
         case Reopen(reason=reason):
             resolved_at = state.resolved_at or now
             for clock in state.clocks:
-                if clock.kind == ClockKind.RESOLUTION and clock.stopped_at == resolved_at:
+                # Only the resolution clock that resolving stopped runs on; outcomes stay.
+                if (
+                    clock.kind == ClockKind.RESOLUTION
+                    and clock.status == ClockStatus.MET
+                    and clock.stopped_at == resolved_at
+                ):
                     step.unpause(clock, resolved_at)
             state.status, state.resolved_at = TicketStatus.ACKNOWLEDGED, None
             _start_periodic_update(step)
             event = step.record("reopened", f"Reopened: {reason}", actor=actor)
             step.notify_level(event, f"Reopened: {state.title}")
         case Close(note=note):
-            for clock in state.clocks:
-                step.stop(clock, ClockStatus.CANCELLED)
-            state.status, state.closed_at = TicketStatus.CLOSED, now
-            step.record("closed", f"Closed{': ' + note if note else ''}", actor=actor)
+            _close(step, actor, note)
     return step.outcome()
 
 
-def _acknowledge(step: _Step, actor: str, note: str | None) -> None:
+def _acknowledge(step: _Step, actor: Principal, note: str | None) -> None:
     state = step.state
-    met = []
-    for clock in step.live(*RESPONSE_CLOCKS):
+    line = answering_line(state, actor)
+    stopped = clocks_acknowledged_by(state, actor)
+    for clock in stopped:
         step.stop(clock, ClockStatus.MET)
-        met.append(CLOCK_NAMES[clock.kind])
-    first = state.acknowledged_at is None
+    answered = [line, *(c.owner for c in stopped)]
+    for each in answered:
+        if each not in state.acknowledged_lines:
+            state.acknowledged_lines.append(each)
+    # The ticket is acknowledged once the line that owns it has first responded.
+    first = state.acknowledged_at is None and state.owning_line in answered
     if first:
         state.acknowledged_at = step.now
         if state.status == TicketStatus.OPEN:
             state.status = TicketStatus.ACKNOWLEDGED
         _start_periodic_update(step)
-    what = ", ".join(met) if met else "late first response"
+    if stopped:
+        what = ", ".join(dict.fromkeys(CLOCK_NAMES[c.kind] for c in stopped))
+    elif any(
+        c.kind == ClockKind.FIRST_RESPONSE and c.owner == line and c.status == ClockStatus.BREACHED
+        for c in state.clocks
+    ):
+        what = "late first response"
+    else:
+        what = "late response"
     summary = f"Acknowledged by {actor} at L{state.level} ({what})"
     if note:
         summary += f": {note}"
-    event = step.record("acknowledged", summary, actor=actor)
+    event = step.record(
+        "acknowledged",
+        summary,
+        actor=str(actor),
+        line=line.value,
+        met=",".join(dict.fromkeys(c.kind.value for c in stopped)),
+    )
     if first:
         step.notify(event, Audience.CUSTOMER, f"We are working on it: {state.title}")
+
+
+def _comment(step: _Step, actor: Principal, body: str, *, public: bool) -> None:
+    state = step.state
+    if public:
+        visibility, kind = "public", "public comment"
+    elif actor.role == Role.PARTNER:
+        visibility, kind = "partner_internal", "partner-internal note"
+    else:
+        visibility, kind = "internal", "internal note"
+    step.record("commented", f"{actor} added a {kind}: {body[:200]}", actor=str(actor), visibility=visibility)
+    # Only the owning line's public word is the customer update; a customer's own comment
+    # and internal notes never are (DESIGN.md §4).
+    if public and speaks_for_owning_line(state, actor):
+        updates = step.live(ClockKind.PERIODIC_UPDATE)
+        for clock in updates:
+            step.stop(clock, ClockStatus.MET)
+        if updates:
+            _start_periodic_update(step)
 
 
 def _start_periodic_update(step: _Step) -> None:
@@ -537,23 +658,26 @@ def _start_periodic_update(step: _Step) -> None:
             step.stop(clock, ClockStatus.CANCELLED)
 
 
-def _handoff(step: _Step, actor: str, category: str, note: str | None) -> None:
+def _handoff(step: _Step, actor: str, category: HandoffCategory, note: str | None) -> None:
     state = step.state
     state.owning_line = OwningLine.CONNECTSOFT
+    state.handoff_category = category
     state.level = max(state.level, 2)
-    summary = f"Partner handed off to ConnectSoft second line ({category})"
+    summary = f"Partner handed off to ConnectSoft second line ({category.value})"
     if note:
         summary += f": {note}"
-    event = step.record("handed_off", summary, actor=actor, category=category)
+    event = step.record("handed_off", summary, actor=actor, category=category.value)
     # Joint escalation: both lines hear of it.
     step.notify(event, policy.LEVEL_AUDIENCE[state.level], f"Partner handoff: {state.title}")
     step.notify(event, Audience.PARTNER, f"Handed off to ConnectSoft: {state.title}")
+    if state.severity == Severity.CRITICAL:
+        # Routed before the clock starts, so the handoff clock is the one the routed level
+        # must answer: one acknowledgement clock for one route.
+        step.critical_response(actor="system", start_ack=False)
     target = state.entitlement.handoff_targets.get(str(int(state.severity)))
     if target is None:
         target = state.entitlement.response_target(state.severity)
     step.start_clock(ClockKind.HANDOFF_RESPONSE, target, level=state.level)
-    if state.severity == Severity.CRITICAL:
-        step.critical_response(actor="system")
 
 
 def _change_severity(step: _Step, actor: str, severity: Severity, reason: str) -> None:
@@ -562,6 +686,7 @@ def _change_severity(step: _Step, actor: str, severity: Severity, reason: str) -
     state.severity = severity
     ent = state.entitlement
     for clock in state.clocks:
+        # Decided clocks (met, breached, cancelled) keep their outcome.
         if clock.status not in (ClockStatus.RUNNING, ClockStatus.WARNED, ClockStatus.PAUSED):
             continue
         if clock.kind == ClockKind.RESOLUTION:
@@ -577,7 +702,7 @@ def _change_severity(step: _Step, actor: str, severity: Severity, reason: str) -
             new_target = response_target(state, severity)
         # Recomputed from the clock's original start; banked pause is kept.
         clock.target = new_target
-        step.schedule(clock)
+        clocks.schedule(clock, ent)
     if ent.resolution_targets.get(str(int(severity))) and not any(
         c.kind == ClockKind.RESOLUTION for c in state.clocks
     ):
@@ -594,8 +719,39 @@ def _change_severity(step: _Step, actor: str, severity: Severity, reason: str) -
         to_severity=str(int(severity)),
     )
     step.notify_level(event, f"Severity now Sev {int(severity)}: {state.title}")
-    if severity == Severity.CRITICAL and state.owning_line == OwningLine.CONNECTSOFT:
-        step.critical_response(actor=actor)
+    if severity == Severity.CRITICAL:
+        if state.owning_line == OwningLine.CONNECTSOFT:
+            step.critical_response(actor=actor)
+        else:
+            step.partner_critical_response(actor=actor)
+
+
+def _resolve(step: _Step, actor: Principal, resolution: str) -> None:
+    state = step.state
+    # Resolving answers for the resolver's line; another line's open clock is cancelled, never met.
+    lines = acknowledging_lines(actor)
+    for clock in state.clocks:
+        met = clock.kind != ClockKind.PERIODIC_UPDATE and clock.owner in lines
+        step.stop(clock, ClockStatus.MET if met else ClockStatus.CANCELLED)
+    state.status, state.resolved_at = TicketStatus.RESOLVED, step.now
+    event = step.record("resolved", f"Resolved: {resolution}", actor=str(actor))
+    step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
+
+
+def _close(step: _Step, actor: str, note: str | None) -> None:
+    state = step.state
+    running = binding_clocks_to_stop(state)
+    for clock in state.clocks:
+        step.stop(clock, ClockStatus.CANCELLED)
+    state.status, state.closed_at = TicketStatus.CLOSED, step.now
+    detail: dict[str, str] = {}
+    if running:
+        # Who closed it is the event's actor; why is the note the validation asked for.
+        detail["stopped_clocks"] = ",".join(dict.fromkeys(c.kind.value for c in running))
+    if note:
+        detail["reason"] = note
+    event = step.record("closed", f"Closed{': ' + note if note else ''}", actor=actor)
+    event.detail.update(detail)
 
 
 # --- Time -------------------------------------------------------------------------------------
@@ -604,18 +760,31 @@ def _change_severity(step: _Step, actor: str, severity: Severity, reason: str) -
 def advance(state: TicketState, now: datetime) -> Outcome:
     """Fire every warning and breach due at or before `now`, in time order."""
     step = _Step(state, now)
+    _advance(step)
+    return step.outcome()
+
+
+def _advance(step: _Step) -> None:
     state = step.state
+    now = step.now
     while True:
-        due = _next_binding_instant(state)
-        if due is None or due[0] > now:
+        due = clocks.earliest_due(state.clocks)
+        if due is None or due.at > now:
             break
-        at, clock, is_warning = due
-        # Effects happen as of the instant they were due, even if the worker wakes late.
+        # Effects happen as of the instant they were due, even if the worker wakes late, but
+        # never before what is already on the timeline (a severity raise can move a deadline
+        # into the past: that miss is known only from the raise on).
+        at = max(due.at, state.events[-1].at) if state.events else due.at
+        together = clocks.falling_due_with(due, state.clocks)
         step.now = at
-        if is_warning:
-            _warn(step, clock, at)
+        if not due.is_warning:
+            _breach(step, together, at)
+        elif at > due.at and due.clock.due_at <= now:
+            # A warning overtaken by its own deadline says nothing the breach will not.
+            for clock in together:
+                clock.status = ClockStatus.WARNED
         else:
-            _breach(step, clock, at)
+            _warn(step, together, at)
     step.now = now
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
         if now >= auto_close_at(state):
@@ -626,7 +795,6 @@ def advance(state: TicketState, now: datetime) -> Outcome:
                 "closed",
                 f"Closed automatically {policy.AUTO_CLOSE_AFTER_RESOLVED_DAYS} days after resolution",
             )
-    return step.outcome()
 
 
 def auto_close_at(state: TicketState) -> datetime:
@@ -634,18 +802,14 @@ def auto_close_at(state: TicketState) -> datetime:
     return state.resolved_at + timedelta(days=policy.AUTO_CLOSE_AFTER_RESOLVED_DAYS)
 
 
-def _next_binding_instant(state: TicketState) -> tuple[datetime, SlaClock, bool] | None:
-    best: tuple[datetime, SlaClock, bool] | None = None
-    for clock in state.clocks:
-        if not clock.is_live or not clock.target.binding:
-            continue
-        if clock.status == ClockStatus.RUNNING and clock.warn_at is not None and clock.warn_at < clock.due_at:
-            candidate = (clock.warn_at, clock, True)
-        else:
-            candidate = (clock.due_at, clock, False)
-        if best is None or candidate[0] < best[0]:
-            best = candidate
-    return best
+def _next_due(state: TicketState) -> datetime | None:
+    """The next instant at which `advance` would change the ticket."""
+    if state.status == TicketStatus.CLOSED:
+        return None
+    if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
+        return auto_close_at(state)
+    due = clocks.earliest_due(state.clocks)
+    return due.at if due else None
 
 
 def next_wakeup(state: TicketState) -> Wakeup | None:
@@ -655,56 +819,83 @@ def next_wakeup(state: TicketState) -> Wakeup | None:
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
         at = auto_close_at(state)
         return Wakeup(at, f"auto-close due {at:%Y-%m-%d %H:%M} UTC")
-    due = _next_binding_instant(state)
+    due = clocks.earliest_due(state.clocks)
     if due is None:
         return None
-    at, clock, is_warning = due
+    clock = due.clock
     # "Sev 1 first response due 2026-11-24 10:00 UTC (1 h 24x7)", as engineers read it in the UI.
     summary = (
         f"Sev {int(state.severity)} {CLOCK_NAMES[clock.kind]} due {clock.due_at:%Y-%m-%d %H:%M} UTC "
         f"({clock.target.label})"
     )
-    if is_warning:
-        summary += f": {round(state.entitlement.warn_ratio * 100)}% warning at {at:%H:%M} UTC"
-    return Wakeup(at, summary)
+    if due.is_warning:
+        summary += f": {round(state.entitlement.warn_ratio * 100)}% warning at {due.at:%H:%M} UTC"
+    return Wakeup(due.at, summary)
 
 
-def _warn(step: _Step, clock: SlaClock, at: datetime) -> None:
-    clock.status = ClockStatus.WARNED
+def _clock_detail(together: list[SlaClock]) -> dict[str, str]:
+    first = together[0]
+    return {
+        "clock": first.kind.value,
+        "clocks": ",".join(c.kind.value for c in together),
+        "line": first.owner.value,
+    }
+
+
+def _warn(step: _Step, together: list[SlaClock], at: datetime) -> None:
+    clock = together[0]
+    for each in together:
+        each.status = ClockStatus.WARNED
     pct = round(step.state.entitlement.warn_ratio * 100)
     event = step.record(
         "sla_warning",
         f"{CLOCK_NAMES[clock.kind].capitalize()} at {pct}% of {clock.target.label}: "
         f"due {clock.due_at:%Y-%m-%d %H:%M} UTC",
         at=at,
-        clock=clock.kind.value,
+        **_clock_detail(together),
     )
     step.notify_level(event, f"SLA warning ({CLOCK_NAMES[clock.kind]}): {step.state.title}", clock.level)
 
 
-def _breach(step: _Step, clock: SlaClock, at: datetime) -> None:
+def _breach(step: _Step, together: list[SlaClock], at: datetime) -> None:
     state = step.state
-    clock.status, clock.stopped_at = ClockStatus.BREACHED, at
+    clock = together[0]
+    for each in together:
+        each.status, each.stopped_at = ClockStatus.BREACHED, at
     if clock.kind == ClockKind.PERIODIC_UPDATE:
         event = step.record(
-            "update_overdue", f"Customer update overdue ({clock.target.label})", at=at, clock=clock.kind.value
+            "update_overdue",
+            f"Customer update overdue ({clock.target.label})",
+            at=at,
+            **_clock_detail(together),
         )
         step.notify_level(event, f"Customer update overdue: {state.title}")
         step.start_clock(ClockKind.PERIODIC_UPDATE, clock.target, started_at=at)
         return
-    state.sla_breached = True
+    # Each breach counts against the line that missed it (DESIGN.md §6).
+    line = clock.owner
+    if line == OwningLine.PARTNER:
+        state.partner_sla_breached = True
+    else:
+        state.sla_breached = True
     event = step.record(
         "sla_breached",
-        f"{CLOCK_NAMES[clock.kind].capitalize()} SLA breached "
+        f"{CLOCK_NAMES[clock.kind].capitalize()} SLA breached by {LINE_NAMES[line]} "
         f"({clock.target.label}, due {clock.due_at:%Y-%m-%d %H:%M} UTC)",
         at=at,
-        clock=clock.kind.value,
+        **_clock_detail(together),
     )
-    step.notify_level(event, f"SLA breached ({CLOCK_NAMES[clock.kind]}): {state.title}")
-    if clock.kind in RESPONSE_CLOCKS and state.owning_line == OwningLine.CONNECTSOFT:
-        if state.level < state.entitlement.max_level:
-            step.escalate(state.level + 1, EscalationTrigger.SLA_BREACH, actor="system")
-        else:
-            step.notify(
-                event, Audience.LEADERSHIP_L4, f"SLA breached at the top of the ladder: {state.title}"
-            )
+    subject = f"SLA breached ({CLOCK_NAMES[clock.kind]}): {state.title}"
+    climbs = (
+        clock.kind in RESPONSE_CLOCKS
+        and line == OwningLine.CONNECTSOFT
+        and state.owning_line == OwningLine.CONNECTSOFT
+    )
+    max_level = state.entitlement.max_level
+    if climbs and state.level >= max_level:
+        # The top of the ladder: the top entitled level's lead, never a level above it.
+        top = policy.TOP_OF_LADDER_AUDIENCE[max_level]
+        step.notify(event, top, f"SLA breached at the top of the ladder: {state.title}")
+    step.notify_level(event, subject)
+    if climbs and state.level < max_level:
+        step.escalate(state.level + 1, EscalationTrigger.SLA_BREACH, actor="system")

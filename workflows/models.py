@@ -138,9 +138,12 @@ class Audience(StrEnum):
     SUPPORT_L2 = "support_l2"
     ENGINEERING_L3 = "engineering_l3"
     LEADERSHIP_L4 = "leadership_l4"
+    # The lead of the top level a Standard or Basic contract is entitled to (L2).
+    SUPPORT_LEAD = "support_lead"
     ON_CALL = "on_call"
     CUSTOMER = "customer"
     PARTNER = "partner"
+    PARTNER_ON_CALL = "partner_on_call"
 
 
 class Role(StrEnum):
@@ -364,6 +367,9 @@ class TicketState(_Model):
     # ConnectSoft's own breaches; the partner's first-line breaches count apart (DESIGN.md §6).
     sla_breached: bool = False
     partner_sla_breached: bool = False
+    # The lines that have given their first response, in order. `acknowledged_at` is when
+    # the line that owns the ticket first did.
+    acknowledged_lines: list[OwningLine] = Field(default_factory=list)
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None

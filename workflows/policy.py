@@ -21,7 +21,7 @@ from workflows.models import (
     Tier,
 )
 
-POLICY_VERSION = "2026.11-1"
+POLICY_VERSION = "2026.11-2"
 
 HOUR = 60
 BUSINESS_DAY = 8 * HOUR
@@ -63,7 +63,8 @@ RESPONSE_TARGETS: dict[Tier, dict[Severity, ResponseTarget]] = {
     Tier.BASIC: {severity: BEST_EFFORT for severity in Severity},
 }
 
-# Factory-built: project terms, 1 business day for every severity unless the contract says.
+# Factory-built: the project's SLA, 1 business day for every severity and every tier (Basic
+# included, and binding) unless the contract sets project terms.
 BESPOKE_RESPONSE = _target(1 * BUSINESS_DAY, BUSINESS)
 
 # Premium Sev 1 gets an update at least every hour while open (assumed).
@@ -99,6 +100,15 @@ LEVEL_NAMES: dict[int, str] = {
 LEVEL_AUDIENCE: dict[int, Audience] = {
     1: Audience.SUPPORT_L1,
     2: Audience.SUPPORT_L2,
+    3: Audience.ENGINEERING_L3,
+    4: Audience.LEADERSHIP_L4,
+}
+
+# A breach at the top of the ladder goes to the lead of the top entitled level (DESIGN.md §5):
+# L4 leadership for Premium, the L2 support lead for Standard and Basic. Keyed by max level.
+TOP_OF_LADDER_AUDIENCE: dict[int, Audience] = {
+    1: Audience.SUPPORT_LEAD,
+    2: Audience.SUPPORT_LEAD,
     3: Audience.ENGINEERING_L3,
     4: Audience.LEADERSHIP_L4,
 }

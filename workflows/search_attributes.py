@@ -18,7 +18,9 @@ PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
 OWNING_LINE = SearchAttributeKey.for_keyword("OwningLine")
 TICKET_SEVERITY = SearchAttributeKey.for_int("TicketSeverity")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
+# ConnectSoft's own breaches; the partner's first-line breaches are PartnerSlaBreached.
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+PARTNER_SLA_BREACHED = SearchAttributeKey.for_bool("PartnerSlaBreached")
 RESPONSE_DUE_AT = SearchAttributeKey.for_datetime("ResponseDueAt")
 
 ALL_KEYS = (
@@ -31,6 +33,7 @@ ALL_KEYS = (
     TICKET_SEVERITY,
     ESCALATION_LEVEL,
     SLA_BREACHED,
+    PARTNER_SLA_BREACHED,
     RESPONSE_DUE_AT,
 )
 
@@ -46,6 +49,7 @@ def for_ticket(state: TicketState) -> TypedSearchAttributes:
         SearchAttributePair(TICKET_SEVERITY, int(state.severity)),
         SearchAttributePair(ESCALATION_LEVEL, state.level),
         SearchAttributePair(SLA_BREACHED, state.sla_breached),
+        SearchAttributePair(PARTNER_SLA_BREACHED, state.partner_sla_breached),
     ]
     if ent.partner_id:
         pairs.append(SearchAttributePair(PARTNER_ID, ent.partner_id))
