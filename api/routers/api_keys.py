@@ -11,17 +11,14 @@ from activities.catalog import CatalogRefused
 from api.auth import AdminDep
 from api.catalog_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, refusal
 from api.deps import SessionDep
-from api.errors import ApiError
-from api.schemas import Problem
+from api.errors import ApiError, problem_responses
 
 log = logging.getLogger("escalator.keys")
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
-REFUSALS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "No API key, or an unknown or revoked one"},
-    403: {"model": Problem, "description": "Not an admin key"},
-}
+# Every catalog route needs an admin key.
+REFUSALS = problem_responses(401, 403)
 
 
 @router.get("", response_model=list[ApiKeyPublic], responses=REFUSALS)
@@ -34,7 +31,7 @@ async def list_api_keys(admin: AdminDep, session: SessionDep) -> list[ApiKeyPubl
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses={**REFUSALS, 422: {"model": Problem, "description": "Wrong scoping for the role"}},
+    responses=REFUSALS | problem_responses(422),
 )
 async def create_api_key(
     body: ApiKeyCreate, response: Response, admin: AdminDep, session: SessionDep
@@ -54,7 +51,7 @@ async def create_api_key(
 @router.delete(
     "/{key_id}",
     response_model=ApiKeyPublic,
-    responses={**REFUSALS, 404: {"model": Problem, "description": "No such key"}},
+    responses=REFUSALS | problem_responses(404),
 )
 async def revoke_api_key(key_id: str, admin: AdminDep, session: SessionDep) -> ApiKeyPublic:
     """Revoke a key at once; its next request gets a 401. Revoking again changes nothing."""

@@ -10,18 +10,14 @@ from activities import catalog
 from api.auth import AdminDep
 from api.catalog_schemas import ContractPublic, ContractUpdate, CustomerCreate, CustomerPublic, refusal
 from api.deps import SessionDep
-from api.errors import ApiError
-from api.schemas import Problem
+from api.errors import ApiError, problem_responses
 
 log = logging.getLogger("escalator.catalog")
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
-REFUSALS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "No API key, or an unknown or revoked one"},
-    403: {"model": Problem, "description": "Not an admin key"},
-    404: {"model": Problem, "description": "No such customer"},
-}
+# Every catalog route needs an admin key.
+REFUSALS = problem_responses(401, 403)
 
 
 def _unknown_customer(customer_id: str) -> ApiError:
@@ -45,11 +41,7 @@ async def list_customers(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=CustomerPublic,
-    responses={
-        **REFUSALS,
-        409: {"model": Problem, "description": "The id is taken"},
-        422: {"model": Problem, "description": "Bad contract terms; `detail` names the field"},
-    },
+    responses=REFUSALS | problem_responses(409, 422),
 )
 async def create_customer(
     body: CustomerCreate, response: Response, admin: AdminDep, session: SessionDep
@@ -66,7 +58,7 @@ async def create_customer(
     return CustomerPublic.of(created)
 
 
-@router.get("/{customer_id}", response_model=CustomerPublic, responses=REFUSALS)
+@router.get("/{customer_id}", response_model=CustomerPublic, responses=REFUSALS | problem_responses(404))
 async def get_customer(customer_id: str, admin: AdminDep, session: SessionDep) -> CustomerPublic:
     found = await catalog.get_customer(session=session, customer_id=customer_id)
     if found is None:
@@ -74,7 +66,7 @@ async def get_customer(customer_id: str, admin: AdminDep, session: SessionDep) -
     return CustomerPublic.of(found)
 
 
-@router.delete("/{customer_id}", response_model=CustomerPublic, responses=REFUSALS)
+@router.delete("/{customer_id}", response_model=CustomerPublic, responses=REFUSALS | problem_responses(404))
 async def deactivate_customer(customer_id: str, admin: AdminDep, session: SessionDep) -> CustomerPublic:
     """Deactivate: no new tickets. Open tickets run on; the contract stays for the record."""
     found = await catalog.deactivate_customer(session=session, customer_id=customer_id)
@@ -84,7 +76,9 @@ async def deactivate_customer(customer_id: str, admin: AdminDep, session: Sessio
     return CustomerPublic.of(found)
 
 
-@router.get("/{customer_id}/contract", response_model=ContractPublic, responses=REFUSALS)
+@router.get(
+    "/{customer_id}/contract", response_model=ContractPublic, responses=REFUSALS | problem_responses(404)
+)
 async def get_contract(customer_id: str, admin: AdminDep, session: SessionDep) -> ContractPublic:
     found = await catalog.get_customer(session=session, customer_id=customer_id)
     if found is None or found.contract is None:
@@ -95,11 +89,7 @@ async def get_contract(customer_id: str, admin: AdminDep, session: SessionDep) -
 @router.put(
     "/{customer_id}/contract",
     response_model=ContractPublic,
-    responses={
-        **REFUSALS,
-        409: {"model": Problem, "description": "The customer is deactivated"},
-        422: {"model": Problem, "description": "Bad contract terms; `detail` names the field"},
-    },
+    responses=REFUSALS | problem_responses(404, 409, 422),
 )
 async def replace_contract(
     customer_id: str, body: ContractUpdate, admin: AdminDep, session: SessionDep

@@ -10,16 +10,14 @@ from activities import catalog
 from api.auth import AdminDep
 from api.catalog_schemas import PartnerCreate, PartnerPublic, refusal
 from api.deps import SessionDep
-from api.schemas import Problem
+from api.errors import problem_responses
 
 log = logging.getLogger("escalator.catalog")
 
 router = APIRouter(prefix="/partners", tags=["partners"])
 
-REFUSALS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "No API key, or an unknown or revoked one"},
-    403: {"model": Problem, "description": "Not an admin key"},
-}
+# Every catalog route needs an admin key.
+REFUSALS = problem_responses(401, 403)
 
 
 @router.get("", response_model=list[PartnerPublic], responses=REFUSALS)
@@ -31,7 +29,7 @@ async def list_partners(admin: AdminDep, session: SessionDep) -> list[PartnerPub
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=PartnerPublic,
-    responses={**REFUSALS, 409: {"model": Problem, "description": "The id is taken"}},
+    responses=REFUSALS | problem_responses(409),
 )
 async def create_partner(
     body: PartnerCreate, response: Response, admin: AdminDep, session: SessionDep

@@ -1,0 +1,338 @@
+"""API keys: stored only as a hash, shown once, revocable; the Bearer dependency; admin-only
+catalog endpoints; the `escalator keys` commands."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities import keys
+from activities.catalog import CatalogRefused, seed_demo_catalog
+from activities.db import ApiKey
+from activities.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
+from activities.settings import get_settings
+from tests.fixtures_api import Stack
+from worker import cli
+from workflows.models import Principal, Role
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+NOT_ADMINS = ("dev-support", "dev-partner-northwind", "dev-customer-acme")
+
+
+@pytest.fixture
+async def catalog(sessionmaker: Sessionmaker) -> Sessionmaker:
+    async with sessionmaker() as session:
+        await seed_demo_catalog(session=session)
+    return sessionmaker
+
+
+async def raw_key_rows(sessionmaker: Sessionmaker) -> list[tuple[Any, ...]]:
+    async with sessionmaker() as session:
+        return [tuple(row) for row in await session.execute(text("SELECT * FROM api_keys"))]
+
+
+# --- The key store, on every database backend ----------------------------------------------------
+
+
+async def test_a_key_is_stored_only_as_the_sha256_of_its_secret(catalog: Sessionmaker) -> None:
+    async with catalog() as session:
+        created, secret = await create_key(session=session, name="anna", role="support", level=2)
+
+    rows = await raw_key_rows(catalog)
+    assert len(rows) == 1
+    assert secret.startswith("esk_") and len(secret) > 40
+    assert all(secret not in str(value) for value in rows[0])
+    async with catalog() as session:
+        stored = await session.get(ApiKey, created.id)
+    assert stored is not None and stored.key_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert created.id.startswith("key_") and len(created.id) == len("key_") + 12
+
+
+async def test_a_secret_finds_its_principal_until_revoked(catalog: Sessionmaker) -> None:
+    async with catalog() as session:
+        created, secret = await create_key(
+            session=session, name="northwind-ops", role="partner", partner_id="northwind"
+        )
+        other, other_secret = await create_key(
+            session=session, name="acme-it", role="customer", customer_id="acme"
+        )
+        found = await principal_for_secret(session, secret)
+        revoked = await revoke_key(session=session, key_id=created.id)
+        revoked_again = await revoke_key(session=session, key_id=created.id)
+        after = await principal_for_secret(session, secret)
+        untouched = await principal_for_secret(session, other_secret)
+        unknown = await principal_for_secret(session, "esk_" + "x" * 43)
+        missing = await revoke_key(session=session, key_id="key_000000000000")
+
+    assert found == Principal(role=Role.PARTNER, name="northwind-ops", partner_id="northwind")
+    assert revoked is not None and revoked.revoked_at is not None
+    assert revoked_again is not None and revoked_again.revoked_at == revoked.revoked_at
+    assert after is None and unknown is None and missing is None
+    assert untouched == other.principal == Principal(role=Role.CUSTOMER, name="acme-it", customer_id="acme")
+
+
+async def test_demo_keys_are_seeded_once_and_a_revoked_one_stays_revoked(catalog: Sessionmaker) -> None:
+    async with catalog() as session:
+        await seed_demo_keys(session=session)
+        principals = {secret: await principal_for_secret(session, secret) for secret in DEMO_KEYS}
+        support = next(k for k in await keys.list_keys(session=session) if k.name == "dev-support")
+        await revoke_key(session=session, key_id=support.id)
+        await seed_demo_keys(session=session)
+        listed = await keys.list_keys(session=session)
+        support_after = await principal_for_secret(session, "dev-support")
+
+    assert principals == DEMO_KEYS
+    assert str(DEMO_KEYS["dev-support"]) == "support:dev-support" and DEMO_KEYS["dev-support"].level == 3
+    assert len(listed) == len(DEMO_KEYS)
+    assert support_after is None
+
+
+BAD_KEYS = [
+    pytest.param({"role": "support"}, "level", "scope_required", id="support-without-level"),
+    pytest.param({"role": "support", "level": 5}, "level", "invalid_level", id="level-5"),
+    pytest.param({"role": "partner"}, "partner_id", "scope_required", id="partner-without-id"),
+    pytest.param(
+        {"role": "partner", "partner_id": "nobody"}, "partner_id", "unknown_partner", id="unknown-partner"
+    ),
+    pytest.param(
+        {"role": "customer", "customer_id": "hooli"}, "customer_id", "unknown_customer", id="unknown-customer"
+    ),
+    pytest.param({"role": "admin", "level": 4}, "level", "scope_not_allowed", id="admin-with-level"),
+    pytest.param(
+        {"role": "customer", "customer_id": "acme", "partner_id": "northwind"},
+        "partner_id",
+        "scope_not_allowed",
+        id="customer-with-partner",
+    ),
+    pytest.param(
+        {"role": "support", "level": 2, "customer_id": "acme"},
+        "customer_id",
+        "scope_not_allowed",
+        id="support-with-customer",
+    ),
+    pytest.param({"role": "system"}, "role", "invalid_role", id="system"),
+    pytest.param({"role": "admin", "name": " "}, "name", "invalid_name", id="blank-name"),
+]
+
+
+@pytest.mark.parametrize(("request_", "field", "rule"), BAD_KEYS)
+async def test_a_key_carries_exactly_the_scoping_of_its_role(
+    catalog: Sessionmaker, request_: dict[str, Any], field: str, rule: str
+) -> None:
+    async with catalog() as session:
+        with pytest.raises(CatalogRefused) as refused:
+            await create_key(session=session, **({"name": "k"} | request_))
+
+    assert (refused.value.field, refused.value.rule) == (field, rule)
+    assert await raw_key_rows(catalog) == []
+
+
+# --- Authentication over HTTP --------------------------------------------------------------------
+
+
+UNAUTHENTICATED_HEADERS = [
+    pytest.param({}, id="no-header"),
+    pytest.param({"Authorization": "dev-admin"}, id="no-scheme"),
+    pytest.param({"Authorization": "Basic ZGV2LWFkbWluOg=="}, id="basic"),
+    pytest.param({"Authorization": "Bearer"}, id="empty-bearer"),
+    pytest.param({"Authorization": "Bearer not-a-key"}, id="unknown-key"),
+    pytest.param({"Authorization": "Bearer dev-admin-"}, id="almost-a-key"),
+]
+
+
+@pytest.mark.parametrize("headers", UNAUTHENTICATED_HEADERS)
+async def test_no_or_a_bad_key_is_401_with_a_bearer_challenge(stack: Stack, headers: dict[str, str]) -> None:
+    response = await stack.http.get("/api-keys", headers=headers)
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["rule"] == "unauthenticated"
+    assert "Authorization: Bearer <api key>" in response.json()["detail"]
+
+
+async def test_a_key_made_over_http_shows_its_secret_once_and_is_revoked_at_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    admin = stack.as_("dev-admin")
+
+    made = await stack.http.post("/api-keys", json={"name": "ops-admin", "role": "admin"}, headers=admin)
+    assert made.status_code == 201, made.text
+    key = made.json()
+    secret = key["secret"]
+    assert made.headers["cache-control"] == "no-store"
+    assert made.headers["location"] == f"/api-keys/{key['id']}"
+    assert (key["role"], key["name"], key["revoked_at"]) == ("admin", "ops-admin", None)
+
+    # The new key works, and neither the list nor the table ever shows its secret again.
+    listed = await stack.http.get("/api-keys", headers=stack.as_(secret))
+    assert listed.status_code == 200
+    assert secret not in listed.text and hashlib.sha256(secret.encode()).hexdigest() not in listed.text
+    assert {k["id"] for k in listed.json()} >= {key["id"]}
+    assert all("secret" not in k and "key_hash" not in k for k in listed.json())
+    assert all(secret not in str(value) for row in await raw_key_rows(stack.sessionmaker) for value in row)
+
+    revoked = await stack.http.delete(f"/api-keys/{key['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    refused = await stack.http.get("/api-keys", headers=stack.as_(secret))
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    again = await stack.http.delete(f"/api-keys/{key['id']}", headers=admin)
+    assert again.json()["revoked_at"] == revoked.json()["revoked_at"]
+    missing = await stack.http.delete("/api-keys/key_000000000000", headers=admin)
+    assert (missing.status_code, missing.json()["rule"]) == (404, "unknown_api_key")
+
+    assert secret not in caplog.text
+    assert "admin:dev-admin created API key" in caplog.text
+
+
+async def test_a_key_request_with_the_wrong_scoping_is_422_naming_the_field(stack: Stack) -> None:
+    before = await raw_key_rows(stack.sessionmaker)
+    admin = stack.as_("dev-admin")
+
+    no_level = await stack.http.post("/api-keys", json={"name": "anna", "role": "support"}, headers=admin)
+    extra = await stack.http.post(
+        "/api-keys", json={"name": "x", "role": "admin", "scope": "all"}, headers=admin
+    )
+    system = await stack.http.post("/api-keys", json={"name": "x", "role": "system"}, headers=admin)
+
+    assert (no_level.status_code, no_level.json()["rule"]) == (422, "scope_required")
+    assert no_level.json()["detail"].startswith("level: ")
+    assert (extra.status_code, extra.json()["rule"]) == (422, "invalid_request")
+    assert "scope" in extra.json()["detail"]
+    assert (system.status_code, system.json()["rule"]) == (422, "invalid_request")
+    assert await raw_key_rows(stack.sessionmaker) == before
+
+
+async def catalog_state(stack: Stack) -> list[tuple[Any, ...]]:
+    async with stack.sessionmaker() as session:
+        rows: list[tuple[Any, ...]] = []
+        for table in ("customers", "partners", "contracts", "api_keys"):
+            rows += [(table, *row) for row in await session.execute(text(f"SELECT * FROM {table}"))]
+        return sorted(rows, key=repr)
+
+
+def admin_requests(key_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+    contract = {"tier": "standard", "product_type": "platform", "timezone": "UTC"}
+    return [
+        ("GET", "/customers", None),
+        ("POST", "/customers", {"id": "hooli", "name": "Hooli", "contract": contract}),
+        ("GET", "/customers/acme", None),
+        ("GET", "/customers/acme/contract", None),
+        ("PUT", "/customers/acme/contract", contract),
+        ("DELETE", "/customers/acme", None),
+        ("GET", "/partners", None),
+        ("POST", "/partners", {"id": "fabrikam", "name": "Fabrikam", "connectsoft_tier": "basic"}),
+        ("GET", "/api-keys", None),
+        ("POST", "/api-keys", {"name": "mallory", "role": "admin"}),
+        ("DELETE", f"/api-keys/{key_id}", None),
+    ]
+
+
+async def test_only_an_admin_key_reaches_the_catalog_and_others_change_nothing(stack: Stack) -> None:
+    listed = await stack.http.get("/api-keys", headers=stack.as_("dev-admin"))
+    admin_key_id = next(k["id"] for k in listed.json() if k["name"] == "dev-admin")
+    before = await catalog_state(stack)
+
+    answers: dict[tuple[str, str, str], tuple[int, str]] = {}
+    for method, path, body in admin_requests(admin_key_id):
+        for secret in (*NOT_ADMINS, None):
+            headers = stack.as_(secret) if secret else {}
+            response = await stack.http.request(method, path, json=body, headers=headers)
+            answers[(method, path, secret or "no key")] = (response.status_code, response.json()["rule"])
+
+    assert answers == {
+        (method, path, who): (403, "forbidden") if who != "no key" else (401, "unauthenticated")
+        for method, path, _ in admin_requests(admin_key_id)
+        for who in (*NOT_ADMINS, "no key")
+    }
+    assert await catalog_state(stack) == before
+    # The same requests as admin do go through (so the 403s above were not for another reason).
+    for method, path, body in admin_requests(admin_key_id):
+        response = await stack.http.request(method, path, json=body, headers=stack.as_("dev-admin"))
+        assert response.is_success, (method, path, response.text)
+
+
+async def test_the_forbidden_answer_says_an_admin_key_is_needed(stack: Stack) -> None:
+    response = await stack.http.get("/customers", headers=stack.as_("dev-support"))
+
+    assert response.status_code == 403
+    assert "admin key" in response.json()["detail"]
+    assert "support:dev-support" in response.json()["detail"]
+
+
+async def test_the_openapi_document_declares_bearer_authentication(stack: Stack) -> None:
+    document = (await stack.http.get("/openapi.json")).json()
+
+    schemes = document["components"]["securitySchemes"]
+    assert [scheme["scheme"].lower() for scheme in schemes.values()] == ["bearer"]
+    (name,) = schemes
+    assert {name: []} in document["paths"]["/customers"]["post"]["security"]
+    assert {name: []} in document["paths"]["/api-keys"]["get"]["security"]
+
+
+# --- `escalator keys` ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", url)
+    monkeypatch.setenv("ESCALATOR_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def test_cli_creates_lists_and_revokes_keys_without_ever_listing_a_secret(
+    cli_database: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert cli.main(["seed"]) == 0
+    capsys.readouterr()
+
+    assert (
+        cli.main(["keys", "create", "--role", "partner", "--name", "nw-ops", "--partner", "northwind"]) == 0
+    )
+    created = capsys.readouterr()
+    secret = created.out.strip()
+    assert secret.startswith("esk_") and "\n" not in secret
+    assert "only time the secret is shown" in created.err
+    assert "partner:nw-ops" in created.err
+
+    assert cli.main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    rows = {line.split()[2]: line.split() for line in listing.splitlines()[1:]}
+    assert set(rows) == {"dev-admin", "dev-support", "northwind", "acme", "nw-ops"}
+    assert rows["nw-ops"][1:4] == ["partner", "nw-ops", "northwind"]
+    assert rows["dev-support"][3:5] == ["level", "3"]
+    for demo_secret in DEMO_KEYS:
+        assert hashlib.sha256(demo_secret.encode()).hexdigest() not in listing
+    assert secret not in listing and hashlib.sha256(secret.encode()).hexdigest() not in listing
+
+    key_id = rows["nw-ops"][0]
+    assert cli.main(["keys", "revoke", key_id]) == 0
+    assert key_id in capsys.readouterr().out
+    assert cli.main(["keys", "list"]) == 0
+    revoked_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(key_id))
+    assert revoked_line.split()[-1] != "-"  # the REVOKED column is filled
+    assert cli.main(["keys", "revoke", "key_000000000000"]) == 1
+    assert "no API key" in capsys.readouterr().err
+    assert secret not in caplog.text
+
+
+def test_cli_refuses_a_key_without_the_scoping_of_its_role(
+    cli_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["keys", "create", "--role", "customer", "--name", "hooli", "--customer", "hooli"]) == 2
+    err = capsys.readouterr().err
+    assert "customer_id: no customer 'hooli'" in err and "unknown_customer" in err
+    assert cli.main(["keys", "list"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[1:] == []
