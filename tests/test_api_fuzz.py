@@ -2,18 +2,21 @@
 every answer of the real stack (app with its lifespan, worker, dev server, seeded SQLite).
 
 Each operation gets schema-valid (positive) and schema-violating (negative) requests. Valid
-requests are steered onto real data some of the time: a known customer for intake and the ids
-of live, resolved and closed tickets for the ticket routes, so the fuzzing reaches the
-workflows instead of stopping at "unknown customer" and 404.
+requests are steered onto real data some of the time: a known customer for intake and the
+catalog, and the ids of live, resolved and closed tickets for the ticket routes, so the fuzzing
+reaches the workflows instead of stopping at "unknown customer" and 404. Nearly every request
+carries the demo admin key, so it gets past authentication; the rest go without one, and must
+get a documented answer too (a 401 on the routes that need a key).
 
 Checks, for every request:
 - no 5xx and no unhandled exception (`not_a_server_error`);
 - the status code is one the operation documents (`status_code_conformance`);
 - the body and its content type match the documented schema for that status
-  (`response_schema_conformance`, `content_type_conformance`, `response_headers_conformance`);
+  (`response_schema_conformance`, `content_type_conformance`, `response_headers_conformance`),
+  so every refusal must be the documented application/problem+json;
 - a request that violates the schema is refused with a 4xx (`negative_data_rejection`).
 `positive_data_acceptance` is left out on purpose: a schema-valid request may rightly be refused
-by the business rules (unknown customer 422, unknown ticket 404, wrong state 409).
+by the business rules (unknown customer 422, unknown ticket 404, wrong state 409, no key 401).
 
 Hypothesis drives generation in a worker thread; each request is sent with the stack's async
 client on the session event loop, where the app and the worker live.
@@ -47,7 +50,8 @@ from api.main import create_app
 from tests.fixtures_api import Stack
 
 # The document only: building the app runs no lifespan, so nothing connects at import time.
-SCHEMA = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
+DOCUMENT = create_app(Settings()).openapi()
+SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
 
 
 def _operations() -> list[APIOperation]:
@@ -93,6 +97,9 @@ FUZZ_SETTINGS = settings(
 CHEAP_OPERATIONS = {"GET /healthz", "GET /policy", "GET /sla/deadline", "GET /tickets"}
 CHEAP_EXAMPLES = 100
 REQUEST_TIMEOUT = 30.0
+ADMIN = {"Authorization": "Bearer dev-admin"}
+# One request in ten goes without a key.
+KEYS = st.sampled_from([*[ADMIN] * 9, None])
 
 TICKET = {
     "title": "Fuzz seed",
@@ -105,12 +112,17 @@ TICKET = {
 
 
 def test_every_operation_is_fuzzed() -> None:
-    # A route added without a schema entry (or a schema that fails to load) would shrink the run silently.
-    assert len(OPERATIONS) == 18, [operation.label for operation in OPERATIONS]
+    # An operation schemathesis could not load, or skipped, would shrink the run silently.
+    documented = {
+        f"{method.upper()} {path}" for path, path_item in DOCUMENT["paths"].items() for method in path_item
+    }
+    assert {operation.label for operation in OPERATIONS} == documented
+    assert len(documented) >= 29, sorted(documented)
 
 
 async def _file(stack: Stack, customer_id: str, **change: Any) -> str:
-    response = await stack.http.post("/tickets", json={**TICKET, "customer_id": customer_id, **change})
+    body = {**TICKET, "customer_id": customer_id, **change}
+    response = await stack.http.post("/tickets", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     ticket_id: str = response.json()["ticket_id"]
     return ticket_id
@@ -121,10 +133,10 @@ async def _seed_tickets(stack: Stack) -> list[str]:
     live = await _file(stack, "acme")
     partner = await _file(stack, "contoso", product="partner_solution")
     resolved = await _file(stack, "globex")
-    done = await stack.http.post(f"/tickets/{resolved}/resolve", json={"actor": "l1", "resolution": "fixed"})
+    done = await stack.http.post(f"/tickets/{resolved}/resolve", json={"resolution": "fixed"}, headers=ADMIN)
     assert done.status_code == 200, done.text
     closed = await _file(stack, "initech", severity=3)
-    shut = await stack.http.post(f"/tickets/{closed}/close", json={"actor": "l1", "note": "duplicate"})
+    shut = await stack.http.post(f"/tickets/{closed}/close", json={"note": "duplicate"}, headers=ADMIN)
     assert shut.status_code == 200, shut.text
     await stack.handle(closed).result()
     return [live, partner, resolved, closed]
@@ -137,6 +149,13 @@ def _strategy(operation: APIOperation) -> st.SearchStrategy[Case]:
         return positive
     negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
     return st.one_of(positive, negative)
+
+
+def _authenticate(case: Case, key: dict[str, str] | None) -> None:
+    """Send the key, positive or negative case alike: a request refused for want of a key would
+    test nothing past authentication. Without one the case keeps whatever headers it has."""
+    if key is not None:
+        case.headers.update(key)  # case-insensitive: replaces a generated Authorization
 
 
 def _aim(case: Case, steer: dict[str, str | None]) -> None:
@@ -153,6 +172,8 @@ def _aim(case: Case, steer: dict[str, str | None]) -> None:
         case.path_parameters["ticket_id"] = steer["ticket_id"]
     if steer["customer_id"] is not None and isinstance(case.body, dict) and "customer_id" in case.body:
         case.body["customer_id"] = steer["customer_id"]
+    if steer["customer_id"] is not None and case.path_parameters and "customer_id" in case.path_parameters:
+        case.path_parameters["customer_id"] = steer["customer_id"]
     if steer["timezone"] is not None and case.query and "timezone" in case.query:
         case.query["timezone"] = steer["timezone"]
     if steer["submitted_at"] is not None and case.query and "submitted_at" in case.query:
@@ -204,9 +225,11 @@ async def test_api_fuzz(stack: Stack, operation: APIOperation) -> None:
                 "submitted_at": st.sampled_from([None, None, None, *EDGE_TIMES]),
             }
         ),
+        key=KEYS,
     )
-    def fuzz(case: Case, steer: dict[str, str | None]) -> None:
+    def fuzz(case: Case, steer: dict[str, str | None], key: dict[str, str] | None) -> None:
         _aim(case, steer)
+        _authenticate(case, key)
         prepared = _prepare(case)
         try:
             response = asyncio.run_coroutine_threadsafe(send(prepared), loop).result(REQUEST_TIMEOUT)
