@@ -252,6 +252,20 @@ async def customer_status(*, session: AsyncSession, customer_id: str) -> Custome
     return CustomerStatus.ACTIVE if active else CustomerStatus.DEACTIVATED
 
 
+async def customer_terms(
+    *, session: AsyncSession, customer_id: str
+) -> tuple[CustomerStatus, ContractTerms | None]:
+    """The customer's status and its active contract's terms, even when deactivated.
+
+    For intake: check reach on the terms first (so a foreign customer stays unknown), then
+    refuse a DEACTIVATED one with `deactivated_customer_message`.
+    """
+    status = await customer_status(session=session, customer_id=customer_id)
+    if status == CustomerStatus.UNKNOWN:
+        return status, None
+    return status, await _find_terms(session, customer_id, include_inactive=True)
+
+
 def deactivated_customer_message(customer_id: str) -> str:
     return (
         f"Customer {customer_id!r} is deactivated and files no new tickets; "

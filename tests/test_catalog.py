@@ -21,6 +21,7 @@ from activities.catalog import (
     create_customer,
     create_partner,
     customer_status,
+    customer_terms,
     deactivate_customer,
     get_contract_terms,
     get_customer,
@@ -360,6 +361,10 @@ async def test_deactivated_customer_files_nothing_but_keeps_its_contract(seeded:
         with pytest.raises(CustomerDeactivated) as edit:
             await update_contract(session=session, customer_id="globex", tier=Tier.PREMIUM)
         record = await get_customer(session=session, customer_id="globex")
+        for_intake = [
+            await customer_terms(session=session, customer_id=customer_id)
+            for customer_id in ("globex", "hooli")
+        ]
 
     assert first is not None and again == first and not first.active
     assert first.contract == pinned
@@ -370,6 +375,7 @@ async def test_deactivated_customer_files_nothing_but_keeps_its_contract(seeded:
     assert listed_all["globex"] is False and listed_all["acme"] is True
     assert (edit.value.rule, edit.value.status) == ("customer_deactivated", 409)
     assert record is not None and record.contract == pinned
+    assert for_intake == [(CustomerStatus.DEACTIVATED, pinned), (CustomerStatus.UNKNOWN, None)]
 
 
 async def test_migration_0002_keeps_earlier_rows_active_and_unbreached(db_engine: AsyncEngine) -> None:
