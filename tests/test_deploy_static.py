@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
+from activities.keys import DEMO_KEYS
 from activities.settings import Settings
 from worker import cli
 from worker.devserver import SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
@@ -142,6 +144,31 @@ def test_dev_server_default_is_the_documented_local_endpoint() -> None:
     server = cli.dev_server_for(Settings())
     assert (server.address, server.ui_url) == ("127.0.0.1:7233", "http://127.0.0.1:8233")
     assert server.db_filename == Path(".escalator/temporal.db")
+
+
+def test_banner_prints_the_demo_keys_and_an_authenticated_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings()
+    cli.print_banner(settings, cli.dev_server_for(settings))
+    printed = capsys.readouterr().out
+
+    assert printed.startswith("\nEscalator is up.")
+    lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith("  dev-")}
+    assert (
+        list(lines)
+        == list(DEMO_KEYS)
+        == [
+            "dev-admin",
+            "dev-support",
+            "dev-partner-northwind",
+            "dev-customer-acme",
+        ]
+    )
+    assert "admin" in lines["dev-admin"]
+    assert "Level 3" in lines["dev-support"]
+    assert "partner northwind" in lines["dev-partner-northwind"]
+    assert "customer acme" in lines["dev-customer-acme"]
+    assert "curl -s -X POST http://127.0.0.1:8000/tickets -H 'authorization: Bearer dev-support'" in printed
+    assert cli.SAMPLE_TICKET in printed
 
 
 # --- docker-compose.yml and the image ----------------------------------------------------------
@@ -416,16 +443,19 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
                 # The banner is printed once the API listens and the worker polls.
                 await asyncio.wait_for(up.wait(), 60)
                 if run == 0:
+                    # The banner's own sample: the demo support key files it.
                     filed = await http.post(
                         "/tickets",
                         content=cli.SAMPLE_TICKET,
-                        headers={"content-type": "application/json"},
+                        headers={"content-type": "application/json", "authorization": "Bearer dev-support"},
                     )
                     assert filed.is_success, filed.text
                     ticket = filed.json()
                 else:
                     # Live state comes from the workflow: the restarted worker serves it.
-                    resumed = await http.get(f"/tickets/{ticket['ticket_id']}")
+                    resumed = await http.get(
+                        f"/tickets/{ticket['ticket_id']}", headers={"authorization": "Bearer dev-support"}
+                    )
                     assert resumed.status_code == 200, resumed.text
                     assert resumed.json()["status"] == ticket["status"]
                 process.send_signal(signal.SIGINT)
@@ -438,5 +468,8 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
             printed = "".join(lines)
             assert process.returncode == 0, printed
             assert f"http://127.0.0.1:{api_port}/docs" in printed
+            assert f"-H '{cli.SAMPLE_AUTHORIZATION}'" in printed
+            for secret in DEMO_KEYS:
+                assert f"  {secret} " in printed
             assert "Stopping: API, worker, Temporal dev server" in printed
             assert port_is_free(api_port)
