@@ -56,12 +56,20 @@ async def record_events(*, session: AsyncSession, ticket_id: str, events: list[T
 def _filtered(
     stmt: Select[Any],
     *,
+    scope_customer_id: str | None,
+    scope_partner_id: str | None,
     customer_id: str | None,
     status: TicketStatus | None,
     tier: Tier | None,
     severity: Severity | int | None,
     breached: bool | None,
+    partner_breached: bool | None,
 ) -> Select[Any]:
+    # The principal's reach: a customer sees itself, a partner its customers' tickets.
+    if scope_customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == scope_customer_id)
+    if scope_partner_id is not None:
+        stmt = stmt.where(Ticket.partner_id == scope_partner_id)
     if customer_id is not None:
         stmt = stmt.where(Ticket.customer_id == customer_id)
     if status is not None:
@@ -72,27 +80,39 @@ def _filtered(
         stmt = stmt.where(Ticket.severity == int(severity))
     if breached is not None:
         stmt = stmt.where(Ticket.sla_breached == breached)
+    if partner_breached is not None:
+        stmt = stmt.where(Ticket.partner_sla_breached == partner_breached)
     return stmt
 
 
 async def list_tickets(
     *,
     session: AsyncSession,
+    scope_customer_id: str | None = None,
+    scope_partner_id: str | None = None,
     customer_id: str | None = None,
     status: TicketStatus | None = None,
     tier: Tier | None = None,
     severity: Severity | int | None = None,
     breached: bool | None = None,
+    partner_breached: bool | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[TicketRow], int]:
-    """One page of tickets, newest received first, and the total matching the filters."""
+    """One page of tickets within the scope, newest received first, and the total matching.
+
+    `scope_customer_id` / `scope_partner_id` restrict to a principal's reach; the other
+    arguments are the caller's filters.
+    """
     filters: dict[str, Any] = {
+        "scope_customer_id": scope_customer_id,
+        "scope_partner_id": scope_partner_id,
         "customer_id": customer_id,
         "status": status,
         "tier": tier,
         "severity": severity,
         "breached": breached,
+        "partner_breached": partner_breached,
     }
     total = await session.scalar(_filtered(select(func.count()).select_from(Ticket), **filters))
     page = await session.scalars(

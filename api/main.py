@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
@@ -15,20 +16,23 @@ from api.routers import api_keys, customers, health, partners, policy, tickets
 from worker.worker import connect_client
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """The app. `engine` lends it a database engine that its caller owns (tests do);
+    without one, the lifespan makes one from the settings and disposes of it."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One Temporal client and one engine per process, for every request.
-        engine = make_engine(settings.database_url)
+        own_engine = engine or make_engine(settings.database_url)
         app.state.settings = settings
-        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.sessionmaker = make_sessionmaker(own_engine)
         app.state.temporal_client = await connect_client(settings)
         try:
             yield
         finally:
-            await engine.dispose()
+            if engine is None:
+                await own_engine.dispose()
 
     app = FastAPI(
         title="ConnectSoft escalation orchestrator",

@@ -1,12 +1,17 @@
-"""Ticket intake and actions: the logic behind the thin routes."""
+"""Ticket intake and actions: the logic behind the thin routes.
+
+Every function takes the acting `principal`. Reach comes first everywhere: a ticket outside
+the principal's reach is the same 404 as a ticket that does not exist.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     Client,
@@ -18,22 +23,46 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.catalog import get_contract_terms
-from api.errors import REFUSAL_STATUS, ApiError
+from activities import idempotency
+from activities.catalog import CustomerStatus, customer_terms, deactivated_customer_message
+from api.errors import ApiError
 from api.schemas import TicketCreate
 from workflows import machine
 from workflows import search_attributes as sa
 from workflows.entitlement import build_entitlement, check_intake
-from workflows.models import TicketOpened, TicketState, workflow_id_for
+from workflows.models import (
+    Principal,
+    Role,
+    TicketAction,
+    TicketEvent,
+    TicketOpened,
+    TicketState,
+    workflow_id_for,
+)
+from workflows.permissions import can_reach
 from workflows.ticket import TicketWorkflow
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-2b0e-4d8e-9a55-0f3b7c1d2e90")
 
+REFUSAL_STATUS = {
+    machine.RefusalKind.CONFLICT.value: 409,
+    machine.RefusalKind.INVALID.value: 422,
+    machine.RefusalKind.FORBIDDEN.value: 403,
+    machine.RefusalKind.NOT_FOUND.value: 404,
+}
 
-def new_ticket_id(customer_id: str, idempotency_key: str | None) -> str:
+
+def new_ticket_id(principal: Principal, customer_id: str, idempotency_key: str | None) -> str:
     if idempotency_key:
-        return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{customer_id}\n{idempotency_key}").hex[:12]
+        name = f"{principal}\n{customer_id}\n{idempotency_key}"
+        return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name).hex[:12]
     return uuid.uuid4().hex[:12]
+
+
+def request_digest(*parts: object) -> str:
+    """A fingerprint of what a request asks for, to tell a retry from a different request."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def received_now() -> datetime:
@@ -42,28 +71,61 @@ def received_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def not_found(ticket_id: str) -> ApiError:
+    return ApiError(404, machine.not_found(ticket_id).message, rule="unknown_ticket")
+
+
+def unknown_customer(customer_id: str) -> ApiError:
+    return ApiError(
+        422,
+        f"Unknown customer {customer_id!r}: use the customer id on your support contract, "
+        "or ask your account manager to register the customer.",
+        rule="unknown_customer",
+    )
+
+
+async def claim_idempotency_key(
+    *, session: AsyncSession, principal: Principal, key: str | None, digest: str
+) -> None:
+    """Remember what `key` was first used for; the same key for a different request is a 422."""
+    if key is None:
+        return
+    if not await idempotency.claim(session=session, scope=str(principal), key=key, digest=digest):
+        raise ApiError(
+            422,
+            "This Idempotency-Key was already used for a different request; send a new key "
+            "for a new request, or repeat the original request exactly to retry it.",
+            rule="idempotency_key_reused",
+        )
+
+
 async def open_ticket(
     *,
     client: Client,
     session: AsyncSession,
     task_queue: str,
+    principal: Principal,
     request: TicketCreate,
     idempotency_key: str | None,
 ) -> tuple[TicketState, bool]:
     """Start the ticket's workflow. Returns its state and whether this call created it."""
-    terms = await get_contract_terms(session=session, customer_id=request.customer_id)
-    if terms is None:
-        raise ApiError(
-            422,
-            f"Unknown customer {request.customer_id!r}: use the customer id on your support "
-            "contract, or ask your account manager to register the customer.",
-            rule="unknown_customer",
-        )
+    status, terms = await customer_terms(session=session, customer_id=request.customer_id)
+    # A customer outside the principal's reach is as unknown as one that does not exist.
+    if terms is None or not can_reach(principal, customer_id=terms.customer_id, partner_id=terms.partner_id):
+        raise unknown_customer(request.customer_id)
+    if status == CustomerStatus.DEACTIVATED:
+        raise ApiError(422, deactivated_customer_message(request.customer_id), rule="customer_deactivated")
     received_at = received_now()
     entitlement = build_entitlement(terms, received_at=received_at)
     check_intake(entitlement, severity=request.severity, channel=request.channel, category=request.category)
+    await claim_idempotency_key(
+        session=session,
+        principal=principal,
+        key=idempotency_key,
+        digest=request_digest("intake", request.model_dump(mode="json")),
+    )
     opened = TicketOpened(
-        ticket_id=new_ticket_id(request.customer_id, idempotency_key),
+        ticket_id=new_ticket_id(principal, request.customer_id, idempotency_key),
         customer_id=request.customer_id,
         title=request.title,
         description=request.description,
@@ -71,7 +133,7 @@ async def open_ticket(
         product=request.product,
         channel=request.channel,
         category=request.category,
-        reporter=request.reporter,
+        reporter=str(principal),
         received_at=received_at,
         entitlement=entitlement,
     )
@@ -90,7 +152,7 @@ async def open_ticket(
         )
     except WorkflowAlreadyStartedError:
         # A retried request with the same Idempotency-Key: answer with the ticket it made.
-        return await ticket_state(client=client, ticket_id=opened.ticket_id), False
+        return await ticket_state(client=client, principal=principal, ticket_id=opened.ticket_id), False
     return initial, True
 
 
@@ -98,34 +160,60 @@ def _handle(client: Client, ticket_id: str) -> WorkflowHandle[TicketWorkflow, Ti
     return client.get_workflow_handle_for(TicketWorkflow.run, workflow_id_for(ticket_id))
 
 
-async def ticket_state(*, client: Client, ticket_id: str) -> TicketState:
+async def ticket_state(*, client: Client, principal: Principal, ticket_id: str) -> TicketState:
     try:
-        return await _handle(client, ticket_id).query(TicketWorkflow.state)
+        state = await _handle(client, ticket_id).query(TicketWorkflow.state)
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            raise _not_found(ticket_id) from err
+            raise not_found(ticket_id) from err
         raise
+    if not can_reach(principal, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
+        raise not_found(ticket_id)
+    return state
 
 
-def _not_found(ticket_id: str) -> ApiError:
-    return ApiError(
-        404, f"No ticket {ticket_id!r}: check the id returned when it was filed.", rule="unknown_ticket"
-    )
+async def _closed_ticket_refusal(handle: WorkflowHandle[Any, Any], principal: Principal) -> ApiError:
+    """Why an update found no running workflow: no such ticket (404) or a closed one (409)."""
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return not_found(handle.id.removeprefix("ticket-"))
+    attrs = description.typed_search_attributes
+    customer_id = attrs.get(sa.CUSTOMER_ID) or ""
+    if not can_reach(principal, customer_id=customer_id, partner_id=attrs.get(sa.PARTNER_ID)):
+        return not_found(handle.id.removeprefix("ticket-"))
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return ApiError(409, "The ticket is closed; file a new ticket instead.", rule="ticket_closed")
+    return ApiError(503, "The ticket did not answer; retry in a few seconds.", rule="temporal_unavailable")
 
 
 async def act(
-    *, client: Client, ticket_id: str, update: str, action: BaseModel, update_id: str | None = None
+    *,
+    client: Client,
+    session: AsyncSession,
+    principal: Principal,
+    ticket_id: str,
+    update: str,
+    action: TicketAction,
+    idempotency_key: str | None = None,
 ) -> TicketState:
-    """Run one validated workflow update; a refusal becomes a 409 or 422 and leaves no history.
+    """Run one validated workflow update; a refusal becomes a 4xx and leaves no history.
 
-    With an `update_id`, Temporal runs a retried update once and answers the retry with the
-    first result.
+    The update's validator checks reach (404), the permission table (403) and the ticket's
+    state (409/422), in that order. With an Idempotency-Key, Temporal runs a retried update
+    once and answers the retry with the first result.
     """
+    digest = request_digest(update, ticket_id, action.model_dump(mode="json", exclude={"actor"}))
+    await claim_idempotency_key(session=session, principal=principal, key=idempotency_key, digest=digest)
     handle = _handle(client, ticket_id)
+    # Scoped by principal: a foreign principal reusing the id must never get this answer back.
+    update_id = (
+        f"{update}-{request_digest(str(principal), idempotency_key, digest)[:40]}"
+        if idempotency_key
+        else None
+    )
     try:
-        result: Any = await handle.execute_update(
-            update, action, id=f"{update}-{update_id}" if update_id else None, result_type=TicketState
-        )
+        result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketState)
         return TicketState.model_validate(result)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -135,10 +223,17 @@ async def act(
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
-        try:
-            description = await handle.describe()
-        except RPCError:
-            raise _not_found(ticket_id) from err
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            raise ApiError(409, "The ticket is closed; file a new ticket instead.", rule=update) from err
-        raise
+        raise await _closed_ticket_refusal(handle, principal) from err
+
+
+# Which internal notes each role may not read (DESIGN.md §11): customers none of them,
+# partners not ConnectSoft's own.
+HIDDEN_VISIBILITY: dict[Role, frozenset[str]] = {
+    Role.CUSTOMER: frozenset({"internal", "partner_internal"}),
+    Role.PARTNER: frozenset({"internal"}),
+}
+
+
+def visible_events(principal: Principal, events: list[TicketEvent]) -> list[TicketEvent]:
+    hidden = HIDDEN_VISIBILITY.get(principal.role, frozenset())
+    return [event for event in events if event.detail.get("visibility") not in hidden]

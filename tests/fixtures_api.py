@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
@@ -40,27 +42,62 @@ class Stack:
         return {"Authorization": f"Bearer {secret}"}
 
 
-@pytest_asyncio.fixture
-async def stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
-    """API + worker + read model, wired the way `make up` wires them, on a fresh database."""
+@asynccontextmanager
+async def running_stack(dev_env: WorkflowEnvironment, engine: AsyncEngine) -> AsyncIterator[Stack]:
+    """API + worker + read model, wired the way `make up` wires them, on `engine`'s database
+    (migrated and seeded here). Each stack has its own task queue, so stacks never take each
+    other's work."""
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'api.db'}",
+        database_url=engine.url.render_as_string(hide_password=False),
         temporal_address=dev_env.client.service_client.config.target_host,
         task_queue=f"tickets-{uuid.uuid4().hex[:8]}",
     )
-    engine = make_engine(settings.database_url)
     await migrate(engine)
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
         await seed_demo_catalog(session=session)
         await seed_demo_keys(session=session)
-    app = create_app(settings)
+    app = create_app(settings, engine=engine)
     async with app.router.lifespan_context(app):
         async with build_worker(dev_env.client, sessionmaker, settings):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
                 yield Stack(http, dev_env.client, sessionmaker)
-    await engine.dispose()
+
+
+@asynccontextmanager
+async def sqlite_stack(dev_env: WorkflowEnvironment, path: Path) -> AsyncIterator[Stack]:
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with running_stack(dev_env, engine) as running:
+            yield running
+    finally:
+        await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+    """A fresh stack on a fresh SQLite database, for one test."""
+    async with sqlite_stack(dev_env, tmp_path / "api.db") as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module")
+async def module_stack(
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """One stack shared by a module's tests: for tables of many small cases, each on its own
+    tickets, where a fresh app and worker per case would cost more than the case."""
+    async with sqlite_stack(dev_env, tmp_path_factory.mktemp("module-stack") / "api.db") as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def db_stack(db_engine: AsyncEngine, dev_env: WorkflowEnvironment) -> AsyncIterator[Stack]:
+    """A stack on each database backend: SQLite, and PostgreSQL when CI sets it up
+    (`db_engine` is a fresh, migrated schema of its own)."""
+    async with running_stack(dev_env, db_engine) as running:
+        yield running
 
 
 async def wait_for_event(

@@ -1,41 +1,38 @@
-"""/tickets: intake, live state, list, timeline and the actions on a ticket."""
+"""/tickets: intake, live state, list, timeline and the actions on a ticket.
+
+Every route takes the caller's principal. A ticket outside its reach is a 404 everywhere;
+an action it may not take on a ticket it can see is a 403.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
 from activities import read_model
 from api import tickets_service as service
+from api.actions import ACTION_ROUTES, ActionRoute
+from api.auth import PrincipalDep
 from api.deps import ClientDep, SessionDep, SettingsDep
-from api.errors import ApiError
-from api.schemas import Problem, TicketCreate, TicketList, TicketPublic, Timeline
-from workflows.models import (
-    Acknowledge,
-    ChangeSeverity,
-    Close,
-    Comment,
-    Escalate,
-    Handback,
-    Handoff,
-    Reopen,
-    Resolve,
-    Resume,
-    Severity,
-    TicketStatus,
-    Tier,
-    WaitOnCustomer,
-)
+from api.errors import problem_responses
+from api.schemas import TicketCreate, TicketList, TicketPublic, Timeline
+from workflows.models import Role, Severity, TicketStatus, Tier
+from workflows.permissions import can_reach
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
-REFUSALS: dict[int | str, dict[str, object]] = {
-    404: {"model": Problem, "description": "No such ticket"},
-    409: {"model": Problem, "description": "Not possible in the ticket's current state"},
-    422: {"model": Problem, "description": "Not allowed for this ticket or request"},
-}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Send one to make a retry apply only once. The same key with a different "
+        "request is refused (422).",
+    ),
+]
 
 
 @router.post(
@@ -44,22 +41,24 @@ REFUSALS: dict[int | str, dict[str, object]] = {
     response_model=TicketPublic,
     responses={
         200: {"model": TicketPublic, "description": "Already filed with this Idempotency-Key"},
-        422: REFUSALS[422],
+        **problem_responses(401, 403, 422),
     },
 )
 async def create_ticket(
     body: TicketCreate,
     response: Response,
+    principal: PrincipalDep,
     client: ClientDep,
     session: SessionDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TicketPublic:
-    """File a ticket. Send an `Idempotency-Key` header to make retries safe."""
+    """File a ticket for a customer within the caller's reach."""
     state, created = await service.open_ticket(
         client=client,
         session=session,
         task_queue=settings.task_queue,
+        principal=principal,
         request=body,
         idempotency_key=idempotency_key,
     )
@@ -69,139 +68,91 @@ async def create_ticket(
     return TicketPublic.of(state)
 
 
-@router.get("", response_model=TicketList)
+@router.get("", response_model=TicketList, responses=problem_responses(401, 422))
 async def list_tickets(
+    principal: PrincipalDep,
     session: SessionDep,
-    customer_id: str | None = None,
+    customer_id: Annotated[str | None, Query(max_length=200)] = None,
     status_: Annotated[TicketStatus | None, Query(alias="status")] = None,
     tier: Tier | None = None,
     severity: Severity | None = None,
-    breached: bool | None = None,
+    breached: Annotated[bool | None, Query(description="ConnectSoft breached an SLA")] = None,
+    partner_breached: Annotated[bool | None, Query(description="The partner's line breached")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TicketList:
-    """Tickets from the read model, newest first."""
+    """Tickets within the caller's reach, from the read model, newest first."""
     rows, total = await read_model.list_tickets(
         session=session,
+        scope_customer_id=principal.customer_id if principal.role == Role.CUSTOMER else None,
+        scope_partner_id=principal.partner_id if principal.role == Role.PARTNER else None,
         customer_id=customer_id,
         status=status_,
         tier=tier,
         severity=severity,
         breached=breached,
+        partner_breached=partner_breached,
         limit=limit,
         offset=offset,
     )
     return TicketList(items=rows, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{ticket_id}", response_model=TicketPublic, responses={404: REFUSALS[404]})
-async def get_ticket(ticket_id: str, client: ClientDep) -> TicketPublic:
+@router.get("/{ticket_id}", response_model=TicketPublic, responses=problem_responses(401, 404))
+async def get_ticket(ticket_id: str, principal: PrincipalDep, client: ClientDep) -> TicketPublic:
     """Live state from the ticket's workflow: every SLA clock with its due time and status."""
-    return TicketPublic.of(await service.ticket_state(client=client, ticket_id=ticket_id))
+    state = await service.ticket_state(client=client, principal=principal, ticket_id=ticket_id)
+    return TicketPublic.of(state)
 
 
-@router.get("/{ticket_id}/timeline", response_model=Timeline, responses={404: REFUSALS[404]})
-async def get_timeline(ticket_id: str, session: SessionDep) -> Timeline:
+@router.get("/{ticket_id}/timeline", response_model=Timeline, responses=problem_responses(401, 404))
+async def get_timeline(ticket_id: str, principal: PrincipalDep, session: SessionDep) -> Timeline:
+    """Every recorded event, in order; internal notes only for those who may read them."""
+    row = await read_model.get_ticket_row(session=session, ticket_id=ticket_id)
+    if row is None or not can_reach(principal, customer_id=row.customer_id, partner_id=row.partner_id):
+        raise service.not_found(ticket_id)
     events = await read_model.get_timeline(session=session, ticket_id=ticket_id)
-    if not events and await read_model.get_ticket_row(session=session, ticket_id=ticket_id) is None:
-        raise ApiError(
-            404, f"No ticket {ticket_id!r}: check the id returned when it was filed.", rule="unknown_ticket"
+    return Timeline(ticket_id=ticket_id, events=service.visible_events(principal, events))
+
+
+ActionEndpoint = Callable[..., Awaitable[TicketPublic]]
+
+
+def _action_endpoint(route: ActionRoute) -> ActionEndpoint:
+    async def endpoint(
+        ticket_id: str,
+        body: BaseModel,
+        principal: PrincipalDep,
+        client: ClientDep,
+        session: SessionDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> TicketPublic:
+        state = await service.act(
+            client=client,
+            session=session,
+            principal=principal,
+            ticket_id=ticket_id,
+            update=route.update,
+            action=route.action(body, principal),
+            idempotency_key=idempotency_key,
         )
-    return Timeline(ticket_id=ticket_id, events=events)
+        return TicketPublic.of(state)
+
+    # FastAPI reads the body's schema from the annotation: each action has its own.
+    annotations: dict[str, Any] = dict(endpoint.__annotations__)
+    annotations["body"] = route.body
+    endpoint.__annotations__ = annotations
+    endpoint.__name__ = route.update.replace("-", "_")
+    endpoint.__doc__ = route.summary
+    return endpoint
 
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(max_length=200, description="Send one to make a retried action apply only once."),
-]
-
-
-async def _act(
-    client: ClientDep, ticket_id: str, update: str, action: BaseModel, idempotency_key: str | None
-) -> TicketPublic:
-    return TicketPublic.of(
-        await service.act(
-            client=client, ticket_id=ticket_id, update=update, action=action, update_id=idempotency_key
-        )
+for _route in ACTION_ROUTES:
+    router.add_api_route(
+        f"/{{ticket_id}}/{_route.update}",
+        _action_endpoint(_route),
+        methods=["POST"],
+        response_model=TicketPublic,
+        responses=problem_responses(401, 403, 404, 409, 422),
+        summary=_route.update.replace("-", " ").capitalize(),
     )
-
-
-@router.post("/{ticket_id}/acknowledge", response_model=TicketPublic, responses=REFUSALS)
-async def acknowledge(
-    ticket_id: str, body: Acknowledge, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    """First response (or acknowledgement of an escalation) by the level that owns the ticket."""
-    return await _act(client, ticket_id, "acknowledge", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/comment", response_model=TicketPublic, responses=REFUSALS)
-async def comment(
-    ticket_id: str, body: Comment, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "comment", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/escalate", response_model=TicketPublic, responses=REFUSALS)
-async def escalate(
-    ticket_id: str, body: Escalate, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    """Climb the ladder, naming a trigger of the target level, within the entitlement."""
-    return await _act(client, ticket_id, "escalate", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/handoff", response_model=TicketPublic, responses=REFUSALS)
-async def handoff(
-    ticket_id: str, body: Handoff, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    """Partner first line hands off to ConnectSoft's second line."""
-    return await _act(client, ticket_id, "handoff", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/handback", response_model=TicketPublic, responses=REFUSALS)
-async def handback(
-    ticket_id: str, body: Handback, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "handback", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/change-severity", response_model=TicketPublic, responses=REFUSALS)
-async def change_severity(
-    ticket_id: str, body: ChangeSeverity, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    """Recomputes every clock from the original intake time."""
-    return await _act(client, ticket_id, "change-severity", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/wait-on-customer", response_model=TicketPublic, responses=REFUSALS)
-async def wait_on_customer(
-    ticket_id: str, body: WaitOnCustomer, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "wait-on-customer", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/resume", response_model=TicketPublic, responses=REFUSALS)
-async def resume(
-    ticket_id: str, body: Resume, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "resume", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/resolve", response_model=TicketPublic, responses=REFUSALS)
-async def resolve(
-    ticket_id: str, body: Resolve, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "resolve", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/reopen", response_model=TicketPublic, responses=REFUSALS)
-async def reopen(
-    ticket_id: str, body: Reopen, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "reopen", body, idempotency_key)
-
-
-@router.post("/{ticket_id}/close", response_model=TicketPublic, responses=REFUSALS)
-async def close(
-    ticket_id: str, body: Close, client: ClientDep, idempotency_key: IdempotencyKey = None
-) -> TicketPublic:
-    return await _act(client, ticket_id, "close", body, idempotency_key)

@@ -1,0 +1,302 @@
+"""DESIGN.md §11, cell by cell: every ticket endpoint x every principal x own and foreign tickets.
+
+The expected table below is written out by hand, independently of workflows/permissions.py,
+so a wrong cell in the code fails its own test here. For every refused cell the test also
+proves that nothing changed: the workflow's state is the same and its history holds no
+accepted update. For every allowed cell it proves the action happened, in the caller's name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.keys import DEMO_KEYS
+from api.tickets_service import new_ticket_id
+from tests.fixtures_api import Stack, completed_activity, wait_for_event
+
+ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
+PRINCIPALS = (ADMIN, SUPPORT, PARTNER, CUSTOMER)
+ACTOR = {
+    ADMIN: "admin:dev-admin",
+    SUPPORT: "support:dev-support",
+    PARTNER: "partner:northwind",
+    CUSTOMER: "customer:acme",
+}
+# A ticket within reach of each principal, and one outside it (admin and support reach all).
+OWN = {ADMIN: "acme", SUPPORT: "acme", PARTNER: "contoso", CUSTOMER: "acme"}
+FOREIGN = {PARTNER: "acme", CUSTOMER: "contoso"}
+
+OK, FORBIDDEN, NOT_FOUND = 200, 403, 404
+
+
+def ticket_body(customer: str) -> dict[str, Any]:
+    return {
+        "customer_id": customer,
+        "title": "Audit export fails",
+        "description": "The nightly export stops at 80%",
+        "severity": 3,
+        "product": "partner_solution" if customer == "contoso" else "audit",
+        "channel": "email",
+        "category": "bug",
+    }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One action row: its body, the steps that bring a ticket to a state where it applies,
+    the event it records when allowed, and the expected status for each principal."""
+
+    action: str
+    body: dict[str, Any]
+    expected: dict[str, int]
+    event: str
+    setup: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # Which customer's ticket each principal acts on, where it is not OWN.
+    customer: dict[str, str] = field(default_factory=dict)
+
+
+PARTNER_TICKET = {ADMIN: "contoso", SUPPORT: "contoso", PARTNER: "contoso"}
+HANDOFF = ("handoff", {"category": "platform_bug"})
+
+# The permission table of DESIGN.md §11, for tickets within reach.
+CELLS = [
+    Cell("acknowledge", {}, {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN}, "acknowledged"),
+    Cell("comment", {"body": "Any news?"}, dict.fromkeys(PRINCIPALS, OK), "commented"),
+    Cell(
+        "comment",
+        {"body": "Looks like the export job", "public": False},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN},
+        "commented",
+    ),
+    Cell(
+        "escalate",
+        {"level": 2, "trigger": "requires_technical_expertise"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: FORBIDDEN, CUSTOMER: FORBIDDEN},
+        "escalated",
+    ),
+    Cell(
+        "handoff",
+        {"category": "platform_bug"},
+        {ADMIN: OK, SUPPORT: FORBIDDEN, PARTNER: OK, CUSTOMER: FORBIDDEN},
+        "handed_off",
+        customer=PARTNER_TICKET,
+    ),
+    Cell(
+        "handback",
+        {"note": "Patched in 4.2.1"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: FORBIDDEN},
+        "handed_back",
+        setup=(HANDOFF,),
+        customer=PARTNER_TICKET,
+    ),
+    # A customer's own ticket is no partner's: the permission is refused before the state.
+    Cell("handback", {"note": "Patched in 4.2.1"}, {CUSTOMER: FORBIDDEN}, "handed_back"),
+    Cell(
+        "change-severity",
+        {"severity": 2, "reason": "More users affected"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN},
+        "severity_changed",
+    ),
+    Cell(
+        "wait-on-customer",
+        {"note": "Which region?"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN},
+        "waiting_on_customer",
+    ),
+    Cell(
+        "resume",
+        {"note": "EU"},
+        dict.fromkeys(PRINCIPALS, OK),
+        "resumed",
+        setup=(("wait-on-customer", {}),),
+    ),
+    Cell(
+        "resolve",
+        {"resolution": "Fixed the export job"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN},
+        "resolved",
+    ),
+    # Support resolves only ConnectSoft's own tickets; the partner resolves with its customer.
+    Cell(
+        "resolve",
+        {"resolution": "Fixed the export job"},
+        {ADMIN: OK, SUPPORT: FORBIDDEN, PARTNER: OK},
+        "resolved",
+        customer=PARTNER_TICKET,
+    ),
+    Cell(
+        "reopen",
+        {"reason": "It failed again"},
+        dict.fromkeys(PRINCIPALS, OK),
+        "reopened",
+        setup=(("resolve", {"resolution": "Fixed"}),),
+    ),
+    Cell("close", {"note": "No longer needed"}, dict.fromkeys(PRINCIPALS, OK), "closed"),
+]
+CASES = [(cell, who) for cell in CELLS for who in cell.expected]
+
+
+def case_id(case: tuple[Cell, str]) -> str:
+    cell, who = case
+    customer = cell.customer.get(who, OWN[who])
+    private = "-internal" if cell.body.get("public") is False else ""
+    return f"{cell.action}{private}-{who}-on-{customer}"
+
+
+async def file_ticket(stack: Stack, customer: str) -> str:
+    response = await stack.http.post("/tickets", json=ticket_body(customer), headers=stack.as_(ADMIN))
+    assert response.status_code == 201, response.text
+    ticket_id: str = response.json()["ticket_id"]
+    return ticket_id
+
+
+async def unchanged_proof(stack: Stack, ticket_id: str) -> tuple[dict[str, Any], list[int]]:
+    state: dict[str, Any] = await stack.handle(ticket_id).query("state")
+    history = await stack.handle(ticket_id).fetch_history()
+    accepted = [
+        e.event_id
+        for e in history.events
+        if e.event_type
+        in (
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        )
+    ]
+    return state, accepted
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+async def test_action_on_a_ticket_within_reach(module_stack: Stack, case: tuple[Cell, str]) -> None:
+    cell, who = case
+    stack = module_stack
+    ticket_id = await file_ticket(stack, cell.customer.get(who, OWN[who]))
+    for action, body in cell.setup:
+        prepared = await stack.http.post(
+            f"/tickets/{ticket_id}/{action}", json=body, headers=stack.as_(ADMIN)
+        )
+        assert prepared.status_code == 200, prepared.text
+    before = await unchanged_proof(stack, ticket_id)
+
+    response = await stack.http.post(
+        f"/tickets/{ticket_id}/{cell.action}", json=cell.body, headers=stack.as_(who)
+    )
+
+    expected = cell.expected[who]
+    assert response.status_code == expected, response.text
+    if expected == OK:
+        state = await stack.handle(ticket_id).query("state")
+        last = state["events"][-1]
+        assert (last["kind"], last["actor"]) == (cell.event, ACTOR[who])
+    else:
+        problem = response.json()
+        assert problem["status"] == expected and problem["detail"].endswith(".")
+        assert await unchanged_proof(stack, ticket_id) == before
+
+
+FOREIGN_CASES = [(cell, who) for cell in CELLS for who in FOREIGN]
+
+
+@pytest.mark.parametrize("case", FOREIGN_CASES, ids=[f"{c.action}-{who}-foreign" for c, who in FOREIGN_CASES])
+async def test_every_action_on_a_foreign_ticket_is_not_found(
+    module_stack: Stack, case: tuple[Cell, str]
+) -> None:
+    cell, who = case
+    stack = module_stack
+    ticket_id = await file_ticket(stack, FOREIGN[who])
+    before = await unchanged_proof(stack, ticket_id)
+
+    response = await stack.http.post(
+        f"/tickets/{ticket_id}/{cell.action}", json=cell.body, headers=stack.as_(who)
+    )
+    missing = await stack.http.post(
+        f"/tickets/nosuch{uuid.uuid4().hex[:6]}/{cell.action}", json=cell.body, headers=stack.as_(who)
+    )
+
+    assert response.status_code == missing.status_code == NOT_FOUND, response.text
+    # Word for word what a ticket that does not exist answers, but for its id.
+    assert response.json()["detail"].replace(ticket_id, "X") == missing.json()["detail"].replace(
+        missing.url.path.split("/")[2], "X"
+    )
+    assert await unchanged_proof(stack, ticket_id) == before
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_reads_answer_within_reach_and_404_outside_it(module_stack: Stack, who: str) -> None:
+    stack = module_stack
+    own = await file_ticket(stack, OWN[who])
+    foreign = await file_ticket(stack, FOREIGN[who]) if who in FOREIGN else None
+    for ticket_id in filter(None, (own, foreign)):
+        await wait_for_event(stack.handle(ticket_id), completed_activity("sync_ticket"))
+
+    headers = stack.as_(who)
+    assert (await stack.http.get(f"/tickets/{own}", headers=headers)).status_code == OK
+    assert (await stack.http.get(f"/tickets/{own}/timeline", headers=headers)).status_code == OK
+    listed = (await stack.http.get("/tickets", params={"limit": 200}, headers=headers)).json()
+    listed_ids = {item["ticket_id"] for item in listed["items"]}
+    assert own in listed_ids
+    if foreign is not None:
+        assert (await stack.http.get(f"/tickets/{foreign}", headers=headers)).status_code == NOT_FOUND
+        assert (
+            await stack.http.get(f"/tickets/{foreign}/timeline", headers=headers)
+        ).status_code == NOT_FOUND
+        assert foreign not in listed_ids
+        # Not even by asking for that customer by name.
+        by_name = await stack.http.get("/tickets", params={"customer_id": FOREIGN[who]}, headers=headers)
+        assert by_name.json()["items"] == [] and by_name.json()["total"] == 0
+        # Every row listed is within reach.
+        assert all(item["customer_id"] == OWN[who] for item in listed["items"])
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_filing_is_allowed_within_reach_only(module_stack: Stack, who: str) -> None:
+    stack = module_stack
+    own = await stack.http.post("/tickets", json=ticket_body(OWN[who]), headers=stack.as_(who))
+    assert own.status_code == 201, own.text
+    assert own.json()["customer_id"] == OWN[who]
+    if who in FOREIGN:
+        key = uuid.uuid4().hex
+        refused = await stack.http.post(
+            "/tickets", json=ticket_body(FOREIGN[who]), headers={**stack.as_(who), "Idempotency-Key": key}
+        )
+        unknown = await stack.http.post(
+            "/tickets", json=ticket_body("no-such-customer"), headers=stack.as_(who)
+        )
+        # The same answer as a customer that does not exist, so customer ids do not leak.
+        assert refused.status_code == unknown.status_code == 422
+        assert refused.json()["rule"] == unknown.json()["rule"] == "unknown_customer"
+        # And no workflow was started for it.
+        ticket_id = new_ticket_id(DEMO_KEYS[who], FOREIGN[who], key)
+        with pytest.raises(RPCError) as missing:
+            await stack.handle(ticket_id).describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+ENDPOINTS = [
+    ("GET", "/tickets", None),
+    ("POST", "/tickets", ticket_body("acme")),
+    ("GET", "/tickets/{id}", None),
+    ("GET", "/tickets/{id}/timeline", None),
+    *[("POST", f"/tickets/{{id}}/{cell.action}", cell.body) for cell in CELLS],
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
+@pytest.mark.parametrize("authorization", [None, "Bearer nope", "Basic ZGV2LWFkbWluOg==", "Bearer "], ids=str)
+async def test_no_valid_key_is_401_with_a_bearer_challenge(
+    module_stack: Stack, method: str, path: str, body: dict[str, Any] | None, authorization: str | None
+) -> None:
+    stack = module_stack
+    ticket_id = await file_ticket(stack, "acme")
+    before = await unchanged_proof(stack, ticket_id)
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await stack.http.request(method, path.format(id=ticket_id), json=body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["rule"] == "unauthenticated"
+    assert await unchanged_proof(stack, ticket_id) == before
