@@ -6,12 +6,16 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from activities.settings import get_settings
 from tests.fixtures_api import Stack
+from worker import cli
 
 HOOLI_CONTRACT: dict[str, Any] = {
     "tier": "standard",
@@ -259,3 +263,54 @@ async def test_bad_contract_edit_is_422_naming_field_and_rule_and_keeps_the_revi
     assert (response.json()["rule"], response.json()["detail"].split(": ")[0]) == (rule, field)
     assert (await stack.http.get("/customers/globex/contract", headers=admin)).json()["revision"] == 1
     assert await catalog_rows(stack) == before
+
+
+# --- `escalator customers` and `escalator partners` -------------------------------------------
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", url)
+    monkeypatch.setenv("ESCALATOR_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def customer_rows(output: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in output.splitlines()[1:] if line.strip()}
+
+
+def test_cli_onboards_edits_and_deactivates_a_customer(
+    cli_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["partners", "add", "--id", "fabrikam", "--name", "Fabrikam", "--tier", "standard"]) == 0
+    assert "fabrikam" in capsys.readouterr().out
+    onboard = ["customers", "add", "--id", "hooli", "--name", "Hooli", "--tier", "premium"]
+    onboard += ["--product-type", "partner_delivered", "--timezone", "America/Los_Angeles", "--country", "US"]
+    assert cli.main([*onboard, "--partner", "fabrikam"]) == 0
+    added = customer_rows(capsys.readouterr().out)["hooli"]
+    assert added == "hooli Hooli yes premium partner_delivered America/Los_Angeles US fabrikam - 1".split()
+
+    assert cli.main([*onboard[:3], "initech2", *onboard[4:], "--partner", "nobody"]) == 2
+    refused = capsys.readouterr().err
+    assert "contract.partner_id: no partner 'nobody'" in refused and "unknown_partner" in refused
+
+    assert cli.main(["customers", "contract", "hooli", "--country", "", "--coverage-24x7"]) == 0
+    edited = capsys.readouterr().out
+    assert "revision 2" in edited
+    assert customer_rows(edited.split("\n", 1)[1])["hooli"][6] == "-"
+    assert cli.main(["customers", "contract", "hooli", "--tier", "standard"]) == 2
+    assert "coverage_24x7_premium_only" in capsys.readouterr().err
+    assert cli.main(["customers", "contract", "hooli"]) == 2
+    assert "nothing to change" in capsys.readouterr().err
+
+    assert cli.main(["customers", "deactivate", "hooli"]) == 0
+    capsys.readouterr()
+    assert cli.main(["customers", "list"]) == 0
+    assert "hooli" not in customer_rows(capsys.readouterr().out)
+    assert cli.main(["customers", "list", "--all"]) == 0
+    listed = customer_rows(capsys.readouterr().out)["hooli"]
+    assert (listed[2], listed[-1]) == ("no", "2")
+    assert cli.main(["customers", "deactivate", "nobody"]) == 1

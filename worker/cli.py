@@ -306,7 +306,12 @@ def add_contract_options(parser: argparse.ArgumentParser, *, editing: bool) -> N
         **(extra or {"default": False}),
     )
     parser.add_argument(
-        "--partner", dest="partner_id", type=optional, help="partner_delivered: the partner id", **extra
+        "--partner",
+        dest="partner_id",
+        metavar="PARTNER",
+        type=optional,
+        help="partner_delivered: the partner id",
+        **extra,
     )
     parser.add_argument("--project", type=optional, help="bespoke: the project name", **extra)
 
@@ -323,7 +328,7 @@ def add_customers_parser(subcommands: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="onboard a customer with its contract")
-    add.add_argument("--id", required=True, dest="customer_id")
+    add.add_argument("--id", required=True, dest="customer_id", metavar="ID")
     add.add_argument("--name", required=True)
     add_contract_options(add, editing=False)
     add.set_defaults(run=run_customers_add)
@@ -345,7 +350,7 @@ def add_partners_parser(subcommands: Any) -> None:
     parser = subcommands.add_parser("partners", help="register partners", description="Partners.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="register a partner")
-    add.add_argument("--id", required=True, dest="partner_id")
+    add.add_argument("--id", required=True, dest="partner_id", metavar="ID")
     add.add_argument("--name", required=True)
     add.add_argument("--tier", required=True, choices=[t.value for t in Tier], help="its ConnectSoft tier")
     add.set_defaults(run=run_partners_add)
