@@ -192,6 +192,7 @@ async def seed_demo_catalog(*, session: AsyncSession) -> None:
 # Customer and partner ids appear in URLs, ticket ids and search attributes: keep them plain.
 CATALOG_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 CATALOG_ID_RULE = "1-100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+COUNTRY_CODE = re.compile(r"^[A-Z]{2,3}$")
 SEVERITY_KEYS: Final = frozenset(str(int(severity)) for severity in Severity)
 OVERRIDE_KINDS: Final = ("response", "handoff", "resolution", "periodic_update")
 # Longer targets would put deadlines past the calendars' reach; nobody promises a year.
@@ -227,9 +228,16 @@ def _terms(contract: Contract, customer: Customer, partner: Partner | None) -> C
     )
 
 
+def _plausible(customer_id: str) -> bool:
+    # An id no customer can have is unknown without asking the database (PostgreSQL refuses NUL).
+    return CATALOG_ID.fullmatch(customer_id) is not None
+
+
 async def _find_terms(
     session: AsyncSession, customer_id: str, *, include_inactive: bool
 ) -> ContractTerms | None:
+    if not _plausible(customer_id):
+        return None
     query = _contracts_with_parties(include_inactive=include_inactive).where(
         Contract.customer_id == customer_id
     )
@@ -246,6 +254,8 @@ async def get_contract_terms(*, session: AsyncSession, customer_id: str) -> Cont
 
 
 async def customer_status(*, session: AsyncSession, customer_id: str) -> CustomerStatus:
+    if not _plausible(customer_id):
+        return CustomerStatus.UNKNOWN
     active = await session.scalar(select(Customer.active).where(Customer.id == customer_id))
     if active is None:
         return CustomerStatus.UNKNOWN
@@ -321,13 +331,17 @@ async def _check_terms(session: AsyncSession, terms: ContractTerms) -> None:
     except IntakeRefused as err:
         raise CatalogRefused("timezone", err.rule, err.message) from None
     if terms.country is not None:
+        hint = "Use an ISO 3166 code such as 'DE', or leave it out."
+        # Checked before the lookup: the holidays package resolves codes as attribute names.
+        if not COUNTRY_CODE.fullmatch(terms.country):
+            raise CatalogRefused(
+                "country", "unknown_country", f"No public-holiday calendar for {terms.country!r}. {hint}"
+            )
         try:
             year = datetime.now(UTC).year
             public_holidays(terms.country, range(year, year + 1))
         except IntakeRefused as err:
-            raise CatalogRefused(
-                "country", err.rule, f"{err.message} Use an ISO 3166 code such as 'DE', or leave it out."
-            ) from None
+            raise CatalogRefused("country", err.rule, f"{err.message} {hint}") from None
     if terms.coverage_24x7 and terms.tier != Tier.PREMIUM:
         raise CatalogRefused(
             "coverage_24x7",
@@ -339,7 +353,7 @@ async def _check_terms(session: AsyncSession, terms: ContractTerms) -> None:
             raise CatalogRefused(
                 "partner_id", "partner_required", "a partner-delivered contract names its partner."
             )
-        if await session.get(Partner, terms.partner_id) is None:
+        if not CATALOG_ID.fullmatch(terms.partner_id) or await session.get(Partner, terms.partner_id) is None:
             raise CatalogRefused(
                 "partner_id",
                 "unknown_partner",
@@ -443,6 +457,8 @@ def _duplicate_customer(customer_id: str) -> DuplicateId:
 
 
 async def get_customer(*, session: AsyncSession, customer_id: str) -> CatalogCustomer | None:
+    if not _plausible(customer_id):
+        return None
     customer = await session.get(Customer, customer_id)
     if customer is None:
         return None
@@ -470,6 +486,8 @@ async def deactivate_customer(*, session: AsyncSession, customer_id: str) -> Cat
 
     Its contract stays active for the record, and its open tickets run on.
     """
+    if not _plausible(customer_id):
+        return None
     customer = await session.get(Customer, customer_id)
     if customer is None:
         return None

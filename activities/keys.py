@@ -9,6 +9,7 @@ character.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from typing import Final
@@ -18,13 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.catalog import CatalogRefused
+from activities.catalog import CATALOG_ID, CatalogRefused
 from activities.db import ApiKey, Customer, Partner, dialect_insert, utcnow
 from workflows.models import Principal, Role
 from workflows.text import check_clean_text
 
 SECRET_PREFIX: Final = "esk_"
 KEY_ID_PREFIX: Final = "key_"
+KEY_ID = re.compile(r"^key_[0-9a-f]{12}$")
 # Roles a key can carry; `system` is the workflow itself, never a caller of the API.
 KEY_ROLES: Final = (Role.ADMIN, Role.SUPPORT, Role.PARTNER, Role.CUSTOMER)
 
@@ -112,11 +114,15 @@ async def _check_scope(
         raise CatalogRefused(needs, "scope_required", f"{_a(role)} key needs a {needs}.")
     if role == Role.SUPPORT and not (level is not None and 1 <= level <= 4):
         raise CatalogRefused("level", "invalid_level", "a support engineer's level is 1, 2, 3 or 4.")
-    if partner_id is not None and await session.get(Partner, partner_id) is None:
+    if partner_id is not None and (
+        not CATALOG_ID.fullmatch(partner_id) or await session.get(Partner, partner_id) is None
+    ):
         raise CatalogRefused(
             "partner_id", "unknown_partner", f"no partner {partner_id!r}; register it first."
         )
-    if customer_id is not None and await session.get(Customer, customer_id) is None:
+    if customer_id is not None and (
+        not CATALOG_ID.fullmatch(customer_id) or await session.get(Customer, customer_id) is None
+    ):
         raise CatalogRefused(
             "customer_id", "unknown_customer", f"no customer {customer_id!r}; onboard it first."
         )
@@ -173,6 +179,8 @@ async def list_keys(*, session: AsyncSession, include_revoked: bool = True) -> l
 
 async def revoke_key(*, session: AsyncSession, key_id: str) -> ApiKeyPublic | None:
     """Revoke a key and commit; None if there is no such key. Revoking twice keeps the first time."""
+    if not KEY_ID.fullmatch(key_id):
+        return None
     key = await session.get(ApiKey, key_id)
     if key is None:
         return None

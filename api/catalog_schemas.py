@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from activities.catalog import (
     CATALOG_ID,
@@ -32,9 +32,8 @@ __all__ = [
     "refusal",
 ]
 
-CatalogId = Annotated[
-    str, Field(pattern=CATALOG_ID.pattern, description="1-100 lowercase letters, digits, '.', '_' or '-'")
-]
+# 1-100 lowercase letters, digits, '.', '_' or '-': ids appear in URLs and ticket ids.
+CatalogId = Annotated[str, StringConstraints(pattern=CATALOG_ID.pattern)]
 
 
 class _Body(BaseModel):
@@ -73,7 +72,7 @@ class ContractUpdate(_Body):
         default=None, min_length=2, max_length=3, description="ISO code for public holidays", examples=["DE"]
     )
     coverage_24x7: bool = Field(default=False, description="The Premium 24/7 option")
-    partner_id: str | None = Field(default=None, max_length=100, description="partner_delivered only")
+    partner_id: CatalogId | None = Field(default=None, description="partner_delivered only")
     project: CleanText | None = Field(default=None, max_length=200, description="bespoke only, required")
     overrides: OverridesUpdate = Field(default_factory=OverridesUpdate)
 
@@ -98,7 +97,7 @@ class ContractPublic(BaseModel):
 
 
 class CustomerCreate(_Body):
-    id: CatalogId
+    id: CatalogId = Field(examples=["hooli"])
     name: CleanText = Field(min_length=1, max_length=200, examples=["Hooli"])
     contract: ContractUpdate
 
@@ -116,8 +115,8 @@ class CustomerPublic(BaseModel):
 
 
 class PartnerCreate(_Body):
-    id: CatalogId
-    name: CleanText = Field(min_length=1, max_length=200, examples=["Northwind"])
+    id: CatalogId = Field(examples=["fabrikam"])
+    name: CleanText = Field(min_length=1, max_length=200, examples=["Fabrikam"])
     connectsoft_tier: Tier = Field(description="The partner's own tier with ConnectSoft")
 
 
@@ -135,8 +134,8 @@ class ApiKeyCreate(_Body):
     name: CleanText = Field(min_length=1, max_length=100, examples=["anna"])
     role: Literal["admin", "support", "partner", "customer"]
     level: int | None = Field(default=None, ge=1, le=4, description="support keys only, required")
-    partner_id: str | None = Field(default=None, max_length=100, description="partner keys only, required")
-    customer_id: str | None = Field(default=None, max_length=100, description="customer keys only, required")
+    partner_id: CatalogId | None = Field(default=None, description="partner keys only, required")
+    customer_id: CatalogId | None = Field(default=None, description="customer keys only, required")
 
 
 class ApiKeyCreated(ApiKeyPublic):

@@ -336,3 +336,15 @@ def test_cli_refuses_a_key_without_the_scoping_of_its_role(
     assert "customer_id: no customer 'hooli'" in err and "unknown_customer" in err
     assert cli.main(["keys", "list"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[1:] == []
+
+
+async def test_malformed_ids_are_unknown_on_every_backend(catalog: Sessionmaker) -> None:
+    async with catalog() as session:
+        assert await revoke_key(session=session, key_id="key_\x00") is None
+        with pytest.raises(CatalogRefused) as customer:
+            await create_key(session=session, name="x", role="customer", customer_id="ac\x00me")
+        with pytest.raises(CatalogRefused) as partner:
+            await create_key(session=session, name="x", role="partner", partner_id="NORTHWIND")
+
+    assert (customer.value.field, customer.value.rule) == ("customer_id", "unknown_customer")
+    assert (partner.value.field, partner.value.rule) == ("partner_id", "unknown_partner")

@@ -409,3 +409,26 @@ async def test_migration_0002_keeps_earlier_rows_active_and_unbreached(db_engine
         ).one()
     assert bool(active) is True
     assert (bool(flags[0]), bool(flags[1])) == (True, False)
+
+
+async def test_ids_no_customer_can_have_are_unknown_without_reaching_the_database(
+    seeded: Sessionmaker,
+) -> None:
+    # PostgreSQL refuses NUL in text outright: these must never become a query.
+    odd = ["acme\x00", "ACME", "acme\n", "", "a" * 101]
+    async with seeded() as session:
+        found = [await get_customer(session=session, customer_id=customer_id) for customer_id in odd]
+        statuses = {await customer_status(session=session, customer_id=customer_id) for customer_id in odd}
+        deactivated = [
+            await deactivate_customer(session=session, customer_id=customer_id) for customer_id in odd
+        ]
+        with pytest.raises(ContractNotFound):
+            await update_contract(session=session, customer_id="acme\x00", tier=Tier.BASIC)
+        with pytest.raises(CatalogRefused) as partner:
+            await create_customer(
+                session=session, **(HOOLI | {"product_type": "partner_delivered"}), partner_id="north\x00wind"
+            )
+
+    assert found == deactivated == [None] * len(odd)
+    assert statuses == {CustomerStatus.UNKNOWN}
+    assert (partner.value.field, partner.value.rule) == ("contract.partner_id", "unknown_partner")

@@ -129,9 +129,11 @@ async def test_unknown_customers_are_404_on_every_customer_endpoint(stack: Stack
         await stack.http.get("/customers/hooli/contract", headers=admin),
         await stack.http.put("/customers/hooli/contract", json=HOOLI_CONTRACT, headers=admin),
         await stack.http.delete("/customers/hooli", headers=admin),
+        await stack.http.get("/customers/acme%00", headers=admin),
+        await stack.http.delete("/customers/ACME", headers=admin),
     ]
 
-    assert [(a.status_code, a.json()["rule"]) for a in answers] == [(404, "unknown_customer")] * 4
+    assert [(a.status_code, a.json()["rule"]) for a in answers] == [(404, "unknown_customer")] * 6
 
 
 async def test_a_new_partner_can_deliver_a_new_customer(stack: Stack) -> None:
