@@ -10,6 +10,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.keys import DEMO_KEYS
 from activities.read_model import get_ticket_row
 from api.tickets_service import new_ticket_id
 from tests.fixtures_api import Stack, completed_activity, history_types, wait_for_event
@@ -25,10 +26,12 @@ LOGIN_DOWN = {
     "category": "incident",
 }
 
+SUPPORT, PARTNER = "dev-support", "dev-partner-northwind"
+
 
 async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: Stack) -> None:
     before = datetime.now().astimezone()
-    response = await stack.http.post("/tickets", json=LOGIN_DOWN)
+    response = await stack.http.post("/tickets", json=LOGIN_DOWN, headers=stack.as_(SUPPORT))
     assert response.status_code == 201, response.text
     body = response.json()
     ticket_id = body["ticket_id"]
@@ -40,7 +43,7 @@ async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: St
     assert body["summary"] == "[Sev 1][Premium] acme / identity: Login down"
 
     # Live state from the workflow query.
-    live = (await stack.http.get(f"/tickets/{ticket_id}")).json()
+    live = (await stack.http.get(f"/tickets/{ticket_id}", headers=stack.as_(SUPPORT))).json()
     assert live["status"] == "open" and live["owning_line"] == "connectsoft"
     first = next(c for c in live["clocks"] if c["kind"] == "first_response")
     assert (first["target"], first["calendar"], first["status"]) == ("1 h 24x7", "24x7", "running")
@@ -54,9 +57,11 @@ async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: St
     async with stack.sessionmaker() as session:
         row = await get_ticket_row(session=session, ticket_id=ticket_id)
     assert row is not None and row.level == 3 and row.tier == "premium"
-    listed = (await stack.http.get("/tickets", params={"customer_id": "acme"})).json()
+    listed = (
+        await stack.http.get("/tickets", params={"customer_id": "acme"}, headers=stack.as_(SUPPORT))
+    ).json()
     assert ticket_id in [item["ticket_id"] for item in listed["items"]]
-    timeline = (await stack.http.get(f"/tickets/{ticket_id}/timeline")).json()
+    timeline = (await stack.http.get(f"/tickets/{ticket_id}/timeline", headers=stack.as_(SUPPORT))).json()
     assert [e["kind"] for e in timeline["events"]][:2] == ["opened", "critical_incident"]
 
     # The Temporal UI story: static summary and search attributes.
@@ -69,7 +74,7 @@ async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: St
 
 
 async def test_timer_and_activities_carry_summaries(stack: Stack) -> None:
-    filed = (await stack.http.post("/tickets", json=LOGIN_DOWN)).json()
+    filed = (await stack.http.post("/tickets", json=LOGIN_DOWN, headers=stack.as_(SUPPORT))).json()
     handle = stack.handle(filed["ticket_id"])
     timer = await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
     converter = stack.client.data_converter.payload_converter
@@ -89,24 +94,27 @@ async def test_timer_and_activities_carry_summaries(stack: Stack) -> None:
 
 async def test_acknowledge_escalate_and_resolve_are_validated_updates(stack: Stack) -> None:
     ticket_id = (
-        await stack.http.post("/tickets", json={**LOGIN_DOWN, "severity": 3, "channel": "email"})
+        await stack.http.post(
+            "/tickets", json={**LOGIN_DOWN, "severity": 3, "channel": "email"}, headers=stack.as_(SUPPORT)
+        )
     ).json()["ticket_id"]
-    acked = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={"actor": "l1-anna"})
+    acked = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={}, headers=stack.as_(SUPPORT))
     assert acked.status_code == 200, acked.text
     assert acked.json()["status"] == "acknowledged"
-    again = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={"actor": "l1-anna"})
+    again = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={}, headers=stack.as_(SUPPORT))
     assert again.status_code == 409
     assert "already acknowledged" in again.json()["detail"]
 
     escalated = await stack.http.post(
         f"/tickets/{ticket_id}/escalate",
-        json={"actor": "l1-anna", "level": 3, "trigger": "critical_bug_or_platform_issue"},
+        json={"level": 3, "trigger": "critical_bug_or_platform_issue"},
+        headers=stack.as_(SUPPORT),
     )
     assert escalated.status_code == 200, escalated.text
     assert escalated.json()["level"] == 3
 
     resolved = await stack.http.post(
-        f"/tickets/{ticket_id}/resolve", json={"actor": "eng-bo", "resolution": "patched"}
+        f"/tickets/{ticket_id}/resolve", json={"resolution": "patched"}, headers=stack.as_(SUPPORT)
     )
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
     assert all(c["status"] != "running" for c in resolved.json()["clocks"])
@@ -114,7 +122,9 @@ async def test_acknowledge_escalate_and_resolve_are_validated_updates(stack: Sta
 
 async def test_invalid_escalation_answers_422_and_leaves_no_trace_in_history(stack: Stack) -> None:
     globex = {**LOGIN_DOWN, "customer_id": "globex", "severity": 3, "channel": "email"}
-    ticket_id = (await stack.http.post("/tickets", json=globex)).json()["ticket_id"]
+    ticket_id = (await stack.http.post("/tickets", json=globex, headers=stack.as_(SUPPORT))).json()[
+        "ticket_id"
+    ]
     handle = stack.handle(ticket_id)
     # Once the deadline timer starts, the workflow is idle until something happens to it.
     await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
@@ -122,20 +132,22 @@ async def test_invalid_escalation_answers_422_and_leaves_no_trace_in_history(sta
 
     refused = await stack.http.post(
         f"/tickets/{ticket_id}/escalate",
-        json={"actor": "l2-carl", "level": 3, "trigger": "requires_engineering"},
+        json={"level": 3, "trigger": "requires_engineering"},
+        headers=stack.as_(SUPPORT),
     )
     assert refused.status_code == 422
     assert "Standard contract is entitled to L1-L2" in refused.json()["detail"]
     wrong_trigger = await stack.http.post(
         f"/tickets/{ticket_id}/escalate",
-        json={"actor": "l2-carl", "level": 2, "trigger": "strategic_issue"},
+        json={"level": 2, "trigger": "strategic_issue"},
+        headers=stack.as_(SUPPORT),
     )
     assert wrong_trigger.status_code == 422
     assert "Level 4 trigger" in wrong_trigger.json()["detail"]
 
     # Prove the workflow processed nothing: a query still answers from unchanged state and
     # the history has no update, signal or new task.
-    state = (await stack.http.get(f"/tickets/{ticket_id}")).json()
+    state = (await stack.http.get(f"/tickets/{ticket_id}", headers=stack.as_(SUPPORT))).json()
     assert state["level"] == 1
     after = await history_types(handle)
     assert after == before
@@ -143,8 +155,8 @@ async def test_invalid_escalation_answers_422_and_leaves_no_trace_in_history(sta
 
 
 async def test_unknown_ticket_answers_404(stack: Stack) -> None:
-    assert (await stack.http.get("/tickets/doesnotexist")).status_code == 404
-    acked = await stack.http.post("/tickets/doesnotexist/acknowledge", json={"actor": "x"})
+    assert (await stack.http.get("/tickets/doesnotexist", headers=stack.as_(SUPPORT))).status_code == 404
+    acked = await stack.http.post("/tickets/doesnotexist/acknowledge", json={}, headers=stack.as_(SUPPORT))
     assert acked.status_code == 404
 
 
@@ -163,13 +175,15 @@ async def test_bad_intake_answers_422_with_a_clear_message_and_starts_nothing(
 ) -> None:
     body = {k: v for k, v in {**LOGIN_DOWN, **change}.items() if v is not None}
     key = uuid.uuid4().hex
-    response = await stack.http.post("/tickets", json=body, headers={"Idempotency-Key": key})
+    response = await stack.http.post(
+        "/tickets", json=body, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
+    )
     assert response.status_code == 422
     problem = response.json()
     assert phrase in problem["detail"]
     if field:
         assert field in [e["field"] for e in problem["errors"]]
-    ticket_id = new_ticket_id(body.get("customer_id", "acme"), key)
+    ticket_id = new_ticket_id(DEMO_KEYS[SUPPORT], body.get("customer_id", "acme"), key)
     with pytest.raises(RPCError) as missing:
         await stack.handle(ticket_id).describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
@@ -177,8 +191,8 @@ async def test_bad_intake_answers_422_with_a_clear_message_and_starts_nothing(
 
 async def test_retried_intake_with_the_same_idempotency_key_files_one_ticket(stack: Stack) -> None:
     headers = {"Idempotency-Key": f"mail-{uuid.uuid4().hex}"}
-    first = await stack.http.post("/tickets", json=LOGIN_DOWN, headers=headers)
-    second = await stack.http.post("/tickets", json=LOGIN_DOWN, headers=headers)
+    first = await stack.http.post("/tickets", json=LOGIN_DOWN, headers={**stack.as_(SUPPORT), **headers})
+    second = await stack.http.post("/tickets", json=LOGIN_DOWN, headers={**stack.as_(SUPPORT), **headers})
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["ticket_id"] == second.json()["ticket_id"]
     assert first.json()["response_due"] == second.json()["response_due"]
@@ -186,7 +200,9 @@ async def test_retried_intake_with_the_same_idempotency_key_files_one_ticket(sta
 
 async def test_visibility_query_by_customer_finds_the_ticket(stack: Stack) -> None:
     """What `temporal workflow list --query "CustomerId='acme'"` shows an engineer."""
-    ticket_id = (await stack.http.post("/tickets", json=LOGIN_DOWN)).json()["ticket_id"]
+    ticket_id = (await stack.http.post("/tickets", json=LOGIN_DOWN, headers=stack.as_(SUPPORT))).json()[
+        "ticket_id"
+    ]
     handle = stack.handle(ticket_id)
     await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
     query = f"CustomerId='acme' AND EscalationLevel=3 AND WorkflowId='ticket-{ticket_id}'"
@@ -196,12 +212,18 @@ async def test_visibility_query_by_customer_finds_the_ticket(stack: Stack) -> No
 
 async def test_a_retried_action_with_an_idempotency_key_applies_once(stack: Stack) -> None:
     ticket_id = (
-        await stack.http.post("/tickets", json={**LOGIN_DOWN, "severity": 3, "channel": "email"})
+        await stack.http.post(
+            "/tickets", json={**LOGIN_DOWN, "severity": 3, "channel": "email"}, headers=stack.as_(SUPPORT)
+        )
     ).json()["ticket_id"]
     headers = {"Idempotency-Key": uuid.uuid4().hex}
-    comment = {"actor": "l1-anna", "body": "Looking at the SSO logs now"}
-    first = await stack.http.post(f"/tickets/{ticket_id}/comment", json=comment, headers=headers)
-    retry = await stack.http.post(f"/tickets/{ticket_id}/comment", json=comment, headers=headers)
+    comment = {"body": "Looking at the SSO logs now"}
+    first = await stack.http.post(
+        f"/tickets/{ticket_id}/comment", json=comment, headers={**stack.as_(SUPPORT), **headers}
+    )
+    retry = await stack.http.post(
+        f"/tickets/{ticket_id}/comment", json=comment, headers={**stack.as_(SUPPORT), **headers}
+    )
     assert first.status_code == retry.status_code == 200
     state = await stack.handle(ticket_id).query("state")
     assert [e["kind"] for e in state["events"]].count("commented") == 1

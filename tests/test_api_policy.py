@@ -11,6 +11,7 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.catalog import update_contract
+from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
 from tests.fixtures_api import Stack
 from worker.cli import main as escalator
@@ -25,6 +26,8 @@ TICKET = {
     "channel": "email",
     "category": "performance",
 }
+
+SUPPORT, PARTNER = "dev-support", "dev-partner-northwind"
 
 
 async def test_policy_document_has_version_targets_ladder_and_rules(stack: Stack) -> None:
@@ -134,18 +137,20 @@ async def test_intake_rules_refuse_with_the_rule_and_start_nothing(
 ) -> None:
     body = {**TICKET, **change}
     key = uuid.uuid4().hex
-    response = await stack.http.post("/tickets", json=body, headers={"Idempotency-Key": key})
+    response = await stack.http.post(
+        "/tickets", json=body, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
+    )
     assert response.status_code == 422
     assert response.json()["rule"] == rule
     assert phrase in response.json()["detail"]
     with pytest.raises(RPCError) as missing:
-        await stack.handle(new_ticket_id(body["customer_id"], key)).describe()
+        await stack.handle(new_ticket_id(DEMO_KEYS[SUPPORT], body["customer_id"], key)).describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_a_contract_edit_never_changes_an_open_ticket(stack: Stack) -> None:
     globex = {**TICKET, "customer_id": "globex", "severity": 2}
-    before = (await stack.http.post("/tickets", json=globex)).json()
+    before = (await stack.http.post("/tickets", json=globex, headers=stack.as_(SUPPORT))).json()
     assert before["terms"]["contract_revision"] == 1
     assert before["response_target"] == "1 business day"
 
@@ -156,21 +161,22 @@ async def test_a_contract_edit_never_changes_an_open_ticket(stack: Stack) -> Non
         )
     assert edited.revision == 2
 
-    still = (await stack.http.get(f"/tickets/{before['ticket_id']}")).json()
+    still = (await stack.http.get(f"/tickets/{before['ticket_id']}", headers=stack.as_(SUPPORT))).json()
     assert still["terms"]["contract_revision"] == 1
     assert still["response_target"] == "1 business day"
     assert still["response_due"] == before["response_due"]
 
-    after = (await stack.http.post("/tickets", json=globex)).json()
+    after = (await stack.http.post("/tickets", json=globex, headers=stack.as_(SUPPORT))).json()
     assert after["terms"]["contract_revision"] == 2
     assert after["response_target"] == "2 h extended"
 
 
 async def test_severity_change_recomputes_from_intake(stack: Stack) -> None:
-    ticket = (await stack.http.post("/tickets", json=TICKET)).json()
+    ticket = (await stack.http.post("/tickets", json=TICKET, headers=stack.as_(SUPPORT))).json()
     raised = await stack.http.post(
         f"/tickets/{ticket['ticket_id']}/change-severity",
-        json={"actor": "l1-anna", "severity": 1, "reason": "now all tenants"},
+        json={"severity": 1, "reason": "now all tenants"},
+        headers=stack.as_(SUPPORT),
     )
     assert raised.status_code == 200, raised.text
     body = raised.json()
@@ -180,25 +186,27 @@ async def test_severity_change_recomputes_from_intake(stack: Stack) -> None:
     assert first["target"] == "1 h 24x7"
     same = await stack.http.post(
         f"/tickets/{ticket['ticket_id']}/change-severity",
-        json={"actor": "l1-anna", "severity": 1, "reason": "again"},
+        json={"severity": 1, "reason": "again"},
+        headers=stack.as_(SUPPORT),
     )
     assert same.status_code == 409
 
 
 async def test_partner_ticket_hands_off_to_connectsoft_and_back(stack: Stack) -> None:
     contoso = {**TICKET, "customer_id": "contoso", "product": "partner_solution", "severity": 2}
-    ticket = (await stack.http.post("/tickets", json=contoso)).json()
+    ticket = (await stack.http.post("/tickets", json=contoso, headers=stack.as_(SUPPORT))).json()
     assert (ticket["owning_line"], ticket["partner_id"], ticket["level"]) == ("partner", "northwind", 1)
     tid = ticket["ticket_id"]
 
     escalate = await stack.http.post(
         f"/tickets/{tid}/escalate",
-        json={"actor": "northwind-joe", "level": 2, "trigger": "requires_technical_expertise"},
+        json={"level": 2, "trigger": "requires_technical_expertise"},
+        headers=stack.as_(PARTNER),
     )
-    assert escalate.status_code == 409 and "hand it off" in escalate.json()["detail"]
+    assert escalate.status_code == 403 and "hand off" in escalate.json()["detail"]
 
     handed = await stack.http.post(
-        f"/tickets/{tid}/handoff", json={"actor": "northwind-joe", "category": "platform_bug"}
+        f"/tickets/{tid}/handoff", json={"category": "platform_bug"}, headers=stack.as_(PARTNER)
     )
     assert handed.status_code == 200, handed.text
     body = handed.json()
@@ -207,22 +215,26 @@ async def test_partner_ticket_hands_off_to_connectsoft_and_back(stack: Stack) ->
     assert handoff_clock["owner"] == "connectsoft" and handoff_clock["status"] == "running"
 
     back = await stack.http.post(
-        f"/tickets/{tid}/handback", json={"actor": "cs-l2", "note": "patched in 4.2.1"}
+        f"/tickets/{tid}/handback", json={"note": "patched in 4.2.1"}, headers=stack.as_(SUPPORT)
     )
     assert back.status_code == 200 and back.json()["owning_line"] == "partner"
     resolved = await stack.http.post(
-        f"/tickets/{tid}/resolve", json={"actor": "northwind-joe", "resolution": "customer confirmed"}
+        f"/tickets/{tid}/resolve", json={"resolution": "customer confirmed"}, headers=stack.as_(PARTNER)
     )
     assert resolved.json()["status"] == "resolved"
 
 
 async def test_closed_ticket_refuses_actions_with_409(stack: Stack) -> None:
-    tid = (await stack.http.post("/tickets", json=TICKET)).json()["ticket_id"]
-    closed = await stack.http.post(f"/tickets/{tid}/close", json={"actor": "l1", "note": "duplicate"})
+    tid = (await stack.http.post("/tickets", json=TICKET, headers=stack.as_(SUPPORT))).json()["ticket_id"]
+    closed = await stack.http.post(
+        f"/tickets/{tid}/close", json={"note": "duplicate"}, headers=stack.as_(SUPPORT)
+    )
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
     await stack.handle(tid).result()
-    again = await stack.http.post(f"/tickets/{tid}/comment", json={"actor": "l1", "body": "hello?"})
+    again = await stack.http.post(
+        f"/tickets/{tid}/comment", json={"body": "hello?"}, headers=stack.as_(SUPPORT)
+    )
     assert again.status_code == 409
     assert "closed" in again.json()["detail"]
     # A closed ticket can still be read.
-    assert (await stack.http.get(f"/tickets/{tid}")).json()["status"] == "closed"
+    assert (await stack.http.get(f"/tickets/{tid}", headers=stack.as_(SUPPORT))).json()["status"] == "closed"
