@@ -21,7 +21,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.schemas import Problem
 from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused
-from workflows.machine import RefusalKind
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:escalator:problem:"
@@ -65,12 +64,6 @@ class ApiError(Exception):
         self.detail = detail
         self.rule = rule
         self.headers = headers
-
-
-REFUSAL_STATUS = {
-    RefusalKind.CONFLICT.value: status.HTTP_409_CONFLICT,
-    RefusalKind.INVALID.value: status.HTTP_422_UNPROCESSABLE_CONTENT,
-}
 
 
 class ProblemResponse(JSONResponse):
