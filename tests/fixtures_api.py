@@ -19,6 +19,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities import read_model
 from activities.catalog import seed_demo_catalog
 from activities.db import make_engine, make_sessionmaker, migrate
 from activities.keys import seed_demo_keys
@@ -127,3 +128,16 @@ def completed_activity(name: str) -> Callable[[HistoryEvent], bool]:
 async def history_types(handle: WorkflowHandle[Any, Any]) -> list[str]:
     history = await handle.fetch_history()
     return [EventType.Name(e.event_type) for e in history.events]
+
+
+async def wait_until_recorded(stack: Stack, ticket_id: str) -> None:
+    """Wait until the read model holds every event the ticket has now (no polling: the
+    check runs once per new history event, and each sync adds one)."""
+    handle = stack.handle(ticket_id)
+    recorded_by_now = (await handle.query("state"))["next_seq"] - 1
+    async for _ in handle.fetch_history_events(wait_new_event=True):
+        async with stack.sessionmaker() as session:
+            events = await read_model.get_timeline(session=session, ticket_id=ticket_id)
+        if len(events) >= recorded_by_now:
+            return
+    raise AssertionError("the workflow closed before its events were recorded")

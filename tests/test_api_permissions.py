@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
-from tests.fixtures_api import Stack, completed_activity, wait_for_event
+from tests.fixtures_api import Stack, completed_activity, wait_for_event, wait_until_recorded
 
 ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
 PRINCIPALS = (ADMIN, SUPPORT, PARTNER, CUSTOMER)
@@ -300,3 +300,38 @@ async def test_no_valid_key_is_401_with_a_bearer_challenge(
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["rule"] == "unauthenticated"
     assert await unchanged_proof(stack, ticket_id) == before
+
+
+async def test_timelines_show_internal_notes_only_to_those_who_may_read_them(module_stack: Stack) -> None:
+    stack = module_stack
+    ticket_id = await file_ticket(stack, "contoso")
+    notes = [
+        (SUPPORT, {"body": "ConnectSoft: suspect the export worker", "public": False}),
+        (PARTNER, {"body": "Northwind: customer is on the old plan", "public": False}),
+        (PARTNER, {"body": "We are looking into it", "public": True}),
+    ]
+    for who, body in notes:
+        response = await stack.http.post(f"/tickets/{ticket_id}/comment", json=body, headers=stack.as_(who))
+        assert response.status_code == 200, response.text
+    await wait_until_recorded(stack, ticket_id)
+
+    def visibilities(who: str) -> list[str]:
+        return [e["detail"]["visibility"] for e in seen[who] if e["kind"] == "commented"]
+
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for who in (ADMIN, SUPPORT, PARTNER):
+        response = await stack.http.get(f"/tickets/{ticket_id}/timeline", headers=stack.as_(who))
+        seen[who] = response.json()["events"]
+    assert visibilities(ADMIN) == visibilities(SUPPORT) == ["internal", "partner_internal", "public"]
+    assert visibilities(PARTNER) == ["partner_internal", "public"]
+    # The customer of a partner ticket is not acme; acme's own view of its ticket hides both.
+    acme_ticket = await file_ticket(stack, "acme")
+    for who, body in [(SUPPORT, notes[0][1]), (CUSTOMER, {"body": "Any news?"})]:
+        response = await stack.http.post(f"/tickets/{acme_ticket}/comment", json=body, headers=stack.as_(who))
+        assert response.status_code == 200, response.text
+    await wait_until_recorded(stack, acme_ticket)
+    customer_view = await stack.http.get(f"/tickets/{acme_ticket}/timeline", headers=stack.as_(CUSTOMER))
+    kinds = [
+        e["detail"].get("visibility") for e in customer_view.json()["events"] if e["kind"] == "commented"
+    ]
+    assert kinds == ["public"]
