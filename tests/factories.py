@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio.client import WorkflowHandle
 
 from activities.catalog import DEMO_CATALOG
 from workflows.entitlement import build_entitlement
 from workflows.models import (
+    SYSTEM,
     Category,
     Channel,
+    Close,
     ContractTerms,
     Principal,
     Product,
@@ -22,6 +28,16 @@ from workflows.models import (
 # Principals as API keys name them (DESIGN.md §11). `dev-support` is a Level 3 engineer.
 ADMIN = Principal(role=Role.ADMIN, name="root")
 SUPPORT = Principal(role=Role.SUPPORT, name="anna", level=3)
+
+
+# Closes a test's ticket whatever its clocks say: a live binding clock needs a reason.
+TEST_OVER = Close(actor=SYSTEM, note="test over")
+
+
+async def close_when_done(handle: WorkflowHandle[Any, Any]) -> None:
+    """Close a test's ticket and wait for its run to end, so no work is left pending."""
+    await handle.execute_update("close", TEST_OVER)
+    await handle.result()
 
 
 def engineer(level: int, name: str | None = None) -> Principal:
@@ -70,3 +86,11 @@ def opened_ticket(
         received_at=received_at,
         entitlement=build_entitlement(terms, received_at=received_at),
     )
+
+
+def next_local(weekday: int, hour: int, zone: ZoneInfo, after: datetime) -> datetime:
+    """The next `weekday` (Mon=0) at `hour`:00 local time, at least a week after `after`."""
+    day = (after.astimezone(zone) + timedelta(days=7)).date()
+    while day.weekday() != weekday:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=zone)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -21,10 +22,23 @@ from temporalio.worker import Worker
 from activities.db import OutboxNotification
 from activities.notifications import Notifier
 from activities.read_model import TicketReadModel, get_timeline
-from tests.factories import opened_ticket
+from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
+from tests.fixtures_temporal import skip_to
 from workflows import machine, search_attributes
-from workflows.models import Close, Comment, Escalate, workflow_id_for
+from workflows.models import (
+    Acknowledge,
+    ClockKind,
+    ClockStatus,
+    Comment,
+    CoverageCalendar,
+    Escalate,
+    EscalationTrigger,
+    ResponseTarget,
+    TargetOverrides,
+    TicketState,
+    workflow_id_for,
+)
 from workflows.ticket import TicketWorkflow
 
 
@@ -63,7 +77,7 @@ async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
         state = await handle.query(TicketWorkflow.state)
         assert state.sla_breached and state.level == 4
         history = await handle.fetch_history()
-        await handle.execute_update(TicketWorkflow.close, Close(actor="test"))
+        await handle.execute_update(TicketWorkflow.close, TEST_OVER)
         await handle.result()
 
     async with workflow_db() as session:
@@ -84,6 +98,103 @@ async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
         and e.activity_task_scheduled_event_attributes.activity_type.name == "notify"
     ]
     assert outbox_rows is not None and outbox_rows >= len(notify_runs) > 0
+
+
+async def acknowledged(handle: WorkflowHandle[TicketWorkflow, TicketState]) -> TicketState:
+    """The ticket once the new worker has applied the acknowledgement signal."""
+    state = await handle.query(TicketWorkflow.state)
+    while not any(e.kind == "acknowledged" for e in state.events):
+        state = await handle.query(TicketWorkflow.state)  # each query waits on the worker
+    return state
+
+
+def assert_breach_then_late_response(state: TicketState, due: datetime) -> None:
+    first = state.clock(ClockKind.FIRST_RESPONSE)
+    assert first is not None and (first.status, first.stopped_at) == (ClockStatus.BREACHED, due)
+    assert state.sla_breached
+    kinds = [e.kind for e in state.events]
+    assert kinds.index("sla_breached") < kinds.index("acknowledged")
+    breach = next(e for e in state.events if e.kind == "sla_breached")
+    ack = next(e for e in state.events if e.kind == "acknowledged")
+    assert breach.at == due <= ack.at
+    assert "late first response" in ack.summary
+
+
+async def test_an_acknowledgement_signalled_while_the_worker_is_down_at_the_deadline_is_late(
+    time_skipping_env: WorkflowEnvironment, workflow_db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The deadline's timer fires with no worker up, then the acknowledgement arrives.
+
+    The new worker gets both in one task, and signals run before timers: only time-first
+    judging in the machine makes this a breach and a late response rather than "met".
+    """
+    env = time_skipping_env
+    task_queue = f"tickets-{uuid.uuid4().hex[:8]}"
+    new_york = ZoneInfo("America/New_York")
+    # A Standard Sev 1 filed on a Tuesday 10:00 in New York is due 4 extended hours later,
+    # and is already at L2, the top of its ladder, so nothing climbs in between.
+    filed = next_local(1, 10, new_york, await env.get_current_time())
+    while filed.date() in set(opened_ticket("globex", 1, filed).entitlement.holidays):
+        filed += timedelta(days=7)
+    await skip_to(env, filed)
+    opened = opened_ticket("globex", 1, filed.astimezone(UTC))
+    async with ticket_worker(env.client, task_queue, workflow_db, cached=0):
+        handle = await env.client.start_workflow(
+            TicketWorkflow.run, opened, id=workflow_id_for(opened.ticket_id), task_queue=task_queue
+        )
+        due = (await handle.query(TicketWorkflow.state)).response_due
+        assert due == filed + timedelta(hours=4)
+        # Past the 75% warning, so the workflow's only timer left is the deadline itself.
+        await skip_to(env, filed + timedelta(hours=3, minutes=1))
+        assert any(e.kind == "sla_warning" for e in (await handle.query(TicketWorkflow.state)).events)
+
+    # No worker: the deadline's timer fires, then the acknowledgement arrives.
+    # With a task pending the server stops skipping: the clock runs on in real time, so
+    # going a second past the deadline takes a second.
+    await skip_to(env, due + timedelta(seconds=1))
+    fired = [
+        e for e in (await handle.fetch_history()).events if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+    ]
+    assert fired[-1].event_time.ToDatetime(UTC) >= due
+    await handle.signal(TicketWorkflow.acknowledge_signal, Acknowledge(actor=SUPPORT))
+
+    async with ticket_worker(env.client, task_queue, workflow_db, cached=0):
+        state = await acknowledged(handle)
+        assert_breach_then_late_response(state, due)
+        await handle.execute_update(TicketWorkflow.close, TEST_OVER)
+        await handle.result()
+
+    async with workflow_db() as session:
+        timeline = await get_timeline(session=session, ticket_id=opened.ticket_id)
+    assert [e.kind for e in timeline if e.kind in ("sla_breached", "acknowledged")] == [
+        "sla_breached",
+        "acknowledged",
+    ]
+
+
+async def test_an_acknowledgement_30_hours_late_is_late_even_if_no_worker_ever_woke(
+    time_skipping_env: WorkflowEnvironment, workflow_db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The worker was down from intake on: its first task sees the ticket 30 hours old."""
+    env = time_skipping_env
+    task_queue = f"tickets-{uuid.uuid4().hex[:8]}"
+    now = (await env.get_current_time()).replace(microsecond=0)
+    # A Standard contract whose Sev 1 is due in 1 h 24x7, so the deadline is the same whatever
+    # the weekday; Sev 1 goes to L2, the top of Standard's ladder, so nothing climbs.
+    one_hour = ResponseTarget(minutes=60, calendar=CoverageCalendar.ALWAYS, label="1 h 24x7")
+    terms = DEMO_TERMS["globex"].model_copy(update={"overrides": TargetOverrides(response={"1": one_hour})})
+    opened = opened_ticket("globex", 1, now - timedelta(hours=30), terms=terms)
+    due = opened.received_at + timedelta(hours=1)
+    handle = await env.client.start_workflow(
+        TicketWorkflow.run, opened, id=workflow_id_for(opened.ticket_id), task_queue=task_queue
+    )
+    await handle.signal(TicketWorkflow.acknowledge_signal, Acknowledge(actor=SUPPORT))
+    async with ticket_worker(env.client, task_queue, workflow_db, cached=0):
+        state = await acknowledged(handle)
+        assert_breach_then_late_response(state, due)
+        assert next(e for e in state.events if e.kind == "acknowledged").at >= now
+        await handle.execute_update(TicketWorkflow.close, TEST_OVER)
+        await handle.result()
 
 
 @pytest_asyncio.fixture
@@ -113,7 +224,7 @@ async def test_a_long_ticket_continues_as_new_without_losing_state(
         )
         first_run = (await handle.describe()).run_id
         for n in range(30):
-            await handle.execute_update(TicketWorkflow.comment, Comment(actor="l1", body=f"note {n}"))
+            await handle.execute_update(TicketWorkflow.comment, Comment(actor=SUPPORT, body=f"note {n}"))
         # The first run hands over once it is idle after the history grew past the limit.
         first = env.client.get_workflow_handle(handle.id, run_id=first_run)
         await wait_for_event(
@@ -129,9 +240,10 @@ async def test_a_long_ticket_continues_as_new_without_losing_state(
         # ... and still enforces the rules.
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update(
-                TicketWorkflow.escalate, Escalate(actor="l1", level=3, trigger="strategic_issue")
+                TicketWorkflow.escalate,
+                Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.STRATEGIC_ISSUE),
             )
-        await handle.execute_update(TicketWorkflow.close, Close(actor="test"))
+        await handle.execute_update(TicketWorkflow.close, TEST_OVER)
         await handle.result()
 
     async with workflow_db() as session:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from tests.factories import opened_ticket
+from activities.db import OutboxNotification
+from tests.factories import SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, skip_to
+from workflows import search_attributes
 from workflows.models import ChangeSeverity, ClockKind, Severity
 from workflows.ticket import TicketWorkflow
 
@@ -49,6 +53,7 @@ async def test_premium_sev3_filed_friday_16_berlin_is_due_monday_16(
         state = await handle.query(TicketWorkflow.state)
         assert state.sla_breached and state.level == 2
         assert next(e for e in state.events if e.kind == "sla_breached").at == monday_16
+        await close_when_done(handle)
 
 
 async def test_christmas_holidays_are_skipped_for_a_german_customer(
@@ -75,6 +80,7 @@ async def test_christmas_holidays_are_skipped_for_a_german_customer(
         await skip_to(env, due + timedelta(seconds=1))
         state = await handle.query(TicketWorkflow.state)
         assert next(e for e in state.events if e.kind == "sla_breached").at == due
+        await close_when_done(handle)
 
 
 async def test_sev3_raised_to_sev1_after_30_minutes_is_due_one_hour_after_intake(
@@ -87,7 +93,7 @@ async def test_sev3_raised_to_sev1_after_30_minutes_is_due_one_hour_after_intake
         await skip_to(env, received + timedelta(minutes=30))
         raised = await handle.execute_update(
             TicketWorkflow.change_severity,
-            ChangeSeverity(actor="l1", severity=Severity.CRITICAL, reason="all tenants down"),
+            ChangeSeverity(actor=SUPPORT, severity=Severity.CRITICAL, reason="all tenants down"),
         )
         assert raised.response_due == received + timedelta(hours=1)
         assert raised.level == 3  # a critical incident escalates immediately
@@ -99,3 +105,34 @@ async def test_sev3_raised_to_sev1_after_30_minutes_is_due_one_hour_after_intake
         assert state.level == 4
         first = state.clock(ClockKind.FIRST_RESPONSE)
         assert first is not None and first.started_at == received
+        await close_when_done(handle)
+
+
+async def test_partner_sev1_breach_is_the_partners_and_never_reaches_the_customer(
+    time_skipping_env: WorkflowEnvironment,
+    ticket_worker: WorkerFactory,
+    workflow_db: async_sessionmaker[AsyncSession],
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        opened = opened_ticket("contoso", 1, received)
+        handle = await tickets.start(opened)
+        await skip_to(env, received + timedelta(hours=1, seconds=1))
+        state = await handle.query(TicketWorkflow.state)
+        assert state.partner_sla_breached and not state.sla_breached
+        assert state.level == 1  # the partner's miss does not climb ConnectSoft's ladder
+        attributes = (await handle.describe()).typed_search_attributes
+        assert attributes.get(search_attributes.PARTNER_SLA_BREACHED) is True
+        assert attributes.get(search_attributes.SLA_BREACHED) is False
+        await close_when_done(handle)
+
+    async with workflow_db() as session:
+        notices = (
+            await session.scalars(
+                select(OutboxNotification).where(OutboxNotification.ticket_id == opened.ticket_id)
+            )
+        ).all()
+    audiences = {(n.audience, n.page) for n in notices}
+    assert ("partner_on_call", True) in audiences and ("support_l2", False) in audiences
+    assert not any(n.audience == "customer" for n in notices)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from activities.read_model import get_ticket_row, get_timeline
-from tests.factories import opened_ticket
+from tests.factories import SUPPORT, close_when_done, engineer, next_local, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, skip_to
 from workflows.models import (
     Acknowledge,
@@ -20,14 +20,6 @@ from workflows.models import (
     TicketStatus,
 )
 from workflows.ticket import TicketWorkflow
-
-
-def next_local(weekday: int, hour: int, zone: ZoneInfo, after: datetime) -> datetime:
-    """The next `weekday` (Mon=0) at `hour`:00 local time, at least a week after `after`."""
-    day = (after.astimezone(zone) + timedelta(days=7)).date()
-    while day.weekday() != weekday:
-        day += timedelta(days=1)
-    return datetime(day.year, day.month, day.day, hour, tzinfo=zone)
 
 
 async def test_premium_sev1_unacknowledged_for_an_hour_is_breached_and_escalated(
@@ -60,6 +52,7 @@ async def test_premium_sev1_unacknowledged_for_an_hour_is_breached_and_escalated
             timeline = await get_timeline(session=session, ticket_id=opened.ticket_id)
         assert row is not None and row.sla_breached and row.level == 4
         assert [e.kind for e in timeline][-2:] == ["sla_breached", "escalated"]
+        await close_when_done(handle)
 
 
 async def test_premium_sev1_acknowledged_at_59_minutes_is_met(
@@ -70,7 +63,7 @@ async def test_premium_sev1_acknowledged_at_59_minutes_is_met(
         received = (await env.get_current_time()).replace(microsecond=0)
         handle = await tickets.start(opened_ticket("acme", 1, received, channel="on_call"))
         await skip_to(env, received + timedelta(minutes=59))
-        acked = await handle.execute_update(TicketWorkflow.acknowledge, Acknowledge(actor="l3-oncall"))
+        acked = await handle.execute_update(TicketWorkflow.acknowledge, Acknowledge(actor=SUPPORT))
         assert acked.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.MET  # type: ignore[union-attr]
 
         await skip_to(env, received + timedelta(hours=3))
@@ -81,6 +74,7 @@ async def test_premium_sev1_acknowledged_at_59_minutes_is_met(
             minutes=59, seconds=1
         )
         assert not state.sla_breached and state.level == 3
+        await close_when_done(handle)
 
 
 async def test_standard_sev2_filed_tuesday_10_breaches_wednesday_10_local(
@@ -109,6 +103,7 @@ async def test_standard_sev2_filed_tuesday_10_breaches_wednesday_10_local(
         breach = next(e for e in state.events if e.kind == "sla_breached")
         assert breach.at == wednesday_10
         assert breach.at.astimezone(new_york).hour == 10
+        await close_when_done(handle)
 
 
 async def test_basic_ticket_never_breaches_however_long_it_waits(
@@ -126,6 +121,7 @@ async def test_basic_ticket_never_breaches_however_long_it_waits(
         assert not state.sla_breached
         assert state.level == 2  # Sev 1 on a non-Premium tier goes to L2 at intake, and stays
         assert not any(e.kind in ("sla_warning", "sla_breached", "escalated") for e in state.events)
+        await close_when_done(handle)
 
 
 async def test_signals_apply_the_same_actions_and_ignore_refused_ones(
@@ -138,11 +134,12 @@ async def test_signals_apply_the_same_actions_and_ignore_refused_ones(
         # Above the Standard entitlement: a signal cannot be refused, so it is ignored.
         await handle.signal(
             TicketWorkflow.escalate_signal,
-            Escalate(actor="l2", level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING),
+            Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING),
         )
-        await handle.signal(TicketWorkflow.acknowledge_signal, Acknowledge(actor="l1-via-crm"))
+        await handle.signal(TicketWorkflow.acknowledge_signal, Acknowledge(actor=engineer(1, "l1-via-crm")))
         state = await handle.query(TicketWorkflow.state)
         assert state.level == 1
         assert state.status == TicketStatus.ACKNOWLEDGED
         assert state.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.MET  # type: ignore[union-attr]
         assert not any(e.kind == "escalated" for e in state.events)
+        await close_when_done(handle)
