@@ -448,13 +448,13 @@ def _validate(state: TicketState, action: TicketAction) -> None:
             if status != TicketStatus.RESOLVED:
                 raise Refusal(conflict, "Only a resolved ticket can be reopened.")
         case Close(note=note):
-            running = binding_clocks_to_stop(state)
-            if running and not note:
-                names = " and ".join(dict.fromkeys(CLOCK_NAMES[c.kind] for c in running))
+            undecided = list(dict.fromkeys(CLOCK_NAMES[c.kind] for c in binding_clocks_to_stop(state)))
+            if undecided and not (note and note.strip()):
+                clocks_are = f"{' and '.join(undecided)} clock{'s are' if len(undecided) > 1 else ' is'}"
                 raise Refusal(
                     invalid,
-                    f"The {names} clock is still running; give a reason in the note to close "
-                    "the ticket before it is decided.",
+                    f"The {clocks_are} still open; give the reason for closing the ticket before "
+                    "it is met or breached in the note.",
                 )
 
 
@@ -632,12 +632,12 @@ def _acknowledge(step: _Step, actor: Principal, note: str | None) -> None:
 def _comment(step: _Step, actor: Principal, body: str, *, public: bool) -> None:
     state = step.state
     if public:
-        visibility, kind = "public", "public comment"
+        visibility, kind = "public", "a public comment"
     elif actor.role == Role.PARTNER:
-        visibility, kind = "partner_internal", "partner-internal note"
+        visibility, kind = "partner_internal", "a partner-internal note"
     else:
-        visibility, kind = "internal", "internal note"
-    step.record("commented", f"{actor} added a {kind}: {body[:200]}", actor=str(actor), visibility=visibility)
+        visibility, kind = "internal", "an internal note"
+    step.record("commented", f"{actor} added {kind}: {body[:200]}", actor=str(actor), visibility=visibility)
     # Only the owning line's public word is the customer update; a customer's own comment
     # and internal notes never are (DESIGN.md §4).
     if public and speaks_for_owning_line(state, actor):
