@@ -47,6 +47,8 @@ DESIGN_SEARCH_ATTRIBUTES = {
     "EscalationLevel": "Int",
     "SlaBreached": "Bool",
     "ResponseDueAt": "Datetime",
+    # Issue 6: the partner's own breaches, apart from ConnectSoft's.
+    "PartnerSlaBreached": "Bool",
 }
 
 ESCALATOR_SERVICES = ("migrate", "worker", "api")

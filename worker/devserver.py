@@ -26,19 +26,20 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 
+from workflows import search_attributes
+
 # Name -> type as the Temporal CLI spells it. The single list of the project's search
 # attributes for tooling; docker-compose.yml registers the same set (a test checks it).
+# The dev server's names for the indexed value types of workflows/search_attributes.py.
+_TYPE_NAMES: dict[int, str] = {
+    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
+    IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
+    IndexedValueType.INDEXED_VALUE_TYPE_BOOL: "Bool",
+    IndexedValueType.INDEXED_VALUE_TYPE_DATETIME: "Datetime",
+}
+# From the single list in code, so a new attribute is registered everywhere at once.
 SEARCH_ATTRIBUTE_TYPES: dict[str, str] = {
-    "TicketStatus": "Keyword",
-    "SupportTier": "Keyword",
-    "ProductType": "Keyword",
-    "CustomerId": "Keyword",
-    "PartnerId": "Keyword",
-    "OwningLine": "Keyword",
-    "TicketSeverity": "Int",
-    "EscalationLevel": "Int",
-    "SlaBreached": "Bool",
-    "ResponseDueAt": "Datetime",
+    key.name: _TYPE_NAMES[int(key.indexed_value_type)] for key in search_attributes.ALL_KEYS
 }
 
 # WAL + synchronous=NORMAL: ~3x the starts/s of the fsync-bound default (DESIGN.md 9).
