@@ -7,7 +7,6 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflows import machine
-from workflows.text import CleanText
 from workflows.models import (
     Category,
     Channel,
@@ -25,6 +24,7 @@ from workflows.models import (
     TicketStatus,
     Tier,
 )
+from workflows.text import CleanText
 
 
 class TicketCreate(BaseModel):
@@ -104,7 +104,8 @@ class TicketPublic(BaseModel):
     response_due: datetime | None
     response_target: str | None
     binding: bool
-    sla_breached: bool
+    sla_breached: bool = Field(description="ConnectSoft breached one of its own SLA clocks")
+    partner_sla_breached: bool = Field(description="The partner's first line breached one of its clocks")
     clocks: list[ClockPublic]
     terms: TermsPublic
 
@@ -133,6 +134,7 @@ class TicketPublic(BaseModel):
             response_target=first.target.label if first else None,
             binding=first.target.binding if first else False,
             sla_breached=state.sla_breached,
+            partner_sla_breached=state.partner_sla_breached,
             clocks=[ClockPublic.of(c) for c in state.clocks],
             terms=TermsPublic(
                 policy_version=ent.policy_version,
