@@ -130,7 +130,7 @@ def breached_response_misses(state: TicketState) -> set[tuple[OwningLine, dateti
     }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     customer_id=st.sampled_from(sorted(DEMO_TERMS)),
     severity=st.integers(1, 4),
