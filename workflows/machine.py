@@ -81,6 +81,7 @@ class Wakeup:
 
 CLOSED_STATES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 LINE_NAMES = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "the partner's first line"}
+LINE_SUBJECTS = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "The partner's first line"}
 
 
 class _Step:
@@ -470,17 +471,15 @@ def _check_acknowledgement(state: TicketState, actor: Principal) -> None:
     if clocks_acknowledged_by(state, actor):
         return
     line = answering_line(state, actor)
-    name = LINE_NAMES[line]
+    who = LINE_SUBJECTS[line]
     if line in state.acknowledged_lines:
         raise Refusal(
             RefusalKind.CONFLICT,
-            f"{name[0].upper()}{name[1:]} has already acknowledged this ticket and none of its clocks "
-            "awaits acknowledgement.",
+            f"{who} has already acknowledged this ticket and none of its clocks awaits acknowledgement.",
         )
     if not any(c.kind in RESPONSE_CLOCKS and c.owner == line for c in state.clocks):
         raise Refusal(
-            RefusalKind.CONFLICT,
-            f"{name[0].upper()}{name[1:]} has no response clock on this ticket; add a comment instead.",
+            RefusalKind.CONFLICT, f"{who} has no response clock on this ticket; add a comment instead."
         )
 
 
