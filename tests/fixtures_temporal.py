@@ -26,7 +26,7 @@ from activities.db import make_engine, make_sessionmaker, migrate
 from activities.notifications import Notifier
 from activities.read_model import TicketReadModel
 from workflows import search_attributes
-from workflows.models import Close, TicketOpened, TicketState, workflow_id_for
+from workflows.models import SYSTEM, Close, TicketOpened, TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 BIN_DIR = Path(sys.executable).parent
@@ -97,7 +97,7 @@ class TicketRunner:
         for handle in self.handles:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.RUNNING:
-                await handle.execute_update(TicketWorkflow.close, Close(actor="test teardown"))
+                await handle.execute_update(TicketWorkflow.close, Close(actor=SYSTEM, note="test teardown"))
                 await handle.result()
 
 
