@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -164,6 +165,16 @@ class Ticket(Base):
     # A breach by the partner's first line, kept apart from ConnectSoft's own.
     partner_sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column()
+    # Facts for the reports (activities/clock_outcomes.py): MTTA, MTTR and uptime.
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    # Wall-clock seconds spent waiting on the customer, which MTTR leaves out.
+    waiting_seconds: Mapped[float] = mapped_column(Double, default=0, server_default=text("0"))
+    outage_started_at: Mapped[datetime | None] = mapped_column(index=True)
+    outage_ended_at: Mapped[datetime | None] = mapped_column()
+
+
+Index("ix_tickets_received_at", Ticket.received_at)
 
 
 class TicketEventRecord(Base):
@@ -179,6 +190,34 @@ class TicketEventRecord(Base):
     actor: Mapped[str] = mapped_column(String(200))
     level: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[dict[str, str]] = mapped_column(JSONDocument, default=dict)
+
+
+class TicketClockRecord(Base):
+    """One SLA clock of a ticket, by its index in the ticket's clock list (DESIGN.md §12)."""
+
+    __tablename__ = "ticket_clocks"
+
+    ticket_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("tickets.ticket_id", ondelete="CASCADE"), primary_key=True
+    )
+    clock_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(ENUM_VALUE)
+    # The line that owns the clock, the one a breach counts against: partner or connectsoft.
+    line: Mapped[str] = mapped_column(ENUM_VALUE)
+    level: Mapped[int | None] = mapped_column(Integer)
+    target_minutes: Mapped[int] = mapped_column(Integer)
+    calendar: Mapped[str] = mapped_column(ENUM_VALUE)
+    binding: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column()
+    due_at: Mapped[datetime] = mapped_column()
+    stopped_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(ENUM_VALUE)
+    paused_seconds: Mapped[float] = mapped_column(Double)
+    # The ticket's updated_at when this row was written: an older sync never overwrites it.
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+Index("ix_ticket_clocks_kind_status", TicketClockRecord.kind, TicketClockRecord.status)
 
 
 class OutboxNotification(Base):
