@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up test lint fmt bench clean
+.PHONY: help venv up test lint fmt bench histories clean
 
 help:
 	@echo "make up     run the whole stack locally (Temporal dev server, worker, API)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint   ruff check, ruff format --check, mypy"
 	@echo "make fmt    ruff format and ruff check --fix"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make histories  re-record the replay histories in tests/histories/ (only on purpose)"
 	@echo "make clean  remove .venv and caches (keeps ticket data in .escalator/)"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,10 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	@if [ -e bench/__main__.py ]; then $(BIN)/python -m bench; \
 	else echo "no benchmarks yet (bench/__main__.py is missing)"; fi
+
+# Re-records tests/histories/*.json. Never part of `make test`, which only replays them.
+histories: $(STAMP)
+	$(BIN)/python -m tests.histories.record
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

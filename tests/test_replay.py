@@ -1,27 +1,91 @@
-"""Committed histories replay under today's code: a failure here is a non-determinism bug."""
+"""Committed histories replay under today's code: a failure here is a non-determinism bug.
+
+tests/histories/record.py records one history per path of a ticket's life (`make histories`,
+never `make test`). These tests replay every committed one with `Replayer`, and check that the
+paths issue 7 names and every scenario the recorder defines have their committed histories.
+"""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.histories.record import SCENARIOS
 from workflows.ticket import TicketWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-HISTORY_TEXT = {path: path.read_text() for path in HISTORIES}
+HISTORY_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+RECORD = "record it with: make histories"
+
+# Every path of a ticket's life that CI replays (issue 7, "Replay across every path"), and
+# the recorder's scenario that covers it.
+REQUIRED_PATHS = {
+    "breach and auto-escalation": "breach_auto_escalation",
+    "manual escalation": "manual_escalation",
+    "the acknowledgement ladder": "acknowledgement_ladder",
+    "partner handoff and handback": "partner_handoff_handback",
+    "wait-on-customer and resume": "wait_on_customer_resume",
+    "reopen": "reopen",
+    "auto-close": "auto_close",
+    "continue-as-new": "continue_as_new",
+    "signals, and a refused signal ignored": "signals",
+}
 
 
-def test_there_is_a_committed_history() -> None:
-    assert HISTORIES, "record one with: .venv/bin/python -m tests.histories.record"
+def load(path: Path) -> WorkflowHistory:
+    # The workflow id only labels the replay; the file name stands in for it.
+    return WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())
+
+
+@pytest.mark.parametrize("path", REQUIRED_PATHS)
+def test_every_path_has_a_scenario_in_the_recorder(path: str) -> None:
+    assert REQUIRED_PATHS[path] in SCENARIOS, f"no scenario records {path!r}"
+
+
+def test_every_scenario_has_its_committed_histories() -> None:
+    missing = [
+        file for each in SCENARIOS.values() for file in each.files if not (HISTORY_DIR / file).exists()
+    ]
+    assert not missing, f"no committed history {missing}: {RECORD}"
+
+
+def test_every_committed_history_belongs_to_a_scenario() -> None:
+    recorded = {file for each in SCENARIOS.values() for file in each.files}
+    stale = [path.name for path in HISTORIES if path.name not in recorded]
+    assert not stale, f"no scenario records {stale}: {RECORD} (it drops them)"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def test_history_is_whole(path: Path) -> None:
+    """A history that was cut short would replay, and prove less than it claims."""
+    events = load(path).events
+    assert events[0].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    assert events[-1].event_type in (
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    )
+
+
+def test_the_continue_as_new_histories_are_one_run_then_the_next() -> None:
+    scenario = SCENARIOS["continue_as_new"]
+    assert len(scenario.files) >= 2, "both runs are kept and replayed"
+    runs = [load(HISTORY_DIR / file).events for file in scenario.files]
+    for before, after in itertools.pairwise(runs):
+        assert before[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        new_run = before[-1].workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        started = after[0].workflow_execution_started_event_attributes
+        assert started.original_execution_run_id == new_run
+    assert runs[-1][-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_under_current_code(path: Path) -> None:
-    history = WorkflowHistory.from_json(f"ticket-{path.stem}", HISTORY_TEXT[path])
     replayer = Replayer(workflows=[TicketWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
