@@ -12,7 +12,7 @@ from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
 from api import errors
 from api.middleware import BodyLimitMiddleware
-from api.routers import api_keys, customers, health, partners, policy, tickets
+from api.routers import api_keys, customers, health, partners, policy, reports, tickets
 from worker.worker import connect_client
 
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(customers.router)
     app.include_router(partners.router)
     app.include_router(api_keys.router)
+    app.include_router(reports.router)
     return app
 
 

@@ -1,0 +1,616 @@
+"""Reports over the read model (DESIGN.md §12): SLA attainment, MTTA/MTTR, escalations, uptime.
+
+Everything is aggregated in SQL that runs on SQLite and on PostgreSQL alike; Python only
+shapes the few group rows that come back. Times are UTC throughout.
+
+Scope is the principal's reach, as for the ticket list: `scope_customer_id` keeps one
+customer's tickets, `scope_partner_id` a partner's customers' tickets, neither keeps all.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import math
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from pydantic import BaseModel
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from activities.db import Contract, Ticket, TicketClockRecord, TicketEventRecord, UTCDateTime
+from workflows.models import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
+from workflows.policy import UPTIME_TARGETS
+
+# A report spans at most a year (a leap year's 366 days), so it stays one quick query.
+MAX_REPORT_DAYS = 366
+# The contract's own uptime target, in percent, where it sets one (overrides JSON).
+UPTIME_OVERRIDE_FIELD = "uptime"
+
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
+
+ESCALATION_LEVELS = (2, 3, 4)
+ESCALATION_EVENTS = ("escalated", "critical_incident")
+ENDED = (ClockStatus.MET.value, ClockStatus.BREACHED.value)
+
+
+class ReportGroupBy(StrEnum):
+    TIER = "tier"
+    SEVERITY = "severity"
+    PRODUCT = "product"
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+    LEVEL = "level"
+    LINE = "line"
+
+
+class SlaGroup(BaseModel):
+    """One group of GET /reports/sla (DESIGN.md §12). Minutes are rounded to 0.01."""
+
+    key: str | None
+    tickets: int
+    first_response_met: int
+    first_response_breached: int
+    attainment_pct: float | None
+    mtta_p50_minutes: float | None
+    mtta_p90_minutes: float | None
+    mttr_mean_minutes: float | None
+    escalations: dict[str, int]
+
+
+class UptimeRow(BaseModel):
+    """One customer's product in one month of GET /reports/uptime."""
+
+    customer_id: str
+    product: Product
+    availability_pct: float
+    downtime_minutes: float
+    # None where the contract promises no uptime (Basic platform).
+    target_pct: float | None
+    # "contract" when the contract sets its own target, "tier" for the policy's default.
+    target_source: str | None
+    breached: bool | None
+    allowed_downtime_left_minutes: float | None
+
+
+class WeekOfSla(BaseModel):
+    week_start: date
+    met: int
+    breached_by_line: dict[OwningLine, int]
+
+    @property
+    def attainment_pct(self) -> float | None:
+        ended = self.met + sum(self.breached_by_line.values())
+        return _pct(self.met, ended)
+
+
+class ReportRangeError(ValueError):
+    """A report period that cannot be answered; `rule` names the rule it broke."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+# --- Portable SQL ------------------------------------------------------------------------------
+
+
+class epoch_seconds(FunctionElement[float]):
+    """Seconds since 1970 of a stored UTC time, as a float, on either backend."""
+
+    type = Double()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as naive UTC text; julianday counts days from noon, 4714 BC.
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_seconds_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+
+
+class week_start(FunctionElement[str]):
+    """The Monday (UTC) of a stored time's week, as ISO date text (SQLite) or a date (PostgreSQL)."""
+
+    type = String()
+    inherit_cache = True
+    name = "week_start"
+
+
+@compiles(week_start, "sqlite")
+def _week_start_sqlite(element: week_start, compiler: SQLCompiler, **kw: Any) -> str:
+    # 'weekday 1' moves forward to a Monday: from six days back, that is this week's Monday.
+    return f"date({compiler.process(element.clauses, **kw)}, '-6 days', 'weekday 1')"
+
+
+@compiles(week_start, "postgresql")
+def _week_start_postgresql(element: week_start, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(date_trunc('week', {compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+def _utc(value: datetime) -> ColumnElement[datetime]:
+    return literal(value, UTCDateTime())
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 2)
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 2) if whole else None
+
+
+# --- Shared filters ----------------------------------------------------------------------------
+
+
+def as_utc(value: datetime) -> datetime:
+    """A query's time in UTC; a time without an offset is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def check_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) in UTC, refused unless start < end and it spans at most MAX_REPORT_DAYS."""
+    start, end = as_utc(start), as_utc(end)
+    if start >= end:
+        raise ReportRangeError(
+            "report_period_order",
+            f"`from` ({start:%Y-%m-%dT%H:%M:%SZ}) must be before `to` ({end:%Y-%m-%dT%H:%M:%SZ}); "
+            "the period is [from, to).",
+        )
+    if end - start > timedelta(days=MAX_REPORT_DAYS):
+        raise ReportRangeError(
+            "report_period_too_long",
+            f"A report covers at most {MAX_REPORT_DAYS} days; this one asks for "
+            f"{(end - start).days}. Ask for one year or less at a time.",
+        )
+    return start, end
+
+
+def _in_reach(stmt: AnySelect, *, scope_customer_id: str | None, scope_partner_id: str | None) -> AnySelect:
+    # The principal's reach, exactly as the ticket list applies it.
+    if scope_customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == scope_customer_id)
+    if scope_partner_id is not None:
+        stmt = stmt.where(Ticket.partner_id == scope_partner_id)
+    return stmt
+
+
+def _counted_clock() -> ColumnElement[bool]:
+    """Binding first-response clocks that have ended: each line's own first response.
+
+    ConnectSoft's response to a partner's handoff is ConnectSoft's first response on that
+    ticket; escalation acknowledgements, resolution and update clocks are not counted.
+    """
+    clock = TicketClockRecord
+    return and_(
+        or_(
+            clock.kind == ClockKind.FIRST_RESPONSE.value,
+            and_(
+                clock.kind == ClockKind.HANDOFF_RESPONSE.value,
+                clock.line == OwningLine.CONNECTSOFT.value,
+            ),
+        ),
+        clock.binding,
+        clock.status.in_(ENDED),
+    )
+
+
+# --- GET /reports/sla --------------------------------------------------------------------------
+
+
+def _ticket_key(group_by: ReportGroupBy) -> ColumnElement[Any]:
+    keys: dict[ReportGroupBy, ColumnElement[Any]] = {
+        ReportGroupBy.TIER: Ticket.tier.expression,
+        ReportGroupBy.SEVERITY: cast(Ticket.severity, String),
+        ReportGroupBy.PRODUCT: Ticket.product.expression,
+        ReportGroupBy.CUSTOMER: Ticket.customer_id.expression,
+        ReportGroupBy.PARTNER: Ticket.partner_id.expression,
+        ReportGroupBy.LEVEL: cast(Ticket.level, String),
+    }
+    return keys[group_by]
+
+
+def _members(
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: ReportGroupBy,
+    scope_customer_id: str | None,
+    scope_partner_id: str | None,
+) -> Select[*tuple[Any, ...]]:
+    """(ticket, group key) for every ticket received in [start, end) within reach.
+
+    By line, a ticket belongs to each line that owns one of its response clocks: the partner
+    ticket ConnectSoft took over is in both lines' groups.
+    """
+    columns = (
+        Ticket.ticket_id,
+        Ticket.received_at,
+        Ticket.acknowledged_at,
+        Ticket.resolved_at,
+        Ticket.waiting_seconds,
+    )
+    if group_by == ReportGroupBy.LINE:
+        clock = TicketClockRecord
+        stmt: Select[*tuple[Any, ...]] = (
+            select(*columns, clock.line.label("key"))
+            .join(clock, clock.ticket_id == Ticket.ticket_id)
+            .where(clock.kind.in_((ClockKind.FIRST_RESPONSE.value, ClockKind.HANDOFF_RESPONSE.value)))
+            .distinct()
+        )
+    else:
+        stmt = select(*columns, _ticket_key(group_by).label("key"))
+    stmt = stmt.where(Ticket.received_at >= start, Ticket.received_at < end)
+    return _in_reach(stmt, scope_customer_id=scope_customer_id, scope_partner_id=scope_partner_id)
+
+
+def _nearest_rank(rank: ColumnElement[int], count: ColumnElement[int], pct: int) -> ColumnElement[bool]:
+    # rank == ceil(pct/100 * count), without division: (rank-1)*100 < pct*count <= rank*100.
+    return and_((rank - 1) * 100 < pct * count, pct * count <= rank * 100)
+
+
+async def sla_report(
+    *,
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    group_by: ReportGroupBy,
+    scope_customer_id: str | None = None,
+    scope_partner_id: str | None = None,
+) -> list[SlaGroup]:
+    """GET /reports/sla: per group, for tickets received in [start, end) within reach.
+
+    - `first_response_met` / `_breached`: binding first-response clocks that have ended
+      (see `_counted_clock`); `attainment_pct` = met / (met + breached), None with neither.
+      By line, a line's group counts only its own clocks.
+    - MTTA: acknowledged_at - received_at (the owning line's first response), acknowledged
+      tickets only. p50 and p90 are nearest-rank percentiles: the value at rank
+      ceil(p/100 * n) of the group's n times in ascending order, always an observed time.
+    - MTTR: the mean of resolved_at - received_at - waiting_seconds over tickets resolved now
+      (a reopened ticket counts once resolved again, from its first intake).
+    - escalations: `escalated` and `critical_incident` events at levels 2, 3 and 4, by the
+      level they routed to. By line, they are ConnectSoft's (the ladder is ConnectSoft's),
+      unless the event names another line.
+
+    Groups come sorted by key, a missing key (no partner) last.
+    """
+    scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
+    members = _members(start=start, end=end, group_by=group_by, **scope).cte("members")
+    key = members.c.key
+
+    # Tickets, MTTA percentiles and MTTR in one pass: acknowledged tickets ranked apart.
+    acknowledged = members.c.acknowledged_at.is_not(None)
+    mtta = (epoch_seconds(members.c.acknowledged_at) - epoch_seconds(members.c.received_at)) / 60
+    mttr = case(
+        (
+            members.c.resolved_at.is_not(None),
+            epoch_seconds(members.c.resolved_at)
+            - epoch_seconds(members.c.received_at)
+            - members.c.waiting_seconds,
+        )
+    )
+    partition = (key, acknowledged)
+    ranked = select(
+        key.label("key"),
+        acknowledged.label("acknowledged"),
+        mtta.label("mtta"),
+        mttr.label("mttr_seconds"),
+        func.row_number().over(partition_by=partition, order_by=mtta).label("rank"),
+        func.count().over(partition_by=partition).label("n"),
+    ).subquery("ranked")
+    r = ranked.c
+
+    def percentile(pct: int) -> ColumnElement[float]:
+        return func.max(case((and_(r.acknowledged, _nearest_rank(r.rank, r.n, pct)), r.mtta)))
+
+    per_ticket = await session.execute(
+        select(r.key, func.count(), percentile(50), percentile(90), func.avg(r.mttr_seconds)).group_by(r.key)
+    )
+
+    clock = TicketClockRecord
+    clocks_stmt = (
+        select(
+            key,
+            func.sum(case((clock.status == ClockStatus.MET.value, 1), else_=0)),
+            func.sum(case((clock.status == ClockStatus.BREACHED.value, 1), else_=0)),
+        )
+        .join(clock, clock.ticket_id == members.c.ticket_id)
+        .where(_counted_clock())
+        .group_by(key)
+    )
+    event = TicketEventRecord
+    escalations_stmt = (
+        select(key, event.level, func.count())
+        .join(event, event.ticket_id == members.c.ticket_id)
+        .where(event.kind.in_(ESCALATION_EVENTS), event.level.in_(ESCALATION_LEVELS))
+        .group_by(key, event.level)
+    )
+    if group_by == ReportGroupBy.LINE:
+        clocks_stmt = clocks_stmt.where(clock.line == key)
+        event_line = func.coalesce(event.detail["line"].as_string(), OwningLine.CONNECTSOFT.value)
+        escalations_stmt = escalations_stmt.where(event_line == key)
+
+    groups: dict[str | None, SlaGroup] = {}
+    for group_key, tickets, p50, p90, mttr_seconds in per_ticket:
+        groups[group_key] = SlaGroup(
+            key=group_key,
+            tickets=tickets,
+            first_response_met=0,
+            first_response_breached=0,
+            attainment_pct=None,
+            mtta_p50_minutes=None if p50 is None else round(p50, 2),
+            mtta_p90_minutes=None if p90 is None else round(p90, 2),
+            mttr_mean_minutes=_minutes(mttr_seconds),
+            escalations={str(level): 0 for level in ESCALATION_LEVELS},
+        )
+    for group_key, met, breached in await session.execute(clocks_stmt):
+        group = groups[group_key]
+        group.first_response_met, group.first_response_breached = met, breached
+        group.attainment_pct = _pct(met, met + breached)
+    for group_key, level, count in await session.execute(escalations_stmt):
+        groups[group_key].escalations[str(level)] = count
+    return sorted(groups.values(), key=lambda g: (g.key is None, g.key or ""))
+
+
+async def sla_weeks(
+    *,
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    scope_customer_id: str | None = None,
+    scope_partner_id: str | None = None,
+) -> list[WeekOfSla]:
+    """Every week (Monday 00:00 UTC) that [start, end) touches, with the counted first-response
+    clocks (as in `sla_report`) of the tickets received in it: met, and breached by line."""
+    clock = TicketClockRecord
+    week = week_start(Ticket.received_at)
+    stmt = (
+        select(
+            week,
+            clock.line,
+            func.sum(case((clock.status == ClockStatus.MET.value, 1), else_=0)),
+            func.sum(case((clock.status == ClockStatus.BREACHED.value, 1), else_=0)),
+        )
+        .join(clock, clock.ticket_id == Ticket.ticket_id)
+        .where(Ticket.received_at >= start, Ticket.received_at < end, _counted_clock())
+        .group_by(week, clock.line)
+    )
+    stmt = _in_reach(stmt, scope_customer_id=scope_customer_id, scope_partner_id=scope_partner_id)
+    first = start.date() - timedelta(days=start.weekday())
+    weeks: dict[date, WeekOfSla] = {}
+    monday = first
+    while datetime.combine(monday, datetime.min.time(), UTC) < end:
+        weeks[monday] = WeekOfSla(week_start=monday, met=0, breached_by_line={line: 0 for line in OwningLine})
+        monday += timedelta(days=7)
+    rows: Sequence[tuple[Any, str, int, int]] = (await session.execute(stmt)).tuples().all()
+    for week_value, line, met, breached in rows:
+        entry = weeks[date.fromisoformat(str(week_value))]
+        entry.met += met
+        entry.breached_by_line[OwningLine(line)] += breached
+    return list(weeks.values())
+
+
+# Bars stacked in this order, bottom first; colours from matplotlib's default cycle.
+CHART_LINES = (
+    (OwningLine.PARTNER, "Partner line", "tab:orange"),
+    (OwningLine.CONNECTSOFT, "ConnectSoft", "tab:red"),
+)
+
+
+def render_sla_chart(weeks: Sequence[WeekOfSla], *, title: str) -> bytes:
+    """An SVG: attainment per week as a line (right axis, %), breaches per week stacked by line
+    as bars (left axis). SVG ids: `attainment` for the line, `breaches-<line>-<week index>` for
+    each bar. Weeks without an ended clock leave a gap in the line."""
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    # Its own canvas, not pyplot's global state: safe in a worker thread per request.
+    FigureCanvasAgg(figure)
+    bars_axes = figure.add_subplot()
+    line_axes = bars_axes.twinx()
+    x = list(range(len(weeks)))
+    bottom = [0] * len(weeks)
+    for line, label, colour in CHART_LINES:
+        heights = [week.breached_by_line[line] for week in weeks]
+        container = bars_axes.bar(x, heights, bottom=bottom, color=colour, label=f"Breaches: {label}")
+        for index, patch in enumerate(container.patches):
+            patch.set_gid(f"breaches-{line.value}-{index}")
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    attainment = [week.attainment_pct for week in weeks]
+    (plotted,) = line_axes.plot(
+        x,
+        [math.nan if pct is None else pct for pct in attainment],
+        marker="o",
+        color="tab:blue",
+        label="Attainment %",
+    )
+    plotted.set_gid("attainment")
+    line_axes.set_ylim(0, 105)
+    line_axes.set_ylabel("First-response attainment (%)")
+    bars_axes.set_ylabel("Breaches")
+    bars_axes.set_ylim(0, max(max(bottom, default=0), 1) * 1.2)
+    bars_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bars_axes.set_xticks(x, [f"{week.week_start:%d %b}" for week in weeks], rotation=45, ha="right")
+    bars_axes.set_xlabel("Week of (Monday, UTC; tickets by the week they were received)")
+    bars_axes.set_title(title)
+    handles = [*bars_axes.get_legend_handles_labels()[0], plotted]
+    figure.legend(handles=handles, loc="outside upper right", ncols=3)
+    out = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "escalator", "svg.fonttype": "none"}):
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+# --- GET /reports/uptime -----------------------------------------------------------------------
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """`YYYY-MM` as [first instant, first instant of the next month), UTC calendar months."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        if len(month) != 7 or not 2000 <= year <= 2999:
+            raise ValueError(month)
+        start = datetime(year, number, 1, tzinfo=UTC)
+    except ValueError:
+        raise ReportRangeError(
+            "report_month",
+            f"`month` is a UTC calendar month as YYYY-MM (2000-2999), e.g. 2026-03; not {month!r}.",
+        ) from None
+    days = calendar.monthrange(year, number)[1]
+    return start, start + timedelta(days=days)
+
+
+def uptime_target(
+    tier: str | None, product_type: str | None, overrides: dict[str, Any] | None
+) -> tuple[float | None, str | None]:
+    """The contract's own `overrides.uptime` (percent) where it sets one, else the policy's
+    for its tier and product type (DESIGN.md §4); None where nothing is promised."""
+    own = (overrides or {}).get(UPTIME_OVERRIDE_FIELD)
+    if isinstance(own, int | float) and not isinstance(own, bool) and 0 < own <= 100:
+        return float(own), "contract"
+    if tier is None or product_type is None:
+        return None, None
+    target = UPTIME_TARGETS[ProductType(product_type)][Tier(tier)]
+    return target, None if target is None else "tier"
+
+
+async def uptime_report(
+    *,
+    session: AsyncSession,
+    month: str,
+    now: datetime,
+    customer_id: str | None = None,
+    scope_customer_id: str | None = None,
+    scope_partner_id: str | None = None,
+) -> list[UptimeRow]:
+    """GET /reports/uptime: one month's availability per customer and product.
+
+    - Months are UTC calendar months, [first day 00:00, next month's first day 00:00).
+    - Downtime is the union of the month's outages (`outage_started_at`..`outage_ended_at`
+      of the customer's tickets) per product: overlapping or touching outages count once,
+      merged in SQL (gaps and islands). An outage crossing a month boundary counts in each
+      month for its part in it; one still open counts until the month's end or `now`,
+      whichever is earlier.
+    - availability = 100 * (1 - downtime / the whole month's minutes); the target is the
+      customer's active contract's (see `uptime_target`); breached when availability is
+      below it; the downtime left is the month's allowance minus downtime, at least 0.
+    - Rows: each product the customer has filed a ticket about by the month's end (a product
+      without outages is at 100%), sorted by customer and product.
+    """
+    month_start, month_end = month_bounds(month)
+    cap = min(month_end, max(as_utc(now), month_start))
+    scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
+
+    def filtered(stmt: AnySelect) -> AnySelect:
+        stmt = _in_reach(stmt, **scope)
+        return stmt if customer_id is None else stmt.where(Ticket.customer_id == customer_id)
+
+    began, ended = Ticket.outage_started_at, func.coalesce(Ticket.outage_ended_at, _utc(cap))
+    clipped = filtered(
+        select(
+            Ticket.customer_id,
+            Ticket.product,
+            case((began < _utc(month_start), _utc(month_start)), else_=began).label("began"),
+            case((ended > _utc(month_end), _utc(month_end)), else_=ended).label("ended"),
+        ).where(
+            began.is_not(None),
+            began < month_end,
+            or_(Ticket.outage_ended_at.is_(None), Ticket.outage_ended_at > month_start),
+        )
+    ).subquery("clipped")
+    outages = select(clipped).where(clipped.c.ended > clipped.c.began).subquery("outages")
+    o = outages.c
+    per_product = (o.customer_id, o.product)
+    order = (o.began, o.ended)
+    # An outage opens a new island when it starts after every earlier one has ended.
+    reach_before = func.max(o.ended).over(partition_by=per_product, order_by=order, rows=(None, -1))
+    flagged = select(
+        o.customer_id,
+        o.product,
+        o.began,
+        o.ended,
+        case((or_(reach_before.is_(None), o.began > reach_before), 1), else_=0).label("opens"),
+    ).subquery("flagged")
+    f = flagged.c
+    numbered = select(
+        f.customer_id,
+        f.product,
+        f.began,
+        f.ended,
+        func.sum(f.opens)
+        .over(partition_by=(f.customer_id, f.product), order_by=(f.began, f.ended), rows=(None, 0))
+        .label("island"),
+    ).subquery("numbered")
+    n = numbered.c
+    islands = (
+        select(n.customer_id, n.product, func.min(n.began).label("began"), func.max(n.ended).label("ended"))
+        .group_by(n.customer_id, n.product, n.island)
+        .subquery("islands")
+    )
+    i = islands.c
+    downtime = (
+        select(
+            i.customer_id,
+            i.product,
+            func.sum(epoch_seconds(i.ended) - epoch_seconds(i.began)).label("seconds"),
+        )
+        .group_by(i.customer_id, i.product)
+        .subquery("downtime")
+    )
+    filed: Select[str, str] = select(Ticket.customer_id, Ticket.product).where(Ticket.received_at < month_end)
+    products = union(filtered(filed), select(o.customer_id, o.product)).subquery("products")
+    p, d = products.c, downtime.c
+    rows = await session.execute(
+        select(p.customer_id, p.product, d.seconds, Contract.tier, Contract.product_type, Contract.overrides)
+        .select_from(products)
+        .outerjoin(downtime, and_(d.customer_id == p.customer_id, d.product == p.product))
+        .outerjoin(Contract, and_(Contract.customer_id == p.customer_id, Contract.active))
+        .order_by(p.customer_id, p.product)
+    )
+    month_minutes = (month_end - month_start).total_seconds() / 60
+    report = []
+    for customer, product, seconds, tier, product_type, overrides in rows:
+        # To the millisecond: SQLite's julianday arithmetic is a float of days.
+        down = round(seconds or 0.0, 3) / 60
+        target, source = uptime_target(tier, product_type, overrides)
+        allowed = None if target is None else month_minutes * (100 - target) / 100
+        report.append(
+            UptimeRow(
+                customer_id=customer,
+                product=Product(product),
+                availability_pct=round(100 * (1 - down / month_minutes), 4),
+                downtime_minutes=round(down, 2),
+                target_pct=target,
+                target_source=source,
+                breached=None if allowed is None else down > allowed,
+                allowed_downtime_left_minutes=None if allowed is None else round(max(allowed - down, 0), 2),
+            )
+        )
+    return report

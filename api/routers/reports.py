@@ -1,0 +1,138 @@
+"""/reports: SLA attainment, response and resolution times, and uptime (DESIGN.md §12).
+
+Reports are read like the ticket list: a partner's cover its customers' tickets, a
+customer's only its own, admins' and support's all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from activities import reports
+from activities.catalog import CATALOG_ID, CATALOG_ID_RULE
+from api.auth import PrincipalDep
+from api.deps import SessionDep
+from api.errors import ApiError, problem_responses
+from api.report_schemas import (
+    CSV_MEDIA_TYPE,
+    SVG_MEDIA_TYPE,
+    SlaReportPublic,
+    UptimeReportPublic,
+    prefers_csv,
+)
+from workflows.models import Principal, Role
+from workflows.permissions import Capability, Grant, grant
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+REFUSALS = problem_responses(401, 403, 422)
+
+From = Annotated[
+    datetime,
+    Query(alias="from", description="Tickets received at or after this instant (ISO 8601; UTC if naive)"),
+]
+To = Annotated[datetime, Query(description="Tickets received before this instant (ISO 8601; UTC if naive)")]
+Accept = Annotated[str | None, Header(description="`text/csv` for CSV; JSON otherwise")]
+
+
+def _csv_or_json(description: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": description,
+            "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    }
+
+
+def _reach(principal: Principal) -> dict[str, str | None]:
+    """The principal's reach as report scope, the same as the ticket list's."""
+    if grant(principal, Capability.READ) == Grant.NO:
+        raise ApiError(403, f"Reports are not readable as {principal}.", rule="forbidden")
+    return {
+        "scope_customer_id": principal.customer_id if principal.role == Role.CUSTOMER else None,
+        "scope_partner_id": principal.partner_id if principal.role == Role.PARTNER else None,
+    }
+
+
+def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    try:
+        return reports.check_period(start, end)
+    except reports.ReportRangeError as err:
+        raise ApiError(422, err.message, rule=err.rule) from None
+
+
+@router.get(
+    "/sla",
+    response_model=SlaReportPublic,
+    responses=_csv_or_json("The groups, as JSON or (Accept: text/csv) CSV") | REFUSALS,
+)
+async def get_sla_report(
+    principal: PrincipalDep,
+    session: SessionDep,
+    start: From,
+    to: To,
+    group_by: reports.ReportGroupBy = reports.ReportGroupBy.TIER,
+    accept: Accept = None,
+) -> Any:
+    """First-response attainment, MTTA p50/p90, MTTR and escalations per group, for the
+    tickets received in [from, to) within the caller's reach (at most 366 days)."""
+    start, end = _period(start, to)
+    groups = await reports.sla_report(
+        session=session, start=start, end=end, group_by=group_by, **_reach(principal)
+    )
+    report = SlaReportPublic(groups=groups)
+    if prefers_csv(accept):
+        return Response(report.csv(), media_type=CSV_MEDIA_TYPE)
+    return report
+
+
+@router.get(
+    "/sla/chart",
+    response_class=Response,
+    responses={
+        200: {"description": "An SVG chart", "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}}},
+        **REFUSALS,
+    },
+)
+async def get_sla_chart(principal: PrincipalDep, session: SessionDep, start: From, to: To) -> Response:
+    """First-response attainment per week (line) and breaches per week stacked by line (bars),
+    for tickets received in [from, to) within the caller's reach, as SVG."""
+    start, end = _period(start, to)
+    weeks = await reports.sla_weeks(session=session, start=start, end=end, **_reach(principal))
+    title = f"First-response SLA, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC)"
+    # Rendering is CPU work: off the event loop.
+    svg = await run_in_threadpool(reports.render_sla_chart, weeks, title=title)
+    return Response(svg, media_type=SVG_MEDIA_TYPE)
+
+
+@router.get(
+    "/uptime",
+    response_model=UptimeReportPublic,
+    responses=_csv_or_json("One row per customer and product, as JSON or (Accept: text/csv) CSV") | REFUSALS,
+)
+async def get_uptime_report(
+    principal: PrincipalDep,
+    session: SessionDep,
+    month: Annotated[str, Query(max_length=32, description="A UTC calendar month, YYYY-MM")],
+    customer: Annotated[
+        str | None, Query(max_length=100, pattern=CATALOG_ID.pattern, description=CATALOG_ID_RULE)
+    ] = None,
+    accept: Accept = None,
+) -> Any:
+    """Availability per customer and product in a UTC calendar month, against the contract's
+    uptime target, with the downtime allowance left. A customer outside the caller's reach
+    has no rows, as in the ticket list."""
+    try:
+        items = await reports.uptime_report(
+            session=session, month=month, now=datetime.now(UTC), customer_id=customer, **_reach(principal)
+        )
+    except reports.ReportRangeError as err:
+        raise ApiError(422, err.message, rule=err.rule) from None
+    report = UptimeReportPublic(month=month, items=items)
+    if prefers_csv(accept):
+        return Response(report.csv(), media_type=CSV_MEDIA_TYPE)
+    return report
