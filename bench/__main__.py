@@ -1,4 +1,9 @@
-"""`python -m bench [calendar] [machine] [workflow]`: run benchmarks, print ratios to baselines."""
+"""`python -m bench [calendar] [machine] [workflow] [stack]`: run benchmarks, print ratios to baselines.
+
+`stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
+it takes about 10 minutes with its defaults. The full storm of issue 7:
+`python -m bench stack --storm-open 10000 --storm-due 9000 --storm-target-minutes 3`.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,22 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import calendar_bench, machine_bench, workflow_bench
+from bench import calendar_bench, machine_bench, stack_bench, workflow_bench
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow")
+NAMES = ("calendar", "machine", "workflow", "stack")
 
 
 def table(results: list[Result]) -> str:
     rows = [
-        "| benchmark | measurement | subject | baseline | ratio |",
-        "|---|---|---:|---:|---:|",
+        "| benchmark | measurement | subject | baseline | ratio | rate vs baseline | goal |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in results:
+        fraction = f"{r.fraction:.2f}x" if r.rate else ""
         rows.append(
             f"| {r.name} | {r.metric} | {r.subject:,.2f} {r.unit} | {r.baseline:,.2f} {r.unit} "
-            f"| {r.ratio:.2f}x |"
+            f"| {r.ratio:.2f}x | {fraction} | {r.goal} |"
         )
     return "\n".join(rows)
 
@@ -36,6 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=2_000, help="machine: tickets per round")
     parser.add_argument("--rounds", type=int, default=5, help="calendar/machine: rounds (best is kept)")
     parser.add_argument("-n", "--workflows", type=int, default=200, help="workflow: workflows started")
+    stack = parser.add_argument_group("stack (the real `escalator up`)")
+    stack.add_argument("--intake", type=int, default=400, help="requests per intake phase (ABBA)")
+    stack.add_argument("--concurrency", type=int, default=50, help="requests in flight")
+    stack.add_argument("--storm-open", type=int, default=2_000, help="open tickets in the breach storm")
+    stack.add_argument("--storm-due", type=int, default=1_800, help="of them, due within minutes")
+    stack.add_argument(
+        "--storm-workers", default="1,2", help="worker processes per storm run, comma-separated (1,2)"
+    )
+    stack.add_argument(
+        "--storm-target-minutes", type=int, default=2, help="the storm customer's Sev 3 response target"
+    )
+    stack.add_argument(
+        "--storm-grace", type=float, default=90.0, help="seconds to wait past the last due time at most"
+    )
+    stack.add_argument(
+        "--stack-parts", default="intake,storm", help="which parts of the stack benchmark: intake,storm"
+    )
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(NAMES)
     unknown = sorted(set(names) - set(NAMES))
@@ -46,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         "calendar": lambda: [calendar_bench.run(args.calls, args.rounds)],
         "machine": lambda: [machine_bench.run(args.tickets, args.rounds)],
         "workflow": lambda: workflow_bench.run(args.workflows),
+        "stack": lambda: stack_bench.run(
+            stack_bench.Options(
+                intake=args.intake,
+                concurrency=args.concurrency,
+                storm_open=args.storm_open,
+                storm_due=args.storm_due,
+                storm_workers=tuple(int(w) for w in args.storm_workers.split(",") if w),
+                storm_target_minutes=args.storm_target_minutes,
+                storm_grace=args.storm_grace,
+                parts=tuple(p for p in args.stack_parts.split(",") if p),
+            )
+        ),
     }
     print(
         f"# bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "

@@ -24,6 +24,12 @@ class Result:
     baseline: float
     notes: list[str] = field(default_factory=list)
     rate: bool = False
+    goal: str = ""  # the target this measure is held to (issue 7), for the reader
+
+    @property
+    def fraction(self) -> float:
+        """For a rate: the subject's rate as a fraction of the baseline's (1 / ratio)."""
+        return self.subject / self.baseline if self.baseline else float("inf")
 
     @property
     def ratio(self) -> float:
@@ -31,9 +37,11 @@ class Result:
         return cost / base if base else float("inf")
 
     def line(self) -> str:
+        rate = f" (rate at {self.fraction:.2f}x the baseline's)" if self.rate else ""
+        goal = f" [goal: {self.goal}]" if self.goal else ""
         return (
             f"[{self.name}] {self.metric}: {self.subject:,.2f} {self.unit} vs baseline "
-            f"{self.baseline:,.2f} {self.unit} -> ratio {self.ratio:.2f}x"
+            f"{self.baseline:,.2f} {self.unit} -> ratio {self.ratio:.2f}x{rate}{goal}"
         )
 
 

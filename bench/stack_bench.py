@@ -1,0 +1,843 @@
+"""The real stack, as users run it: `escalator up` on a temporary data dir and free ports.
+
+`escalator up` starts the Temporal dev server (SQLite file, WAL), the worker and the API; this
+benchmark drives it from outside over loopback, the way a client would, and measures each
+figure of issue 7 against a baseline taken in the same run on the same dev server:
+
+- intake: `POST /tickets` (demo support key, demo customers, Sev 2-4) against raw
+  `client.start_workflow` of a no-op workflow (bench/noop_workflow.py) served by a separate
+  no-op worker process with the same tuning, in ABBA order (raw, API, API, raw), each phase
+  N requests with C in flight: throughput and p99 latency;
+- processing: tickets fully processed (first sync in the read model) per second, against the
+  intake rate and against the no-op workflows' first activity per second;
+- memory: the worker process's RSS growth per open (cached) ticket, against the no-op worker's
+  per open no-op workflow;
+- breach lag: a storm of open tickets, most of them with first-response deadlines minutes
+  away (a customer onboarded through the admin API with a short response override), each
+  breach notification's write time in the read model minus its due time, against a 60 s
+  poller computed from the same due times; once with one worker, once with two.
+
+Every process it starts is stopped at the end (and `escalator up`'s children die with it).
+Loops are bounded in count and time. Nothing but 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.common import Result
+from bench.noop_workflow import NoopWorkflow
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TASK_QUEUE = "tickets"  # Settings' default, which `escalator up` uses
+STARTUP_TIMEOUT = 120.0  # seconds for `escalator up` to print its banner
+STOP_TIMEOUT = 60.0  # seconds for a process to exit after SIGINT/SIGTERM, then SIGKILL
+SETTLE_TIMEOUT = 300.0  # seconds for a phase's workflows to make their first step
+POLL_INTERVAL = 0.1
+WARMUP = 10  # tickets (and no-op starts) before measuring: imports and caches are not per-ticket
+
+SUPPORT = {"authorization": "Bearer dev-support"}
+ADMIN = {"authorization": "Bearer dev-admin"}
+# Demo customers (DESIGN.md §8) with a product of their kind; Sev 2-4 by email.
+DEMO_PRODUCTS = {
+    "acme": "identity",
+    "globex": "audit",
+    "initech": "config",
+    "umbrella": "bespoke",
+    "contoso": "partner_solution",
+}
+STORM_CUSTOMER = "storm"
+POLLER_PERIOD = 60.0  # seconds: the cron-style poller the breach lag is compared with
+
+
+# --- Numbers --------------------------------------------------------------------------------
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest rank; nan for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def poller_lags(due: list[datetime], period: float = POLLER_PERIOD, phases: int = 600) -> list[float]:
+    """Lags of a poller that wakes every `period` s, pooled over `phases` evenly spaced phases.
+
+    A poller at phase p notices a deadline d at the first wake-up at or after d, so its lag is
+    (p - d) mod period. Pooling over phases is the expectation over a random phase, without
+    the luck of one draw. The poller's own work is taken as free.
+    """
+    lags = []
+    for i in range(phases):
+        phase = period * i / phases
+        for d in due:
+            lags.append((phase - d.timestamp()) % period)
+    return lags
+
+
+def rss_of(pid: int) -> int:
+    """VmRSS of a process, in bytes (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child processes of `pid`, from /proc/*/stat."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cmdline_of(pid: int) -> list[str]:
+    with contextlib.suppress(OSError):
+        return (Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")).split("\0")
+    return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- Processes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """A process this benchmark started, with its output collected in the background."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def tail(self, count: int = 30) -> str:
+        return "".join(self.lines[-count:])
+
+    async def stop(self, sig: int = signal.SIGINT) -> int:
+        """Signal, wait (bounded), then SIGKILL; returns the exit status."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+            try:
+                await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+        if self.reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.reader, 5)
+        return self.process.returncode if self.process.returncode is not None else -1
+
+
+async def spawn(name: str, args: list[str], *, env: dict[str, str], cwd: Path) -> Child:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        # Its own process group: the terminal's Ctrl-C reaches only this benchmark, which
+        # then stops its children in order.
+        start_new_session=True,
+    )
+    child = Child(name, process)
+
+    async def read() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            child.lines.append(raw.decode(errors="replace"))
+            if len(child.lines) > 2000:
+                del child.lines[:1000]
+
+    child.reader = asyncio.create_task(read(), name=f"read-{name}")
+    return child
+
+
+@dataclass
+class Stack:
+    """One `escalator up` on a temporary directory, plus any extra processes started against it."""
+
+    root: Path
+    env: dict[str, str]
+    api_port: int
+    temporal_address: str
+    up: Child
+    client: Client
+    extra: list[Child] = field(default_factory=list)
+    pids_seen: set[int] = field(default_factory=set)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def read_model(self) -> Path:
+        return self.root / "escalator.db"
+
+    def processes(self) -> dict[str, list[int]]:
+        """`escalator up`'s process tree by role: dev server, worker(s), API."""
+        tree: dict[str, list[int]] = {"up": [self.up.pid], "temporal": [], "worker": [], "api": []}
+        for pid in children_of(self.up.pid):
+            args = cmdline_of(pid)
+            if any(Path(a).name == "temporal" for a in args[:1]):
+                tree["temporal"].append(pid)
+            elif args and args[-1] in ("worker", "api"):
+                tree[args[-1]].append(pid)
+        self.pids_seen.update(pid for pids in tree.values() for pid in pids)
+        return tree
+
+
+def stack_env(root: Path, *, api_port: int, temporal_port: int, ui_port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ESCALATOR_DATA_DIR": str(root),
+        "ESCALATOR_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'escalator.db'}",
+        "ESCALATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "ESCALATOR_TEMPORAL_UI_PORT": str(ui_port),
+        "ESCALATOR_API_PORT": str(api_port),
+        "ESCALATOR_API_HOST": "127.0.0.1",
+        "ESCALATOR_LOG_LEVEL": "WARNING",
+        "ESCALATOR_TASK_QUEUE": TASK_QUEUE,
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_stack(workers: int = 1) -> AsyncIterator[Stack]:
+    """`escalator up` (plus `workers - 1` more `escalator worker`s), stopped on leaving."""
+    with tempfile.TemporaryDirectory(prefix="escalator-stack-") as tmp:
+        root = Path(tmp)
+        api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+        env = stack_env(root, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port)
+        up = await spawn("escalator up", [sys.executable, "-m", "worker", "up"], env=env, cwd=root)
+        stack: Stack | None = None
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not any(line.startswith("Escalator is up.") for line in up.lines):
+                if up.process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"`escalator up` did not come up:\n{up.tail()}")
+                await asyncio.sleep(0.1)
+            client = await Client.connect(f"127.0.0.1:{temporal_port}")
+            stack = Stack(root, env, api_port, f"127.0.0.1:{temporal_port}", up, client)
+            stack.processes()
+            for i in range(workers - 1):
+                extra = await spawn(
+                    f"worker {i + 2}", [sys.executable, "-m", "worker", "worker"], env=env, cwd=root
+                )
+                stack.extra.append(extra)
+                stack.pids_seen.add(extra.pid)
+            await wait_for_pollers(stack, workers)
+            yield stack
+        finally:
+            if stack is not None:
+                stack.processes()
+                for extra in stack.extra:
+                    await extra.stop(signal.SIGTERM)
+            status = await up.stop(signal.SIGINT)
+            if status not in (0, 130, -signal.SIGINT):
+                print(f"    (escalator up exited with {status}):\n{up.tail(10)}", file=sys.stderr, flush=True)
+            # Nothing it started may outlive it; kill what did, and say so.
+            seen = stack.pids_seen if stack is not None else set()
+            await asyncio.sleep(0.5)
+            for pid in sorted(seen):
+                if alive(pid):
+                    print(f"    (pid {pid} outlived `escalator up`; killed)", file=sys.stderr, flush=True)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+
+
+async def worker_pids(client: Client, task_queue: str = TASK_QUEUE) -> set[int]:
+    """The pids of the workers polling `task_queue` (the SDK's identity is `pid@host`)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    pids = set()
+    for poller in described.pollers:
+        head = poller.identity.split("@", 1)[0]
+        if head.isdigit():
+            pids.add(int(head))
+    return pids
+
+
+async def wait_for_pollers(stack: Stack, count: int, task_queue: str = TASK_QUEUE) -> set[int]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        pids = {pid for pid in await worker_pids(stack.client, task_queue) if alive(pid)}
+        if len(pids) >= count:
+            stack.pids_seen.update(pids)
+            return pids
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(pids)} of {count} workers poll {task_queue!r}")
+        await asyncio.sleep(0.2)
+
+
+# --- The no-op worker (a child process) -------------------------------------------------------
+
+
+class Touches:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @activity.defn(name="bench_touch")
+    async def touch(self) -> None:
+        self.count += 1
+
+
+def worker_tuning() -> dict[str, Any]:
+    """The ticket worker's poller tuning, whatever worker/worker.py calls it today."""
+    from worker import worker as ticket_worker
+
+    names = {
+        "max_concurrent_workflow_task_polls": "WORKFLOW_TASK_POLLS",
+        "nonsticky_to_sticky_poll_ratio": "NONSTICKY_TO_STICKY_POLL_RATIO",
+        "max_concurrent_activity_task_polls": "ACTIVITY_TASK_POLLS",
+        "max_cached_workflows": "MAX_CACHED_WORKFLOWS",
+    }
+    return {
+        arg: getattr(ticket_worker, const) for arg, const in names.items() if hasattr(ticket_worker, const)
+    }
+
+
+async def serve_noop(address: str, task_queue: str) -> None:
+    """Run the no-op worker; print `touched N` whenever the count changes; stop on SIGTERM."""
+    client = await Client.connect(address)
+    touches = Touches()
+    worker = Worker(
+        client, task_queue=task_queue, workflows=[NoopWorkflow], activities=[touches.touch], **worker_tuning()
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print("ready", flush=True)
+        shown = -1
+        while not stop.is_set():
+            if touches.count != shown:
+                shown = touches.count
+                print(f"touched {shown}", flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.02)
+
+
+def touched(noop: Child) -> int:
+    for line in reversed(noop.lines):
+        if line.startswith("touched "):
+            return int(line.split()[1])
+    return 0
+
+
+# --- Intake ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    kind: str  # "raw" or "api"
+    n: int
+    seconds: float  # first request sent .. last answer
+    settle_seconds: float  # first request sent .. every workflow made its first step
+    latencies: list[float]
+    backlog_at_end: int  # not yet processed when the last answer came
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds
+
+    @property
+    def settled_rate(self) -> float:
+        return self.n / self.settle_seconds
+
+
+async def timed_all(
+    count: int, concurrency: int, call: Callable[[int], Awaitable[Any]]
+) -> tuple[list[Any], list[float]]:
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = [0.0] * count
+
+    async def one(i: int) -> Any:
+        async with gate:
+            started = time.perf_counter()
+            result = await call(i)
+            latencies[i] = time.perf_counter() - started
+            return result
+
+    results = await asyncio.gather(*(one(i) for i in range(count)))
+    return list(results), latencies
+
+
+def ticket_body(i: int, *, customer: str | None = None, severity: int | None = None) -> dict[str, Any]:
+    customers = list(DEMO_PRODUCTS)
+    name = customer or customers[i % len(customers)]
+    return {
+        "customer_id": name,
+        "title": f"Bench ticket {i}",
+        "description": "Filed by bench/stack_bench.py to measure the stack.",
+        "severity": severity or 2 + (i // len(customers)) % 3,
+        "product": DEMO_PRODUCTS.get(name, "identity"),
+        "channel": "email",
+        "category": "bug",
+    }
+
+
+async def file_tickets(
+    http: httpx.AsyncClient, bodies: list[dict[str, Any]], concurrency: int
+) -> tuple[list[dict[str, Any]], list[float]]:
+    async def post(i: int) -> dict[str, Any]:
+        answer = await http.post("/tickets", json=bodies[i], headers=SUPPORT)
+        if answer.status_code != 201:
+            raise RuntimeError(f"POST /tickets answered {answer.status_code}: {answer.text[:300]}")
+        ticket: dict[str, Any] = answer.json()
+        return ticket
+
+    return await timed_all(len(bodies), concurrency, post)
+
+
+def synced_among(read_model: Path, ticket_ids: list[str]) -> int:
+    """How many of these tickets have a row in the read model (their first sync happened)."""
+    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=30)) as db:
+        total = 0
+        for start in range(0, len(ticket_ids), 500):
+            chunk = ticket_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            row = db.execute(f"SELECT count(*) FROM tickets WHERE ticket_id IN ({marks})", chunk).fetchone()
+            total += int(row[0])
+        return total
+
+
+async def wait_until(progress: Callable[[], Awaitable[int]], target: int, what: str) -> float:
+    """Poll until `progress()` reaches `target`; the monotonic time it did. Bounded."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while (done := await progress()) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: only {done} of {target} after {SETTLE_TIMEOUT:.0f} s")
+        await asyncio.sleep(POLL_INTERVAL)
+    return time.perf_counter()
+
+
+async def api_phase(stack: Stack, http: httpx.AsyncClient, n: int, concurrency: int, offset: int) -> Phase:
+    bodies = [ticket_body(offset + i) for i in range(n)]
+    started = time.perf_counter()
+    tickets, latencies = await file_tickets(http, bodies, concurrency)
+    seconds = time.perf_counter() - started
+    ids = [t["ticket_id"] for t in tickets]
+    backlog = n - await asyncio.to_thread(synced_among, stack.read_model, ids)
+
+    async def progress() -> int:
+        return await asyncio.to_thread(synced_among, stack.read_model, ids)
+
+    settled = await wait_until(progress, n, "tickets synced")
+    return Phase("api", n, seconds, settled - started, latencies, backlog, tickets)
+
+
+async def raw_phase(client: Client, noop: Child, task_queue: str, n: int, concurrency: int) -> Phase:
+    before = touched(noop)
+
+    async def start(i: int) -> None:
+        await client.start_workflow(
+            NoopWorkflow.run, id=f"bench-noop-{uuid.uuid4().hex}", task_queue=task_queue
+        )
+
+    started = time.perf_counter()
+    _, latencies = await timed_all(n, concurrency, start)
+    seconds = time.perf_counter() - started
+    backlog = n - (touched(noop) - before)
+
+    async def progress() -> int:
+        return touched(noop) - before
+
+    settled = await wait_until(progress, n, "no-op workflows touched")
+    return Phase("raw", n, seconds, settled - started, latencies, backlog)
+
+
+def pooled(phases: list[Phase]) -> tuple[float, float, float]:
+    """Throughput (n / time), p99 latency and settled rate over several phases together."""
+    n = sum(p.n for p in phases)
+    return (
+        n / sum(p.seconds for p in phases),
+        percentile([lat for p in phases for lat in p.latencies], 99),
+        n / sum(p.settle_seconds for p in phases),
+    )
+
+
+async def run_intake(n: int, concurrency: int) -> list[Result]:
+    kib = 1024
+    async with running_stack() as stack:
+        tree = stack.processes()
+        api_pids, worker_pids_ = tree["api"] or tree["up"], tree["worker"] or tree["up"]
+        separate = bool(tree["api"] and tree["worker"] and set(tree["api"]).isdisjoint(tree["worker"]))
+        polling = await worker_pids(stack.client)
+        ticket_worker = next(iter(polling))
+        noop_queue = f"bench-noop-{uuid.uuid4().hex[:8]}"
+        noop = await spawn(
+            "noop worker",
+            [sys.executable, "-m", "bench.stack_bench", "noop-worker", stack.temporal_address, noop_queue],
+            env=stack.env,
+            cwd=PROJECT_ROOT,
+        )
+        stack.extra.append(noop)
+        await wait_for_pollers(stack, 1, noop_queue)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, limits=limits) as http:
+            # Warm-up: first imports, connections and caches are not per-ticket cost.
+            await api_phase(stack, http, WARMUP, concurrency, 10_000_000)
+            await raw_phase(stack.client, noop, noop_queue, WARMUP, concurrency)
+            rss = {"ticket": [rss_of(ticket_worker)], "noop": [rss_of(noop.pid)]}
+            api_rss = [rss_of(api_pids[0])]
+            phases: list[Phase] = []
+            for i, kind in enumerate(("raw", "api", "api", "raw")):
+                if kind == "api":
+                    phases.append(await api_phase(stack, http, n, concurrency, i * n))
+                else:
+                    phases.append(await raw_phase(stack.client, noop, noop_queue, n, concurrency))
+            rss["ticket"].append(rss_of(ticket_worker))
+            rss["noop"].append(rss_of(noop.pid))
+            api_rss.append(rss_of(api_pids[0]))
+        # One sample of what the API answered, so a reader can see the bench did real intake.
+        sample = next(p for p in phases if p.kind == "api").tickets[0]
+    api = [p for p in phases if p.kind == "api"]
+    raw = [p for p in phases if p.kind == "raw"]
+    api_rate, api_p99, processed = pooled(api)
+    raw_rate, raw_p99, noop_processed = pooled(raw)
+    opened = sum(p.n for p in api)
+    per_ticket = (rss["ticket"][1] - rss["ticket"][0]) / opened / kib
+    per_noop = (rss["noop"][1] - rss["noop"][0]) / sum(p.n for p in raw) / kib
+    topology = (
+        f"processes: API pid {api_pids}, worker pid {worker_pids_} "
+        f"({'separate processes' if separate else 'ONE process for API and worker'}), "
+        f"dev server pid {tree['temporal']}"
+    )
+    order = ", ".join(f"{p.kind} {p.rate:.0f}/s p99 {percentile(p.latencies, 99):.2f}s" for p in phases)
+    return [
+        Result(
+            name="stack",
+            metric="intake throughput: POST /tickets vs raw start_workflow",
+            unit="req/s",
+            subject=api_rate,
+            baseline=raw_rate,
+            rate=True,
+            goal="API at >= 0.9x the raw rate",
+            notes=[
+                f"ABBA, {n} per phase, {concurrency} in flight, after {WARMUP} warm-up each; {order}",
+                topology,
+                f"sample answer: {sample['ticket_id']} {sample['customer_id']} Sev {sample['severity']} "
+                f"status {sample['status']}, response due {sample['response_due']}",
+            ],
+        ),
+        Result(
+            name="stack",
+            metric="intake p99 latency: POST /tickets vs raw start_workflow",
+            unit="s",
+            subject=api_p99,
+            baseline=raw_p99,
+            goal="<= 1.3x",
+            notes=[
+                f"p50: API {percentile([x for p in api for x in p.latencies], 50):.3f} s, "
+                f"raw {percentile([x for p in raw for x in p.latencies], 50):.3f} s"
+            ],
+        ),
+        Result(
+            name="stack",
+            metric="tickets processed (first sync) vs the intake rate",
+            unit="tickets/s",
+            subject=processed,
+            baseline=api_rate,
+            rate=True,
+            goal="processed at >= 0.8x intake, no growing backlog",
+            notes=[
+                f"all synced after {', '.join(f'{p.settle_seconds:.1f}' for p in api)} s "
+                f"(intake took {', '.join(f'{p.seconds:.1f}' for p in api)} s); "
+                f"backlog when the last answer came: {', '.join(str(p.backlog_at_end) for p in api)} "
+                f"of {n} ({'grows' if processed < 0.95 * api_rate else 'keeps up'})"
+            ],
+        ),
+        Result(
+            name="stack",
+            metric="tickets processed vs no-op workflows (one activity) processed",
+            unit="workflows/s",
+            subject=processed,
+            baseline=noop_processed,
+            rate=True,
+            goal="tickets at >= 0.8x",
+            notes=[f"no-op: all touched after {', '.join(f'{p.settle_seconds:.1f}' for p in raw)} s"],
+        ),
+        Result(
+            name="stack",
+            metric="worker memory per open cached workflow: ticket vs no-op",
+            unit="KiB",
+            subject=per_ticket,
+            baseline=per_noop,
+            goal="<= 1.5x (<= 115 KiB)",
+            notes=[
+                f"worker RSS {rss['ticket'][0] / kib / kib:.1f} -> {rss['ticket'][1] / kib / kib:.1f} MiB "
+                f"with {opened} more open tickets; no-op worker {rss['noop'][0] / kib / kib:.1f} -> "
+                f"{rss['noop'][1] / kib / kib:.1f} MiB with {sum(p.n for p in raw)} more open no-op "
+                f"workflows; API process {api_rss[0] / kib / kib:.1f} -> {api_rss[1] / kib / kib:.1f} MiB"
+            ],
+        ),
+    ]
+
+
+# --- The breach storm -----------------------------------------------------------------------
+
+
+@dataclass
+class Storm:
+    workers: int
+    open_tickets: int
+    due: list[tuple[str, datetime, datetime | None]]  # ticket id, response due, warn at
+    filing_seconds: float
+    breach_lags: list[float]
+    warning_lags: list[float]
+    missing_breaches: int
+    missing_warnings: int
+    waited_after_last_due: float
+    worker_rss: list[int]
+
+    def summary(self, lags: list[float]) -> str:
+        if not lags:
+            return "none notified"
+        return f"p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s, max {max(lags):.2f} s"
+
+
+def storm_contract(target_minutes: int) -> dict[str, Any]:
+    return {
+        "tier": "standard",
+        "product_type": "platform",
+        "timezone": "UTC",
+        "overrides": {"response": {"3": {"minutes": target_minutes, "calendar": "24x7"}}},
+    }
+
+
+def first_notices(read_model: Path, ids: set[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """Per ticket, when its first breach and first warning notification were written."""
+    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=30)) as db:
+        rows = db.execute(
+            "SELECT ticket_id, subject, min(created_at) FROM notifications "
+            "WHERE subject LIKE 'SLA breached%' OR subject LIKE 'SLA warning%' "
+            "GROUP BY ticket_id, substr(subject, 1, 12)"
+        ).fetchall()
+    breaches: dict[str, datetime] = {}
+    warnings: dict[str, datetime] = {}
+    for ticket_id, subject, created in rows:
+        if ticket_id not in ids:
+            continue
+        at = datetime.fromisoformat(created)
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        target = breaches if subject.startswith("SLA breached") else warnings
+        target[ticket_id] = min(at, target.get(ticket_id, at))
+    return breaches, warnings
+
+
+async def run_storm(
+    open_tickets: int, due_tickets: int, workers: int, target_minutes: int, grace: float, concurrency: int
+) -> Storm:
+    async with running_stack(workers) as stack:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, limits=limits) as http:
+            made = await http.post(
+                "/customers",
+                json={"id": STORM_CUSTOMER, "name": "Storm Ltd", "contract": storm_contract(target_minutes)},
+                headers=ADMIN,
+            )
+            if made.status_code != 201:
+                raise RuntimeError(f"POST /customers answered {made.status_code}: {made.text[:300]}")
+            polling = sorted(await worker_pids(stack.client))
+            rss = [sum(rss_of(pid) for pid in polling)]
+            # Tickets with long targets first, then the storm: short targets, due together.
+            calm = [ticket_body(i) for i in range(open_tickets - due_tickets)]
+            stormy = [ticket_body(i, customer=STORM_CUSTOMER, severity=3) for i in range(due_tickets)]
+            started = time.perf_counter()
+            await file_tickets(http, calm, concurrency)
+            filed, _ = await file_tickets(http, stormy, concurrency)
+            filing_seconds = time.perf_counter() - started
+        due: list[tuple[str, datetime, datetime | None]] = []
+        for ticket in filed:
+            clock = next(c for c in ticket["clocks"] if c["kind"] == "first_response")
+            warn = datetime.fromisoformat(clock["warn_at"]) if clock.get("warn_at") else None
+            due.append((ticket["ticket_id"], datetime.fromisoformat(clock["due_at"]), warn))
+        ids = {t for t, _, _ in due}
+        last_due = max(d for _, d, _ in due)
+        # Bounded wait: until every breach and warning is notified, or `grace` past the last due.
+        while True:
+            breaches, warnings = await asyncio.to_thread(first_notices, stack.read_model, ids)
+            now = datetime.now(UTC)
+            complete = len(breaches) == len(ids) and len(warnings) == sum(1 for *_, w in due if w)
+            if complete or now > last_due + timedelta(seconds=grace):
+                break
+            await asyncio.sleep(1.0)
+        waited = (datetime.now(UTC) - last_due).total_seconds()
+        rss.append(sum(rss_of(pid) for pid in polling if alive(pid)))
+    breach_lags = [(breaches[t] - d).total_seconds() for t, d, _ in due if t in breaches]
+    warning_lags = [(warnings[t] - w).total_seconds() for t, _, w in due if w and t in warnings]
+    return Storm(
+        workers=workers,
+        open_tickets=open_tickets,
+        due=due,
+        filing_seconds=filing_seconds,
+        breach_lags=breach_lags,
+        warning_lags=warning_lags,
+        missing_breaches=len(ids) - len(breaches),
+        missing_warnings=sum(1 for t, _, w in due if w and t not in warnings),
+        waited_after_last_due=waited,
+        worker_rss=rss,
+    )
+
+
+def storm_results(storms: list[Storm]) -> list[Result]:
+    results = []
+    one = storms[0]
+    for storm in storms:
+        due_times = [d for _, d, _ in storm.due]
+        poller = poller_lags(due_times)
+        spread = (max(due_times) - min(due_times)).total_seconds()
+        # Missing breaches count as lags past the end of the wait, so they never flatter p99.
+        lags = storm.breach_lags + [storm.waited_after_last_due] * storm.missing_breaches
+        mib = 1024 * 1024
+        notes = [
+            f"{storm.open_tickets} open tickets on {storm.workers} worker process(es), {len(storm.due)} "
+            f"of them due within {spread:.0f} s; filed in {storm.filing_seconds:.0f} s",
+            f"breach notification lag: {storm.summary(storm.breach_lags)}; missing {storm.missing_breaches} "
+            f"of {len(storm.due)} after waiting {storm.waited_after_last_due:.0f} s past the last due time",
+            f"75% warning lag: {storm.summary(storm.warning_lags)}; missing {storm.missing_warnings}",
+            f"60 s poller, same due times (600 phases pooled): {storm.summary(poller)}",
+            f"worker RSS {storm.worker_rss[0] / mib:.0f} -> {storm.worker_rss[-1] / mib:.0f} MiB "
+            "(all workers)",
+        ]
+        results.append(
+            Result(
+                name="stack",
+                metric=f"breach lag p99, {storm.open_tickets} open / {len(storm.due)} due, "
+                f"{storm.workers} worker(s), vs a 60 s poller",
+                unit="s",
+                subject=percentile(lags, 99),
+                baseline=percentile(poller, 99),
+                goal="p99 < 1 s, none missing",
+                notes=notes,
+            )
+        )
+    for storm in storms[1:]:
+        lags = storm.breach_lags + [storm.waited_after_last_due] * storm.missing_breaches
+        one_lags = one.breach_lags + [one.waited_after_last_due] * one.missing_breaches
+        results.append(
+            Result(
+                name="stack",
+                metric=f"breach lag p99, {storm.workers} workers vs 1",
+                unit="s",
+                subject=percentile(lags, 99),
+                baseline=percentile(one_lags, 99),
+                goal="below 1x: workers divide the lag",
+                notes=[f"p50 {percentile(lags, 50):.2f} s vs {percentile(one_lags, 50):.2f} s"],
+            )
+        )
+    return results
+
+
+# --- Entry points -----------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    intake: int = 400
+    concurrency: int = 50
+    storm_open: int = 2_000
+    storm_due: int = 1_800
+    storm_workers: tuple[int, ...] = (1, 2)
+    storm_target_minutes: int = 2
+    storm_grace: float = 90.0
+    parts: tuple[str, ...] = ("intake", "storm")
+
+
+def run(options: Options | None = None) -> list[Result]:
+    options = options or Options()
+
+    async def main() -> list[Result]:
+        results: list[Result] = []
+        if "intake" in options.parts:
+            results += await run_intake(options.intake, options.concurrency)
+        if "storm" in options.parts:
+            storms = [
+                await run_storm(
+                    options.storm_open,
+                    options.storm_due,
+                    workers,
+                    options.storm_target_minutes,
+                    options.storm_grace,
+                    options.concurrency,
+                )
+                for workers in options.storm_workers
+            ]
+            results += storm_results(storms)
+        return results
+
+    return asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["noop-worker"]:
+        address, task_queue = args[1], args[2]
+        asyncio.run(serve_noop(address, task_queue))
+        return 0
+    print(json.dumps({"usage": "python -m bench stack [options]; see python -m bench --help"}))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
