@@ -411,8 +411,7 @@ async def sla_weeks(
     while datetime.combine(monday, datetime.min.time(), UTC) < end:
         weeks[monday] = WeekOfSla(week_start=monday, met=0, breached_by_line={line: 0 for line in OwningLine})
         monday += timedelta(days=7)
-    rows: Sequence[tuple[Any, str, int, int]] = (await session.execute(stmt)).tuples().all()
-    for week_value, line, met, breached in rows:
+    for week_value, line, met, breached in (await session.execute(stmt)).all():
         entry = weeks[date.fromisoformat(str(week_value))]
         entry.met += met
         entry.breached_by_line[OwningLine(line)] += breached
