@@ -17,8 +17,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import machine
-    from workflows import search_attributes as sa
+    import workflows.machine as machine
+    import workflows.search_attributes as sa
     from workflows.models import (
         Acknowledge,
         ChangeSeverity,
