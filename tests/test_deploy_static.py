@@ -7,6 +7,7 @@ tests start the real `temporal` binary from the venv, as `escalator up` does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import os
 import re
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -413,9 +415,8 @@ async def read_output(process: asyncio.subprocess.Process, lines: list[str], up:
             up.set()
 
 
-async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(tmp_path: Path) -> None:
-    api_port = free_port()
-    env = {
+def up_environment(tmp_path: Path, api_port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "ESCALATOR_DATA_DIR": str(tmp_path),
         "ESCALATOR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'escalator.db'}",
@@ -425,25 +426,105 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
         "ESCALATOR_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
+
+
+@dataclass
+class RunningUp:
+    """An `escalator up` started by a test, with what it prints collected as it goes."""
+
+    process: asyncio.subprocess.Process
+    lines: list[str]
+    up: asyncio.Event
+    reader: asyncio.Task[None]
+
+    @property
+    def printed(self) -> str:
+        return "".join(self.lines)
+
+    async def finish(self) -> None:
+        """Kill it if it still runs; wait (bounded) until its output is read to the end."""
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.reader, 60)
+
+
+async def start_up(tmp_path: Path, env: dict[str, str]) -> RunningUp:
+    lines: list[str] = []
+    up = asyncio.Event()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        "up",
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    return RunningUp(process, lines, up, asyncio.create_task(read_output(process, lines, up)))
+
+
+def child_processes(pid: int) -> dict[int, list[str]]:
+    """The direct children of `pid` and their command lines, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().decode().split("\0")
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stack_processes(up_pid: int) -> dict[str, int]:
+    """`escalator up`'s children by role: the worker, the API and the Temporal dev server."""
+    roles: dict[str, int] = {}
+    for pid, args in child_processes(up_pid).items():
+        words = [word for word in args if word]
+        if words[-3:] in (["-m", "worker", "worker"], ["-m", "worker", "api"]):
+            assert words[-1] not in roles, f"two {words[-1]} processes: {roles}, {pid} {words}"
+            roles[words[-1]] = pid
+        elif any(Path(word).name == "temporal" for word in words[:1]):
+            roles["temporal"] = pid
+    return roles
+
+
+async def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """The pids still alive after waiting up to `seconds` for them to exit."""
+    for _ in range(int(seconds * 10)):
+        if not any(process_alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.1)
+    return [pid for pid in pids if process_alive(pid)]
+
+
+async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(tmp_path: Path) -> None:
+    api_port = free_port()
+    env = up_environment(tmp_path, api_port)
     ticket: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as http:
         for run in range(2):
-            lines: list[str] = []
-            up = asyncio.Event()
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "worker",
-                "up",
-                cwd=tmp_path,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            reader = asyncio.create_task(read_output(process, lines, up))
+            running = await start_up(tmp_path, env)
+            process = running.process
             try:
-                # The banner is printed once the API listens and the worker polls.
-                await asyncio.wait_for(up.wait(), 60)
+                # The banner is printed once the API answers and the worker polls.
+                await asyncio.wait_for(running.up.wait(), 60)
+                # The API and the worker are processes of their own (one GIL each), children
+                # of `escalator up` beside the dev server.
+                children = stack_processes(process.pid)
+                assert set(children) == {"worker", "api", "temporal"}, child_processes(process.pid)
+                assert len(set(children.values())) == 3
                 if run == 0:
                     # The banner's own sample: the demo support key files it.
                     filed = await http.post(
@@ -452,7 +533,13 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
                         headers={"content-type": "application/json", "authorization": "Bearer dev-support"},
                     )
                     assert filed.is_success, filed.text
+                    assert filed.headers["content-type"] == "application/json"
                     ticket = filed.json()
+                    # Errors are still problems, whatever serializes the answers.
+                    refused = await http.get("/tickets/nope", headers={"authorization": "Bearer dev-support"})
+                    assert refused.status_code in (404, 422)
+                    assert refused.headers["content-type"] == "application/problem+json"
+                    assert refused.json()["status"] == 404
                 else:
                     # Live state comes from the workflow: the restarted worker serves it.
                     resumed = await http.get(
@@ -463,15 +550,53 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
                 process.send_signal(signal.SIGINT)
                 await asyncio.wait_for(process.wait(), 60)
             finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-                await reader
-            printed = "".join(lines)
+                await running.finish()
+            printed = running.printed
             assert process.returncode == 0, printed
             assert f"http://127.0.0.1:{api_port}/docs" in printed
             assert f"-H '{cli.SAMPLE_AUTHORIZATION}'" in printed
             for secret in DEMO_KEYS:
                 assert f"  {secret} " in printed
             assert "Stopping: API, worker, Temporal dev server" in printed
+            # Nothing outlives a stopped `escalator up`.
+            assert not [pid for pid in children.values() if process_alive(pid)], printed
             assert port_is_free(api_port)
+
+
+async def test_escalator_up_stops_when_a_child_dies_and_leaves_nothing_when_killed(tmp_path: Path) -> None:
+    api_port = free_port()
+    env = up_environment(tmp_path, api_port)
+
+    # The worker dies: the whole stack stops, with a non-zero status that says why.
+    running = await start_up(tmp_path, env)
+    try:
+        await asyncio.wait_for(running.up.wait(), 60)
+        children = stack_processes(running.process.pid)
+        os.kill(children["worker"], signal.SIGKILL)
+        await asyncio.wait_for(running.process.wait(), 60)
+    finally:
+        await running.finish()
+    printed = running.printed
+    assert running.process.returncode == 1, printed
+    assert "the worker exited with status -9" in printed
+    assert not [pid for pid in children.values() if process_alive(pid)], printed
+    assert port_is_free(api_port)
+
+    # `escalator up` itself is killed outright (no chance to stop anything): its children
+    # still stop, so the next `make up` finds its ports free.
+    running = await start_up(tmp_path, env)
+    children = {}
+    try:
+        await asyncio.wait_for(running.up.wait(), 60)
+        children = stack_processes(running.process.pid)
+        assert set(children) == {"worker", "api", "temporal"}
+        running.process.kill()
+        await running.process.wait()
+        left = await wait_gone(list(children.values()), 30)
+        assert not left, f"outlived a killed `escalator up`: {left} of {children}"
+    finally:
+        await running.finish()
+        for pid in children.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert port_is_free(api_port)

@@ -1,6 +1,7 @@
 """`escalator`: the project's processes, one subcommand each.
 
-- escalator up        dev server + migrations + demo catalog + worker + API, together
+- escalator up        dev server + migrations + demo catalog, then `escalator worker` and
+                      `escalator api` as child processes (one GIL each), stopped in order
 - escalator worker    only the worker, against ESCALATOR_TEMPORAL_ADDRESS
 - escalator api       only the HTTP API
 - escalator migrate   bring the read-model schema to the newest revision
@@ -15,15 +16,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from activities import catalog, keys
 from activities.catalog import seed_demo_catalog
@@ -38,7 +47,26 @@ from workflows.models import Principal, ProductType, Role, Severity, Tier
 log = logging.getLogger("escalator")
 
 API_APP = "api.main:app"
-API_STARTUP_TIMEOUT = 30.0
+API_STARTUP_TIMEOUT = 60.0
+# uvloop's event loop and httptools' parser: intake measured in docs/benchmarks.md. The
+# environment can pick uvicorn's pure-Python ones ("asyncio", "h11") to compare.
+API_LOOP = os.environ.get("ESCALATOR_API_LOOP", "asyncio" if sys.platform == "win32" else "uvloop")
+API_HTTP = os.environ.get("ESCALATOR_API_HTTP", "httptools")
+# How long `escalator up` waits for a child to exit after SIGTERM before it kills it. The
+# worker first lets in-flight activities finish (worker.worker's graceful shutdown, 10 s).
+API_STOP_TIMEOUT = 15.0
+WORKER_STOP_TIMEOUT = 30.0
+# Set by `escalator up` for its children: the pid they must not outlive.
+PARENT_PID_VARIABLE = "ESCALATOR_PARENT_PID"
+# Runs the dev server binary as a child that dies with `escalator up` (Linux): asks for
+# SIGTERM on the parent's death, exits if the parent is already gone, then execs the binary
+# (the request survives exec). argv: parent pid, then the command.
+EXEC_WITH_PARENT_DEATH = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 SAMPLE_AUTHORIZATION = "authorization: Bearer dev-support"
 SAMPLE_TICKET = (
@@ -61,6 +89,8 @@ def api_server(settings: Settings) -> EmbeddedApiServer:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        loop=API_LOOP,
+        http=API_HTTP,
     )
     return EmbeddedApiServer(config)
 
@@ -140,19 +170,6 @@ async def serve_api_until_stopped(server: uvicorn.Server, stop: asyncio.Event) -
     await serving
 
 
-async def api_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
-    """Whether uvicorn is listening; False if it stopped or did not start in time."""
-    try:
-        async with asyncio.timeout(API_STARTUP_TIMEOUT):
-            while not server.started:
-                if serving.done():
-                    return False
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        return False
-    return True
-
-
 def describe_principal(principal: Principal) -> str:
     match principal.role:
         case Role.ADMIN:
@@ -191,15 +208,134 @@ def print_banner(settings: Settings, server: DevServer) -> None:
     )
 
 
+class SupervisedDevServer(DevServer):
+    """The dev server, which on Linux also stops if `escalator up` is killed outright."""
+
+    def command(self) -> list[str]:
+        command = super().command()
+        if not sys.platform.startswith("linux"):
+            return command
+        return [sys.executable, "-c", EXEC_WITH_PARENT_DEATH, str(os.getpid()), *command]
+
+
 def dev_server_for(settings: Settings) -> DevServer:
     host, _, port = settings.temporal_address.rpartition(":")
-    return DevServer(
+    return SupervisedDevServer(
         db_filename=settings.data_dir / "temporal.db",
         ip=host or "127.0.0.1",
         port=int(port),
         ui_port=settings.temporal_ui_port,
         namespace=settings.temporal_namespace,
     )
+
+
+class ChildExited(RuntimeError):
+    """A process of the stack stopped by itself; `escalator up` stopped the rest."""
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with every setting spelled out, so the children read the
+    same settings whatever their source (environment, .env, defaults)."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        variable = f"ESCALATOR_{name.upper()}"
+        if value is None:
+            env.pop(variable, None)
+        else:
+            env[variable] = str(value)
+    env[PARENT_PID_VARIABLE] = str(os.getpid())
+    return env
+
+
+def die_with_parent() -> None:
+    """In a child of `escalator up`: never outlive it, even if it is killed with SIGKILL.
+
+    On Linux the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG), which stops
+    this process the ordinary way; if the parent is already gone, exit at once. Elsewhere
+    only the orderly stop of `escalator up` stops the children.
+    """
+    parent = os.environ.pop(PARENT_PID_VARIABLE, "")
+    if not parent.isdigit():
+        return
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        if libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+    if os.getppid() != int(parent):
+        log.warning("escalator up (pid %s) is gone; not starting", parent)
+        sys.exit(1)
+
+
+async def spawn_child(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`escalator <command>` as a child process, in its own session so that Ctrl-C reaches
+    only `escalator up`, which then stops the children in order."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        command,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def stop_child(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+async def polling_worker_pids(client: Client, task_queue: str) -> set[int]:
+    """The pids of the workers polling `task_queue` for workflow tasks (identity `pid@host`)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    heads = (poller.identity.split("@", 1)[0] for poller in described.pollers)
+    return {int(head) for head in heads if head.isdigit()}
+
+
+async def stack_ready(
+    settings: Settings,
+    client: Client,
+    api: asyncio.subprocess.Process,
+    worker: asyncio.subprocess.Process,
+    stop: asyncio.Event,
+) -> bool:
+    """Wait until the API answers /healthz and the worker polls the task queue.
+
+    False if a stop was asked for first; ChildExited if a child died; TimeoutError if the
+    stack did not come up within API_STARTUP_TIMEOUT.
+    """
+    url = f"http://{settings.api_host}:{settings.api_port}/healthz"
+    api_up = worker_up = False
+    async with asyncio.timeout(API_STARTUP_TIMEOUT), httpx.AsyncClient(timeout=2.0) as http:
+        while not (api_up and worker_up):
+            if stop.is_set():
+                return False
+            for name, process in (("API", api), ("worker", worker)):
+                if process.returncode is not None:
+                    raise ChildExited(f"the {name} exited with status {process.returncode} while starting")
+            if not api_up:
+                with contextlib.suppress(httpx.HTTPError):
+                    api_up = (await http.get(url)).status_code == 200
+            if not worker_up:
+                worker_up = worker.pid in await polling_worker_pids(client, settings.task_queue)
+            if not (api_up and worker_up):
+                await asyncio.sleep(0.1)
+    return True
 
 
 async def up(settings: Settings) -> None:
@@ -213,28 +349,43 @@ async def up(settings: Settings) -> None:
             client = await connect_client(settings)
             if stop.is_set():
                 return
-            worker_stop = asyncio.Event()
-            worker = asyncio.create_task(run_worker(client, settings, stop=worker_stop))
-            api_stop = asyncio.Event()
-            uvicorn_server = api_server(settings)
-            api = asyncio.create_task(serve_api_until_stopped(uvicorn_server, api_stop))
-            if await api_started(uvicorn_server, api):
-                print_banner(settings, server)
-            waiting = asyncio.create_task(stop.wait())
+            env = child_environment(settings)
+            # The worker and the API in processes of their own: one GIL each (DESIGN.md 9).
+            worker = await spawn_child("worker", env)
+            api: asyncio.subprocess.Process | None = None
+            waiting: set[asyncio.Task[Any]] = set()
             try:
+                api = await spawn_child("api", env)
+                try:
+                    if await stack_ready(settings, client, api, worker, stop):
+                        print_banner(settings, server)
+                except TimeoutError:
+                    raise ChildExited(
+                        f"the stack did not come up within {API_STARTUP_TIMEOUT:.0f} s "
+                        "(the API must answer /healthz and the worker poll its task queue)"
+                    ) from None
+                waiting = {
+                    asyncio.create_task(stop.wait(), name="stop"),
+                    asyncio.create_task(api.wait(), name="api"),
+                    asyncio.create_task(worker.wait(), name="worker"),
+                }
                 # A crash of either process stops the whole stack too.
-                await asyncio.wait({waiting, worker, api}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                waiting.cancel()
+                for task in waiting:
+                    task.cancel()
                 print("\nStopping: API, worker, Temporal dev server ...", flush=True)
                 # API first, so no request reaches a stopped worker; then the worker.
-                api_stop.set()
-                await asyncio.gather(api, return_exceptions=True)
-                worker_stop.set()
-                await asyncio.gather(worker, return_exceptions=True)
-            # Surface a crash (after the orderly stop) as the exit status.
-            for task in (api, worker):
-                task.result()
+                crashed = [
+                    f"the {name} exited with status {process.returncode}"
+                    for name, process in (("API", api), ("worker", worker))
+                    if process is not None and process.returncode is not None and not stop.is_set()
+                ]
+                if api is not None:
+                    await stop_child(api, API_STOP_TIMEOUT)
+                await stop_child(worker, WORKER_STOP_TIMEOUT)
+            if crashed:
+                raise ChildExited("; ".join(crashed) + ", so the stack was stopped")
         # Leaving the block stopped the dev server.
 
 
@@ -603,9 +754,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in CATALOG_COMMANDS:
         return asyncio.run(run_catalog_command(settings, args))
     command, _ = COMMANDS[args.command]
+    if args.command in ("worker", "api"):
+        die_with_parent()
     try:
         asyncio.run(command(settings))
-    except (DevServerError, ApiStartupError) as err:
+    except (DevServerError, ApiStartupError, ChildExited) as err:
         print(f"escalator {args.command}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
