@@ -172,6 +172,18 @@ class Ticket(Base):
     waiting_seconds: Mapped[float] = mapped_column(Double, default=0, server_default=text("0"))
     outage_started_at: Mapped[datetime | None] = mapped_column(index=True)
     outage_ended_at: Mapped[datetime | None] = mapped_column()
+    # Rollups of ticket_clocks and ticket_events, recounted by each sync (clock_outcomes.py):
+    # per line, its response clocks (first response, ConnectSoft's response to a handoff) and
+    # of those binding and ended, how many were met and breached; and the escalations by level.
+    partner_response_clocks: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    partner_responses_met: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    partner_responses_breached: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    connectsoft_response_clocks: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    connectsoft_responses_met: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    connectsoft_responses_breached: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    escalations_l2: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    escalations_l3: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    escalations_l4: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 Index("ix_tickets_received_at", Ticket.received_at)
@@ -215,9 +227,6 @@ class TicketClockRecord(Base):
     paused_seconds: Mapped[float] = mapped_column(Double)
     # The ticket's updated_at when this row was written: an older sync never overwrites it.
     updated_at: Mapped[datetime] = mapped_column()
-
-
-Index("ix_ticket_clocks_kind_status", TicketClockRecord.kind, TicketClockRecord.status)
 
 
 class OutboxNotification(Base):
