@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         "--storm-grace", type=float, default=90.0, help="seconds to wait past the last due time at most"
     )
     stack.add_argument(
-        "--stack-parts", default="intake,storm", help="which parts of the stack benchmark: intake,storm"
+        "--stack-parts",
+        default="intake,plumbing,storm",
+        help="which parts of the stack benchmark: intake,plumbing,storm",
     )
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(NAMES)

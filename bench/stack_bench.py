@@ -125,7 +125,8 @@ def children_of(pid: int) -> list[int]:
 
 def cmdline_of(pid: int) -> list[str]:
     with contextlib.suppress(OSError):
-        return (Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")).split("\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        return [word for word in raw.split("\0") if word]
     return []
 
 
@@ -634,6 +635,76 @@ async def run_intake(n: int, concurrency: int) -> list[Result]:
     ]
 
 
+async def run_plumbing(n: int, concurrency: int) -> list[Result]:
+    """The API's HTTP plumbing: the stack's own API (uvloop + httptools unless the environment
+    says otherwise) against a second `escalator api` on uvicorn's pure-Python asyncio + h11,
+    both on the same dev server, worker and read model, in ABBA order."""
+    async with running_stack() as stack:
+        slow_port = free_port()
+        slow_env = {
+            **stack.env,
+            "ESCALATOR_API_PORT": str(slow_port),
+            "ESCALATOR_API_LOOP": "asyncio",
+            "ESCALATOR_API_HTTP": "h11",
+        }
+        slow = await spawn(
+            "api (asyncio, h11)", [sys.executable, "-m", "worker", "api"], env=slow_env, cwd=stack.root
+        )
+        stack.extra.append(slow)
+        stack.pids_seen.add(slow.pid)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        fast_url, slow_url = stack.api_url, f"http://127.0.0.1:{slow_port}"
+        async with (
+            httpx.AsyncClient(base_url=fast_url, timeout=120, limits=limits) as fast_http,
+            httpx.AsyncClient(base_url=slow_url, timeout=120, limits=limits) as slow_http,
+        ):
+            for _ in range(int(STARTUP_TIMEOUT * 10)):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await slow_http.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            for http in (fast_http, slow_http):
+                await api_phase(stack, http, WARMUP, concurrency, 20_000_000)
+            phases: dict[str, list[Phase]] = {"fast": [], "slow": []}
+            for i, kind in enumerate(("fast", "slow", "slow", "fast")):
+                http = fast_http if kind == "fast" else slow_http
+                phases[kind].append(await api_phase(stack, http, n, concurrency, 30_000_000 + i * n))
+    fast_rate, fast_p99, _ = pooled(phases["fast"])
+    slow_rate, slow_p99, _ = pooled(phases["slow"])
+    loop, http_impl = (
+        os.environ.get("ESCALATOR_API_LOOP", "uvloop"),
+        os.environ.get("ESCALATOR_API_HTTP", "httptools"),
+    )
+    order = ", ".join(
+        f"{kind} {p.rate:.0f}/s"
+        for kind, p in zip(
+            ("fast", "slow", "slow", "fast"),
+            [phases["fast"][0], *phases["slow"], phases["fast"][1]],
+            strict=True,
+        )
+    )
+    return [
+        Result(
+            name="stack",
+            metric=f"POST /tickets throughput: {loop} + {http_impl} vs asyncio + h11",
+            unit="req/s",
+            subject=fast_rate,
+            baseline=slow_rate,
+            rate=True,
+            goal="below 1x: the faster plumbing pays",
+            notes=[f"two API processes on one stack, ABBA, {n} per phase, {concurrency} in flight; {order}"],
+        ),
+        Result(
+            name="stack",
+            metric=f"POST /tickets p99 latency: {loop} + {http_impl} vs asyncio + h11",
+            unit="s",
+            subject=fast_p99,
+            baseline=slow_p99,
+            goal="below 1x",
+        ),
+    ]
+
+
 # --- The breach storm -----------------------------------------------------------------------
 
 
@@ -801,7 +872,7 @@ class Options:
     storm_workers: tuple[int, ...] = (1, 2)
     storm_target_minutes: int = 2
     storm_grace: float = 90.0
-    parts: tuple[str, ...] = ("intake", "storm")
+    parts: tuple[str, ...] = ("intake", "plumbing", "storm")
 
 
 def run(options: Options | None = None) -> list[Result]:
@@ -811,6 +882,8 @@ def run(options: Options | None = None) -> list[Result]:
         results: list[Result] = []
         if "intake" in options.parts:
             results += await run_intake(options.intake, options.concurrency)
+        if "plumbing" in options.parts:
+            results += await run_plumbing(options.intake, options.concurrency)
         if "storm" in options.parts:
             storms = [
                 await run_storm(

@@ -479,6 +479,11 @@ def child_processes(pid: int) -> dict[int, list[str]]:
     return found
 
 
+def mapped_files(pid: int) -> str:
+    """What a process has mapped (its shared libraries among them), from /proc."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
 def process_alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -525,6 +530,9 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
                 children = stack_processes(process.pid)
                 assert set(children) == {"worker", "api", "temporal"}, child_processes(process.pid)
                 assert len(set(children.values())) == 3
+                # The API serves on uvloop and httptools (docs/benchmarks.md).
+                api_libraries = mapped_files(children["api"])
+                assert "/uvloop/" in api_libraries and "/httptools/" in api_libraries
                 if run == 0:
                     # The banner's own sample: the demo support key files it.
                     filed = await http.post(

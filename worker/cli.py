@@ -756,8 +756,14 @@ def main(argv: list[str] | None = None) -> int:
     command, _ = COMMANDS[args.command]
     if args.command in ("worker", "api"):
         die_with_parent()
+    # The API's event loop is uvicorn's choice (API_LOOP), made here since the CLI, not
+    # uvicorn.run, creates the loop; the other commands run on asyncio's own.
+    loop_factory = (
+        uvicorn.Config(API_APP, loop=API_LOOP).get_loop_factory() if args.command == "api" else None
+    )
     try:
-        asyncio.run(command(settings))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(command(settings))
     except (DevServerError, ApiStartupError, ChildExited) as err:
         print(f"escalator {args.command}: {err}", file=sys.stderr)
         return 1
