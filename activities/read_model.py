@@ -1,4 +1,4 @@
-"""The SQL read model of tickets: the sync activity the workflow calls, and queries for the API.
+"""The SQL read model of tickets: the record activity the workflow calls, and queries for the API.
 
 Workflows are the source of truth; these rows are a projection for lists and reports.
 """
@@ -7,40 +7,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Executable, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.db import Ticket, TicketEventRecord, dialect_insert
-from workflows.models import Severity, TicketEvent, TicketRow, TicketStatus, TicketSync, Tier
+from activities.notifications import log_queued, queue_notifications
+from workflows.models import Severity, TicketEvent, TicketRecord, TicketRow, TicketStatus, Tier
 
 
 class TicketReadModel:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
 
-    @activity.defn(name="sync_ticket")
-    async def sync_ticket(self, sync: TicketSync) -> None:
-        """Upsert the ticket row and append its new events, in one transaction.
+    @activity.defn(name="record_ticket")
+    async def record_ticket(self, record: TicketRecord) -> None:
+        """Upsert the ticket row, append its new events and queue their notifications, in one
+        transaction: one activity per flush of the workflow.
 
-        Keyed by ticket id and event seq, so a retry writes nothing twice.
+        Keyed by ticket id and event seq, and by (ticket id, notification key), so a retry
+        writes nothing twice.
         """
         async with self._sessionmaker.begin() as session:
-            await upsert_ticket_row(session=session, row=sync.row)
-            await record_events(session=session, ticket_id=sync.row.ticket_id, events=sync.events)
+            await upsert_ticket_row(session=session, row=record.row)
+            await record_events(session=session, ticket_id=record.row.ticket_id, events=record.events)
+            queued = await queue_notifications(session=session, notifications=record.notifications)
+        log_queued(queued)
+
+
+# One upsert statement per database backend, built once: building it (its `excluded` columns)
+# cost more than running it. The row's values are the execution's parameters.
+_ROW_UPSERTS: dict[str, Executable] = {}
+
+
+def _row_upsert(session: AsyncSession) -> Executable:
+    backend = session.get_bind().dialect.name
+    stmt = _ROW_UPSERTS.get(backend)
+    if stmt is None:
+        insert = dialect_insert(session, Ticket)
+        excluded = insert.excluded
+        stmt = _ROW_UPSERTS[backend] = insert.on_conflict_do_update(
+            index_elements=[Ticket.ticket_id],
+            set_={name: excluded[name] for name in TicketRow.model_fields if name != "ticket_id"},
+            # A late retry of an older sync must not roll the row back.
+            where=excluded.updated_at >= Ticket.updated_at,
+        )
+    return stmt
 
 
 async def upsert_ticket_row(*, session: AsyncSession, row: TicketRow) -> None:
-    values = row.model_dump()
-    insert = dialect_insert(session, Ticket)
-    stmt = insert.values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Ticket.ticket_id],
-        set_={name: stmt.excluded[name] for name in values if name != "ticket_id"},
-        # A late retry of an older sync must not roll the row back.
-        where=stmt.excluded.updated_at >= Ticket.updated_at,
-    )
-    await session.execute(stmt)
+    await session.execute(_row_upsert(session), row.model_dump())
 
 
 async def record_events(*, session: AsyncSession, ticket_id: str, events: list[TicketEvent]) -> None:

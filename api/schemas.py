@@ -6,7 +6,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows import machine
 from workflows.models import (
     Category,
     Channel,
@@ -22,9 +21,11 @@ from workflows.models import (
     TicketRow,
     TicketState,
     TicketStatus,
+    TicketView,
     Tier,
 )
 from workflows.text import CleanText
+from workflows.timeline import headline
 
 
 class TicketCreate(BaseModel):
@@ -110,41 +111,43 @@ class TicketPublic(BaseModel):
     terms: TermsPublic
 
     @classmethod
-    def of(cls, state: TicketState) -> TicketPublic:
-        ent = state.entitlement
-        first = state.clock(ClockKind.FIRST_RESPONSE)
+    def of(cls, ticket: TicketState | TicketView) -> TicketPublic:
+        """From an update's answer (the view) or the full state (the `state` query, intake)."""
+        view = ticket.view() if isinstance(ticket, TicketState) else ticket
+        terms = view.terms
+        first = view.clock(ClockKind.FIRST_RESPONSE)
         return cls(
-            ticket_id=state.ticket_id,
-            workflow_id=state.workflow_id,
-            customer_id=state.customer_id,
-            partner_id=ent.partner_id,
-            title=state.title,
-            summary=machine.headline(state),
-            product=state.product,
-            product_type=ent.product_type,
-            channel=state.channel,
-            category=state.category,
-            tier=ent.tier,
-            severity=state.severity,
-            status=state.status,
-            level=state.level,
-            owning_line=state.owning_line,
-            received_at=state.received_at,
-            response_due=state.response_due,
+            ticket_id=view.ticket_id,
+            workflow_id=view.workflow_id,
+            customer_id=view.customer_id,
+            partner_id=terms.partner_id,
+            title=view.title,
+            summary=headline(view),
+            product=view.product,
+            product_type=terms.product_type,
+            channel=view.channel,
+            category=view.category,
+            tier=terms.tier,
+            severity=view.severity,
+            status=view.status,
+            level=view.level,
+            owning_line=view.owning_line,
+            received_at=view.received_at,
+            response_due=view.response_due,
             response_target=first.target.label if first else None,
             binding=first.target.binding if first else False,
-            sla_breached=state.sla_breached,
-            partner_sla_breached=state.partner_sla_breached,
-            clocks=[ClockPublic.of(c) for c in state.clocks],
+            sla_breached=view.sla_breached,
+            partner_sla_breached=view.partner_sla_breached,
+            clocks=[ClockPublic.of(c) for c in view.clocks],
             terms=TermsPublic(
-                policy_version=ent.policy_version,
-                contract_id=ent.contract_id,
-                contract_revision=ent.contract_revision,
-                timezone=ent.timezone,
-                country=ent.country,
-                coverage_24x7=ent.coverage_24x7,
-                max_level=ent.max_level,
-                channels=ent.channels,
+                policy_version=terms.policy_version,
+                contract_id=terms.contract_id,
+                contract_revision=terms.contract_revision,
+                timezone=terms.timezone,
+                country=terms.country,
+                coverage_24x7=terms.coverage_24x7,
+                max_level=terms.max_level,
+                channels=terms.channels,
             ),
         )
 

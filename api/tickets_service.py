@@ -37,6 +37,7 @@ from workflows.models import (
     TicketEvent,
     TicketOpened,
     TicketState,
+    TicketView,
     workflow_id_for,
 )
 from workflows.permissions import can_reach
@@ -196,7 +197,7 @@ async def act(
     update: str,
     action: TicketAction,
     idempotency_key: str | None = None,
-) -> TicketState:
+) -> TicketView:
     """Run one validated workflow update; a refusal becomes a 4xx and leaves no history.
 
     The update's validator checks reach (404), the permission table (403) and the ticket's
@@ -213,8 +214,9 @@ async def act(
         else None
     )
     try:
-        result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketState)
-        return TicketState.model_validate(result)
+        # The update answers the ticket's small view; the full state is the `state` query's.
+        result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketView)
+        return TicketView.model_validate(result)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type in REFUSAL_STATUS:

@@ -26,6 +26,7 @@ from activities.keys import seed_demo_keys
 from activities.settings import Settings
 from api.main import create_app
 from worker.worker import build_worker
+from workflows.models import TicketEvent
 
 
 @dataclass
@@ -128,6 +129,30 @@ def completed_activity(name: str) -> Callable[[HistoryEvent], bool]:
 async def history_types(handle: WorkflowHandle[Any, Any]) -> list[str]:
     history = await handle.fetch_history()
     return [EventType.Name(e.event_type) for e in history.events]
+
+
+async def settled_state(stack: Stack, ticket_id: str) -> dict[str, Any]:
+    """The ticket's state (the `state` query, as JSON) once it has recorded every event it has.
+
+    The workflow drops an event from its state once the read model holds it, so an empty
+    `events` means nothing is pending. No polling: checked once per history event.
+    """
+    handle = stack.handle(ticket_id)
+    state: dict[str, Any] = await handle.query("state")
+    if not state["events"]:
+        return state
+    async for _ in handle.fetch_history_events(wait_new_event=True):
+        state = await handle.query("state")
+        if not state["events"]:
+            return state
+    raise AssertionError("the workflow closed before its events were recorded")
+
+
+async def recorded_timeline(stack: Stack, ticket_id: str) -> list[TicketEvent]:
+    """Every event of the ticket so far, from the read model, once all are recorded."""
+    await settled_state(stack, ticket_id)
+    async with stack.sessionmaker() as session:
+        return await read_model.get_timeline(session=session, ticket_id=ticket_id)
 
 
 async def wait_until_recorded(stack: Stack, ticket_id: str) -> None:

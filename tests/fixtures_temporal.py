@@ -23,10 +23,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.db import make_engine, make_sessionmaker, migrate
-from activities.notifications import Notifier
-from activities.read_model import TicketReadModel
+from activities.read_model import get_timeline
+from worker.worker import ticket_activities
 from workflows import search_attributes
-from workflows.models import SYSTEM, Close, TicketOpened, TicketState, workflow_id_for
+from workflows.models import SYSTEM, Close, TicketEvent, TicketOpened, TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 BIN_DIR = Path(sys.executable).parent
@@ -101,6 +101,18 @@ class TicketRunner:
                 await handle.result()
 
 
+async def events_so_far(
+    handle: WorkflowHandle[TicketWorkflow, TicketState], sessionmaker: async_sessionmaker[AsyncSession]
+) -> list[TicketEvent]:
+    """Every event of the ticket so far: those the read model holds, then those the workflow
+    has not recorded yet (its state keeps only those)."""
+    state = await handle.query(TicketWorkflow.state)
+    async with sessionmaker() as session:
+        recorded = await get_timeline(session=session, ticket_id=state.ticket_id)
+    seqs = {event.seq for event in recorded}
+    return recorded + [event for event in state.events if event.seq not in seqs]
+
+
 async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
     """Advance the test server's clock to `instant` (it only moves forward)."""
     delta = instant - await env.get_current_time()
@@ -128,13 +140,11 @@ def ticket_worker(workflow_db: async_sessionmaker[AsyncSession]) -> WorkerFactor
     @asynccontextmanager
     async def run(client: Client) -> AsyncIterator[TicketRunner]:
         task_queue = f"tickets-{uuid.uuid4().hex[:8]}"
-        read_model = TicketReadModel(sessionmaker)
-        notifier = Notifier(sessionmaker)
         async with Worker(
             client,
             task_queue=task_queue,
             workflows=[TicketWorkflow],
-            activities=[read_model.sync_ticket, notifier.notify],
+            activities=ticket_activities(sessionmaker),
         ):
             runner = TicketRunner(client, task_queue)
             try:

@@ -18,7 +18,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
-from tests.fixtures_api import Stack, completed_activity, wait_for_event, wait_until_recorded
+from tests.fixtures_api import (
+    Stack,
+    completed_activity,
+    recorded_timeline,
+    settled_state,
+    wait_for_event,
+    wait_until_recorded,
+)
 
 ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
 PRINCIPALS = (ADMIN, SUPPORT, PARTNER, CUSTOMER)
@@ -157,7 +164,7 @@ async def file_ticket(stack: Stack, customer: str) -> str:
 
 
 async def unchanged_proof(stack: Stack, ticket_id: str) -> tuple[dict[str, Any], list[int]]:
-    state: dict[str, Any] = await stack.handle(ticket_id).query("state")
+    state = await settled_state(stack, ticket_id)
     history = await stack.handle(ticket_id).fetch_history()
     accepted = [
         e.event_id
@@ -190,9 +197,8 @@ async def test_action_on_a_ticket_within_reach(module_stack: Stack, case: tuple[
     expected = cell.expected[who]
     assert response.status_code == expected, response.text
     if expected == OK:
-        state = await stack.handle(ticket_id).query("state")
-        last = state["events"][-1]
-        assert (last["kind"], last["actor"]) == (cell.event, ACTOR[who])
+        last = (await recorded_timeline(stack, ticket_id))[-1]
+        assert (last.kind, last.actor) == (cell.event, ACTOR[who])
     else:
         problem = response.json()
         assert problem["status"] == expected and problem["detail"].endswith(".")
@@ -232,7 +238,7 @@ async def test_reads_answer_within_reach_and_404_outside_it(module_stack: Stack,
     own = await file_ticket(stack, OWN[who])
     foreign = await file_ticket(stack, FOREIGN[who]) if who in FOREIGN else None
     for ticket_id in filter(None, (own, foreign)):
-        await wait_for_event(stack.handle(ticket_id), completed_activity("sync_ticket"))
+        await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
 
     headers = stack.as_(who)
     assert (await stack.http.get(f"/tickets/{own}", headers=headers)).status_code == OK

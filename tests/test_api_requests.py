@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.db import Ticket
 from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
-from tests.fixtures_api import Stack, completed_activity, wait_for_event
+from tests.fixtures_api import Stack, completed_activity, recorded_timeline, settled_state, wait_for_event
 
 SUPPORT = "dev-support"
 TICKET = {
@@ -56,12 +56,12 @@ async def test_an_action_body_with_an_unknown_field_is_refused_and_changes_nothi
 ) -> None:
     stack = module_stack
     ticket_id = await file(stack)
-    before = await stack.handle(ticket_id).query("state")
+    before = await settled_state(stack, ticket_id)
     response = await stack.http.post(f"/tickets/{ticket_id}/comment", json=body, headers=stack.as_(SUPPORT))
     assert response.status_code == 422, response.text
     assert field in [error["field"] for error in response.json()["errors"]]
     assert f"{field}: " in response.json()["detail"]
-    assert await stack.handle(ticket_id).query("state") == before
+    assert await settled_state(stack, ticket_id) == before
 
 
 async def test_intake_with_an_unknown_field_is_refused(module_stack: Stack) -> None:
@@ -98,14 +98,13 @@ async def test_the_same_idempotency_key_on_another_action_is_422_and_changes_not
     headers = {**stack.as_(SUPPORT), "Idempotency-Key": uuid.uuid4().hex}
     first = await stack.http.post(f"/tickets/{ticket_id}/comment", json={"body": "On it"}, headers=headers)
     assert first.status_code == 200
-    before = await stack.handle(ticket_id).query("state")
+    before = await settled_state(stack, ticket_id)
     other = await stack.http.post(f"/tickets/{ticket_id}/comment", json={"body": "Fixed"}, headers=headers)
     assert other.status_code == 422 and other.json()["rule"] == "idempotency_key_reused"
     retry = await stack.http.post(f"/tickets/{ticket_id}/comment", json={"body": "On it"}, headers=headers)
     assert retry.status_code == 200
-    after = await stack.handle(ticket_id).query("state")
-    assert after == before
-    assert [e["kind"] for e in after["events"]].count("commented") == 1
+    assert await settled_state(stack, ticket_id) == before
+    assert [e.kind for e in await recorded_timeline(stack, ticket_id)].count("commented") == 1
 
 
 async def test_one_key_used_by_two_principals_is_two_requests(module_stack: Stack) -> None:
@@ -135,8 +134,8 @@ async def test_concurrent_duplicates_make_exactly_one_ticket(module_stack: Stack
     assert len({a.json()["ticket_id"] for a in answers}) == 1
     handle = stack.handle(answers[0].json()["ticket_id"])
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-    opened = [e for e in (await handle.query("state"))["events"] if e["kind"] == "opened"]
-    assert len(opened) == 1
+    timeline = await recorded_timeline(stack, answers[0].json()["ticket_id"])
+    assert [e.kind for e in timeline].count("opened") == 1
 
 
 UNSTORABLE = ["\x00", "\x07", "\x1b[31m", "\x7f", "\x85", "\ud800"]
@@ -166,7 +165,7 @@ async def test_newlines_tabs_and_any_script_reach_the_read_model_intact(db_stack
     stack = db_stack
     title = "Umlaute äöü, 漢字, emoji 🚨\tand a tab"
     ticket_id = await file(stack, {**TICKET, "title": title, "description": "line 1\r\nline 2"})
-    await wait_for_event(stack.handle(ticket_id), completed_activity("sync_ticket"))
+    await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
     async with stack.sessionmaker() as session:
         stored = await session.scalar(select(Ticket.title).where(Ticket.ticket_id == ticket_id))
     assert stored == title
@@ -177,9 +176,9 @@ async def test_newlines_tabs_and_any_script_reach_the_read_model_intact(db_stack
 async def test_a_comment_with_a_nul_is_refused_and_changes_nothing(module_stack: Stack) -> None:
     stack = module_stack
     ticket_id = await file(stack)
-    before = await stack.handle(ticket_id).query("state")
+    before = await settled_state(stack, ticket_id)
     response = await stack.http.post(
         f"/tickets/{ticket_id}/comment", json={"body": "nul\x00here"}, headers=stack.as_(SUPPORT)
     )
     assert response.status_code == 422
-    assert await stack.handle(ticket_id).query("state") == before
+    assert await settled_state(stack, ticket_id) == before

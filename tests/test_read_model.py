@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.db import Base, Ticket, TicketEventRecord, make_engine, migrate
-from activities.notifications import Notifier, list_outbox
+from activities.notifications import list_outbox
 from activities.read_model import TicketReadModel, get_ticket_row, get_timeline, list_tickets
 from workflows.models import (
     Audience,
@@ -25,9 +25,9 @@ from workflows.models import (
     ProductType,
     Severity,
     TicketEvent,
+    TicketRecord,
     TicketRow,
     TicketStatus,
-    TicketSync,
     Tier,
 )
 
@@ -60,7 +60,7 @@ def ticket_row(ticket_id: str = "t-1", **changes: object) -> TicketRow:
     return row.model_copy(update=changes)
 
 
-def event(seq: int, kind: str = "comment", **changes: object) -> TicketEvent:
+def event(seq: int, kind: str = "commented", **changes: object) -> TicketEvent:
     return TicketEvent(
         seq=seq,
         at=T0 + timedelta(minutes=seq),
@@ -75,24 +75,24 @@ async def count(sessionmaker: Sessionmaker, entity: type[Base]) -> int:
         return await session.scalar(select(func.count()).select_from(entity)) or 0
 
 
-async def test_sync_ticket_records_row_and_events(sessionmaker: Sessionmaker) -> None:
+async def test_record_ticket_records_row_and_events(sessionmaker: Sessionmaker) -> None:
     read_model = TicketReadModel(sessionmaker)
     row = ticket_row()
     events = [event(1, "opened", level=1, detail={"channel": "email"}), event(2, "escalated", level=3)]
 
-    await ActivityEnvironment().run(read_model.sync_ticket, TicketSync(row=row, events=events))
+    await ActivityEnvironment().run(read_model.record_ticket, TicketRecord(row=row, events=events))
 
     async with sessionmaker() as session:
         assert await get_ticket_row(session=session, ticket_id="t-1") == row
         assert await get_timeline(session=session, ticket_id="t-1") == events
 
 
-async def test_retried_sync_writes_nothing_twice(sessionmaker: Sessionmaker) -> None:
+async def test_retried_record_writes_nothing_twice(sessionmaker: Sessionmaker) -> None:
     read_model = TicketReadModel(sessionmaker)
-    sync = TicketSync(row=ticket_row(), events=[event(1), event(2)])
+    record = TicketRecord(row=ticket_row(), events=[event(1), event(2)])
 
-    await read_model.sync_ticket(sync)
-    await read_model.sync_ticket(sync)
+    await read_model.record_ticket(record)
+    await read_model.record_ticket(record)
 
     assert await count(sessionmaker, Ticket) == 1
     assert await count(sessionmaker, TicketEventRecord) == 2
@@ -100,26 +100,28 @@ async def test_retried_sync_writes_nothing_twice(sessionmaker: Sessionmaker) -> 
 
 async def test_later_sync_appends_new_events_and_updates_the_row(sessionmaker: Sessionmaker) -> None:
     read_model = TicketReadModel(sessionmaker)
-    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(1), event(2)]))
+    await read_model.record_ticket(TicketRecord(row=ticket_row(), events=[event(1), event(2)]))
     acknowledged = ticket_row(
         status=TicketStatus.ACKNOWLEDGED, level=4, sla_breached=True, updated_at=T0 + timedelta(minutes=30)
     )
 
     # Overlapping batch: seq 2 again (already stored) plus seq 3.
-    await read_model.sync_ticket(TicketSync(row=acknowledged, events=[event(2), event(3, "acknowledged")]))
+    await read_model.record_ticket(
+        TicketRecord(row=acknowledged, events=[event(2), event(3, "acknowledged")])
+    )
 
     async with sessionmaker() as session:
         assert await get_ticket_row(session=session, ticket_id="t-1") == acknowledged
         timeline = await get_timeline(session=session, ticket_id="t-1")
-    assert [(e.seq, e.kind) for e in timeline] == [(1, "comment"), (2, "comment"), (3, "acknowledged")]
+    assert [(e.seq, e.kind) for e in timeline] == [(1, "commented"), (2, "commented"), (3, "acknowledged")]
 
 
 async def test_stale_sync_arriving_late_does_not_roll_the_row_back(sessionmaker: Sessionmaker) -> None:
     read_model = TicketReadModel(sessionmaker)
     newer = ticket_row(status=TicketStatus.RESOLVED, updated_at=T0 + timedelta(hours=2))
-    await read_model.sync_ticket(TicketSync(row=newer, events=[]))
+    await read_model.record_ticket(TicketRecord(row=newer, events=[]))
 
-    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(1)]))
+    await read_model.record_ticket(TicketRecord(row=ticket_row(), events=[event(1)]))
 
     async with sessionmaker() as session:
         assert await get_ticket_row(session=session, ticket_id="t-1") == newer
@@ -128,8 +130,8 @@ async def test_stale_sync_arriving_late_does_not_roll_the_row_back(sessionmaker:
 
 async def test_timeline_is_ordered_by_seq_whatever_the_insert_order(sessionmaker: Sessionmaker) -> None:
     read_model = TicketReadModel(sessionmaker)
-    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(3), event(1)]))
-    await read_model.sync_ticket(TicketSync(row=ticket_row(), events=[event(2)]))
+    await read_model.record_ticket(TicketRecord(row=ticket_row(), events=[event(3), event(1)]))
+    await read_model.record_ticket(TicketRecord(row=ticket_row(), events=[event(2)]))
 
     async with sessionmaker() as session:
         assert [e.seq for e in await get_timeline(session=session, ticket_id="t-1")] == [1, 2, 3]
@@ -138,8 +140,8 @@ async def test_timeline_is_ordered_by_seq_whatever_the_insert_order(sessionmaker
 
 async def test_times_read_back_as_the_same_instant_in_utc(sessionmaker: Sessionmaker) -> None:
     berlin = datetime(2025, 7, 1, 16, 0, tzinfo=ZoneInfo("Europe/Berlin"))
-    await TicketReadModel(sessionmaker).sync_ticket(
-        TicketSync(row=ticket_row(received_at=berlin, response_due=None), events=[])
+    await TicketReadModel(sessionmaker).record_ticket(
+        TicketRecord(row=ticket_row(received_at=berlin, response_due=None), events=[])
     )
 
     async with sessionmaker() as session:
@@ -174,7 +176,7 @@ async def seed_tickets(sessionmaker: Sessionmaker) -> None:
             sla_breached=breached,
             received_at=T0 + timedelta(hours=hour),
         )
-        await read_model.sync_ticket(TicketSync(row=row, events=[]))
+        await read_model.record_ticket(TicketRecord(row=row, events=[]))
 
 
 @pytest.mark.parametrize(
@@ -226,25 +228,53 @@ def notification(key: str = "opened", **changes: object) -> Notification:
     ).model_copy(update=changes)
 
 
-async def test_retried_notify_queues_the_notification_once(
+async def test_one_record_writes_the_row_the_events_and_their_notifications_together(
     sessionmaker: Sessionmaker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    notifier = Notifier(sessionmaker)
-    first = notification()
-    page = notification("page-on-call", audience=Audience.ON_CALL, subject="Sev 1 at acme", page=True)
+    read_model = TicketReadModel(sessionmaker)
+    first = notification("1-support_l1")
+    page = notification("1-on_call", audience=Audience.ON_CALL, subject="Sev 1 at acme", page=True)
+    record = TicketRecord(row=ticket_row(), events=[event(1, "opened")], notifications=[first, page])
 
     with caplog.at_level(logging.INFO, logger="escalator.notify"):
-        await ActivityEnvironment().run(notifier.notify, first)
-        await notifier.notify(first)
-        await notifier.notify(page)
+        await ActivityEnvironment().run(read_model.record_ticket, record)
 
     async with sessionmaker() as session:
-        assert await list_outbox(session=session, ticket_id="t-1") == [first, page]
+        assert await get_ticket_row(session=session, ticket_id="t-1") == record.row
+        assert [e.seq for e in await get_timeline(session=session, ticket_id="t-1")] == [1]
+        outbox = await list_outbox(session=session, ticket_id="t-1")
         assert await list_outbox(session=session, ticket_id="t-other") == []
+    assert sorted(outbox, key=lambda n: n.key) == [page, first]
     lines = [record.getMessage() for record in caplog.records if record.name == "escalator.notify"]
     assert len(lines) == 2
     assert "support_l1" in lines[0] and "New Sev 1 ticket" in lines[0] and "PAGE" not in lines[0]
     assert "PAGE" in lines[1] and "on_call" in lines[1]
+
+
+async def test_retried_record_queues_and_logs_each_notification_once(
+    sessionmaker: Sessionmaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    first = notification("1-support_l1")
+    later = notification("2-customer", audience=Audience.CUSTOMER, subject="We are on it")
+
+    with caplog.at_level(logging.INFO, logger="escalator.notify"):
+        await read_model.record_ticket(
+            TicketRecord(row=ticket_row(), events=[event(1)], notifications=[first])
+        )
+        # A retry of the first record, then a later one that repeats a notice already queued.
+        await read_model.record_ticket(
+            TicketRecord(row=ticket_row(), events=[event(1)], notifications=[first])
+        )
+        await read_model.record_ticket(
+            TicketRecord(row=ticket_row(), events=[event(2)], notifications=[first, later])
+        )
+
+    async with sessionmaker() as session:
+        outbox = await list_outbox(session=session, ticket_id="t-1")
+    assert sorted(outbox, key=lambda n: n.key) == [first, later]
+    lines = [record.getMessage() for record in caplog.records if record.name == "escalator.notify"]
+    assert len(lines) == 2 and "support_l1" in lines[0] and "customer" in lines[1]
 
 
 async def test_migrations_create_exactly_the_orm_schema(db_engine: AsyncEngine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -20,11 +21,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.db import OutboxNotification
-from activities.notifications import Notifier
-from activities.read_model import TicketReadModel, get_timeline
+from activities.read_model import get_timeline
 from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
-from tests.fixtures_temporal import skip_to
+from tests.fixtures_temporal import events_so_far, skip_to
+from worker.worker import ticket_activities
 from workflows import machine, search_attributes
 from workflows.models import (
     Acknowledge,
@@ -36,6 +37,7 @@ from workflows.models import (
     EscalationTrigger,
     ResponseTarget,
     TargetOverrides,
+    TicketEvent,
     TicketState,
     workflow_id_for,
 )
@@ -49,7 +51,7 @@ def ticket_worker(
         client,
         task_queue=task_queue,
         workflows=[TicketWorkflow],
-        activities=[TicketReadModel(db).sync_ticket, Notifier(db).notify],
+        activities=ticket_activities(db),
         max_cached_workflows=cached,
     )
 
@@ -90,32 +92,36 @@ async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
     assert {"opened", "critical_incident", "sla_breached", "escalated", "closed"} <= {
         e.kind for e in timeline
     }
-    # Each notification activity ran once: the restart re-ran nothing already done.
-    notify_runs = [
-        e
+    # Every notification a record activity carried is queued once: the restart re-ran nothing.
+    carried = [
+        note
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "notify"
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket"
+        for note in json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)[
+            "notifications"
+        ]
     ]
-    assert outbox_rows is not None and outbox_rows >= len(notify_runs) > 0
+    assert len(carried) == len({note["key"] for note in carried}) > 0
+    assert outbox_rows is not None and outbox_rows >= len(carried)
 
 
 async def acknowledged(handle: WorkflowHandle[TicketWorkflow, TicketState]) -> TicketState:
     """The ticket once the new worker has applied the acknowledgement signal."""
     state = await handle.query(TicketWorkflow.state)
-    while not any(e.kind == "acknowledged" for e in state.events):
+    while state.acknowledged_at is None:
         state = await handle.query(TicketWorkflow.state)  # each query waits on the worker
     return state
 
 
-def assert_breach_then_late_response(state: TicketState, due: datetime) -> None:
+def assert_breach_then_late_response(state: TicketState, events: list[TicketEvent], due: datetime) -> None:
     first = state.clock(ClockKind.FIRST_RESPONSE)
     assert first is not None and (first.status, first.stopped_at) == (ClockStatus.BREACHED, due)
     assert state.sla_breached
-    kinds = [e.kind for e in state.events]
+    kinds = [e.kind for e in events]
     assert kinds.index("sla_breached") < kinds.index("acknowledged")
-    breach = next(e for e in state.events if e.kind == "sla_breached")
-    ack = next(e for e in state.events if e.kind == "acknowledged")
+    breach = next(e for e in events if e.kind == "sla_breached")
+    ack = next(e for e in events if e.kind == "acknowledged")
     assert breach.at == due <= ack.at
     assert "late first response" in ack.summary
 
@@ -146,7 +152,7 @@ async def test_an_acknowledgement_signalled_while_the_worker_is_down_at_the_dead
         assert due == filed + timedelta(hours=4)
         # Past the 75% warning, so the workflow's only timer left is the deadline itself.
         await skip_to(env, filed + timedelta(hours=3, minutes=1))
-        assert any(e.kind == "sla_warning" for e in (await handle.query(TicketWorkflow.state)).events)
+        assert any(e.kind == "sla_warning" for e in await events_so_far(handle, workflow_db))
 
     # No worker: the deadline's timer fires, then the acknowledgement arrives.
     # With a task pending the server stops skipping: the clock runs on in real time, so
@@ -160,7 +166,7 @@ async def test_an_acknowledgement_signalled_while_the_worker_is_down_at_the_dead
 
     async with ticket_worker(env.client, task_queue, workflow_db, cached=0):
         state = await acknowledged(handle)
-        assert_breach_then_late_response(state, due)
+        assert_breach_then_late_response(state, await events_so_far(handle, workflow_db), due)
         await handle.execute_update(TicketWorkflow.close, TEST_OVER)
         await handle.result()
 
@@ -191,8 +197,9 @@ async def test_an_acknowledgement_30_hours_late_is_late_even_if_no_worker_ever_w
     await handle.signal(TicketWorkflow.acknowledge_signal, Acknowledge(actor=SUPPORT))
     async with ticket_worker(env.client, task_queue, workflow_db, cached=0):
         state = await acknowledged(handle)
-        assert_breach_then_late_response(state, due)
-        assert next(e for e in state.events if e.kind == "acknowledged").at >= now
+        events = await events_so_far(handle, workflow_db)
+        assert_breach_then_late_response(state, events, due)
+        assert next(e for e in events if e.kind == "acknowledged").at >= now
         await handle.execute_update(TicketWorkflow.close, TEST_OVER)
         await handle.result()
 
@@ -232,7 +239,9 @@ async def test_a_long_ticket_continues_as_new_without_losing_state(
         )
         state = await handle.query(TicketWorkflow.state)
         assert (await handle.describe()).run_id != first_run
-        assert [e.kind for e in state.events].count("commented") == 30
+        # It handed over idle: every event recorded, so none rides along in the new run's input,
+        # and the new run numbers on from the old one (opened + 30 comments).
+        assert state.events == [] and state.next_seq == 32
         # The new run keeps every clock as it was: same start, same deadline.
         initial = machine.open_ticket(opened).state
         assert state.response_due == initial.response_due

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -12,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.db import make_engine, make_sessionmaker
-from activities.notifications import Notifier
+from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
 from activities.settings import Settings
 from workflows.ticket import TicketWorkflow
@@ -41,18 +43,21 @@ async def connect_client(settings: Settings) -> Client:
     )
 
 
+def ticket_activities(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Callable[..., Any]]:
+    """Every activity TicketWorkflow calls: one record per flush, and holidays when it needs more."""
+    return [TicketReadModel(sessionmaker).record_ticket, pin_public_holidays]
+
+
 def build_worker(
     client: Client,
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> Worker:
-    read_model = TicketReadModel(sessionmaker)
-    notifier = Notifier(sessionmaker)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[TicketWorkflow],
-        activities=[read_model.sync_ticket, notifier.notify],
+        activities=ticket_activities(sessionmaker),
         max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
         nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_concurrent_activity_task_polls=ACTIVITY_TASK_POLLS,

@@ -7,7 +7,7 @@ result never depends on a package release or the wall clock. Safe inside the wor
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -25,7 +25,9 @@ class Hours:
     closes: time
 
 
-_HOURS: dict[CoverageCalendar, Hours] = {
+# The default hours. A ticket counts on the hours its policy version pinned
+# (workflows/policy.py), passed in as `hours`.
+DEFAULT_HOURS: Mapping[CoverageCalendar, Hours] = {
     CoverageCalendar.EXTENDED: Hours(time(8), time(20)),
     CoverageCalendar.BUSINESS: Hours(time(9), time(17)),
 }
@@ -47,10 +49,11 @@ def open_windows(
     calendar: CoverageCalendar,
     tz: ZoneInfo,
     holidays: Collection[date] = (),
+    hours: Mapping[CoverageCalendar, Hours] | None = None,
 ) -> Iterator[tuple[datetime, datetime]]:
     """Open windows (UTC, half-open) that end after `start`, in order."""
     _require_aware(start)
-    hours = _HOURS[calendar]
+    day_hours = (hours or DEFAULT_HOURS)[calendar]
     first = start.astimezone(tz).date()
     if not date.min + timedelta(days=1) <= first <= date.max - timedelta(days=_MAX_DAYS + 1):
         raise CalendarError(f"{start.isoformat()} is outside the range the calendars can count in")
@@ -60,8 +63,8 @@ def open_windows(
         if day.weekday() >= 5 or day in holidays:
             continue
         # Wall-clock opening and closing; fold=0 picks the first of an ambiguous hour.
-        opens = datetime.combine(day, hours.opens, tz).astimezone(UTC)
-        closes = datetime.combine(day, hours.closes, tz).astimezone(UTC)
+        opens = datetime.combine(day, day_hours.opens, tz).astimezone(UTC)
+        closes = datetime.combine(day, day_hours.closes, tz).astimezone(UTC)
         if closes <= start:
             continue
         yield max(opens, start), closes
@@ -74,6 +77,7 @@ def add_open_time(
     calendar: CoverageCalendar,
     tz: ZoneInfo | str,
     holidays: Collection[date] = (),
+    hours: Mapping[CoverageCalendar, Hours] | None = None,
 ) -> datetime:
     """The instant when `duration` of open time has elapsed since `start` (UTC result).
 
@@ -91,7 +95,7 @@ def add_open_time(
             raise CalendarError(f"{start.isoformat()} + {duration} is past the end of time") from err
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     remaining = duration
-    for opens, closes in open_windows(start, calendar, zone, holidays):
+    for opens, closes in open_windows(start, calendar, zone, holidays, hours):
         available = closes - opens
         if remaining <= available:
             return opens + remaining
@@ -105,6 +109,7 @@ def open_time_between(
     calendar: CoverageCalendar,
     tz: ZoneInfo | str,
     holidays: Collection[date] = (),
+    hours: Mapping[CoverageCalendar, Hours] | None = None,
 ) -> timedelta:
     """Open time inside [start, end). Zero when end is not after start."""
     _require_aware(start)
@@ -116,7 +121,7 @@ def open_time_between(
         return end - start
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     total = timedelta(0)
-    for opens, closes in open_windows(start, calendar, zone, holidays):
+    for opens, closes in open_windows(start, calendar, zone, holidays, hours):
         if opens >= end:
             break
         total += min(closes, end) - opens

@@ -1,16 +1,30 @@
-"""SLA clocks: when each one warns and falls due, and which fall due together.
+"""SLA clocks: when each one warns and falls due, which fall due together, and how a step
+starts, stops, pauses and resumes them.
 
-Pure arithmetic over a clock and the ticket's entitlement: no Temporal, no I/O. The machine
-owns the effects (events, notifications, escalation); this module only answers "when".
+Pure: no Temporal, no I/O. Arithmetic over a clock, the ticket's entitlement and the calendar
+hours its policy version pinned. The events and notices a deadline raises are the machine's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from workflows.calendars import add_open_time, open_time_between
-from workflows.models import ClockKind, ClockStatus, Entitlement, ResponseTarget, SlaClock
+from workflows.calendars import Hours, add_open_time, open_time_between
+from workflows.models import (
+    CLOSED_STATES,
+    ClockKind,
+    ClockStatus,
+    CoverageCalendar,
+    Entitlement,
+    ResponseTarget,
+    SlaClock,
+    TicketState,
+)
+from workflows.timeline import Step
+
+CalendarHours = Mapping[CoverageCalendar, Hours]
 
 # Clocks that a person's acknowledgement stops: each is one line's response.
 RESPONSE_CLOCKS = (ClockKind.FIRST_RESPONSE, ClockKind.ESCALATION_ACK, ClockKind.HANDOFF_RESPONSE)
@@ -34,32 +48,40 @@ class Due:
 
 
 def due_after(
-    ent: Entitlement, target: ResponseTarget, started_at: datetime, extra_seconds: float = 0
+    ent: Entitlement,
+    target: ResponseTarget,
+    started_at: datetime,
+    extra_seconds: float = 0,
+    hours: CalendarHours | None = None,
 ) -> datetime:
     span = timedelta(minutes=target.minutes, seconds=extra_seconds)
-    return add_open_time(started_at, span, target.calendar, ent.timezone, ent.holidays)
+    return add_open_time(started_at, span, target.calendar, ent.timezone, ent.holidays, hours)
 
 
-def schedule(clock: SlaClock, ent: Entitlement) -> None:
+def schedule(clock: SlaClock, ent: Entitlement, hours: CalendarHours | None = None) -> None:
     """(Re)compute a clock's due and warning instants from its start and banked pause."""
-    clock.due_at = due_after(ent, clock.target, clock.started_at, clock.paused_seconds)
-    if clock.target.binding and clock.target.minutes > 0:
-        warn_seconds = clock.target.minutes * 60 * ent.warn_ratio + clock.paused_seconds
-        clock.warn_at = due_after(
-            ent, clock.target.model_copy(update={"minutes": 0}), clock.started_at, warn_seconds
+    target = clock.target
+    clock.due_at = due_after(ent, target, clock.started_at, clock.paused_seconds, hours)
+    if target.binding and target.minutes > 0:
+        warn_seconds = target.minutes * 60 * ent.warn_ratio + clock.paused_seconds
+        span = timedelta(seconds=warn_seconds)
+        clock.warn_at = add_open_time(
+            clock.started_at, span, target.calendar, ent.timezone, ent.holidays, hours
         )
     else:
         clock.warn_at = None
 
 
-def bank_pause(clock: SlaClock, ent: Entitlement, since: datetime, until: datetime) -> None:
+def bank_pause(
+    clock: SlaClock, ent: Entitlement, since: datetime, until: datetime, hours: CalendarHours | None = None
+) -> None:
     """Resume a paused clock at `until`, banking the open time it spent paused since `since`."""
     target = clock.target
-    banked = open_time_between(since, until, target.calendar, ent.timezone, ent.holidays)
+    banked = open_time_between(since, until, target.calendar, ent.timezone, ent.holidays, hours)
     clock.paused_seconds += banked.total_seconds()
     clock.paused_since = None
     clock.status, clock.stopped_at = ClockStatus.RUNNING, None
-    schedule(clock, ent)
+    schedule(clock, ent, hours)
 
 
 def next_due(clock: SlaClock) -> Due | None:
@@ -99,3 +121,67 @@ def falling_due_with(due: Due, clocks: list[SlaClock]) -> list[SlaClock]:
         if other is not None and (other.at, other.is_warning) == (due.at, due.is_warning):
             together.append(clock)
     return together
+
+
+# --- A step's clocks --------------------------------------------------------------------------
+
+
+def start_clock(
+    step: Step,
+    kind: ClockKind,
+    target: ResponseTarget,
+    *,
+    started_at: datetime | None = None,
+    level: int | None = None,
+) -> SlaClock:
+    # One live clock per kind: a new one supersedes the old, so one miss is one breach.
+    for superseded in live(step.state, kind):
+        superseded.status, superseded.stopped_at = ClockStatus.CANCELLED, step.now
+    clock = SlaClock(
+        kind=kind,
+        target=target,
+        started_at=started_at or step.now,
+        due_at=step.now,
+        level=level,
+        owner=step.state.owning_line,
+    )
+    schedule(clock, step.state.entitlement, step.rules.calendar_hours)
+    step.state.clocks.append(clock)
+    return clock
+
+
+def live(state: TicketState, *kinds: ClockKind) -> list[SlaClock]:
+    return [c for c in state.clocks if c.kind in kinds and c.is_live]
+
+
+def stop(step: Step, clock: SlaClock, status: ClockStatus) -> None:
+    # Only an undecided clock stops: a breach is permanent, whatever comes after it.
+    if clock.is_live or clock.status == ClockStatus.PAUSED:
+        clock.status, clock.stopped_at = status, step.now
+
+
+def pause(step: Step, clock: SlaClock) -> None:
+    if clock.is_live:
+        clock.status, clock.paused_since = ClockStatus.PAUSED, step.now
+
+
+def unpause(step: Step, clock: SlaClock, since: datetime) -> None:
+    bank_pause(clock, step.state.entitlement, since, step.now, step.rules.calendar_hours)
+
+
+def start_periodic_update(step: Step) -> None:
+    """The customer-update clock of an open ticket, if its entitlement has one (DESIGN.md §4)."""
+    state = step.state
+    target = state.entitlement.periodic_update.get(str(int(state.severity)))
+    if target is not None and state.status not in CLOSED_STATES:
+        start_clock(step, ClockKind.PERIODIC_UPDATE, target)
+    else:
+        for clock in live(state, ClockKind.PERIODIC_UPDATE):
+            stop(step, clock, ClockStatus.CANCELLED)
+
+
+def reschedule_live(step: Step) -> None:
+    """Recompute every live clock, e.g. once more public holidays are pinned."""
+    for clock in step.state.clocks:
+        if clock.is_live:
+            schedule(clock, step.state.entitlement, step.rules.calendar_hours)

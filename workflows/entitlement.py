@@ -96,6 +96,9 @@ def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitle
         partner_tier = terms.partner_tier or terms.tier
         handoff = default_response_targets(partner_tier, ProductType.PLATFORM)
     local_year = received_at.astimezone(ZoneInfo(terms.timezone)).year
+    # Two years covers every target a contract can set, across New Year; the workflow pins
+    # more years as the ticket lives on (machine.holidays_needed).
+    pinned = range(local_year, local_year + 2)
     return Entitlement(
         policy_version=policy.POLICY_VERSION,
         contract_id=terms.contract_id,
@@ -104,8 +107,8 @@ def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitle
         product_type=terms.product_type,
         timezone=terms.timezone,
         country=terms.country,
-        # Two years covers every target a contract can set, across New Year.
-        holidays=public_holidays(terms.country, range(local_year, local_year + 2)),
+        holidays=public_holidays(terms.country, pinned),
+        holidays_until=date(pinned.stop, 1, 1) if terms.country else None,
         coverage_24x7=terms.coverage_24x7,
         response_targets=_by_severity(response) | terms.overrides.response,
         handoff_targets=_by_severity(handoff) | terms.overrides.handoff,
@@ -187,7 +190,12 @@ def quote_response_deadline(
     ent = build_entitlement(terms, received_at=submitted_at)
     target = ent.response_target(severity)
     due = add_open_time(
-        submitted_at, timedelta(minutes=target.minutes), target.calendar, ent.timezone, ent.holidays
+        submitted_at,
+        timedelta(minutes=target.minutes),
+        target.calendar,
+        ent.timezone,
+        ent.holidays,
+        policy.rules_for(ent.policy_version).calendar_hours,
     )
     return DeadlineQuote(
         response_due=due.astimezone(UTC),

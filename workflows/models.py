@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflows.text import CleanText
+if TYPE_CHECKING:
+    from workflows.actions import Acknowledge as Acknowledge
+    from workflows.actions import ChangeSeverity as ChangeSeverity
+    from workflows.actions import Close as Close
+    from workflows.actions import Comment as Comment
+    from workflows.actions import Escalate as Escalate
+    from workflows.actions import Handback as Handback
+    from workflows.actions import Handoff as Handoff
+    from workflows.actions import Reopen as Reopen
+    from workflows.actions import Resolve as Resolve
+    from workflows.actions import Resume as Resume
+    from workflows.actions import TicketAction as TicketAction
+    from workflows.actions import WaitOnCustomer as WaitOnCustomer
 
 
 class Tier(StrEnum):
@@ -86,6 +99,10 @@ class TicketStatus(StrEnum):
     CLOSED = "closed"
 
 
+# A resolved ticket is done with but for reopening; a closed one is done.
+CLOSED_STATES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
 class OwningLine(StrEnum):
     CONNECTSOFT = "connectsoft"
     PARTNER = "partner"
@@ -144,6 +161,27 @@ class Audience(StrEnum):
     CUSTOMER = "customer"
     PARTNER = "partner"
     PARTNER_ON_CALL = "partner_on_call"
+
+
+class EventKind(StrEnum):
+    """What happened on a ticket: the `kind` of every event on its timeline."""
+
+    OPENED = "opened"
+    CRITICAL_INCIDENT = "critical_incident"
+    ACKNOWLEDGED = "acknowledged"
+    COMMENTED = "commented"
+    ESCALATED = "escalated"
+    HANDED_OFF = "handed_off"
+    HANDED_BACK = "handed_back"
+    SEVERITY_CHANGED = "severity_changed"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    RESUMED = "resumed"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    CLOSED = "closed"
+    SLA_WARNING = "sla_warning"
+    SLA_BREACHED = "sla_breached"
+    UPDATE_OVERDUE = "update_overdue"
 
 
 class Role(StrEnum):
@@ -260,6 +298,10 @@ class Entitlement(_Model):
     timezone: str = "UTC"
     country: str | None = None
     holidays: list[date] = Field(default_factory=list)
+    # `holidays` holds every public holiday of `country` before this local date. The workflow
+    # pins more years (an activity) before any clock could count past it. None: no country,
+    # so no holidays to pin.
+    holidays_until: date | None = None
     coverage_24x7: bool = False
     # Keyed by severity number as a string ("1".."4") so the JSON form is stable.
     response_targets: dict[str, ResponseTarget]
@@ -329,7 +371,7 @@ class SlaClock(_Model):
 class TicketEvent(_Model):
     seq: int
     at: datetime
-    kind: str
+    kind: EventKind
     summary: str
     actor: str = "system"
     level: int | None = None
@@ -362,8 +404,13 @@ class TicketState(_Model):
     received_at: datetime
     entitlement: Entitlement
     clocks: list[SlaClock] = Field(default_factory=list)
+    # Events not yet recorded. Once the read model holds them (and the history holds the
+    # activity that wrote them), the workflow drops them: the state stays small however long
+    # the ticket lives. The machine numbers them on from `next_seq`.
     events: list[TicketEvent] = Field(default_factory=list)
     next_seq: int = 1
+    # When the newest event happened, recorded or not: nothing is ever recorded before it.
+    last_event_at: datetime | None = None
     # ConnectSoft's own breaches; the partner's first-line breaches count apart (DESIGN.md §6).
     sla_breached: bool = False
     partner_sla_breached: bool = False
@@ -375,12 +422,23 @@ class TicketState(_Model):
     closed_at: datetime | None = None
     handoff_category: HandoffCategory | None = None
 
+    @model_validator(mode="after")
+    def _last_event(self) -> TicketState:
+        # A state carried over from before `last_event_at` existed still knows its newest event.
+        if self.last_event_at is None and self.events:
+            self.last_event_at = self.events[-1].at
+        return self
+
     def clock(self, kind: ClockKind) -> SlaClock | None:
         """The newest clock of a kind."""
         for clock in reversed(self.clocks):
             if clock.kind == kind:
                 return clock
         return None
+
+    @property
+    def tier(self) -> Tier:
+        return self.entitlement.tier
 
     @property
     def response_due(self) -> datetime | None:
@@ -415,83 +473,102 @@ class TicketState(_Model):
             updated_at=updated_at,
         )
 
+    def view(self) -> TicketView:
+        ent = self.entitlement
+        return TicketView(
+            ticket_id=self.ticket_id,
+            customer_id=self.customer_id,
+            title=self.title,
+            product=self.product,
+            channel=self.channel,
+            category=self.category,
+            severity=self.severity,
+            status=self.status,
+            level=self.level,
+            owning_line=self.owning_line,
+            received_at=self.received_at,
+            clocks=self.clocks,
+            sla_breached=self.sla_breached,
+            partner_sla_breached=self.partner_sla_breached,
+            acknowledged_at=self.acknowledged_at,
+            resolved_at=self.resolved_at,
+            closed_at=self.closed_at,
+            handoff_category=self.handoff_category,
+            terms=Terms(
+                policy_version=ent.policy_version,
+                contract_id=ent.contract_id,
+                contract_revision=ent.contract_revision,
+                tier=ent.tier,
+                product_type=ent.product_type,
+                timezone=ent.timezone,
+                country=ent.country,
+                coverage_24x7=ent.coverage_24x7,
+                max_level=ent.max_level,
+                channels=ent.channels,
+                partner_id=ent.partner_id,
+            ),
+        )
 
-# --- Actions: one model per update/signal -------------------------------------------------
+
+class Terms(_Model):
+    """The few pinned terms a ticket answer shows: which contract, policy and ladder it runs under."""
+
+    policy_version: str
+    contract_id: str
+    contract_revision: int
+    tier: Tier
+    product_type: ProductType
+    timezone: str
+    country: str | None
+    coverage_24x7: bool
+    max_level: int
+    channels: list[Channel]
+    partner_id: str | None
 
 
-class Acknowledge(_Model):
-    actor: Principal
-    note: CleanText | None = Field(default=None, max_length=10_000)
+class TicketView(_Model):
+    """What an action answers: the ticket as it is now, without its description, pending
+    events or the entitlement's holidays and target tables (the `state` query has those)."""
 
-
-class Comment(_Model):
-    actor: Principal
-    body: CleanText = Field(min_length=1, max_length=10_000)
-    public: bool = True
-
-
-class Escalate(_Model):
-    actor: Principal
-    level: int = Field(ge=1, le=4)
-    trigger: EscalationTrigger
-    note: CleanText | None = Field(default=None, max_length=10_000)
-
-
-class Handoff(_Model):
-    actor: Principal
-    category: HandoffCategory
-    note: CleanText | None = Field(default=None, max_length=10_000)
-
-
-class Handback(_Model):
-    actor: Principal
-    note: CleanText = Field(min_length=1, max_length=10_000)
-
-
-class ChangeSeverity(_Model):
-    actor: Principal
+    ticket_id: str
+    customer_id: str
+    title: str
+    product: Product
+    channel: Channel
+    category: Category
     severity: Severity
-    reason: CleanText = Field(min_length=1, max_length=10_000)
+    status: TicketStatus
+    level: int
+    owning_line: OwningLine
+    received_at: datetime
+    clocks: list[SlaClock]
+    sla_breached: bool
+    partner_sla_breached: bool
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    handoff_category: HandoffCategory | None = None
+    terms: Terms
 
+    def clock(self, kind: ClockKind) -> SlaClock | None:
+        """The newest clock of a kind."""
+        for clock in reversed(self.clocks):
+            if clock.kind == kind:
+                return clock
+        return None
 
-class WaitOnCustomer(_Model):
-    actor: Principal
-    note: CleanText | None = Field(default=None, max_length=10_000)
+    @property
+    def tier(self) -> Tier:
+        return self.terms.tier
 
+    @property
+    def response_due(self) -> datetime | None:
+        clock = self.clock(ClockKind.FIRST_RESPONSE)
+        return clock.due_at if clock else None
 
-class Resume(_Model):
-    actor: Principal
-    note: CleanText | None = Field(default=None, max_length=10_000)
-
-
-class Resolve(_Model):
-    actor: Principal
-    resolution: CleanText = Field(min_length=1, max_length=10_000)
-
-
-class Reopen(_Model):
-    actor: Principal
-    reason: CleanText = Field(min_length=1, max_length=10_000)
-
-
-class Close(_Model):
-    actor: Principal
-    note: CleanText | None = Field(default=None, max_length=10_000)
-
-
-TicketAction = (
-    Acknowledge
-    | Comment
-    | Escalate
-    | Handoff
-    | Handback
-    | ChangeSeverity
-    | WaitOnCustomer
-    | Resume
-    | Resolve
-    | Reopen
-    | Close
-)
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.ticket_id)
 
 
 class TicketRow(_Model):
@@ -518,11 +595,56 @@ class TicketRow(_Model):
     updated_at: datetime
 
 
-class TicketSync(_Model):
-    """Activity input: the ticket's current row plus the events not yet recorded."""
+class TicketRecord(_Model):
+    """Activity input, one per flush: the ticket's current row, the events not yet recorded
+    and the notifications they raised, written in one transaction."""
 
     row: TicketRow
-    events: list[TicketEvent]
+    events: list[TicketEvent] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)
+
+
+class HolidayYears(_Model):
+    """Activity input: the public holidays of `country` in the years [first_year, stop_year)."""
+
+    country: str
+    first_year: int
+    stop_year: int
+
+
+class PinnedHolidays(_Model):
+    """Activity result: the holiday dates to pin, for the years asked."""
+
+    dates: list[date]
 
 
 TicketOpened.model_rebuild()
+
+
+# The action models live beside their rules and effects, one definition per action, in
+# workflows/actions.py; they are also importable from here, as they always were.
+_ACTION_MODELS = frozenset(
+    {
+        "Acknowledge",
+        "Comment",
+        "Escalate",
+        "Handoff",
+        "Handback",
+        "ChangeSeverity",
+        "WaitOnCustomer",
+        "Resume",
+        "Resolve",
+        "Reopen",
+        "Close",
+        "TicketAction",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily, because workflows.actions imports this module.
+    if name in _ACTION_MODELS:
+        from workflows import actions
+
+        return getattr(actions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

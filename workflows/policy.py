@@ -1,13 +1,31 @@
-"""The support and SLA policy as data (DESIGN.md §3-§7), versioned by POLICY_VERSION.
+"""The support and SLA policy as data (DESIGN.md §3-§7).
 
-Pure: no I/O, no Temporal, no holiday lookups (those happen at intake, in entitlement.py).
-The workflow reads only what intake pinned into the Entitlement; these tables are the
-defaults that intake starts from.
+Pure: no I/O, no Temporal, no holiday lookups (those happen at intake, in entitlement.py, and
+in an activity when a ticket needs more years).
+
+Two kinds of data live here, and an open ticket never reads a live table:
+- `RULES`: what a ticket decides with as it runs (the ladder, the escalation triggers, where a
+  critical incident goes, the audiences of notices, auto-close, the coverage calendars' hours,
+  how far ahead public holidays are pinned), frozen under a policy version. Intake pins the
+  version in the entitlement and the machine reads only `rules_for(version)`. A version is
+  never edited in place (tests/test_policy_versions.py holds each one's fingerprint): a change
+  is a new version, and only tickets filed after it run under it.
+- The defaults intake copies into a ticket's entitlement (targets, channels, the top level a
+  tier is entitled to, the warning ratio), and the live tables GET /policy shows. Editing them
+  changes tickets filed afterwards, never an open one.
 """
 
 from __future__ import annotations
 
-from workflows.calendars import describe_duration
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import time
+from types import MappingProxyType
+from typing import Any
+
+from workflows.calendars import Hours, describe_duration
 from workflows.models import (
     Audience,
     Category,
@@ -20,6 +38,75 @@ from workflows.models import (
     Severity,
     Tier,
 )
+
+
+@dataclass(frozen=True)
+class TicketRules:
+    """Everything an open ticket decides with that its entitlement does not carry.
+
+    Frozen: the tables are read-only views of private copies, so nothing edits a version in
+    place by accident, not even a test that patches the live tables below.
+    """
+
+    version: str
+    level_names: Mapping[int, str]
+    level_audiences: Mapping[int, Audience]
+    # A breach at the top of the ladder goes to the lead of the top entitled level
+    # (DESIGN.md §5), keyed by the entitlement's max level.
+    top_of_ladder_audiences: Mapping[int, Audience]
+    escalation_triggers: Mapping[int, tuple[EscalationTrigger, ...]]
+    system_triggers: frozenset[EscalationTrigger]
+    # Where a Sev 1 goes at intake, by tier, within the entitlement; other severities start at L1.
+    critical_intake_levels: Mapping[Tier, int]
+    # Request types that are never more urgent than Sev 4.
+    low_only_categories: frozenset[Category]
+    auto_close_after_resolved_days: int
+    calendar_hours: Mapping[CoverageCalendar, Hours]
+    # Public holidays stay pinned at least this many days ahead of now and of every deadline.
+    holidays_ahead_days: int
+
+    def __post_init__(self) -> None:
+        for each in fields(self):
+            value = getattr(self, each.name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, each.name, MappingProxyType(dict(value)))
+
+    def level_for_trigger(self, trigger: EscalationTrigger) -> int | None:
+        for level, triggers in self.escalation_triggers.items():
+            if trigger in triggers:
+                return level
+        return None
+
+    def intake_level(self, tier: Tier, severity: Severity) -> int:
+        """Always escalate critical incidents immediately (DESIGN.md §5)."""
+        return self.critical_intake_levels[tier] if severity == Severity.CRITICAL else 1
+
+    def document(self) -> dict[str, Any]:
+        """The version as plain JSON-able data, in a stable form."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, Mapping):
+                return {str(plain(k)): plain(v) for k, v in value.items()}
+            if isinstance(value, frozenset):
+                return sorted(plain(v) for v in value)
+            if isinstance(value, tuple | list):
+                return [plain(v) for v in value]
+            if isinstance(value, Hours):
+                return f"{value.opens:%H:%M}-{value.closes:%H:%M}"
+            if isinstance(value, Tier | Audience | EscalationTrigger | Category | CoverageCalendar):
+                return value.value
+            return value
+
+        return {each.name: plain(getattr(self, each.name)) for each in fields(self)}
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.document(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class UnknownPolicyVersion(LookupError):
+    """A ticket pinned a policy version this code does not know (a newer deploy filed it)."""
+
 
 POLICY_VERSION = "2026.11-2"
 
@@ -90,48 +177,90 @@ CHANNELS: dict[Tier, list[Channel]] = {
 
 MAX_LEVEL: dict[Tier, int] = {Tier.BASIC: 2, Tier.STANDARD: 2, Tier.PREMIUM: 4}
 
-LEVEL_NAMES: dict[int, str] = {
-    1: "Support Team",
-    2: "Senior Support Engineer",
-    3: "Engineering Team",
-    4: "CTO / Leadership",
-}
+L2_TRIGGERS = (
+    EscalationTrigger.NOT_RESOLVED_IN_INITIAL_RESPONSE,
+    EscalationTrigger.REQUIRES_TECHNICAL_EXPERTISE,
+    EscalationTrigger.ARCHITECTURE_OR_DESIGN_QUESTION,
+)
+L3_TRIGGERS = (
+    EscalationTrigger.CRITICAL_BUG_OR_PLATFORM_ISSUE,
+    EscalationTrigger.FACTORY_RELATED_PROBLEM,
+    EscalationTrigger.REQUIRES_ENGINEERING,
+)
+L4_TRIGGERS = (
+    EscalationTrigger.CRITICAL_PRODUCTION_INCIDENT,
+    EscalationTrigger.BUSINESS_CRITICAL_PROBLEM,
+    EscalationTrigger.STRATEGIC_ISSUE,
+)
 
-LEVEL_AUDIENCE: dict[int, Audience] = {
-    1: Audience.SUPPORT_L1,
-    2: Audience.SUPPORT_L2,
-    3: Audience.ENGINEERING_L3,
-    4: Audience.LEADERSHIP_L4,
-}
+# --- Frozen policy versions: never edit one in place; add a version and point POLICY_VERSION at it.
 
-# A breach at the top of the ladder goes to the lead of the top entitled level (DESIGN.md §5):
-# L4 leadership for Premium, the L2 support lead for Standard and Basic. Keyed by max level.
-TOP_OF_LADDER_AUDIENCE: dict[int, Audience] = {
-    1: Audience.SUPPORT_LEAD,
-    2: Audience.SUPPORT_LEAD,
-    3: Audience.ENGINEERING_L3,
-    4: Audience.LEADERSHIP_L4,
-}
+RULES: Mapping[str, TicketRules] = MappingProxyType(
+    {
+        rules.version: rules
+        for rules in (
+            TicketRules(
+                version="2026.11-2",
+                level_names={
+                    1: "Support Team",
+                    2: "Senior Support Engineer",
+                    3: "Engineering Team",
+                    4: "CTO / Leadership",
+                },
+                level_audiences={
+                    1: Audience.SUPPORT_L1,
+                    2: Audience.SUPPORT_L2,
+                    3: Audience.ENGINEERING_L3,
+                    4: Audience.LEADERSHIP_L4,
+                },
+                top_of_ladder_audiences={
+                    1: Audience.SUPPORT_LEAD,
+                    2: Audience.SUPPORT_LEAD,
+                    3: Audience.ENGINEERING_L3,
+                    4: Audience.LEADERSHIP_L4,
+                },
+                escalation_triggers={2: L2_TRIGGERS, 3: L3_TRIGGERS, 4: L4_TRIGGERS},
+                system_triggers=frozenset(
+                    {EscalationTrigger.SLA_BREACH, EscalationTrigger.CRITICAL_AT_INTAKE}
+                ),
+                critical_intake_levels={Tier.BASIC: 2, Tier.STANDARD: 2, Tier.PREMIUM: 3},
+                low_only_categories=frozenset(
+                    {Category.FEATURE_REQUEST, Category.DOCUMENTATION, Category.QUESTION}
+                ),
+                auto_close_after_resolved_days=7,
+                calendar_hours={
+                    CoverageCalendar.EXTENDED: Hours(time(8), time(20)),
+                    CoverageCalendar.BUSINESS: Hours(time(9), time(17)),
+                },
+                holidays_ahead_days=365,
+            ),
+        )
+    }
+)
 
+
+def rules_for(version: str) -> TicketRules:
+    """The frozen rules of a pinned policy version."""
+    try:
+        return RULES[version]
+    except KeyError:
+        known = ", ".join(RULES)
+        raise UnknownPolicyVersion(
+            f"No policy version {version!r} in this build (it knows {known}); run a worker that has it."
+        ) from None
+
+
+# --- The live tables: copies of the current version, for intake, GET /policy and the API --------
+
+CURRENT = rules_for(POLICY_VERSION)
+LEVEL_NAMES: dict[int, str] = dict(CURRENT.level_names)
+LEVEL_AUDIENCE: dict[int, Audience] = dict(CURRENT.level_audiences)
+TOP_OF_LADDER_AUDIENCE: dict[int, Audience] = dict(CURRENT.top_of_ladder_audiences)
 ESCALATION_TRIGGERS: dict[int, list[EscalationTrigger]] = {
-    2: [
-        EscalationTrigger.NOT_RESOLVED_IN_INITIAL_RESPONSE,
-        EscalationTrigger.REQUIRES_TECHNICAL_EXPERTISE,
-        EscalationTrigger.ARCHITECTURE_OR_DESIGN_QUESTION,
-    ],
-    3: [
-        EscalationTrigger.CRITICAL_BUG_OR_PLATFORM_ISSUE,
-        EscalationTrigger.FACTORY_RELATED_PROBLEM,
-        EscalationTrigger.REQUIRES_ENGINEERING,
-    ],
-    4: [
-        EscalationTrigger.CRITICAL_PRODUCTION_INCIDENT,
-        EscalationTrigger.BUSINESS_CRITICAL_PROBLEM,
-        EscalationTrigger.STRATEGIC_ISSUE,
-    ],
+    level: list(triggers) for level, triggers in CURRENT.escalation_triggers.items()
 }
-
-SYSTEM_TRIGGERS = frozenset({EscalationTrigger.SLA_BREACH, EscalationTrigger.CRITICAL_AT_INTAKE})
+SYSTEM_TRIGGERS = CURRENT.system_triggers
+AUTO_CLOSE_AFTER_RESOLVED_DAYS = CURRENT.auto_close_after_resolved_days
 
 # Requests that are not support: the refusal says where they go instead.
 OUT_OF_SCOPE: dict[Category, str] = {
@@ -145,7 +274,7 @@ OUT_OF_SCOPE: dict[Category, str] = {
 }
 
 # Request types that are never more urgent than Sev 4 (DESIGN.md §7).
-LOW_ONLY_CATEGORIES = frozenset({Category.FEATURE_REQUEST, Category.DOCUMENTATION, Category.QUESTION})
+LOW_ONLY_CATEGORIES = CURRENT.low_only_categories
 
 HANDOFF_CATEGORIES = list(HandoffCategory)
 
@@ -159,9 +288,7 @@ def level_for_trigger(trigger: EscalationTrigger) -> int | None:
 
 def intake_level(tier: Tier, severity: Severity) -> int:
     """Always escalate critical incidents immediately: Premium Sev 1 to L3, others to L2."""
-    if severity == Severity.CRITICAL:
-        return 3 if tier == Tier.PREMIUM else 2
-    return 1
+    return CURRENT.intake_level(tier, severity)
 
 
 def policy_document() -> dict[str, object]:

@@ -1,0 +1,117 @@
+"""A ticket's timeline: the step in progress, the events it records and the notices they raise.
+
+Pure: no Temporal, no I/O. A step changes the state it is given in place; the machine hands
+it either the workflow's own state (validated first, so the step cannot be refused half way)
+or a working copy (`working_copy`), so that its pure functions still read as
+`state + action + now -> new state + effects`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from workflows.models import (
+    Audience,
+    EventKind,
+    Notification,
+    OwningLine,
+    ProductType,
+    TicketEvent,
+    TicketState,
+    TicketView,
+)
+from workflows.policy import TicketRules, rules_for
+
+
+@dataclass
+class Outcome:
+    state: TicketState
+    notifications: list[Notification] = field(default_factory=list)
+
+
+def working_copy(state: TicketState) -> TicketState:
+    """A copy a step may change without touching `state`.
+
+    Only the parts a step changes in place are copied: the clocks and the lists. The
+    entitlement, the events already made and the texts are shared: nothing changes them in
+    place (pinning holidays replaces the entitlement).
+    """
+    return state.model_copy(
+        update={
+            "clocks": [clock.model_copy() for clock in state.clocks],
+            "events": list(state.events),
+            "acknowledged_lines": list(state.acknowledged_lines),
+        }
+    )
+
+
+def headline(ticket: TicketState | TicketView) -> str:
+    """'[Sev 1][Premium] acme / identity: Login down', the static summary in the UI."""
+    return (
+        f"[Sev {int(ticket.severity)}][{ticket.tier.label}] {ticket.customer_id} / "
+        f"{ticket.product.value}: {ticket.title}"
+    )
+
+
+class Step:
+    """One transition in progress: the state it changes, the instant, and the notices so far."""
+
+    def __init__(self, state: TicketState, now: datetime) -> None:
+        self.state = state
+        self.now = now
+        self.notifications: list[Notification] = []
+        # Everything the ticket decides with beyond its entitlement, frozen under its version.
+        self.rules: TicketRules = rules_for(state.entitlement.policy_version)
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.state, self.notifications)
+
+    def record(
+        self,
+        kind: EventKind,
+        summary: str,
+        *,
+        actor: str = "system",
+        at: datetime | None = None,
+        **detail: str,
+    ) -> TicketEvent:
+        state = self.state
+        event = TicketEvent(
+            seq=state.next_seq,
+            at=at or self.now,
+            kind=kind,
+            summary=summary,
+            actor=actor,
+            level=state.level,
+            detail=detail,
+        )
+        state.next_seq += 1
+        state.events.append(event)
+        state.last_event_at = event.at
+        return event
+
+    def notify(self, event: TicketEvent, audience: Audience, subject: str, *, page: bool = False) -> None:
+        state = self.state
+        if audience == Audience.CUSTOMER and state.entitlement.product_type == ProductType.PARTNER_DELIVERED:
+            # The partner owns customer-facing communication (DESIGN.md §6).
+            audience = Audience.PARTNER
+        key = f"{event.seq}-{audience.value}"
+        if any(note.key == key for note in self.notifications):
+            return  # one notice per audience per event
+        self.notifications.append(
+            Notification(
+                key=key,
+                ticket_id=state.ticket_id,
+                audience=audience,
+                subject=subject,
+                body=f"{headline(state)}\n{event.summary}",
+                page=page,
+            )
+        )
+
+    def notify_level(self, event: TicketEvent, subject: str, level: int | None = None) -> None:
+        """The level's team hears of it, and the partner on a ticket it owns or handed off."""
+        self.notify(event, self.rules.level_audiences[level or self.state.level], subject)
+        if self.state.owning_line == OwningLine.PARTNER or self.state.handoff_category:
+            self.notify(event, Audience.PARTNER, subject)
