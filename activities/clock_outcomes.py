@@ -1,27 +1,30 @@
 """What the reports read from a ticket: one row per SLA clock, and the ticket's facts (DESIGN.md §12).
 
 The sync activity writes these in the same transaction as the ticket row and its events,
-after `upsert_ticket_row` (the clock rows reference the ticket):
+after both (the clock rows reference the ticket; the rollups count the events):
 
     await upsert_ticket_row(session=session, row=sync.row)
+    await record_events(session=session, ticket_id=..., events=sync.events)
     await record_clocks(
         session=session, ticket_id=..., updated_at=sync.row.updated_at, clocks=clock_rows(state.clocks)
     )
     await record_ticket_facts(session=session, ticket_id=..., updated_at=sync.row.updated_at, ...)
 
 Both are idempotent, and both are guarded by the ticket's `updated_at`, as the ticket row is:
-a late retry of an older sync changes nothing that a newer one wrote.
+a late retry of an older sync changes nothing that a newer one wrote. Each then recounts the
+ticket's report rollups (`refresh_report_rollups`) from the rows as they now stand.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.db import Ticket, TicketClockRecord, dialect_insert
+from activities.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
 from workflows.models import (
     ClockKind,
     ClockStatus,
@@ -98,6 +101,7 @@ async def record_clocks(
         where=insert.excluded.updated_at >= TicketClockRecord.updated_at,
     )
     await session.execute(stmt, rows)
+    await refresh_report_rollups(session=session, ticket_id=ticket_id)
 
 
 async def record_ticket_facts(
@@ -127,6 +131,64 @@ async def record_ticket_facts(
             outage_ended_at=outage_ended_at,
         )
     )
+    await refresh_report_rollups(session=session, ticket_id=ticket_id)
+
+
+# --- Report rollups --------------------------------------------------------------------------
+
+ESCALATION_LEVELS = (2, 3, 4)
+
+
+def response_clock(clock: type[TicketClockRecord] = TicketClockRecord) -> ColumnElement[bool]:
+    """A line's first response: its first-response clock, and on a partner ticket ConnectSoft's
+    response to the handoff (ConnectSoft's first response there)."""
+    return or_(
+        clock.kind == ClockKind.FIRST_RESPONSE.value,
+        and_(clock.kind == ClockKind.HANDOFF_RESPONSE.value, clock.line == OwningLine.CONNECTSOFT.value),
+    )
+
+
+def escalation_event(event: type[TicketEventRecord] = TicketEventRecord) -> ColumnElement[bool]:
+    """An escalation: `escalated`, or ConnectSoft's `critical_incident` routing. The partner's
+    critical-incident notice pages the partner's own on-call and routes nothing."""
+    partner_notice = func.coalesce(event.detail["line"].as_string(), "") == OwningLine.PARTNER.value
+    return or_(event.kind == "escalated", and_(event.kind == "critical_incident", ~partner_notice))
+
+
+def _rollups() -> dict[str, Any]:
+    """Each rollup column as a count over the ticket's own clock and event rows."""
+    clock, event = TicketClockRecord, TicketEventRecord
+
+    def clocks(line: OwningLine, status: ClockStatus | None = None) -> Any:
+        where: list[Any] = [clock.ticket_id == Ticket.ticket_id, clock.line == line.value, response_clock()]
+        if status is not None:
+            where += [clock.binding, clock.status == status.value]
+        return select(func.count()).where(*where).scalar_subquery()
+
+    def escalations(level: int) -> Any:
+        where = (event.ticket_id == Ticket.ticket_id, event.level == level, escalation_event())
+        return select(func.count()).where(*where).scalar_subquery()
+
+    values: dict[str, Any] = {}
+    for line in OwningLine:
+        values[f"{line.value}_response_clocks"] = clocks(line)
+        values[f"{line.value}_responses_met"] = clocks(line, ClockStatus.MET)
+        values[f"{line.value}_responses_breached"] = clocks(line, ClockStatus.BREACHED)
+    for level in ESCALATION_LEVELS:
+        values[f"escalations_l{level}"] = escalations(level)
+    return values
+
+
+async def refresh_report_rollups(*, session: AsyncSession, ticket_id: str | None = None) -> None:
+    """Recount a ticket's report rollups (every ticket's with no id, for a backfill) from its
+    ticket_clocks and ticket_events rows: the reports scan tickets once, without joining them.
+
+    A response clock counts as met or breached only when binding and ended with that outcome.
+    """
+    stmt = update(Ticket).values(_rollups())
+    if ticket_id is not None:
+        stmt = stmt.where(Ticket.ticket_id == ticket_id)
+    await session.execute(stmt)
 
 
 # The events that start and end a wait on the customer (workflows/machine.py).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Double,
     Select,
     String,
@@ -35,14 +36,16 @@ from sqlalchemy import (
     or_,
     select,
     union,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from activities.db import Contract, Ticket, TicketClockRecord, TicketEventRecord, UTCDateTime
-from workflows.models import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
+from activities.clock_outcomes import ESCALATION_LEVELS
+from activities.db import Contract, Ticket, UTCDateTime
+from workflows.models import OwningLine, Product, ProductType, Tier
 from workflows.policy import UPTIME_TARGETS
 
 # A report spans at most a year (a leap year's 366 days), so it stays one quick query.
@@ -51,10 +54,6 @@ MAX_REPORT_DAYS = 366
 UPTIME_OVERRIDE_FIELD = "uptime"
 
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
-
-ESCALATION_LEVELS = (2, 3, 4)
-ESCALATION_EVENTS = ("escalated", "critical_incident")
-ENDED = (ClockStatus.MET.value, ClockStatus.BREACHED.value)
 
 
 class ReportGroupBy(StrEnum):
@@ -135,7 +134,8 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
 
 @compiles(epoch_seconds, "postgresql")
 def _epoch_seconds_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+    # date_part stays double precision; EXTRACT is numeric since PostgreSQL 14, and slow to sort.
+    return f"date_part('epoch', {compiler.process(element.clauses, **kw)})"
 
 
 class week_start(FunctionElement[str]):
@@ -204,26 +204,6 @@ def _in_reach(stmt: AnySelect, *, scope_customer_id: str | None, scope_partner_i
     return stmt
 
 
-def _counted_clock() -> ColumnElement[bool]:
-    """Binding first-response clocks that have ended: each line's own first response.
-
-    ConnectSoft's response to a partner's handoff is ConnectSoft's first response on that
-    ticket; escalation acknowledgements, resolution and update clocks are not counted.
-    """
-    clock = TicketClockRecord
-    return and_(
-        or_(
-            clock.kind == ClockKind.FIRST_RESPONSE.value,
-            and_(
-                clock.kind == ClockKind.HANDOFF_RESPONSE.value,
-                clock.line == OwningLine.CONNECTSOFT.value,
-            ),
-        ),
-        clock.binding,
-        clock.status.in_(ENDED),
-    )
-
-
 # --- GET /reports/sla --------------------------------------------------------------------------
 
 
@@ -239,6 +219,11 @@ def _ticket_key(group_by: ReportGroupBy) -> ColumnElement[Any]:
     return keys[group_by]
 
 
+def _line_rollup(line: OwningLine, name: str) -> ColumnElement[int]:
+    column: ColumnElement[int] = getattr(Ticket, f"{line.value}_{name}")
+    return column
+
+
 def _members(
     *,
     start: datetime,
@@ -246,36 +231,57 @@ def _members(
     group_by: ReportGroupBy,
     scope_customer_id: str | None,
     scope_partner_id: str | None,
-) -> Select[*tuple[Any, ...]]:
-    """(ticket, group key) for every ticket received in [start, end) within reach.
+) -> Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]:
+    """One row per ticket received in [start, end) within reach and group it is in: its key,
+    times, counted first responses and escalations, from the ticket's rollups.
 
-    By line, a ticket belongs to each line that owns one of its response clocks: the partner
-    ticket ConnectSoft took over is in both lines' groups.
+    By line, a ticket is in the group of each line that has a response clock on it (the
+    partner ticket ConnectSoft took over is in both); a line's group counts only its own
+    clocks, and the escalations are ConnectSoft's (the ladder L2-L4 is ConnectSoft's).
     """
-    columns = (
-        Ticket.ticket_id,
-        Ticket.received_at,
-        Ticket.acknowledged_at,
-        Ticket.resolved_at,
-        Ticket.waiting_seconds,
-    )
-    if group_by == ReportGroupBy.LINE:
-        clock = TicketClockRecord
-        stmt: Select[*tuple[Any, ...]] = (
-            select(*columns, clock.line.label("key"))
-            .join(clock, clock.ticket_id == Ticket.ticket_id)
-            .where(clock.kind.in_((ClockKind.FIRST_RESPONSE.value, ClockKind.HANDOFF_RESPONSE.value)))
-            .distinct()
-        )
-    else:
-        stmt = select(*columns, _ticket_key(group_by).label("key"))
-    stmt = stmt.where(Ticket.received_at >= start, Ticket.received_at < end)
-    return _in_reach(stmt, scope_customer_id=scope_customer_id, scope_partner_id=scope_partner_id)
+    times = (Ticket.received_at, Ticket.acknowledged_at, Ticket.resolved_at, Ticket.waiting_seconds)
+    scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
+    received = (Ticket.received_at >= start, Ticket.received_at < end)
+    escalations = tuple(getattr(Ticket, f"escalations_l{level}") for level in ESCALATION_LEVELS)
+    if group_by != ReportGroupBy.LINE:
+        lines = tuple(OwningLine)
+        stmt = select(
+            _ticket_key(group_by).label("key"),
+            *times,
+            sum_of(_line_rollup(line, "responses_met") for line in lines).label("met"),
+            sum_of(_line_rollup(line, "responses_breached") for line in lines).label("breached"),
+            *(
+                column.label(f"l{level}")
+                for column, level in zip(escalations, ESCALATION_LEVELS, strict=True)
+            ),
+        ).where(*received)
+        return _in_reach(stmt, **scope)
+    per_line = []
+    for line in OwningLine:
+        own_escalations = escalations if line == OwningLine.CONNECTSOFT else (literal(0),) * 3
+        stmt = select(
+            literal(line.value, String).label("key"),
+            *times,
+            _line_rollup(line, "responses_met").label("met"),
+            _line_rollup(line, "responses_breached").label("breached"),
+            *(
+                column.label(f"l{level}")
+                for column, level in zip(own_escalations, ESCALATION_LEVELS, strict=True)
+            ),
+        ).where(*received, _line_rollup(line, "response_clocks") > 0)
+        per_line.append(_in_reach(stmt, **scope))
+    return union_all(*per_line)
 
 
-def _nearest_rank(rank: ColumnElement[int], count: ColumnElement[int], pct: int) -> ColumnElement[bool]:
-    # rank == ceil(pct/100 * count), without division: (rank-1)*100 < pct*count <= rank*100.
-    return and_((rank - 1) * 100 < pct * count, pct * count <= rank * 100)
+def _by_level(columns: Sequence[ColumnElement[int]]) -> list[ColumnElement[int]]:
+    return [column.label(f"l{level}") for column, level in zip(columns, ESCALATION_LEVELS, strict=True)]
+
+
+def sum_of(columns: Iterable[ColumnElement[int]]) -> ColumnElement[int]:
+    total, *rest = columns
+    for column in rest:
+        total = total + column
+    return total
 
 
 async def sla_report(
@@ -289,95 +295,73 @@ async def sla_report(
 ) -> list[SlaGroup]:
     """GET /reports/sla: per group, for tickets received in [start, end) within reach.
 
+    Two scans of the tickets, no joins: the figures of each ticket's clocks and events are
+    its rollups (`activities.clock_outcomes.refresh_report_rollups`).
+
     - `first_response_met` / `_breached`: binding first-response clocks that have ended
-      (see `_counted_clock`); `attainment_pct` = met / (met + breached), None with neither.
-      By line, a line's group counts only its own clocks.
+      (each line's first response, and ConnectSoft's response to a partner's handoff);
+      `attainment_pct` = met / (met + breached), None with neither. By line, a line's group
+      counts only its own clocks.
     - MTTA: acknowledged_at - received_at (the owning line's first response), acknowledged
       tickets only. p50 and p90 are nearest-rank percentiles: the value at rank
-      ceil(p/100 * n) of the group's n times in ascending order, always an observed time.
+      ceil(p/100 * n) of the group's n times in ascending order, i.e. the least time that
+      at least p% of them do not exceed (`cume_dist() >= p/100`); always an observed time.
     - MTTR: the mean of resolved_at - received_at - waiting_seconds over tickets resolved now
       (a reopened ticket counts once resolved again, from its first intake).
-    - escalations: `escalated` and `critical_incident` events at levels 2, 3 and 4, by the
-      level they routed to. By line, they are ConnectSoft's (the ladder is ConnectSoft's),
-      unless the event names another line.
+    - escalations: `escalated` events and ConnectSoft's `critical_incident` routings at levels
+      2, 3 and 4, by the level they routed to.
 
     Groups come sorted by key, a missing key (no partner) last.
     """
     scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
     members = _members(start=start, end=end, group_by=group_by, **scope).cte("members")
-    key = members.c.key
+    m = members.c
 
-    # Tickets, MTTA percentiles and MTTR in one pass: acknowledged tickets ranked apart.
-    acknowledged = members.c.acknowledged_at.is_not(None)
-    mtta = (epoch_seconds(members.c.acknowledged_at) - epoch_seconds(members.c.received_at)) / 60
-    mttr = case(
-        (
-            members.c.resolved_at.is_not(None),
-            epoch_seconds(members.c.resolved_at)
-            - epoch_seconds(members.c.received_at)
-            - members.c.waiting_seconds,
-        )
+    received = epoch_seconds(m.received_at)
+    mttr = case((m.resolved_at.is_not(None), epoch_seconds(m.resolved_at) - received - m.waiting_seconds))
+    per_group = select(
+        m.key,
+        func.count(),
+        func.sum(m.met),
+        func.sum(m.breached),
+        func.avg(mttr),
+        *(func.sum(getattr(m, f"l{level}")) for level in ESCALATION_LEVELS),
+    ).group_by(m.key)
+
+    # Percentiles over a narrow sort: only acknowledged tickets, only key and time.
+    acknowledged = (
+        select(m.key, ((epoch_seconds(m.acknowledged_at) - received) / 60).label("mtta"))
+        .where(m.acknowledged_at.is_not(None))
+        .subquery("acknowledged")
     )
-    partition = (key, acknowledged)
+    a = acknowledged.c
     ranked = select(
-        key.label("key"),
-        acknowledged.label("acknowledged"),
-        mtta.label("mtta"),
-        mttr.label("mttr_seconds"),
-        func.row_number().over(partition_by=partition, order_by=mtta).label("rank"),
-        func.count().over(partition_by=partition).label("n"),
+        a.key, a.mtta, func.cume_dist().over(partition_by=a.key, order_by=a.mtta).label("share_at_most")
     ).subquery("ranked")
     r = ranked.c
 
     def percentile(pct: int) -> ColumnElement[float]:
-        return func.max(case((and_(r.acknowledged, _nearest_rank(r.rank, r.n, pct)), r.mtta)))
+        # Nearest rank: the least time that at least pct% of the group's times do not exceed.
+        return func.min(case((r.share_at_most >= pct / 100, r.mtta)))
 
-    per_ticket = await session.execute(
-        select(r.key, func.count(), percentile(50), percentile(90), func.avg(r.mttr_seconds)).group_by(r.key)
-    )
-
-    clock = TicketClockRecord
-    clocks_stmt = (
-        select(
-            key,
-            func.sum(case((clock.status == ClockStatus.MET.value, 1), else_=0)),
-            func.sum(case((clock.status == ClockStatus.BREACHED.value, 1), else_=0)),
-        )
-        .join(clock, clock.ticket_id == members.c.ticket_id)
-        .where(_counted_clock())
-        .group_by(key)
-    )
-    event = TicketEventRecord
-    escalations_stmt = (
-        select(key, event.level, func.count())
-        .join(event, event.ticket_id == members.c.ticket_id)
-        .where(event.kind.in_(ESCALATION_EVENTS), event.level.in_(ESCALATION_LEVELS))
-        .group_by(key, event.level)
-    )
-    if group_by == ReportGroupBy.LINE:
-        clocks_stmt = clocks_stmt.where(clock.line == key)
-        event_line = func.coalesce(event.detail["line"].as_string(), OwningLine.CONNECTSOFT.value)
-        escalations_stmt = escalations_stmt.where(event_line == key)
+    percentiles = select(r.key, percentile(50), percentile(90)).group_by(r.key)
 
     groups: dict[str | None, SlaGroup] = {}
-    for group_key, tickets, p50, p90, mttr_seconds in per_ticket:
+    for group_key, tickets, met, breached, mttr_seconds, *escalations in await session.execute(per_group):
         groups[group_key] = SlaGroup(
             key=group_key,
             tickets=tickets,
-            first_response_met=0,
-            first_response_breached=0,
-            attainment_pct=None,
-            mtta_p50_minutes=None if p50 is None else round(p50, 2),
-            mtta_p90_minutes=None if p90 is None else round(p90, 2),
+            first_response_met=met,
+            first_response_breached=breached,
+            attainment_pct=_pct(met, met + breached),
+            mtta_p50_minutes=None,
+            mtta_p90_minutes=None,
             mttr_mean_minutes=_minutes(mttr_seconds),
-            escalations={str(level): 0 for level in ESCALATION_LEVELS},
+            escalations={str(level): n for level, n in zip(ESCALATION_LEVELS, escalations, strict=True)},
         )
-    for group_key, met, breached in await session.execute(clocks_stmt):
+    for group_key, p50, p90 in await session.execute(percentiles):
         group = groups[group_key]
-        group.first_response_met, group.first_response_breached = met, breached
-        group.attainment_pct = _pct(met, met + breached)
-    for group_key, level, count in await session.execute(escalations_stmt):
-        groups[group_key].escalations[str(level)] = count
+        group.mtta_p50_minutes, group.mtta_p90_minutes = round(p50, 2), round(p90, 2)
     return sorted(groups.values(), key=lambda g: (g.key is None, g.key or ""))
 
 
@@ -389,20 +373,18 @@ async def sla_weeks(
     scope_customer_id: str | None = None,
     scope_partner_id: str | None = None,
 ) -> list[WeekOfSla]:
-    """Every week (Monday 00:00 UTC) that [start, end) touches, with the counted first-response
-    clocks (as in `sla_report`) of the tickets received in it: met, and breached by line."""
-    clock = TicketClockRecord
+    """Every week (Monday 00:00 UTC) that [start, end) touches, with the first responses counted
+    as in `sla_report` of the tickets received in it: met, and breached by line."""
     week = week_start(Ticket.received_at)
+    lines = tuple(OwningLine)
     stmt = (
         select(
             week,
-            clock.line,
-            func.sum(case((clock.status == ClockStatus.MET.value, 1), else_=0)),
-            func.sum(case((clock.status == ClockStatus.BREACHED.value, 1), else_=0)),
+            func.sum(sum_of(_line_rollup(line, "responses_met") for line in lines)),
+            *(func.sum(_line_rollup(line, "responses_breached")) for line in lines),
         )
-        .join(clock, clock.ticket_id == Ticket.ticket_id)
-        .where(Ticket.received_at >= start, Ticket.received_at < end, _counted_clock())
-        .group_by(week, clock.line)
+        .where(Ticket.received_at >= start, Ticket.received_at < end)
+        .group_by(week)
     )
     stmt = _in_reach(stmt, scope_customer_id=scope_customer_id, scope_partner_id=scope_partner_id)
     first = start.date() - timedelta(days=start.weekday())
@@ -411,10 +393,10 @@ async def sla_weeks(
     while datetime.combine(monday, datetime.min.time(), UTC) < end:
         weeks[monday] = WeekOfSla(week_start=monday, met=0, breached_by_line={line: 0 for line in OwningLine})
         monday += timedelta(days=7)
-    for week_value, line, met, breached in (await session.execute(stmt)).all():
+    for week_value, met, *breached in (await session.execute(stmt)).all():
         entry = weeks[date.fromisoformat(str(week_value))]
-        entry.met += met
-        entry.breached_by_line[OwningLine(line)] += breached
+        entry.met = met
+        entry.breached_by_line = dict(zip(lines, breached, strict=True))
     return list(weeks.values())
 
 

@@ -48,6 +48,7 @@ from activities.clock_outcomes import (
     clock_rows,
     record_clocks,
     record_ticket_facts,
+    refresh_report_rollups,
     waiting_seconds,
 )
 from activities.db import Contract, Ticket, TicketClockRecord
@@ -744,6 +745,71 @@ async def test_a_late_retry_of_an_older_sync_rolls_nothing_back(sessionmaker: Se
         ticket = await session.get(Ticket, "D")
     assert ticket is not None
     assert (ticket.status, ticket.resolved_at, ticket.waiting_seconds) == ("acknowledged", None, 60)
+    assert (ticket.connectsoft_response_clocks, ticket.connectsoft_responses_met) == (1, 1)
+
+
+ROLLUPS = (
+    "partner_response_clocks",
+    "partner_responses_met",
+    "partner_responses_breached",
+    "connectsoft_response_clocks",
+    "connectsoft_responses_met",
+    "connectsoft_responses_breached",
+    "escalations_l2",
+    "escalations_l3",
+    "escalations_l4",
+)
+
+
+async def rollups(sessionmaker: Sessionmaker) -> dict[str, tuple[int, ...]]:
+    async with sessionmaker() as session:
+        rows = await session.execute(select(Ticket.ticket_id, *(getattr(Ticket, name) for name in ROLLUPS)))
+        return {ticket_id: tuple(values) for ticket_id, *values in rows}
+
+
+async def test_each_sync_recounts_the_tickets_rollups_from_its_clocks_and_events(
+    sessionmaker: Sessionmaker,
+) -> None:
+    await seed_reports(sessionmaker)
+    counted = await rollups(sessionmaker)
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Ticket).values(dict.fromkeys(ROLLUPS, 0)))
+        await refresh_report_rollups(session=session)
+
+    # (partner: clocks, met, breached; ConnectSoft: clocks, met, breached; escalations L2-L4)
+    assert counted["H"] == (1, 0, 1, 1, 1, 0, 0, 0, 0)
+    assert counted["I"] == (1, 1, 0, 1, 0, 1, 0, 1, 0)
+    # B: the sla_breached event is no escalation; its critical incident (L3) and breach (L4) are.
+    assert counted["B"] == (0, 0, 0, 1, 0, 1, 0, 1, 1)
+    # G: a best-effort clock is a response clock, but neither met nor breached.
+    assert counted["G"] == (0, 0, 0, 1, 0, 0, 0, 0, 0)
+    # F: still running.
+    assert counted["F"] == (0, 0, 0, 1, 0, 0, 0, 0, 0)
+    # Recounting every ticket at once (a backfill) gives the same figures.
+    assert await rollups(sessionmaker) == counted
+
+
+async def test_a_partners_critical_incident_notice_is_not_an_escalation(sessionmaker: Sessionmaker) -> None:
+    await seed_demo_catalog_only(sessionmaker)
+    # Handed back to the partner at L2, then raised to Sev 1: the partner's on-call is paged.
+    ticket = Seeded(
+        "P", "contoso", Product.PARTNER_SOLUTION, 1, mar(20, 9),
+        [Clock(FR, PARTNER, MET, mar(20, 9), stopped_at=mar(20, 9, 10))],
+        [crit(2, PARTNER), crit(3)], TicketStatus.ACKNOWLEDGED, 3, mar(20, 9, 10),
+    )  # fmt: skip
+    await write_sync(sessionmaker, ticket, mar(20, 10))
+    async with sessionmaker.begin() as session:
+        await record_events(
+            session=session,
+            ticket_id="P",
+            events=[
+                TicketEvent(seq=seq, at=mar(20, 9), kind=kind, summary=kind, level=level, detail=detail)
+                for seq, (kind, level, detail) in enumerate(ticket.events, start=1)
+            ],
+        )
+        await refresh_report_rollups(session=session, ticket_id="P")
+
+    assert (await rollups(sessionmaker))["P"][-3:] == (0, 1, 0)
 
 
 async def seed_demo_catalog_only(sessionmaker: Sessionmaker) -> None:
