@@ -50,6 +50,8 @@ from workflows.policy import UPTIME_TARGETS
 
 # A report spans at most a year (a leap year's 366 days), so it stays one quick query.
 MAX_REPORT_DAYS = 366
+# Ticket times a report may name: 2000-01-01 up to 3000-01-01 (the end of a last period).
+REPORT_YEARS = (datetime(2000, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))
 # The contract's own uptime target, in percent, where it sets one (overrides JSON).
 UPTIME_OVERRIDE_FIELD = "uptime"
 
@@ -174,12 +176,29 @@ def _pct(part: int, whole: int) -> float | None:
 
 def as_utc(value: datetime) -> datetime:
     """A query's time in UTC; a time without an offset is taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        raise _outside_years(value) from None
+
+
+def _outside_years(value: datetime) -> ReportRangeError:
+    return ReportRangeError(
+        "report_period_years",
+        f"Reports cover {REPORT_YEARS[0]:%Y-%m-%d} to {REPORT_YEARS[1]:%Y-%m-%d} (UTC); "
+        f"{value.isoformat()} is outside.",
+    )
 
 
 def check_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """[start, end) in UTC, refused unless start < end and it spans at most MAX_REPORT_DAYS."""
+    """[start, end) in UTC, refused unless start < end, both within REPORT_YEARS, and it spans
+    at most MAX_REPORT_DAYS."""
     start, end = as_utc(start), as_utc(end)
+    for value in (start, end):
+        if not REPORT_YEARS[0] <= value <= REPORT_YEARS[1]:
+            raise _outside_years(value)
     if start >= end:
         raise ReportRangeError(
             "report_period_order",

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -535,6 +535,10 @@ async def test_empty_period_has_no_groups(sessionmaker: Sessionmaker) -> None:
         (MARCH[1], MARCH[0], "report_period_order"),
         (MARCH[0], MARCH[0], "report_period_order"),
         (MARCH[0], MARCH[0] + timedelta(days=367), "report_period_too_long"),
+        (datetime(1999, 12, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC), "report_period_years"),
+        (datetime(2999, 12, 1, tzinfo=UTC), datetime(3000, 1, 2, tzinfo=UTC), "report_period_years"),
+        # Year 1 an hour east of UTC is before year 1 in UTC: not even a datetime there.
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), MARCH[0], "report_period_years"),
     ],
 )
 def test_period_must_be_ordered_and_at_most_a_year(start: datetime, end: datetime, rule: str) -> None:

@@ -190,6 +190,8 @@ def _height(d: str) -> float:
         ("/reports/sla", {"from": "2026-03-01", "to": "2026-03-01"}, "report_period_order"),
         ("/reports/sla", {"from": "2025-01-01", "to": "2026-03-01"}, "report_period_too_long"),
         ("/reports/sla/chart", {"from": "2025-01-01", "to": "2026-03-01"}, "report_period_too_long"),
+        ("/reports/sla/chart", {"from": "9999-12-01", "to": "9999-12-31"}, "report_period_years"),
+        ("/reports/sla", {"from": "0001-01-01T00:00:00+01:00", "to": "2026-03-01"}, "report_period_years"),
         ("/reports/sla", {"from": "2026-03-01", "to": "2026-04-01", "group_by": "region"}, "invalid_request"),
         ("/reports/sla", {"from": "yesterday", "to": "2026-04-01"}, "invalid_request"),
         ("/reports/sla", {"to": "2026-04-01"}, "invalid_request"),
