@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +31,37 @@ NONSTICKY_TO_STICKY_POLL_RATIO = 0.5
 ACTIVITY_TASK_POLLS = 8
 # Lets in-flight activities (read-model upserts, notifications) finish on shutdown.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+# Worker memory per cached open ticket: RSS growth holding 200 open tickets after their first
+# step, `python -m bench workflow`, 214-222 KiB on 2026-11-27 (the no-op workflow: 105-114).
+CACHED_TICKET_BYTES = 224 * 1024
+# The share of the memory the worker may use that its cache of open tickets may fill. A ticket
+# not in the cache replays its whole history on every deadline, which is what makes breach
+# notices late when thousands fall due together; a cached one does not.
+CACHE_MEMORY_SHARE = 0.25
+# Never fewer than the SDK's default.
+MIN_CACHED_WORKFLOWS = 1000
+_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def usable_memory() -> int:
+    """Bytes this process may use: physical memory, or the container's limit when lower."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in _CGROUP_LIMITS:
+        try:
+            limit = path.read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            return min(physical, int(limit))
+    return physical
+
+
+def max_cached_workflows(memory: int | None = None) -> int:
+    """How many open tickets the worker keeps cached: its share of `memory` (default: the
+    usable memory) over what one cached ticket measured."""
+    budget = (usable_memory() if memory is None else memory) * CACHE_MEMORY_SHARE
+    return max(MIN_CACHED_WORKFLOWS, int(budget // CACHED_TICKET_BYTES))
 
 
 async def connect_client(settings: Settings) -> Client:
@@ -61,6 +94,7 @@ def build_worker(
         max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
         nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_concurrent_activity_task_polls=ACTIVITY_TASK_POLLS,
+        max_cached_workflows=max_cached_workflows(),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
