@@ -1,44 +1,41 @@
 """What the reports read from a ticket: one row per SLA clock, and the ticket's facts (DESIGN.md §12).
 
-The sync activity writes these in the same transaction as the ticket row and its events,
-after both (the clock rows reference the ticket; the rollups count the events):
+The record activity writes these in the transaction that writes the ticket row and its
+events, after both (the clock rows reference the ticket; the escalation counts read the
+events):
 
-    await upsert_ticket_row(session=session, row=sync.row)
-    await record_events(session=session, ticket_id=..., events=sync.events)
+    await upsert_ticket_row(session=session, row=record.row)
+    await record_events(session=session, ticket_id=record.row.ticket_id, events=record.events)
     await record_clocks(
-        session=session, ticket_id=..., updated_at=sync.row.updated_at, clocks=clock_rows(state.clocks)
+        session=session, ticket_id=..., updated_at=record.row.updated_at, clocks=clock_rows(clocks)
     )
-    await record_ticket_facts(session=session, ticket_id=..., updated_at=sync.row.updated_at, ...)
+    await record_ticket_facts(session=session, ticket_id=..., updated_at=record.row.updated_at, ...)
 
-Both are idempotent, and both are guarded by the ticket's `updated_at`, as the ticket row is:
-a late retry of an older sync changes nothing that a newer one wrote. Each then recounts the
-ticket's report rollups (`refresh_report_rollups`) from the rows as they now stand.
+Both are idempotent and guarded by the ticket's `updated_at`, as the ticket row is: a late
+retry of an older flush changes nothing that a newer one wrote. Each then recounts its part of
+the ticket's report rollups from the rows as they now stand: the reports scan tickets, and
+never join 100,000 of them to their clocks and events.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Executable, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
-from workflows.models import (
-    ClockKind,
-    ClockStatus,
-    CoverageCalendar,
-    OwningLine,
-    SlaClock,
-    TicketEvent,
-    TicketStatus,
-)
+from workflows.models import ClockKind, ClockStatus, CoverageCalendar, OwningLine, SlaClock
+
+ESCALATION_LEVELS = (2, 3, 4)
 
 
 class ClockRow(BaseModel):
     """One clock of a ticket as the read model keeps it. `clock_no` is its index in the
-    ticket's clock list, which only ever grows, so it names the same clock on every sync."""
+    ticket's clock list, which only ever grows, so it names the same clock on every flush."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -59,7 +56,7 @@ class ClockRow(BaseModel):
 
 
 def clock_rows(clocks: list[SlaClock]) -> list[ClockRow]:
-    """The machine's clocks (`TicketState.clocks`, in order) as read-model rows."""
+    """The machine's clocks (`TicketState.clocks`, all of them, in order) as read-model rows."""
     return [
         ClockRow(
             clock_no=clock_no,
@@ -82,26 +79,17 @@ def clock_rows(clocks: list[SlaClock]) -> list[ClockRow]:
 async def record_clocks(
     *, session: AsyncSession, ticket_id: str, updated_at: datetime, clocks: list[ClockRow]
 ) -> None:
-    """Upsert every clock of a ticket by (ticket_id, clock_no).
+    """Upsert every clock of a ticket by (ticket_id, clock_no), then recount the ticket's
+    response rollups.
 
-    `updated_at` is the synced ticket row's: a row written by a newer sync is never rolled
-    back (a clock's own fields are no order: a reopened ticket's resolution clock goes from
-    met back to running).
+    `updated_at` is the recorded ticket row's: a clock row written by a newer flush is never
+    rolled back (a clock's own fields are no order: a reopened ticket's resolution clock goes
+    from met back to running).
     """
-    if not clocks:
-        return
-    rows = [
-        {"ticket_id": ticket_id, "updated_at": updated_at, **clock.model_dump(mode="python")}
-        for clock in clocks
-    ]
-    insert = dialect_insert(session, TicketClockRecord)
-    stmt = insert.on_conflict_do_update(
-        index_elements=[TicketClockRecord.ticket_id, TicketClockRecord.clock_no],
-        set_={name: insert.excluded[name] for name in rows[0] if name not in ("ticket_id", "clock_no")},
-        where=insert.excluded.updated_at >= TicketClockRecord.updated_at,
-    )
-    await session.execute(stmt, rows)
-    await refresh_report_rollups(session=session, ticket_id=ticket_id)
+    if clocks:
+        rows = [{"ticket_id": ticket_id, "updated_at": updated_at, **clock.model_dump()} for clock in clocks]
+        await session.execute(_clock_upsert(session), rows)
+    await session.execute(_response_rollups(), {"rollup_ticket_id": ticket_id})
 
 
 async def record_ticket_facts(
@@ -115,28 +103,38 @@ async def record_ticket_facts(
     outage_started_at: datetime | None,
     outage_ended_at: datetime | None,
 ) -> None:
-    """Set the ticket's report facts, unless a newer sync has already written the row.
+    """Set the ticket's report facts unless a newer flush has written the row, then recount
+    its escalations from its events (so: after `record_events`).
 
-    Run after `upsert_ticket_row` with the same `updated_at`: the ticket row then carries
-    that `updated_at` exactly when this sync is the newest.
+    Run after `upsert_ticket_row` with the same `updated_at`: the ticket row then carries that
+    `updated_at` exactly when this flush is the newest. `waiting_seconds` is the wall-clock
+    time spent waiting on the customer, which MTTR leaves out.
     """
     await session.execute(
-        update(Ticket)
-        .where(Ticket.ticket_id == ticket_id, Ticket.updated_at <= updated_at)
-        .values(
-            acknowledged_at=acknowledged_at,
-            resolved_at=resolved_at,
-            waiting_seconds=waiting_seconds,
-            outage_started_at=outage_started_at,
-            outage_ended_at=outage_ended_at,
-        )
+        _facts_update(),
+        {
+            "facts_ticket_id": ticket_id,
+            "facts_updated_at": updated_at,
+            "facts_acknowledged_at": acknowledged_at,
+            "facts_resolved_at": resolved_at,
+            "facts_waiting_seconds": waiting_seconds,
+            "facts_outage_started_at": outage_started_at,
+            "facts_outage_ended_at": outage_ended_at,
+        },
     )
-    await refresh_report_rollups(session=session, ticket_id=ticket_id)
+    await session.execute(_escalation_rollups(), {"rollup_ticket_id": ticket_id})
 
 
-# --- Report rollups --------------------------------------------------------------------------
+async def refresh_report_rollups(*, session: AsyncSession, ticket_id: str | None = None) -> None:
+    """Recount a ticket's report rollups, or every ticket's (a backfill), from its clock and
+    event rows."""
+    stmt = update(Ticket).values(_rollup_counts(clocks=True, escalations=True))
+    if ticket_id is not None:
+        stmt = stmt.where(Ticket.ticket_id == ticket_id)
+    await session.execute(stmt)
 
-ESCALATION_LEVELS = (2, 3, 4)
+
+# --- What counts ---------------------------------------------------------------------------
 
 
 def response_clock(clock: type[TicketClockRecord] = TicketClockRecord) -> ColumnElement[bool]:
@@ -155,59 +153,73 @@ def escalation_event(event: type[TicketEventRecord] = TicketEventRecord) -> Colu
     return or_(event.kind == "escalated", and_(event.kind == "critical_incident", ~partner_notice))
 
 
-def _rollups() -> dict[str, Any]:
-    """Each rollup column as a count over the ticket's own clock and event rows."""
+def _rollup_counts(*, clocks: bool, escalations: bool) -> dict[str, Any]:
+    """Rollup columns as counts over the ticket's own clock and event rows. A response clock
+    counts as met or breached only when binding and ended with that outcome."""
     clock, event = TicketClockRecord, TicketEventRecord
 
-    def clocks(line: OwningLine, status: ClockStatus | None = None) -> Any:
+    def count_clocks(line: OwningLine, status: ClockStatus | None = None) -> Any:
         where: list[Any] = [clock.ticket_id == Ticket.ticket_id, clock.line == line.value, response_clock()]
         if status is not None:
             where += [clock.binding, clock.status == status.value]
         return select(func.count()).where(*where).scalar_subquery()
 
-    def escalations(level: int) -> Any:
+    def count_escalations(level: int) -> Any:
         where = (event.ticket_id == Ticket.ticket_id, event.level == level, escalation_event())
         return select(func.count()).where(*where).scalar_subquery()
 
     values: dict[str, Any] = {}
-    for line in OwningLine:
-        values[f"{line.value}_response_clocks"] = clocks(line)
-        values[f"{line.value}_responses_met"] = clocks(line, ClockStatus.MET)
-        values[f"{line.value}_responses_breached"] = clocks(line, ClockStatus.BREACHED)
-    for level in ESCALATION_LEVELS:
-        values[f"escalations_l{level}"] = escalations(level)
+    if clocks:
+        for line in OwningLine:
+            values[f"{line.value}_response_clocks"] = count_clocks(line)
+            values[f"{line.value}_responses_met"] = count_clocks(line, ClockStatus.MET)
+            values[f"{line.value}_responses_breached"] = count_clocks(line, ClockStatus.BREACHED)
+    if escalations:
+        for level in ESCALATION_LEVELS:
+            values[f"escalations_l{level}"] = count_escalations(level)
     return values
 
 
-async def refresh_report_rollups(*, session: AsyncSession, ticket_id: str | None = None) -> None:
-    """Recount a ticket's report rollups (every ticket's with no id, for a backfill) from its
-    ticket_clocks and ticket_events rows: the reports scan tickets once, without joining them.
-
-    A response clock counts as met or breached only when binding and ended with that outcome.
-    """
-    stmt = update(Ticket).values(_rollups())
-    if ticket_id is not None:
-        stmt = stmt.where(Ticket.ticket_id == ticket_id)
-    await session.execute(stmt)
+# --- Statements, built once (building them costs more than running them) --------------------
 
 
-# The events that start and end a wait on the customer (workflows/machine.py).
-WAIT_STARTS = frozenset({"waiting_on_customer"})
-WAIT_ENDS = frozenset({"resumed", "resolved", "closed"})
+_CLOCK_UPSERTS: dict[str, Executable] = {}
 
 
-def waiting_seconds(events: list[TicketEvent], *, status: TicketStatus, now: datetime) -> float:
-    """Wall-clock seconds a ticket has spent waiting on the customer, from its whole timeline
-    (`TicketState.events`): each wait runs from `waiting_on_customer` to the next resume,
-    resolution or close, and a wait still running counts until `now`."""
-    total = 0.0
-    since: datetime | None = None
-    for event in events:
-        if event.kind in WAIT_STARTS and since is None:
-            since = event.at
-        elif event.kind in WAIT_ENDS and since is not None:
-            total += (event.at - since).total_seconds()
-            since = None
-    if since is not None and status == TicketStatus.WAITING_ON_CUSTOMER:
-        total += (now - since).total_seconds()
-    return max(total, 0.0)
+def _clock_upsert(session: AsyncSession) -> Executable:
+    backend = session.get_bind().dialect.name
+    stmt = _CLOCK_UPSERTS.get(backend)
+    if stmt is None:
+        insert = dialect_insert(session, TicketClockRecord)
+        columns = [name for name in ClockRow.model_fields if name != "clock_no"] + ["updated_at"]
+        stmt = _CLOCK_UPSERTS[backend] = insert.on_conflict_do_update(
+            index_elements=[TicketClockRecord.ticket_id, TicketClockRecord.clock_no],
+            set_={name: insert.excluded[name] for name in columns},
+            where=insert.excluded.updated_at >= TicketClockRecord.updated_at,
+        )
+    return stmt
+
+
+@cache
+def _response_rollups() -> Update:
+    ticket = Ticket.ticket_id == bindparam("rollup_ticket_id")
+    return update(Ticket).where(ticket).values(_rollup_counts(clocks=True, escalations=False))
+
+
+@cache
+def _escalation_rollups() -> Update:
+    ticket = Ticket.ticket_id == bindparam("rollup_ticket_id")
+    return update(Ticket).where(ticket).values(_rollup_counts(clocks=False, escalations=True))
+
+
+@cache
+def _facts_update() -> Update:
+    facts = ("acknowledged_at", "resolved_at", "waiting_seconds", "outage_started_at", "outage_ended_at")
+    return (
+        update(Ticket)
+        .where(
+            Ticket.ticket_id == bindparam("facts_ticket_id"),
+            Ticket.updated_at <= bindparam("facts_updated_at"),
+        )
+        .values({name: bindparam(f"facts_{name}") for name in facts})
+    )

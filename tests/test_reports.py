@@ -32,7 +32,6 @@ Events that must not count: `opened` at L1 on every ticket, B's `sla_breached` a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -49,7 +48,6 @@ from activities.clock_outcomes import (
     record_clocks,
     record_ticket_facts,
     refresh_report_rollups,
-    waiting_seconds,
 )
 from activities.db import Contract, Ticket, TicketClockRecord
 from activities.read_model import record_events, upsert_ticket_row
@@ -843,33 +841,18 @@ async def test_machine_clocks_become_rows_a_report_counts(sessionmaker: Sessionm
         await upsert_ticket_row(session=session, row=state.row(updated_at))
         await record_events(session=session, ticket_id=state.ticket_id, events=state.events)
         await record_clocks(session=session, ticket_id=state.ticket_id, updated_at=updated_at, clocks=rows)
+        await record_ticket_facts(
+            session=session,
+            ticket_id=state.ticket_id,
+            updated_at=updated_at,
+            acknowledged_at=state.acknowledged_at,
+            resolved_at=state.resolved_at,
+            waiting_seconds=0,
+            outage_started_at=None,
+            outage_ended_at=None,
+        )
 
     [premium] = await sla(sessionmaker, ReportGroupBy.TIER)
     assert (premium.key, premium.first_response_met, premium.first_response_breached) == ("premium", 0, 1)
     # Critical at intake to L3, then the breach climbs to L4.
     assert premium.escalations == {"2": 0, "3": 1, "4": 1}
-
-
-def event(kind: str, minute: int) -> TicketEvent:
-    return TicketEvent(seq=minute, at=mar(2, 9) + timedelta(minutes=minute), kind=kind, summary=kind)
-
-
-@pytest.mark.parametrize(
-    ("kinds", "status", "expected_minutes"),
-    [
-        ([], TicketStatus.OPEN, 0),
-        # Waiting 10-40, and 50 until resolved at 70.
-        ([("waiting_on_customer", 10), ("resumed", 40), ("waiting_on_customer", 50), ("resolved", 70)],
-         TicketStatus.RESOLVED, 50),
-        # Still waiting since minute 30; now is minute 90.
-        ([("waiting_on_customer", 30), ("commented", 45)], TicketStatus.WAITING_ON_CUSTOMER, 60),
-    ],
-)  # fmt: skip
-def test_waiting_seconds_sum_the_waits_on_the_customer(
-    kinds: list[tuple[str, int]], status: TicketStatus, expected_minutes: int
-) -> None:
-    events = [event(kind, minute) for kind, minute in kinds]
-
-    seconds = waiting_seconds(events, status=status, now=mar(2, 9) + timedelta(minutes=90))
-
-    assert math.isclose(seconds, expected_minutes * 60)
