@@ -68,6 +68,13 @@ class ReportGroupBy(StrEnum):
     LINE = "line"
 
 
+class UptimeTargetSource(StrEnum):
+    """Where an uptime target comes from: the contract's own, or the policy's for the tier."""
+
+    CONTRACT = "contract"
+    TIER = "tier"
+
+
 class SlaGroup(BaseModel):
     """One group of GET /reports/sla (DESIGN.md §12). Minutes are rounded to 0.01."""
 
@@ -91,8 +98,7 @@ class UptimeRow(BaseModel):
     downtime_minutes: float
     # None where the contract promises no uptime (Basic platform).
     target_pct: float | None
-    # "contract" when the contract sets its own target, "tier" for the policy's default.
-    target_source: str | None
+    target_source: UptimeTargetSource | None
     breached: bool | None
     allowed_downtime_left_minutes: float | None
 
@@ -489,16 +495,16 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 def uptime_target(
     tier: str | None, product_type: str | None, overrides: dict[str, Any] | None
-) -> tuple[float | None, str | None]:
+) -> tuple[float | None, UptimeTargetSource | None]:
     """The contract's own `overrides.uptime` (percent) where it sets one, else the policy's
     for its tier and product type (DESIGN.md §4); None where nothing is promised."""
     own = (overrides or {}).get(UPTIME_OVERRIDE_FIELD)
     if isinstance(own, int | float) and not isinstance(own, bool) and 0 < own <= 100:
-        return float(own), "contract"
+        return float(own), UptimeTargetSource.CONTRACT
     if tier is None or product_type is None:
         return None, None
     target = UPTIME_TARGETS[ProductType(product_type)][Tier(tier)]
-    return target, None if target is None else "tier"
+    return target, None if target is None else UptimeTargetSource.TIER
 
 
 async def uptime_report(
