@@ -7,6 +7,7 @@ so a misspelled field is never silently dropped.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -16,6 +17,7 @@ from workflows.actions import ACTIONS, ActionDefinition, ActionModel, TicketActi
 from workflows.models import Principal
 
 
+@functools.cache
 def action_body(action: type[BaseModel]) -> type[BaseModel]:
     """`action`'s fields but `actor`, as a strict request body named `<Action>Body`."""
     fields: dict[str, Any] = {
@@ -44,14 +46,10 @@ class ActionRoute:
 
     @property
     def body(self) -> type[BaseModel]:
-        return _BODIES[self.model]
+        return action_body(self.model)
 
     def action(self, body: BaseModel, principal: Principal) -> TicketAction:
         return cast(TicketAction, self.model.model_validate({**body.model_dump(), "actor": principal}))
 
 
 ACTION_ROUTES: Final[tuple[ActionRoute, ...]] = tuple(ActionRoute.of(definition) for definition in ACTIONS)
-
-_BODIES: Final[dict[type[BaseModel], type[BaseModel]]] = {
-    route.model: action_body(route.model) for route in ACTION_ROUTES
-}

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.schemas import TicketPublic
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from workflows import machine, search_attributes
 from workflows.entitlement import quote_response_deadline
@@ -769,3 +770,48 @@ def test_severity_raise_past_the_deadline_breaches_at_the_raise_not_before_it() 
     assert breach.at == raised_at and breach.detail["clock"] == "first_response"
     assert "sla_warning" not in kinds(later)  # overtaken by the breach itself
     assert all(a.at <= b.at for a, b in itertools.pairwise(later.events))
+
+
+# --- Pure by default, in place when the workflow asks -------------------------------------------
+
+
+def test_apply_returns_a_new_state_and_leaves_the_given_one_alone() -> None:
+    state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
+    before = state.model_dump()
+    later = TUESDAY_BERLIN + timedelta(minutes=50)  # past the 75% warning
+
+    outcome = machine.apply(state, Acknowledge(actor=SUPPORT), later)
+
+    assert state.model_dump() == before
+    assert outcome.state is not state and outcome.state.acknowledged_at == later
+    assert [e.kind for e in outcome.state.events][-2:] == ["sla_warning", "acknowledged"]
+
+
+def test_in_place_the_workflow_state_itself_changes_with_the_same_outcome() -> None:
+    opened = opened_ticket("acme", 1, TUESDAY_BERLIN)
+    later = TUESDAY_BERLIN + timedelta(minutes=50)
+    pure = machine.apply(machine.open_ticket(opened).state, Acknowledge(actor=SUPPORT), later)
+    state = machine.open_ticket(opened).state
+
+    outcome = machine.apply(state, Acknowledge(actor=SUPPORT), later, in_place=True)
+
+    assert outcome.state is state
+    assert state == pure.state and outcome.notifications == pure.notifications
+
+
+def test_validate_judges_as_of_now_without_changing_the_ticket() -> None:
+    state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
+    before = state.model_dump()
+    # Two hours on, L3's hour is long gone and the ticket climbed to L4: L3 may no longer answer.
+    with pytest.raises(machine.Refusal, match="at L4"):
+        machine.validate(state, Acknowledge(actor=engineer(3)), TUESDAY_BERLIN + timedelta(hours=2))
+    assert state.model_dump() == before
+
+
+def test_an_action_answers_a_small_view_the_api_reads_like_the_full_state() -> None:
+    state = machine.open_ticket(opened_ticket("contoso", 1, TUESDAY_BERLIN)).state
+    view = state.view()
+
+    assert "description" not in view.model_dump() and "events" not in view.model_dump()
+    assert len(view.model_dump_json()) < len(state.model_dump_json()) / 2
+    assert TicketPublic.of(view) == TicketPublic.of(state)
