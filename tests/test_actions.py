@@ -12,7 +12,7 @@ from temporalio import workflow
 from api.actions import ACTION_ROUTES, ActionRoute
 from api.routers.tickets import router
 from tests.factories import SUPPORT, customer, opened_ticket
-from workflows import actions, machine, shell
+from workflows import actions, machine, ticket
 from workflows.actions import ACTIONS, ActionDefinition, ActionModel, Refusal, RefusalKind
 from workflows.models import EventKind, TicketState, TicketStatus, TicketView
 from workflows.permissions import Capability
@@ -126,10 +126,10 @@ def test_a_new_action_is_one_definition(monkeypatch: pytest.MonkeyPatch) -> None
         machine.validate(acknowledged, Nudge(actor=SUPPORT, note="?"), NOW)
 
     # The workflow's update (validated) and signal, and the API's route, come from it.
-    update = shell._update(NUDGE)._defn  # type: ignore[attr-defined]
+    update = ticket._update(NUDGE)._defn  # type: ignore[attr-defined]
     assert (update.name, update.arg_types, update.ret_type) == ("nudge", [Nudge], TicketView)
     assert update.validator is not None
-    assert shell._signal(NUDGE).__temporal_signal_definition.name == "nudge-signal"  # type: ignore[attr-defined]
+    assert ticket._signal(NUDGE).__temporal_signal_definition.name == "nudge-signal"  # type: ignore[attr-defined]
     route = ActionRoute.of(NUDGE)
     assert (route.update, route.summary) == ("nudge", "Remind the owning line.")
     assert set(route.body.model_fields) == {"note"}

@@ -94,6 +94,28 @@ async def test_timer_and_activities_carry_summaries(stack: Stack) -> None:
     assert "page on_call" in activity_summaries[0]
 
 
+async def test_the_workflow_publishes_only_the_search_attributes_that_change(stack: Stack) -> None:
+    """Intake starts the workflow with its search attributes; the workflow does not set them again."""
+    filed = {**LOGIN_DOWN, "severity": 3, "channel": "email"}
+    ticket_id = (await stack.http.post("/tickets", json=filed, headers=stack.as_(SUPPORT))).json()[
+        "ticket_id"
+    ]
+    handle = stack.handle(ticket_id)
+    await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_TIMER_STARTED)
+    assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in await history_types(handle)
+
+    escalated = await stack.http.post(
+        f"/tickets/{ticket_id}/escalate",
+        json={"level": 3, "trigger": "critical_bug_or_platform_issue"},
+        headers=stack.as_(SUPPORT),
+    )
+    assert escalated.status_code == 200, escalated.text
+    await wait_for_event(
+        handle, lambda e: e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    )
+    assert (await handle.describe()).typed_search_attributes.get(sa.ESCALATION_LEVEL) == 3
+
+
 async def test_acknowledge_escalate_and_resolve_are_validated_updates(stack: Stack) -> None:
     ticket_id = (
         await stack.http.post(

@@ -1,25 +1,270 @@
-"""TicketWorkflow: the thin Temporal shell around the pure ticket machine (workflows/shell.py).
+"""TicketWorkflow: the thin Temporal shell around the pure ticket machine.
 
-The sandbox runs this module again for every workflow instance, so it stays this short.
-`import x.y as z`, never `from x import y`: a from-import of a submodule reaches past the
-passthrough and would run it again in every instance too.
+It does four things: feeds actions and timer firings into the machine, runs the effects as
+activities, sleeps until the next deadline, and answers queries from the state. Its update
+and signal handlers are generated from the machine's table of actions (workflows/actions.py):
+one definition per action makes its `<update>` update (with its validator) and its
+`<update>-signal` signal here, and its route in the API.
+
+It runs outside the workflow sandbox (`sandboxed=False`). The sandbox re-imported this module
+for every workflow instance (each start, and each replay after a cache eviction), compiling it
+from source under `PYTHONDONTWRITEBYTECODE=1`, and it guarded nothing here: the machine and
+every module the workflow calls were already passed through, where the sandbox stops neither
+the clock nor randomness. What keeps the workflow deterministic is that it reads time only
+from `workflow.now()` and knows nothing the history does not (tests/test_workflow_determinism.py
+checks the code for it), and the committed histories that replay under it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    import workflows.models as models
-    import workflows.shell as shell
+from workflows import machine
+from workflows import search_attributes as sa
+from workflows.actions import ACTIONS, ActionDefinition, ActionModel
+from workflows.models import (
+    Notification,
+    PinnedHolidays,
+    TicketOpened,
+    TicketRecord,
+    TicketState,
+    TicketStatus,
+    TicketView,
+)
+
+TicketWorkflowT = TypeVar("TicketWorkflowT")
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Writes must land eventually; retry for as long as the database is away.
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["ValidationError", "UnknownCountry"],
+)
 
 
-@workflow.defn(name="TicketWorkflow")
-class TicketWorkflow(shell.TicketShell):
+def refusal_error(refusal: machine.Refusal) -> ApplicationError:
+    return ApplicationError(refusal.message, type=refusal.kind.value, non_retryable=True)
+
+
+def _record_summary(record: TicketRecord) -> str:
+    """'record opened, critical_incident; notify support_l2, leadership_l4, page on_call'."""
+    kinds = [event.kind.value for event in record.events]
+    said = [f"{'page ' if n.page else ''}{n.audience.value}" for n in record.notifications]
+    parts = [f"record {', '.join(kinds)}" if kinds else "record the ticket row"]
+    if said:
+        parts.append(f"notify {', '.join(said)}")
+    summary = "; ".join(parts)
+    return summary if len(summary) <= 200 else summary[:197] + "..."
+
+
+# --- Updates and signals, generated from the table of actions -----------------------------------
+
+
+def _method(fn: Callable[..., Any], name: str, action: type[ActionModel], returns: Any) -> None:
+    # The SDK reads the payload types from the annotations.
+    fn.__name__ = name
+    fn.__qualname__ = f"TicketWorkflow.{name}"
+    fn.__annotations__ = {"action": action, "return": returns}
+
+
+def _update(definition: ActionDefinition[Any]) -> Callable[..., Any]:
+    """`<update>`: validated, so a refused action leaves no trace in history."""
+
+    def update(self: TicketWorkflow, action: ActionModel) -> TicketView:
+        return self._act(action)
+
+    def validate(self: TicketWorkflow, action: ActionModel) -> None:
+        self._check(action)
+
+    _method(update, definition.method, definition.model, TicketView)
+    _method(validate, f"_validate_{definition.method}", definition.model, None)
+    handler = workflow.update(name=definition.update, description=definition.summary)(update)
+    handler.validator(validate)
+    return handler
+
+
+def _signal(definition: ActionDefinition[Any]) -> Callable[..., Any]:
+    """`<update>-signal`: the same action for systems that talk to Temporal directly."""
+
+    def signal(self: TicketWorkflow, action: ActionModel) -> None:
+        self._signalled(action)
+
+    _method(signal, f"{definition.method}_signal", definition.model, None)
+    return workflow.signal(name=definition.signal, description=definition.summary)(signal)
+
+
+def with_action_handlers(cls: type[TicketWorkflowT]) -> type[TicketWorkflowT]:
+    """Give the workflow an update (with its validator) and a signal per action definition."""
+    for definition in ACTIONS:
+        setattr(cls, definition.method, _update(definition))
+        setattr(cls, f"{definition.method}_signal", _signal(definition))
+    return cls
+
+
+@workflow.defn(name="TicketWorkflow", sandboxed=False)
+@with_action_handlers
+class TicketWorkflow:
+    """A ticket's life. Its updates and signals (one per action) are added by
+    `with_action_handlers`: `acknowledge`, `acknowledge_signal`, ..., `close`, `close_signal`."""
+
+    _state: TicketState
+
     @workflow.init
-    def __init__(self, opened: models.TicketOpened) -> None:
-        self._start(opened)
+    def __init__(self, opened: TicketOpened) -> None:
+        if opened.carried_state is not None:
+            self._state = opened.carried_state
+            self._outbox: list[Notification] = []
+        else:
+            outcome = machine.open_ticket(opened)
+            self._state = outcome.state
+            self._outbox = outcome.notifications
+        self._changed = False
+        # The row changed without a new event (holidays pinned): write it on the next flush.
+        self._row_stale = False
+        # The API starts a ticket with its search attributes: publish only what changes.
+        started = workflow.info().typed_search_attributes
+        self._published: dict[str, Any] = {
+            key.name: value for key in sa.ALL_KEYS if (value := started.get(key)) is not None
+        }
 
     @workflow.run
-    async def run(self, opened: models.TicketOpened) -> models.TicketState:
-        return await self._run(opened)
+    async def run(self, opened: TicketOpened) -> TicketState:
+        while True:
+            # Cleared before the work, so a change that lands while we flush wakes us again.
+            self._changed = False
+            now = workflow.now()
+            self._outbox.extend(machine.advance(self._state, now, in_place=True).notifications)
+            await self._pin_holidays()
+            await self._flush()
+            if self._state.status == TicketStatus.CLOSED:
+                break
+            if workflow.info().is_continue_as_new_suggested() and self._idle():
+                workflow.continue_as_new(opened.model_copy(update={"carried_state": self._state}))
+            await self._sleep_until_next_deadline()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush()
+        return self._state
+
+    def _idle(self) -> bool:
+        """Nothing to record, send or answer: safe to hand over to a new run."""
+        return (
+            not self._changed
+            and not self._outbox
+            and not self._state.events
+            and not self._row_stale
+            and workflow.all_handlers_finished()
+        )
+
+    async def _sleep_until_next_deadline(self) -> None:
+        wakeup = machine.next_wakeup(self._state)
+        if wakeup is None:
+            await workflow.wait_condition(lambda: self._changed)
+            return
+        # Whole milliseconds, rounded up, so the timer never fires a hair before the deadline.
+        delay = (wakeup.at - workflow.now()).total_seconds()
+        timeout = timedelta(milliseconds=max(1, math.ceil(delay * 1000)))
+        # Either a change woke us, or the deadline came: the loop handles both the same way.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._changed, timeout=timeout, timeout_summary=wakeup.summary
+            )
+
+    # --- effects --------------------------------------------------------------------------
+
+    async def _pin_holidays(self) -> None:
+        """Pin more years of public holidays before any clock could count on a day without them.
+
+        The activity's answer is in the history, so a replay pins the very same dates.
+        """
+        needed = machine.holidays_needed(self._state, workflow.now())
+        while needed is not None:
+            pinned = await workflow.execute_activity(
+                "public_holidays",
+                needed,
+                result_type=PinnedHolidays,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=f"pin the {needed.country} public holidays of "
+                f"{needed.first_year}-{needed.stop_year - 1}",
+            )
+            machine.pin_holidays(self._state, needed, pinned.dates, workflow.now())
+            self._row_stale = True
+            needed = machine.holidays_needed(self._state, workflow.now())
+
+    async def _flush(self) -> None:
+        """Record new events and their notifications (one activity), publish search attributes.
+
+        Recorded events leave the state: the read model and the history keep them.
+        """
+        state = self._state
+        while state.events or self._outbox or self._row_stale:
+            events = list(state.events)
+            notifications, self._outbox = self._outbox, []
+            self._row_stale = False
+            record = TicketRecord(row=state.row(workflow.now()), events=events, notifications=notifications)
+            await workflow.execute_activity(
+                "record_ticket",
+                record,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=_record_summary(record),
+            )
+            if events:
+                recorded = events[-1].seq
+                # Actions may have added events while the activity ran: those stay pending.
+                state.events = [event for event in state.events if event.seq > recorded]
+        self._publish_search_attributes()
+
+    def _publish_search_attributes(self) -> None:
+        updates = []
+        for pair in sa.for_ticket(self._state):
+            if self._published.get(pair.key.name) != pair.value:
+                self._published[pair.key.name] = pair.value
+                updates.append(pair.key.value_set(pair.value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    # --- actions: validated first, then applied to the state in place -----------------------
+
+    def _check(self, action: ActionModel) -> None:
+        try:
+            machine.validate(self._state, action, workflow.now())
+        except machine.Refusal as refusal:
+            raise refusal_error(refusal) from None
+
+    def _apply(self, action: ActionModel) -> None:
+        outcome = machine.apply(self._state, action, workflow.now(), in_place=True)
+        self._outbox.extend(outcome.notifications)
+        self._changed = True
+
+    def _act(self, action: ActionModel) -> TicketView:
+        try:
+            self._apply(action)
+        except machine.Refusal as refusal:
+            # Validated, so only an update accepted together with one that changed the ticket
+            # first (in the same workflow task) gets here.
+            raise refusal_error(refusal) from None
+        return self._state.view()
+
+    def _signalled(self, action: ActionModel) -> None:
+        # A signal cannot be refused back to its sender: log it and leave the ticket as is.
+        try:
+            machine.validate(self._state, action, workflow.now())
+            self._apply(action)
+        except machine.Refusal as refusal:
+            workflow.logger.warning("Ignored %s signal: %s", type(action).__name__, refusal.message)
+
+    # --- queries --------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> TicketState:
+        return self._state

@@ -1,0 +1,113 @@
+"""TicketWorkflow runs outside the workflow sandbox; these checks stand where it stood.
+
+The sandbox re-imported the workflow module for every instance and guarded nothing the ticket
+calls (the machine was passed through, where neither the clock nor randomness is stopped). So
+the workflow runs unsandboxed, and determinism rests on two things checked here and in
+tests/test_replay.py: the code the workflow runs reads neither the clock, randomness, the
+environment nor files, and every committed history replays.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.machinery
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.ticket import TicketWorkflow
+
+WORKFLOWS = Path(__file__).parents[1] / "workflows"
+# Every module TicketWorkflow runs. Intake (entitlement.py, with the `holidays` package) is
+# not one of them: the workflow learns holidays from its input and an activity.
+WORKFLOW_MODULES = [
+    "ticket",
+    "machine",
+    "actions",
+    "ladder",
+    "clocks",
+    "calendars",
+    "timeline",
+    "policy",
+    "models",
+    "permissions",
+    "text",
+    "search_attributes",
+]
+FORBIDDEN_MODULES = {
+    "random",
+    "secrets",
+    "uuid",
+    "os",
+    "time",
+    "threading",
+    "socket",
+    "subprocess",
+    "asyncio",
+}
+FORBIDDEN_CALLS = {"now", "utcnow", "today", "open", "sleep", "getenv", "perf_counter", "monotonic"}
+
+
+def imported(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def forbidden_calls(tree: ast.Module) -> set[str]:
+    """Calls such as `datetime.now()` or `open(...)`; `workflow.now()` is the workflow's clock."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name.split(".")[-1] in FORBIDDEN_CALLS and not name.startswith("workflow."):
+                found.add(name)
+    return found
+
+
+@pytest.mark.parametrize("module", WORKFLOW_MODULES)
+def test_the_workflow_code_reads_no_clock_randomness_or_files(module: str) -> None:
+    tree = ast.parse((WORKFLOWS / f"{module}.py").read_text())
+    roots = {name.split(".")[0] for name in imported(tree)}
+    assert not roots & FORBIDDEN_MODULES
+    assert not forbidden_calls(tree)
+    # And it imports no other part of the project than the workflow's own modules.
+    project = {name.split(".")[1] for name in imported(tree) if name.startswith("workflows.")}
+    assert project <= set(WORKFLOW_MODULES)
+    assert not {name for name in imported(tree) if name.split(".")[0] in ("activities", "api", "worker")}
+
+
+def test_the_ticket_workflow_runs_outside_the_sandbox() -> None:
+    assert workflow._Definition.must_from_class(TicketWorkflow).sandboxed is False
+
+
+async def test_replaying_a_ticket_compiles_and_reimports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the sandbox, every instance (each start, each replay after a cache eviction)
+    compiled the workflow module from source again (PYTHONDONTWRITEBYTECODE=1)."""
+    loaded: list[str] = []
+    get_code = importlib.machinery.SourceFileLoader.get_code
+
+    def counting_get_code(self: Any, fullname: str) -> Any:
+        loaded.append(fullname)
+        return get_code(self, fullname)
+
+    history_path = Path(__file__).parent / "histories" / "reopen.json"
+    history = WorkflowHistory.from_json("ticket-reopen", history_path.read_text())
+    replayer = Replayer(workflows=[TicketWorkflow], data_converter=pydantic_data_converter)
+    # The first replay may import what this process has not imported yet; count the second.
+    assert (await replayer.replay_workflow(history)).replay_failure is None
+    monkeypatch.setattr(importlib.machinery.SourceFileLoader, "get_code", counting_get_code)
+
+    result = await replayer.replay_workflow(history)
+
+    assert result.replay_failure is None
+    assert loaded == []
