@@ -82,6 +82,7 @@ class Life:
 
     states: list[TicketState] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    now: datetime = START
 
     def take(self, outcome: machine.Outcome) -> TicketState:
         keys = [n.key for n in outcome.notifications]
@@ -98,6 +99,7 @@ def run(customer_id: str, severity: int, history: list[tuple[int, bool, Any]]) -
     now = START
     for minutes, woke, action in history:
         now += timedelta(minutes=minutes)
+        life.now = now
         # Time comes first: the outcome is the same whether or not the worker woke on its own.
         late = state
         if woke:
@@ -128,6 +130,20 @@ def breached_response_misses(state: TicketState) -> set[tuple[OwningLine, dateti
         for c in state.clocks
         if c.status == ClockStatus.BREACHED and c.kind in machine.RESPONSE_CLOCKS
     }
+
+
+def waited_by_the_timeline(state: TicketState, now: datetime) -> float:
+    """Each wait runs from `waiting_on_customer` to the next resume, resolution or close."""
+    total, since = 0.0, None
+    for event in state.events:
+        if event.kind == "waiting_on_customer" and since is None:
+            since = event.at
+        elif event.kind in ("resumed", "resolved", "closed") and since is not None:
+            total += (event.at - since).total_seconds()
+            since = None
+    if since is not None and state.status == TicketStatus.WAITING_ON_CUSTOMER:
+        total += (now - since).total_seconds()
+    return total
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -184,6 +200,9 @@ def test_machine_invariants_hold_over_any_history(
         assert Audience.CUSTOMER not in audiences  # the partner speaks to its customers
     if max_level < 4:
         assert Audience.LEADERSHIP_L4 not in audiences
+    # The time spent waiting on the customer, kept in the state since past events are not,
+    # is what the reports would count from the whole timeline.
+    assert final.waiting_seconds(life.now) == waited_by_the_timeline(final, life.now)
     if not ent.response_target(Severity.LOW).binding:  # Basic: best effort only
         assert not final.sla_breached
         assert not any(e.kind in ("sla_breached", "sla_warning") for e in final.events)

@@ -140,6 +140,14 @@ def clocks_acknowledged_by(state: TicketState, actor: Principal) -> list[SlaCloc
     return [c for c in state.clocks if c.kind in RESPONSE_CLOCKS and c.is_live and c.owner in lines]
 
 
+def end_wait(step: Step) -> None:
+    """A wait on the customer ends with a resume, a resolution or a close."""
+    state = step.state
+    if state.waiting_since is not None:
+        state.waited_seconds += max((step.now - state.waiting_since).total_seconds(), 0.0)
+        state.waiting_since = None
+
+
 def binding_clocks_to_stop(state: TicketState) -> list[SlaClock]:
     """Undecided SLA clocks that closing the ticket would stop (periodic updates aside)."""
     return [
@@ -506,7 +514,7 @@ def check_wait_on_customer(state: TicketState, action: WaitOnCustomer) -> None:
 
 def wait_on_customer(step: Step, action: WaitOnCustomer) -> None:
     state = step.state
-    state.status = TicketStatus.WAITING_ON_CUSTOMER
+    state.status, state.waiting_since = TicketStatus.WAITING_ON_CUSTOMER, step.now
     for clock in clocks.live(state, ClockKind.RESOLUTION):
         clocks.pause(step, clock)
     for clock in clocks.live(state, ClockKind.PERIODIC_UPDATE):
@@ -545,6 +553,7 @@ def check_resume(state: TicketState, action: Resume) -> None:
 def resume(step: Step, action: Resume) -> None:
     state = step.state
     state.status = TicketStatus.ACKNOWLEDGED if state.acknowledged_at else TicketStatus.OPEN
+    end_wait(step)
     for clock in state.clocks:
         if clock.status == ClockStatus.PAUSED and clock.paused_since is not None:
             clocks.unpause(step, clock, clock.paused_since)
@@ -584,6 +593,7 @@ def resolve(step: Step, action: Resolve) -> None:
         met = clock.kind != ClockKind.PERIODIC_UPDATE and clock.owner in lines
         clocks.stop(step, clock, ClockStatus.MET if met else ClockStatus.CANCELLED)
     state.status, state.resolved_at = TicketStatus.RESOLVED, step.now
+    end_wait(step)
     event = step.record(EventKind.RESOLVED, f"Resolved: {action.resolution}", actor=str(action.actor))
     step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
 
@@ -662,6 +672,7 @@ def close(step: Step, action: Close) -> None:
     for clock in state.clocks:
         clocks.stop(step, clock, ClockStatus.CANCELLED)
     state.status, state.closed_at = TicketStatus.CLOSED, step.now
+    end_wait(step)
     detail: dict[str, str] = {}
     if running:
         # Who closed it is the event's actor; why is the note the validation asked for.

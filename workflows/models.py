@@ -421,6 +421,15 @@ class TicketState(_Model):
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     handoff_category: HandoffCategory | None = None
+    # Wall-clock time spent waiting on the customer (which MTTR leaves out): the waits that
+    # ended, and since when the current one runs. Kept here because past events are not.
+    waited_seconds: float = 0
+    waiting_since: datetime | None = None
+
+    def waiting_seconds(self, now: datetime) -> float:
+        """All the time spent waiting on the customer until `now`, the current wait included."""
+        running = (now - self.waiting_since).total_seconds() if self.waiting_since else 0.0
+        return self.waited_seconds + max(running, 0.0)
 
     @model_validator(mode="after")
     def _last_event(self) -> TicketState:
