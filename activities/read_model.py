@@ -11,6 +11,7 @@ from sqlalchemy import Executable, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.clock_outcomes import clock_rows, record_clocks, record_ticket_facts
 from activities.db import Ticket, TicketEventRecord, dialect_insert
 from activities.notifications import log_queued, queue_notifications
 from workflows.models import Severity, TicketEvent, TicketRecord, TicketRow, TicketStatus, Tier
@@ -22,16 +23,39 @@ class TicketReadModel:
 
     @activity.defn(name="record_ticket")
     async def record_ticket(self, record: TicketRecord) -> None:
-        """Upsert the ticket row, append its new events and queue their notifications, in one
-        transaction: one activity per flush of the workflow.
+        """Upsert the ticket row, append its new events, queue their notifications and record
+        the clocks and facts the reports count, in one transaction: one activity per flush of
+        the workflow.
 
-        Keyed by ticket id and event seq, and by (ticket id, notification key), so a retry
-        writes nothing twice.
+        Keyed by ticket id and event seq, (ticket id, notification key) and (ticket id, clock
+        index), so a retry writes nothing twice; an older record never overwrites a newer one.
         """
+        row = record.row
         async with self._sessionmaker.begin() as session:
-            await upsert_ticket_row(session=session, row=record.row)
-            await record_events(session=session, ticket_id=record.row.ticket_id, events=record.events)
+            await upsert_ticket_row(session=session, row=row)
+            await record_events(session=session, ticket_id=row.ticket_id, events=record.events)
             queued = await queue_notifications(session=session, notifications=record.notifications)
+            # What the reports count: after the row (the clocks reference it) and the events
+            # (the escalation counts read them).
+            if record.clocks:
+                rows = [
+                    clock_rows([each.clock])[0].model_copy(update={"clock_no": each.clock_no})
+                    for each in record.clocks
+                ]
+                await record_clocks(
+                    session=session, ticket_id=row.ticket_id, updated_at=row.updated_at, clocks=rows
+                )
+            if record.facts is not None:
+                await record_ticket_facts(
+                    session=session,
+                    ticket_id=row.ticket_id,
+                    updated_at=row.updated_at,
+                    acknowledged_at=record.facts.acknowledged_at,
+                    resolved_at=record.facts.resolved_at,
+                    waiting_seconds=record.facts.waiting_seconds,
+                    outage_started_at=None,
+                    outage_ended_at=None,
+                )
         log_queued(queued)
 
 

@@ -14,17 +14,24 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
-from activities.db import Base, Ticket, TicketEventRecord, make_engine, migrate
+from activities.db import Base, Ticket, TicketClockRecord, TicketEventRecord, make_engine, migrate
 from activities.notifications import list_outbox
 from activities.read_model import TicketReadModel, get_ticket_row, get_timeline, list_tickets
 from workflows.models import (
     Audience,
+    ClockKind,
+    ClockStatus,
+    CoverageCalendar,
     Notification,
     OwningLine,
     Product,
     ProductType,
+    RecordedClock,
+    ResponseTarget,
     Severity,
+    SlaClock,
     TicketEvent,
+    TicketFacts,
     TicketRecord,
     TicketRow,
     TicketStatus,
@@ -307,3 +314,41 @@ async def test_sqlite_engine_creates_its_directory_and_uses_wal(tmp_path: Path) 
     # synchronous=1 is NORMAL.
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 15000}
     assert (tmp_path / "nested" / "dir" / "escalator.db").exists()
+
+
+async def test_a_record_carries_the_changed_clocks_and_the_facts_the_reports_count(
+    sessionmaker: Sessionmaker,
+) -> None:
+    read_model = TicketReadModel(sessionmaker)
+    target = ResponseTarget(minutes=60, calendar=CoverageCalendar.ALWAYS, label="1 h 24x7")
+    first = SlaClock(
+        kind=ClockKind.FIRST_RESPONSE, target=target, started_at=T0, due_at=T0 + timedelta(hours=1)
+    )
+    await read_model.record_ticket(
+        TicketRecord(
+            row=ticket_row(),
+            events=[event(1, "opened")],
+            clocks=[RecordedClock(clock_no=0, clock=first)],
+            facts=TicketFacts(),
+        )
+    )
+    # Later only the clock that changed travels, and the facts as they are now.
+    met = first.model_copy(update={"status": ClockStatus.MET, "stopped_at": T0 + timedelta(minutes=20)})
+    acknowledged_at = T0 + timedelta(minutes=20)
+    later = ticket_row(status=TicketStatus.ACKNOWLEDGED, updated_at=acknowledged_at)
+    await read_model.record_ticket(
+        TicketRecord(
+            row=later,
+            events=[event(2, "acknowledged")],
+            clocks=[RecordedClock(clock_no=0, clock=met)],
+            facts=TicketFacts(acknowledged_at=acknowledged_at, waiting_seconds=90),
+        )
+    )
+
+    async with sessionmaker() as session:
+        clock = await session.get(TicketClockRecord, ("t-1", 0))
+        ticket = await session.get(Ticket, "t-1")
+    assert clock is not None and (clock.status, clock.stopped_at) == ("met", acknowledged_at)
+    assert ticket is not None
+    assert (ticket.acknowledged_at, ticket.waiting_seconds) == (acknowledged_at, 90)
+    assert (ticket.connectsoft_response_clocks, ticket.connectsoft_responses_met) == (1, 1)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.db import Ticket, TicketClockRecord
 from activities.read_model import get_ticket_row, get_timeline
 from tests.factories import SUPPORT, close_when_done, engineer, next_local, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
@@ -15,6 +21,7 @@ from workflows.models import (
     Acknowledge,
     ClockKind,
     ClockStatus,
+    Comment,
     Escalate,
     EscalationTrigger,
     TicketStatus,
@@ -52,6 +59,22 @@ async def test_premium_sev1_unacknowledged_for_an_hour_is_breached_and_escalated
             timeline = await get_timeline(session=session, ticket_id=opened.ticket_id)
         assert row is not None and row.sla_breached and row.level == 4
         assert [e.kind for e in timeline][-2:] == ["sla_breached", "escalated"]
+        # ... and so did what the reports count: each clock, and the ticket's rollups.
+        async with workflow_db() as session:
+            ticket = await session.get(Ticket, opened.ticket_id)
+            clocks = await session.scalars(
+                select(TicketClockRecord)
+                .where(TicketClockRecord.ticket_id == opened.ticket_id)
+                .order_by(TicketClockRecord.clock_no)
+            )
+            outcomes = [(c.kind, c.level, c.status) for c in clocks]
+        assert outcomes == [
+            ("first_response", 3, "breached"),
+            ("escalation_ack", 3, "breached"),
+            ("escalation_ack", 4, "running"),
+        ]
+        assert ticket is not None and ticket.connectsoft_responses_breached == 1
+        assert (ticket.escalations_l3, ticket.escalations_l4) == (1, 1)
         await close_when_done(handle)
 
 
@@ -153,3 +176,42 @@ async def test_signals_apply_the_same_actions_and_ignore_refused_ones(
         assert "acknowledged" in [e.kind for e in events]
         assert not any(e.kind == "escalated" for e in events)
         await close_when_done(handle)
+
+
+async def asleep(handle: WorkflowHandle[Any, Any], *, times: int) -> None:
+    """Until the workflow has started its deadline timer `times` times."""
+    started = 0
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        started += event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        if started == times:
+            return
+    raise AssertionError("the workflow ended first")
+
+
+async def test_each_record_carries_only_the_clocks_that_changed_since_the_last(
+    dev_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    # Real time (the dev server): waiting on the history must not let hours skip by.
+    env = dev_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        handle = await tickets.start(opened_ticket("acme", 3, received))
+        # Each step once the one before is recorded (the workflow sleeps again after each flush).
+        await asleep(handle, times=1)
+        await handle.execute_update(TicketWorkflow.acknowledge, Acknowledge(actor=SUPPORT))
+        await asleep(handle, times=2)
+        await handle.execute_update(TicketWorkflow.comment, Comment(actor=SUPPORT, body="on it"))
+        await asleep(handle, times=3)
+        await close_when_done(handle)
+        history = await handle.fetch_history()
+
+    records = [
+        json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    carried = [[(c["clock_no"], c["clock"]["status"]) for c in r["clocks"]] for r in records]
+    # Intake: the first response clock; the acknowledgement meets it; a comment changes no
+    # clock; closing changes none either (met stays met).
+    assert carried == [[(0, "running")], [(0, "met")], [], []]
+    assert [r["facts"]["acknowledged_at"] is not None for r in records] == [False, True, True, True]

@@ -604,13 +604,33 @@ class TicketRow(_Model):
     updated_at: datetime
 
 
+class RecordedClock(_Model):
+    """A clock that changed since the last record, by its index in the ticket's clock list
+    (which only ever grows, so the index names the same clock every time)."""
+
+    clock_no: int = Field(ge=0)
+    clock: SlaClock
+
+
+class TicketFacts(_Model):
+    """What the reports count per ticket beside its clocks (DESIGN.md §12)."""
+
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    # Wall-clock time spent waiting on the customer, which MTTR leaves out.
+    waiting_seconds: float = 0
+
+
 class TicketRecord(_Model):
     """Activity input, one per flush: the ticket's current row, the events not yet recorded
-    and the notifications they raised, written in one transaction."""
+    and the notifications they raised, the clocks that changed and the report facts, written
+    in one transaction."""
 
     row: TicketRow
     events: list[TicketEvent] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)
+    clocks: list[RecordedClock] = Field(default_factory=list)
+    facts: TicketFacts | None = None
 
 
 class HolidayYears(_Model):

@@ -33,6 +33,9 @@ from workflows.actions import ACTIONS, ActionDefinition, ActionModel
 from workflows.models import (
     Notification,
     PinnedHolidays,
+    RecordedClock,
+    SlaClock,
+    TicketFacts,
     TicketOpened,
     TicketRecord,
     TicketState,
@@ -130,6 +133,8 @@ class TicketWorkflow:
         self._changed = False
         # The row changed without a new event (holidays pinned): write it on the next flush.
         self._row_stale = False
+        # The clocks as last recorded, so a record carries only those that changed since.
+        self._recorded_clocks: list[SlaClock] = []
         # The API starts a ticket with its search attributes: publish only what changes.
         started = workflow.info().typed_search_attributes
         self._published: dict[str, Any] = {
@@ -207,10 +212,28 @@ class TicketWorkflow:
         """
         state = self._state
         while state.events or self._outbox or self._row_stale:
+            now = workflow.now()
             events = list(state.events)
             notifications, self._outbox = self._outbox, []
             self._row_stale = False
-            record = TicketRecord(row=state.row(workflow.now()), events=events, notifications=notifications)
+            recorded = self._recorded_clocks
+            clocks = [
+                RecordedClock(clock_no=n, clock=clock)
+                for n, clock in enumerate(state.clocks)
+                if n >= len(recorded) or clock != recorded[n]
+            ]
+            snapshot = [clock.model_copy() for clock in state.clocks]
+            record = TicketRecord(
+                row=state.row(now),
+                events=events,
+                notifications=notifications,
+                clocks=clocks,
+                facts=TicketFacts(
+                    acknowledged_at=state.acknowledged_at,
+                    resolved_at=state.resolved_at,
+                    waiting_seconds=state.waiting_seconds(now),
+                ),
+            )
             await workflow.execute_activity(
                 "record_ticket",
                 record,
@@ -218,10 +241,11 @@ class TicketWorkflow:
                 retry_policy=ACTIVITY_RETRY,
                 summary=_record_summary(record),
             )
+            self._recorded_clocks = snapshot
             if events:
-                recorded = events[-1].seq
+                last = events[-1].seq
                 # Actions may have added events while the activity ran: those stay pending.
-                state.events = [event for event in state.events if event.seq > recorded]
+                state.events = [event for event in state.events if event.seq > last]
         self._publish_search_attributes()
 
     def _publish_search_attributes(self) -> None:
