@@ -31,6 +31,7 @@ from workflows import machine
 from workflows import search_attributes as sa
 from workflows.actions import ACTIONS, ActionDefinition, ActionModel
 from workflows.models import (
+    EventKind,
     Notification,
     PinnedHolidays,
     RecordedClock,
@@ -44,6 +45,8 @@ from workflows.models import (
 )
 
 TicketWorkflowT = TypeVar("TicketWorkflowT")
+# Events the read model counts as escalations, with the ticket's facts (record_ticket_facts).
+ESCALATIONS = frozenset({EventKind.ESCALATED, EventKind.CRITICAL_INCIDENT})
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Writes must land eventually; retry for as long as the database is away.
@@ -133,8 +136,10 @@ class TicketWorkflow:
         self._changed = False
         # The row changed without a new event (holidays pinned): write it on the next flush.
         self._row_stale = False
-        # The clocks as last recorded, so a record carries only those that changed since.
+        # The clocks and facts as last recorded, so a record carries only what changed since.
         self._recorded_clocks: list[SlaClock] = []
+        # A new ticket's row starts with no facts; a continued one writes its facts once more.
+        self._recorded_facts: TicketFacts | None = TicketFacts() if opened.carried_state is None else None
         # The API starts a ticket with its search attributes: publish only what changes.
         started = workflow.info().typed_search_attributes
         self._published: dict[str, Any] = {
@@ -223,16 +228,19 @@ class TicketWorkflow:
                 if n >= len(recorded) or clock != recorded[n]
             ]
             snapshot = [clock.model_copy() for clock in state.clocks]
+            facts = TicketFacts(
+                acknowledged_at=state.acknowledged_at,
+                resolved_at=state.resolved_at,
+                waiting_seconds=state.waiting_seconds(now),
+            )
+            # The facts travel when they changed, or with an escalation (they recount those).
+            escalates = any(event.kind in ESCALATIONS for event in events)
             record = TicketRecord(
                 row=state.row(now),
                 events=events,
                 notifications=notifications,
                 clocks=clocks,
-                facts=TicketFacts(
-                    acknowledged_at=state.acknowledged_at,
-                    resolved_at=state.resolved_at,
-                    waiting_seconds=state.waiting_seconds(now),
-                ),
+                facts=facts if escalates or facts != self._recorded_facts else None,
             )
             await workflow.execute_activity(
                 "record_ticket",
@@ -241,7 +249,7 @@ class TicketWorkflow:
                 retry_policy=ACTIVITY_RETRY,
                 summary=_record_summary(record),
             )
-            self._recorded_clocks = snapshot
+            self._recorded_clocks, self._recorded_facts = snapshot, facts
             if events:
                 last = events[-1].seq
                 # Actions may have added events while the activity ran: those stay pending.
