@@ -53,8 +53,8 @@ class TicketReadModel:
                     acknowledged_at=record.facts.acknowledged_at,
                     resolved_at=record.facts.resolved_at,
                     waiting_seconds=record.facts.waiting_seconds,
-                    outage_started_at=None,
-                    outage_ended_at=None,
+                    outage_started_at=record.facts.outage_started_at,
+                    outage_ended_at=record.facts.outage_ended_at,
                 )
         log_queued(queued)
 

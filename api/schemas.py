@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from workflows.models import (
     Category,
@@ -38,6 +38,12 @@ class TicketCreate(BaseModel):
     product: Product
     channel: Channel
     category: Category
+    outage_started_at: AwareDatetime | None = Field(
+        default=None, description="Sev 1 only: when the service went down, for the uptime report"
+    )
+    outage_ended_at: AwareDatetime | None = Field(
+        default=None, description="Sev 1 only: when it came back, if it has"
+    )
 
 
 class ClockPublic(BaseModel):
@@ -107,6 +113,8 @@ class TicketPublic(BaseModel):
     binding: bool
     sla_breached: bool = Field(description="ConnectSoft breached one of its own SLA clocks")
     partner_sla_breached: bool = Field(description="The partner's first line breached one of its clocks")
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
     clocks: list[ClockPublic]
     terms: TermsPublic
 
@@ -138,6 +146,8 @@ class TicketPublic(BaseModel):
             binding=first.target.binding if first else False,
             sla_breached=view.sla_breached,
             partner_sla_breached=view.partner_sla_breached,
+            outage_started_at=view.outage_started_at,
+            outage_ended_at=view.outage_ended_at,
             clocks=[ClockPublic.of(c) for c in view.clocks],
             terms=TermsPublic(
                 policy_version=terms.policy_version,

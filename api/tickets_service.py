@@ -33,6 +33,7 @@ from workflows.entitlement import build_entitlement, check_intake
 from workflows.models import (
     Principal,
     Role,
+    Severity,
     TicketAction,
     TicketEvent,
     TicketOpened,
@@ -100,6 +101,27 @@ async def claim_idempotency_key(
         )
 
 
+def check_outage_at_intake(request: TicketCreate, received_at: datetime) -> None:
+    started, ended = request.outage_started_at, request.outage_ended_at
+    if started is None and ended is None:
+        return
+    if request.severity != Severity.CRITICAL:
+        raise ApiError(
+            422,
+            "outage_started_at: only a Sev 1 records an outage; file it as severity 1 or leave the "
+            "outage times out.",
+            rule="outage_sev1_only",
+        )
+    if started is None:
+        raise ApiError(422, "outage_started_at: say when the outage began.", rule="outage_times")
+    if started > received_at or (ended is not None and ended > received_at):
+        raise ApiError(
+            422, "outage_started_at: an outage cannot begin or end in the future.", rule="outage_times"
+        )
+    if ended is not None and ended < started:
+        raise ApiError(422, "outage_ended_at: the outage cannot end before it began.", rule="outage_times")
+
+
 async def open_ticket(
     *,
     client: Client,
@@ -119,6 +141,7 @@ async def open_ticket(
     received_at = received_now()
     entitlement = build_entitlement(terms, received_at=received_at)
     check_intake(entitlement, severity=request.severity, channel=request.channel, category=request.category)
+    check_outage_at_intake(request, received_at)
     await claim_idempotency_key(
         session=session,
         principal=principal,
@@ -135,6 +158,8 @@ async def open_ticket(
         channel=request.channel,
         category=request.category,
         reporter=str(principal),
+        outage_started_at=request.outage_started_at,
+        outage_ended_at=request.outage_ended_at,
         received_at=received_at,
         entitlement=entitlement,
     )

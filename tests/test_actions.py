@@ -33,6 +33,7 @@ UPDATES = [
     "resolve",
     "reopen",
     "close",
+    "outage",
 ]
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -89,6 +90,8 @@ def test_event_kinds_are_an_enum_with_the_values_the_timeline_always_had() -> No
         "sla_warning",
         "sla_breached",
         "update_overdue",
+        # Issue 8: a Sev 1's outage times, for the uptime report.
+        "outage_recorded",
     }
 
 

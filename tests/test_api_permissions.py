@@ -145,6 +145,13 @@ CELLS = [
         setup=(("resolve", {"resolution": "Fixed"}),),
     ),
     Cell("close", {"note": "No longer needed"}, dict.fromkeys(PRINCIPALS, OK), "closed"),
+    Cell(
+        "outage",
+        {"started_at": "2026-11-02T08:00:00Z", "ended_at": "2026-11-02T09:30:00Z"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN},
+        "outage_recorded",
+        setup=(("change-severity", {"severity": 1, "reason": "Everyone is down"}),),
+    ),
 ]
 CASES = [(cell, who) for cell in CELLS for who in cell.expected]
 

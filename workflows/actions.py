@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
 
@@ -693,6 +694,60 @@ CLOSE: Final = ActionDefinition(
 )
 
 
+# --- outage -----------------------------------------------------------------------------------
+
+
+class RecordOutage(ActionModel):
+    """When the customer's service went down and, once known, came back (DESIGN.md §12)."""
+
+    started_at: datetime
+    ended_at: datetime | None = None
+    note: CleanText | None = Field(default=None, max_length=10_000)
+
+
+def check_outage(state: TicketState, action: RecordOutage) -> None:
+    if state.status == TicketStatus.CLOSED:
+        raise Refusal(CONFLICT, "The ticket is closed; file a new ticket instead.")
+    if state.severity != Severity.CRITICAL:
+        raise Refusal(
+            INVALID,
+            f"Only a Sev 1 records an outage; this ticket is Sev {int(state.severity)}. "
+            "Change its severity first if the service is down.",
+        )
+    _check_outage_times(action.started_at, action.ended_at)
+
+
+def _check_outage_times(started_at: datetime, ended_at: datetime | None) -> None:
+    if started_at.tzinfo is None or (ended_at is not None and ended_at.tzinfo is None):
+        raise Refusal(INVALID, "Give outage times with a UTC offset, e.g. 2026-11-27T09:30:00Z.")
+    if ended_at is not None and ended_at < started_at:
+        raise Refusal(INVALID, "The outage cannot end before it started; check ended_at.")
+
+
+def record_outage(step: Step, action: RecordOutage) -> None:
+    state = step.state
+    state.outage_started_at, state.outage_ended_at = action.started_at, action.ended_at
+    until = f" until {action.ended_at:%Y-%m-%d %H:%M} UTC" if action.ended_at else ", still down"
+    note = f": {action.note}" if action.note else ""
+    step.record(
+        EventKind.OUTAGE_RECORDED,
+        f"Outage from {action.started_at:%Y-%m-%d %H:%M} UTC{until}{note}",
+        actor=str(action.actor),
+        started_at=action.started_at.isoformat(),
+        ended_at=action.ended_at.isoformat() if action.ended_at else "",
+    )
+
+
+OUTAGE: Final = ActionDefinition(
+    "outage",
+    RecordOutage,
+    Capability.OUTAGE,
+    "Record when a Sev 1's outage began and, once known, ended, for the uptime report.",
+    check_outage,
+    record_outage,
+)
+
+
 # --- The table ----------------------------------------------------------------------------------
 
 ACTIONS: Final[tuple[ActionDefinition[Any], ...]] = (
@@ -707,6 +762,7 @@ ACTIONS: Final[tuple[ActionDefinition[Any], ...]] = (
     RESOLVE,
     REOPEN,
     CLOSE,
+    OUTAGE,
 )
 
 TicketAction = (
@@ -721,6 +777,7 @@ TicketAction = (
     | Resolve
     | Reopen
     | Close
+    | RecordOutage
 )
 
 _BY_MODEL: Final[dict[type[ActionModel], ActionDefinition[Any]]] = {d.model: d for d in ACTIONS}

@@ -108,6 +108,8 @@ def open_ticket(opened: TicketOpened) -> Outcome:
         level=1,
         owning_line=OwningLine.PARTNER if partner_first else OwningLine.CONNECTSOFT,
         received_at=opened.received_at,
+        outage_started_at=opened.outage_started_at,
+        outage_ended_at=opened.outage_ended_at,
         entitlement=ent,
     )
     step = Step(state, opened.received_at)

@@ -182,6 +182,7 @@ class EventKind(StrEnum):
     SLA_WARNING = "sla_warning"
     SLA_BREACHED = "sla_breached"
     UPDATE_OVERDUE = "update_overdue"
+    OUTAGE_RECORDED = "outage_recorded"
 
 
 class Role(StrEnum):
@@ -262,6 +263,8 @@ class TargetOverrides(_Model):
     resolution: dict[str, ResponseTarget] = Field(default_factory=dict)
     periodic_update: dict[str, ResponseTarget] = Field(default_factory=dict)
     warn_ratio: float | None = Field(default=None, gt=0, lt=1)
+    # The contract's own monthly uptime target in percent (partner-defined, or negotiated).
+    uptime: float | None = Field(default=None, gt=0, le=100)
 
 
 class ContractTerms(_Model):
@@ -345,6 +348,9 @@ class TicketOpened(_Model):
     entitlement: Entitlement
     # The principal who filed it, as `role:name`.
     reporter: str | None = None
+    # A Sev 1 may say when its outage began (and ended), for the uptime report.
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
     # Set when the workflow continues as new: the machine picks up where it was.
     carried_state: TicketState | None = None
 
@@ -425,6 +431,8 @@ class TicketState(_Model):
     # ended, and since when the current one runs. Kept here because past events are not.
     waited_seconds: float = 0
     waiting_since: datetime | None = None
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""
@@ -503,6 +511,8 @@ class TicketState(_Model):
             resolved_at=self.resolved_at,
             closed_at=self.closed_at,
             handoff_category=self.handoff_category,
+            outage_started_at=self.outage_started_at,
+            outage_ended_at=self.outage_ended_at,
             terms=Terms(
                 policy_version=ent.policy_version,
                 contract_id=ent.contract_id,
@@ -557,6 +567,8 @@ class TicketView(_Model):
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     handoff_category: HandoffCategory | None = None
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
     terms: Terms
 
     def clock(self, kind: ClockKind) -> SlaClock | None:
@@ -619,6 +631,9 @@ class TicketFacts(_Model):
     resolved_at: datetime | None = None
     # Wall-clock time spent waiting on the customer, which MTTR leaves out.
     waiting_seconds: float = 0
+    # A Sev 1's outage, for the uptime report.
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
 
 
 class TicketRecord(_Model):
@@ -665,6 +680,7 @@ _ACTION_MODELS = frozenset(
         "Resolve",
         "Reopen",
         "Close",
+        "RecordOutage",
         "TicketAction",
     }
 )

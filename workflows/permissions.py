@@ -28,6 +28,7 @@ class Capability(StrEnum):
     RESOLVE = "resolve"
     REOPEN = "reopen"
     CLOSE = "close"
+    OUTAGE = "outage"
     CATALOG = "catalog"
 
 
@@ -67,6 +68,7 @@ PERMISSIONS: Final[dict[Capability, dict[Role, Grant]]] = {
     Capability.RESOLVE: {ADMIN: YES, SUPPORT: Grant.NON_PARTNER_TICKETS, PARTNER: YES, CUSTOMER: NO},
     Capability.REOPEN: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
     Capability.CLOSE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
+    Capability.OUTAGE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: NO},
     Capability.CATALOG: {ADMIN: YES, SUPPORT: NO, PARTNER: NO, CUSTOMER: NO},
 }
 
@@ -87,6 +89,8 @@ FORBIDDEN_BECAUSE: Final[dict[tuple[Capability, Role], str]] = {
     (Capability.CHANGE_SEVERITY, CUSTOMER): "Customers cannot change the severity; add a comment "
     "explaining the impact and the support line will re-assess it.",
     (Capability.WAIT_ON_CUSTOMER, CUSTOMER): "Only the support line puts a ticket on hold for the customer.",
+    (Capability.OUTAGE, CUSTOMER): "The support line records outages; add a comment saying when "
+    "it began and ended.",
     (Capability.RESOLVE, CUSTOMER): "The support line resolves a ticket; close it to withdraw it instead.",
 }
 

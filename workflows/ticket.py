@@ -232,6 +232,8 @@ class TicketWorkflow:
                 acknowledged_at=state.acknowledged_at,
                 resolved_at=state.resolved_at,
                 waiting_seconds=state.waiting_seconds(now),
+                outage_started_at=state.outage_started_at,
+                outage_ended_at=state.outage_ended_at,
             )
             # The facts travel when they changed, or with an escalation (they recount those).
             escalates = any(event.kind in ESCALATIONS for event in events)
