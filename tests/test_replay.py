@@ -35,6 +35,7 @@ REQUIRED_PATHS = {
     "auto-close": "auto_close",
     "continue-as-new": "continue_as_new",
     "signals, and a refused signal ignored": "signals",
+    "an outage recorded, then ended": "outage",
 }
 
 

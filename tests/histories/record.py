@@ -46,6 +46,7 @@ from activities.settings import Settings
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from worker.worker import build_worker
 from workflows import search_attributes
+from workflows.actions import RecordOutage
 from workflows.models import (
     TASK_QUEUE,
     Acknowledge,
@@ -731,6 +732,30 @@ async def severity_change(run: Run) -> list[WorkflowHandle[Any, Any]]:
         "the first response, due 1 h after intake, is met",
     )
     check(not ev.all("sla_breached"), "nothing breaches")
+    return [t.pinned()]
+
+
+@scenario("outage: a Sev 1 records when its service went down and, later, when it came back")
+async def outage(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    t = await run.open("acme", 1, terms=ACME_24X7)
+    began = t.received - timedelta(minutes=20)
+    await run.sleep(timedelta(minutes=10))
+    await t.act("acknowledge", Acknowledge(actor=SUPPORT))
+    await t.act("outage", RecordOutage(actor=SUPPORT, started_at=began))
+    await run.sleep(timedelta(minutes=30))
+    came_back = began + timedelta(minutes=55)
+    await t.act(
+        "outage", RecordOutage(actor=SUPPORT, started_at=began, ended_at=came_back, note="rolled back")
+    )
+    await t.act("resolve", Resolve(actor=SUPPORT, resolution="rolled back the release"))
+    await t.act("close", Close(actor=SUPPORT))
+    ev = await t.finish()
+
+    recorded = ev.all("outage_recorded")
+    check(len(recorded) == 2, f"the outage is recorded twice (begun, then ended): {len(recorded)}")
+    check(
+        recorded[-1].detail.get("ended_at") == came_back.isoformat(), "the second record says when it ended"
+    )
     return [t.pinned()]
 
 
