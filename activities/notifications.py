@@ -8,11 +8,14 @@ transaction as the events that raised them (activities/read_model.py).
 from __future__ import annotations
 
 import logging
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Executable, Table, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.db import OutboxNotification, dialect_insert
+from activities.db import OutboxNotification, utcnow
 from workflows.models import Notification
 
 log = logging.getLogger("escalator.notify")
@@ -27,14 +30,27 @@ async def queue_notifications(
     """
     if not notifications:
         return []
-    insert = dialect_insert(session, OutboxNotification)
-    stmt = (
-        insert.values([n.model_dump(mode="json") for n in notifications])
-        .on_conflict_do_nothing(index_elements=[OutboxNotification.ticket_id, OutboxNotification.key])
-        .returning(OutboxNotification.ticket_id, OutboxNotification.key)
-    )
-    queued = {(row.ticket_id, row.key) for row in await session.execute(stmt)}
+    now = utcnow()
+    rows = [{**n.model_dump(mode="json"), "created_at": now} for n in notifications]
+    queued = {(row.ticket_id, row.key) for row in await session.execute(_outbox_insert(session), rows)}
     return [n for n in notifications if (n.ticket_id, n.key) in queued]
+
+
+# Built once per backend, on the table rather than the ORM class: the ORM's bulk-insert path
+# and a statement whose VALUES change with every row count cost more than the insert itself.
+_OUTBOX_INSERTS: dict[str, Executable] = {}
+
+
+def _outbox_insert(session: AsyncSession) -> Executable:
+    backend = session.get_bind().dialect.name
+    stmt = _OUTBOX_INSERTS.get(backend)
+    if stmt is None:
+        table = cast(Table, OutboxNotification.__table__)
+        insert = postgresql_insert(table) if backend == "postgresql" else sqlite_insert(table)
+        stmt = _OUTBOX_INSERTS[backend] = insert.on_conflict_do_nothing(
+            index_elements=[table.c.ticket_id, table.c.key]
+        ).returning(table.c.ticket_id, table.c.key)
+    return stmt
 
 
 def log_queued(notifications: list[Notification]) -> None:
