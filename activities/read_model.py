@@ -5,14 +5,18 @@ Workflows are the source of truth; these rows are a projection for lists and rep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Executable, Select, func, select
+from sqlalchemy import Executable, Select, Table, func, select
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.clock_outcomes import clock_rows, record_clocks, record_ticket_facts
-from activities.db import Ticket, TicketEventRecord, dialect_insert
+from activities.db import Base, Ticket, TicketEventRecord
 from activities.notifications import log_queued, queue_notifications
 from workflows.models import Severity, TicketEvent, TicketRecord, TicketRow, TicketStatus, Tier
 
@@ -59,16 +63,25 @@ class TicketReadModel:
         log_queued(queued)
 
 
-# One upsert statement per database backend, built once: building it (its `excluded` columns)
-# cost more than running it. The row's values are the execution's parameters.
+# One statement per database backend, built once on the table: building it (its `excluded`
+# columns) and the ORM's bulk-insert path cost more than running it. The values are the
+# execution's parameters.
 _ROW_UPSERTS: dict[str, Executable] = {}
+
+
+def _table_insert(session: AsyncSession, entity: type[Base]) -> PostgresInsert | SQLiteInsert:
+    """INSERT on the entity's table: Core, so the ORM's bulk-insert machinery stays out of it."""
+    table = cast(Table, entity.__table__)
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
 
 
 def _row_upsert(session: AsyncSession) -> Executable:
     backend = session.get_bind().dialect.name
     stmt = _ROW_UPSERTS.get(backend)
     if stmt is None:
-        insert = dialect_insert(session, Ticket)
+        insert = _table_insert(session, Ticket)
         excluded = insert.excluded
         stmt = _ROW_UPSERTS[backend] = insert.on_conflict_do_update(
             index_elements=[Ticket.ticket_id],
@@ -87,10 +100,20 @@ async def record_events(*, session: AsyncSession, ticket_id: str, events: list[T
     if not events:
         return
     rows = [{"ticket_id": ticket_id, **event.model_dump()} for event in events]
-    stmt = dialect_insert(session, TicketEventRecord).on_conflict_do_nothing(
-        index_elements=[TicketEventRecord.ticket_id, TicketEventRecord.seq]
-    )
-    await session.execute(stmt, rows)
+    await session.execute(_event_insert(session), rows)
+
+
+_EVENT_INSERTS: dict[str, Executable] = {}
+
+
+def _event_insert(session: AsyncSession) -> Executable:
+    backend = session.get_bind().dialect.name
+    stmt = _EVENT_INSERTS.get(backend)
+    if stmt is None:
+        stmt = _EVENT_INSERTS[backend] = _table_insert(session, TicketEventRecord).on_conflict_do_nothing(
+            index_elements=[TicketEventRecord.ticket_id, TicketEventRecord.seq]
+        )
+    return stmt
 
 
 def _filtered(
