@@ -395,7 +395,31 @@ class Notification(_Model):
     page: bool = False
 
 
-class TicketState(_Model):
+class _TicketClocks:
+    """What the full state and the view both answer about a ticket's clocks and ids."""
+
+    if TYPE_CHECKING:
+        ticket_id: str
+        clocks: list[SlaClock]
+
+    def clock(self, kind: ClockKind) -> SlaClock | None:
+        """The newest clock of a kind."""
+        for clock in reversed(self.clocks):
+            if clock.kind == kind:
+                return clock
+        return None
+
+    @property
+    def response_due(self) -> datetime | None:
+        clock = self.clock(ClockKind.FIRST_RESPONSE)
+        return clock.due_at if clock else None
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.ticket_id)
+
+
+class TicketState(_TicketClocks, _Model):
     ticket_id: str
     customer_id: str
     title: str
@@ -446,25 +470,9 @@ class TicketState(_Model):
             self.last_event_at = self.events[-1].at
         return self
 
-    def clock(self, kind: ClockKind) -> SlaClock | None:
-        """The newest clock of a kind."""
-        for clock in reversed(self.clocks):
-            if clock.kind == kind:
-                return clock
-        return None
-
     @property
     def tier(self) -> Tier:
         return self.entitlement.tier
-
-    @property
-    def response_due(self) -> datetime | None:
-        clock = self.clock(ClockKind.FIRST_RESPONSE)
-        return clock.due_at if clock else None
-
-    @property
-    def workflow_id(self) -> str:
-        return workflow_id_for(self.ticket_id)
 
     def row(self, updated_at: datetime) -> TicketRow:
         ent = self.entitlement
@@ -545,7 +553,7 @@ class Terms(_Model):
     partner_id: str | None
 
 
-class TicketView(_Model):
+class TicketView(_TicketClocks, _Model):
     """What an action answers: the ticket as it is now, without its description, pending
     events or the entitlement's holidays and target tables (the `state` query has those)."""
 
@@ -571,25 +579,9 @@ class TicketView(_Model):
     outage_ended_at: datetime | None = None
     terms: Terms
 
-    def clock(self, kind: ClockKind) -> SlaClock | None:
-        """The newest clock of a kind."""
-        for clock in reversed(self.clocks):
-            if clock.kind == kind:
-                return clock
-        return None
-
     @property
     def tier(self) -> Tier:
         return self.terms.tier
-
-    @property
-    def response_due(self) -> datetime | None:
-        clock = self.clock(ClockKind.FIRST_RESPONSE)
-        return clock.due_at if clock else None
-
-    @property
-    def workflow_id(self) -> str:
-        return workflow_id_for(self.ticket_id)
 
 
 class TicketRow(_Model):
