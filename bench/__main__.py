@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import calendar_bench, machine_bench, stack_bench, workflow_bench
+from bench import calendar_bench, machine_bench, reports_bench, stack_bench, workflow_bench
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow", "stack")
+NAMES = ("calendar", "machine", "workflow", "reports", "stack")
 
 
 def table(results: list[Result]) -> str:
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=2_000, help="machine: tickets per round")
     parser.add_argument("--rounds", type=int, default=5, help="calendar/machine: rounds (best is kept)")
     parser.add_argument("-n", "--workflows", type=int, default=200, help="workflow: workflows started")
+    parser.add_argument(
+        "--report-tickets", type=int, default=100_000, help="reports: tickets in the read model"
+    )
     stack = parser.add_argument_group("stack (the real `escalator up`)")
     stack.add_argument("--intake", type=int, default=400, help="requests per intake phase (ABBA)")
     stack.add_argument("--concurrency", type=int, default=50, help="requests in flight")
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "calendar": lambda: [calendar_bench.run(args.calls, args.rounds)],
         "machine": lambda: [machine_bench.run(args.tickets, args.rounds)],
         "workflow": lambda: workflow_bench.run(args.workflows),
+        "reports": lambda: reports_bench.run(args.report_tickets, args.rounds),
         "stack": lambda: stack_bench.run(
             stack_bench.Options(
                 intake=args.intake,
