@@ -506,11 +506,31 @@ def stack_processes(up_pid: int) -> dict[str, int]:
 
 
 async def wait_gone(pids: list[int], seconds: float) -> list[int]:
-    """The pids still alive after waiting up to `seconds` for them to exit."""
-    for _ in range(int(seconds * 10)):
-        if not any(process_alive(pid) for pid in pids):
-            break
-        await asyncio.sleep(0.1)
+    """The pids still alive after waiting up to `seconds` for them to exit.
+
+    They are grandchildren, so waitpid cannot wait for them; a pidfd (Linux) becomes readable
+    when its process exits, so the wait is on that event, not a poll.
+    """
+    loop = asyncio.get_running_loop()
+
+    async def exited(pid: int) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            done: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+            try:
+                await done
+            finally:
+                loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(*(exited(pid) for pid in pids))
     return [pid for pid in pids if process_alive(pid)]
 
 
