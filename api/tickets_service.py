@@ -229,15 +229,14 @@ async def act(
     state (409/422), in that order. With an Idempotency-Key, Temporal runs a retried update
     once and answers the retry with the first result.
     """
-    digest = request_digest(update, ticket_id, action.model_dump(mode="json", exclude={"actor"}))
-    await claim_idempotency_key(session=session, principal=principal, key=idempotency_key, digest=digest)
     handle = _handle(client, ticket_id)
-    # Scoped by principal: a foreign principal reusing the id must never get this answer back.
-    update_id = (
-        f"{update}-{request_digest(str(principal), idempotency_key, digest)[:40]}"
-        if idempotency_key
-        else None
-    )
+    update_id = None
+    if idempotency_key is not None:
+        # Only a keyed request needs its fingerprint; most actions send no key.
+        digest = request_digest(update, ticket_id, action.model_dump(mode="json", exclude={"actor"}))
+        await claim_idempotency_key(session=session, principal=principal, key=idempotency_key, digest=digest)
+        # Scoped by principal: a foreign principal reusing the id must never get this answer back.
+        update_id = f"{update}-{request_digest(str(principal), idempotency_key, digest)[:40]}"
     try:
         # The update answers the ticket's small view; the full state is the `state` query's.
         result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketView)
