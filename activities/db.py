@@ -241,6 +241,15 @@ class OutboxNotification(Base):
     body: Mapped[str] = mapped_column(Text)
     page: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How it went out (activities/delivery.py): email, chat or pager, through which sink
+    # (smtp, webhook, pagerduty, or log when none is set), to whom, after how many attempts.
+    channel: Mapped[str | None] = mapped_column(String(16))
+    page_action: Mapped[str | None] = mapped_column(String(16))
+    recipients: Mapped[str | None] = mapped_column(Text)
+    sink: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None] = mapped_column()
     delivered_at: Mapped[datetime | None] = mapped_column()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,23 @@ class Settings(BaseSettings):
     api_port: int = 8000
     temporal_ui_port: int = 8233
     log_level: str = "INFO"
+    # Where links in notifications point: the API (and its console) as people reach it.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Notification sinks (DESIGN.md section 8). With none set, notices go to the outbox
+    # table and the log only. smtp://[user:password@]host:port, or smtps:// for implicit TLS.
+    smtp_url: SecretStr | None = None
+    smtp_from: str = "ConnectSoft Support <support@connectsoft.example>"
+    # A JSON post shaped like a Slack or Teams incoming webhook (its URL carries a token).
+    chat_webhook_url: SecretStr | None = None
+    # The PagerDuty Events API v2 endpoint, and ConnectSoft's routing (integration) key.
+    pager_url: str | None = None
+    pager_routing_key: SecretStr | None = None
+    # Partners' own on-call services: {"<partner id>": "<routing key>"} as JSON. A partner
+    # without one gets its on-call page by email instead.
+    partner_pager_routing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # One send, start to finish; Temporal retries it with backoff after that.
+    notify_timeout_seconds: float = 10.0
 
 
 @lru_cache
