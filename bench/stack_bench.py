@@ -49,6 +49,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.codec import data_converter
+from activities.settings import Settings
 from bench.common import Result
 from bench.noop_workflow import NoopWorkflow
 
@@ -270,7 +272,10 @@ async def running_stack(workers: int = 1) -> AsyncIterator[Stack]:
                 if up.process.returncode is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"`escalator up` did not come up:\n{up.tail()}")
                 await asyncio.sleep(0.1)
-            client = await Client.connect(f"127.0.0.1:{temporal_port}")
+            # The children read the same environment, so this client encodes as they do.
+            client = await Client.connect(
+                f"127.0.0.1:{temporal_port}", data_converter=data_converter(Settings())
+            )
             stack = Stack(root, env, api_port, f"127.0.0.1:{temporal_port}", up, client)
             stack.processes()
             for i in range(workers - 1):
@@ -357,7 +362,7 @@ def worker_tuning() -> dict[str, Any]:
 
 async def serve_noop(address: str, task_queue: str) -> None:
     """Run the no-op worker; print `touched N` whenever the count changes; stop on SIGTERM."""
-    client = await Client.connect(address)
+    client = await Client.connect(address, data_converter=data_converter(Settings()))
     touches = Touches()
     worker = Worker(
         client, task_queue=task_queue, workflows=[NoopWorkflow], activities=[touches.touch], **worker_tuning()

@@ -34,10 +34,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.codec import data_converter
 from activities.db import Ticket, make_engine, make_sessionmaker, migrate
 from activities.settings import Settings
 from bench.common import Result, rss_bytes
@@ -165,7 +165,7 @@ async def run_phase(phase: str, n: int) -> PhaseResult:
     with tempfile.TemporaryDirectory(prefix="escalator-bench-") as tmp:
         pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
         env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(Settings()),
             dev_server_existing_path=str(BIN_DIR / "temporal"),
             dev_server_database_filename=str(Path(tmp) / "temporal.db"),
             dev_server_extra_args=pragmas,

@@ -18,12 +18,13 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.codec import data_converter
 from activities.db import make_engine, make_sessionmaker, migrate
 from activities.read_model import get_timeline
+from activities.settings import Settings
 from worker.worker import ticket_activities
 from workflows import search_attributes
 from workflows.models import SYSTEM, Close, TicketEvent, TicketOpened, TicketState, workflow_id_for
@@ -42,7 +43,7 @@ def _binary(name: str) -> str:
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         test_server_existing_path=_binary("temporal-test-server"),
     )
     # The test server knows no custom search attributes until they are added.
@@ -59,7 +60,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         dev_server_existing_path=_binary("temporal"),
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_log_level="error",

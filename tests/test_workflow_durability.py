@@ -16,12 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.codec import data_converter
 from activities.db import OutboxNotification
 from activities.read_model import get_timeline
+from activities.settings import Settings
 from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
 from tests.fixtures_temporal import events_so_far, skip_to
@@ -208,7 +209,7 @@ async def test_an_acknowledgement_30_hours_late_is_late_even_if_no_worker_ever_w
 async def small_history_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server that suggests continue-as-new after 60 history events, not thousands."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_log_level="error",

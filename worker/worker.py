@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.codec import data_converter
 from activities.db import make_engine, make_sessionmaker
 from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
@@ -65,14 +65,15 @@ def max_cached_workflows(memory: int | None = None) -> int:
 
 
 async def connect_client(settings: Settings) -> Client:
-    """One client per process. API key and TLS are for Temporal Cloud."""
+    """One client per process. API key and TLS are for Temporal Cloud. Its data converter
+    (with the history codec when keys are set) is also the worker's."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         # None lets the SDK turn TLS on by itself when an API key is given.
         tls=True if settings.temporal_tls else None,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
     )
 
 
