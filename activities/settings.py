@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,23 @@ class Settings(BaseSettings):
     codec_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
     )
+
+    # Observability (README "Observability").
+    # Log lines: "text" for a terminal (`make up`), "json" for production: one object per
+    # line, with ticket_id and workflow_id as fields whenever a line concerns a ticket.
+    log_format: Literal["text", "json"] = "text"
+    # The worker's Temporal SDK metrics, Prometheus text at http://host:port/metrics; port 0
+    # turns them off. Two workers on one host need two ports. 0.0.0.0 in a container.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = 9464
+    # OpenTelemetry traces from POST /tickets through the workflow and its activities.
+    tracing: bool = False
+    # Where spans go over OTLP/HTTP, e.g. http://collector:4318/v1/traces (needs the `otlp`
+    # extra); unset, the standard OTEL_EXPORTER_OTLP_* variables apply.
+    otlp_endpoint: str | None = None
+    # GET /metrics reuses its read-model counts for this long, so that several scrapers cost
+    # one pair of queries; 0 counts afresh on every scrape.
+    metrics_cache_seconds: float = 5.0
 
 
 @lru_cache
