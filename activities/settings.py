@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     temporal_ui_port: int = 8233
+    # Where the console links a ticket's workflow in the Temporal UI; unset, the console's own
+    # host on temporal_ui_port (the dev server's UI, as `escalator up` runs it).
+    temporal_ui_url: str | None = None
     log_level: str = "INFO"
     # Where links in notifications point: the API (and its console) as people reach it.
     public_url: str = "http://127.0.0.1:8000"
