@@ -11,7 +11,7 @@ Summaries stay readable. The SDK passes the UI's summaries (the workflow's stati
 timer and activity summaries) through the codec too, as single JSON strings, while every
 payload of this project is a pydantic model (a JSON object). A JSON string is left in clear so
 that engineers read a ticket's story in the Temporal UI without the codec; the summaries are
-written to carry no customer text (`workflows.timeline.ui_summary`), and the raw-history test
+written to carry no customer text (`api.tickets_service.ui_summary`), and the raw-history test
 (tests/test_codec.py) checks both: nothing else is in clear, and no ticket text appears.
 
 With no keys configured (the local default) there is no codec at all.

@@ -1,13 +1,12 @@
-"""Notifications: written to an outbox table that a delivery process drains.
+"""The notification outbox: every notice a ticket raised, and how it was delivered.
 
-Email, chat and paging transports read the outbox; the workflow only needs the write to be
-durable and idempotent. The ticket's `record_ticket` activity queues them in the same
-transaction as the events that raised them (activities/read_model.py).
+The ticket's `record_ticket` activity queues notices in the same transaction as the events that
+raised them (activities/read_model.py); the `deliver_notification` activity sends each one and
+records its delivery on the same row (activities/delivery.py).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import cast
 
 from sqlalchemy import Executable, Table, select
@@ -17,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities.db import OutboxNotification, utcnow
 from workflows.models import Notification
-
-log = logging.getLogger("escalator.notify")
 
 
 async def queue_notifications(
@@ -53,17 +50,6 @@ def _outbox_insert(session: AsyncSession) -> Executable:
     return stmt
 
 
-def log_queued(notifications: list[Notification]) -> None:
-    for notification in notifications:
-        log.info(
-            "%s%s [%s] %s",
-            "PAGE " if notification.page else "",
-            notification.ticket_id,
-            notification.audience.value,
-            notification.subject,
-        )
-
-
 async def list_outbox(*, session: AsyncSession, ticket_id: str) -> list[Notification]:
     records = await session.scalars(
         select(OutboxNotification)
@@ -71,3 +57,13 @@ async def list_outbox(*, session: AsyncSession, ticket_id: str) -> list[Notifica
         .order_by(OutboxNotification.created_at, OutboxNotification.key)
     )
     return [Notification.model_validate(record, from_attributes=True) for record in records]
+
+
+async def list_deliveries(*, session: AsyncSession, ticket_id: str) -> list[OutboxNotification]:
+    """The ticket's outbox rows, oldest first: each notice and how it was delivered."""
+    records = await session.scalars(
+        select(OutboxNotification)
+        .where(OutboxNotification.ticket_id == ticket_id)
+        .order_by(OutboxNotification.created_at, OutboxNotification.key)
+    )
+    return list(records)

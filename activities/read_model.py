@@ -17,7 +17,8 @@ from temporalio import activity
 
 from activities.clock_outcomes import clock_rows, record_clocks, record_ticket_facts
 from activities.db import Base, Ticket, TicketEventRecord
-from activities.notifications import log_queued, queue_notifications
+from activities.delivery import record_outcomes
+from activities.notifications import queue_notifications
 from workflows.models import Severity, TicketEvent, TicketRecord, TicketRow, TicketStatus, Tier
 
 
@@ -38,7 +39,9 @@ class TicketReadModel:
         async with self._sessionmaker.begin() as session:
             await upsert_ticket_row(session=session, row=row)
             await record_events(session=session, ticket_id=row.ticket_id, events=record.events)
-            queued = await queue_notifications(session=session, notifications=record.notifications)
+            await queue_notifications(session=session, notifications=record.notifications)
+            if record.deliveries:
+                await record_outcomes(session=session, outcomes=record.deliveries)
             # What the reports count: after the row (the clocks reference it) and the events
             # (the escalation counts read them).
             if record.clocks:
@@ -60,7 +63,6 @@ class TicketReadModel:
                     outage_started_at=record.facts.outage_started_at,
                     outage_ended_at=record.facts.outage_ended_at,
                 )
-        log_queued(queued)
 
 
 # One statement per database backend, built once on the table: building it (its `excluded`

@@ -12,7 +12,8 @@ from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
 from api import errors
 from api.middleware import BodyLimitMiddleware
-from api.routers import api_keys, customers, health, partners, policy, reports, tickets
+from api.routers import api_keys, codec, customers, health, partners, policy, reports, tickets
+from api.routers.codec import CodecCorsMiddleware
 from worker.worker import connect_client
 
 
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     )
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)
+    # The Temporal UI calls /codec/* from the browser: CORS for its origins, on that path only.
+    app.add_middleware(CodecCorsMiddleware, origins=settings.codec_cors_origins)
     app.include_router(tickets.router)
     app.include_router(policy.router)
     app.include_router(health.router)
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(partners.router)
     app.include_router(api_keys.router)
     app.include_router(reports.router)
+    app.include_router(codec.router)
     return app
 
 

@@ -7,12 +7,15 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from workflows.models import (
+    Audience,
     Category,
     Channel,
     ClockKind,
     ClockStatus,
     CoverageCalendar,
+    NoticeChannel,
     OwningLine,
+    PageAction,
     Product,
     ProductType,
     Severity,
@@ -172,6 +175,36 @@ class TicketList(BaseModel):
 class Timeline(BaseModel):
     ticket_id: str
     events: list[TicketEvent]
+
+
+class NotificationPublic(BaseModel):
+    """One notice and its delivery: the outbox row."""
+
+    key: str = Field(
+        description="`<event seq>-<audience>`: with the ticket id, the idempotency key of every send"
+    )
+    audience: Audience
+    channel: NoticeChannel | None = Field(
+        description="email, chat or pager; null on notices made before routing"
+    )
+    page_action: PageAction | None = None
+    subject: str
+    recipients: list[str] = Field(
+        description="Who it went to: addresses, a chat channel, or the paged audience"
+    )
+    sink: str | None = Field(
+        description="smtp, webhook, pagerduty, or log when no sink is set; null until sent"
+    )
+    attempts: int
+    last_error: str | None
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class NotificationList(BaseModel):
+    ticket_id: str
+    notifications: list[NotificationPublic]
 
 
 class Problem(BaseModel):

@@ -67,6 +67,16 @@ def request_digest(*parts: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def ui_summary(ticket: TicketState) -> str:
+    """'[Sev 1][Premium] acme / identity', the workflow's static summary in the Temporal UI.
+
+    No title and no description: summaries stay readable in an encrypted history
+    (activities/codec.py), so they carry no customer text. The ticket's text is in its
+    (encrypted) input, which the UI and the CLI decode through POST /codec/decode.
+    """
+    return f"[Sev {int(ticket.severity)}][{ticket.tier.label}] {ticket.customer_id} / {ticket.product.value}"
+
+
 def received_now() -> datetime:
     # Whole milliseconds: what Temporal timestamps carry, so deadlines compare exactly.
     now = datetime.now(UTC)
@@ -173,8 +183,7 @@ async def open_ticket(
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=sa.for_ticket(initial),
-            static_summary=machine.headline(initial),
-            static_details=f"{request.description[:2000]}",
+            static_summary=ui_summary(initial),
         )
     except WorkflowAlreadyStartedError:
         # A retried request with the same Idempotency-Key: answer with the ticket it made.

@@ -25,7 +25,7 @@ from activities.codec import data_converter
 from activities.db import make_engine, make_sessionmaker, migrate
 from activities.read_model import get_timeline
 from activities.settings import Settings
-from worker.worker import ticket_activities
+from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import search_attributes
 from workflows.models import SYSTEM, Close, TicketEvent, TicketOpened, TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
@@ -144,7 +144,7 @@ def ticket_worker(workflow_db: async_sessionmaker[AsyncSession]) -> WorkerFactor
         async with Worker(
             client,
             task_queue=task_queue,
-            workflows=[TicketWorkflow],
+            workflows=TICKET_WORKFLOWS,
             activities=ticket_activities(sessionmaker),
         ):
             runner = TicketRunner(client, task_queue)

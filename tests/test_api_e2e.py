@@ -64,9 +64,11 @@ async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: St
     timeline = (await stack.http.get(f"/tickets/{ticket_id}/timeline", headers=stack.as_(SUPPORT))).json()
     assert [e["kind"] for e in timeline["events"]][:2] == ["opened", "critical_incident"]
 
-    # The Temporal UI story: static summary and search attributes.
+    # The Temporal UI story: static summary (no customer text: it stays readable in an
+    # encrypted history) and search attributes.
     description = await handle.describe()
-    assert await description.static_summary() == "[Sev 1][Premium] acme / identity: Login down"
+    assert await description.static_summary() == "[Sev 1][Premium] acme / identity"
+    assert await description.static_details() is None
     attrs = description.typed_search_attributes
     assert attrs.get(sa.CUSTOMER_ID) == "acme"
     assert attrs.get(sa.ESCALATION_LEVEL) == 3

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -266,6 +267,32 @@ async def test_reads_answer_within_reach_and_404_outside_it(module_stack: Stack,
         assert all(item["customer_id"] == OWN[who] for item in listed["items"])
 
 
+# Delivery records (issue 9): ConnectSoft's support lines only; a foreign ticket is still a 404.
+NOTIFICATION_READS = {ADMIN: OK, SUPPORT: OK, PARTNER: FORBIDDEN, CUSTOMER: FORBIDDEN}
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_delivery_records_are_for_admins_and_support_and_404_outside_reach(
+    module_stack: Stack, who: str
+) -> None:
+    stack = module_stack
+    own = await file_ticket(stack, OWN[who])
+    await wait_for_event(stack.handle(own), completed_activity("record_ticket"))
+    response = await stack.http.get(f"/tickets/{own}/notifications", headers=stack.as_(who))
+    assert response.status_code == NOTIFICATION_READS[who], response.text
+    if response.status_code == OK:
+        keys = {each["key"] for each in response.json()["notifications"]}
+        assert {"1-customer"} <= keys or {"1-partner"} <= keys
+    else:
+        assert response.json()["rule"] == "forbidden"
+        assert "ConnectSoft" in response.json()["detail"]
+    if who in FOREIGN:
+        foreign = await file_ticket(stack, FOREIGN[who])
+        hidden = await stack.http.get(f"/tickets/{foreign}/notifications", headers=stack.as_(who))
+        assert hidden.status_code == NOT_FOUND
+        assert hidden.json()["rule"] == "unknown_ticket"
+
+
 @pytest.mark.parametrize("who", PRINCIPALS)
 async def test_filing_is_allowed_within_reach_only(module_stack: Stack, who: str) -> None:
     stack = module_stack
@@ -290,12 +317,76 @@ async def test_filing_is_allowed_within_reach_only(module_stack: Stack, who: str
         assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
+# The catalog's notification recipients: admin only, like the rest of the catalog. The
+# admin's bodies are the demo catalog's own, so even the allowed cells leave the rows as seeded.
+CATALOG_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/customers/acme/contacts", None),
+    (
+        "PUT",
+        "/customers/acme/contacts",
+        {"contacts": [{"name": "Acme Operations", "email": "ops@acme.example", "timezone": "Europe/Berlin"}]},
+    ),
+    ("GET", "/partners/northwind/contacts", None),
+    (
+        "PUT",
+        "/partners/northwind/contacts",
+        {
+            "contacts": [
+                {"name": "Northwind Support", "email": "support@northwind.example"},
+                {"name": "Northwind On-call", "email": "oncall@northwind.example", "role": "on_call"},
+            ]
+        },
+    ),
+    ("GET", "/support-teams", None),
+    ("GET", "/support-teams/support_l2", None),
+    (
+        "PUT",
+        "/support-teams/support_l2",
+        {"name": "Support L2", "email": "l2@connectsoft.example", "chat_channel": "#support-l2"},
+    ),
+]
+ADMIN_ONLY = {ADMIN: OK, SUPPORT: FORBIDDEN, PARTNER: FORBIDDEN, CUSTOMER: FORBIDDEN}
+CATALOG_CASES = [(endpoint, who) for endpoint in CATALOG_ENDPOINTS for who in PRINCIPALS]
+
+
+async def recipient_rows(stack: Stack) -> list[tuple[Any, ...]]:
+    async with stack.sessionmaker() as session:
+        contacts = await session.execute(
+            text("SELECT customer_id, partner_id, role, name, email, timezone FROM contacts ORDER BY id")
+        )
+        teams = await session.execute(text("SELECT * FROM support_teams ORDER BY audience"))
+        # By owner (a PUT renumbers its owner's rows), each in its own order.
+        by_owner = sorted(contacts, key=lambda row: (str(row[0]), str(row[1])))
+        return [tuple(row) for row in (*by_owner, *teams)]
+
+
+@pytest.mark.parametrize("case", CATALOG_CASES, ids=[f"{m} {p}-{who}" for (m, p, _), who in CATALOG_CASES])
+async def test_recipients_in_the_catalog_are_admin_only_and_refusals_change_nothing(
+    module_stack: Stack, case: tuple[tuple[str, str, dict[str, Any] | None], str]
+) -> None:
+    (method, path, body), who = case
+    stack = module_stack
+    before = await recipient_rows(stack)
+
+    response = await stack.http.request(method, path, json=body, headers=stack.as_(who))
+
+    assert response.status_code == ADMIN_ONLY[who], response.text
+    if ADMIN_ONLY[who] == FORBIDDEN:
+        assert response.json()["rule"] == "forbidden"
+        assert "admin key" in response.json()["detail"]
+    assert before and await recipient_rows(stack) == before
+
+
 ENDPOINTS = [
     ("GET", "/tickets", None),
     ("POST", "/tickets", ticket_body("acme")),
     ("GET", "/tickets/{id}", None),
     ("GET", "/tickets/{id}/timeline", None),
+    ("GET", "/tickets/{id}/notifications", None),
     *[("POST", f"/tickets/{{id}}/{cell.action}", cell.body) for cell in CELLS],
+    ("POST", "/codec/decode", {"payloads": []}),
+    ("POST", "/codec/encode", {"payloads": []}),
+    *CATALOG_ENDPOINTS,
 ]
 
 
@@ -313,6 +404,30 @@ async def test_no_valid_key_is_401_with_a_bearer_challenge(
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["rule"] == "unauthenticated"
     assert await unchanged_proof(stack, ticket_id) == before
+
+
+# The remote codec of the Temporal UI and CLI: it decrypts ticket text, so admin keys only.
+CODEC_CELLS = [
+    (path, who, OK if who == ADMIN else FORBIDDEN)
+    for path in ("/codec/decode", "/codec/encode")
+    for who in PRINCIPALS
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "who", "expected"), CODEC_CELLS, ids=[f"{p}-{w}" for p, w, _ in CODEC_CELLS]
+)
+async def test_codec_endpoints_answer_admin_keys_only(
+    module_stack: Stack, path: str, who: str, expected: int
+) -> None:
+    # A JSON payload, as the Temporal UI sends it (base64 metadata and data).
+    payload = {"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "eyJ0aXRsZSI6ICJ4In0="}
+    response = await module_stack.http.post(path, json={"payloads": [payload]}, headers=module_stack.as_(who))
+    assert response.status_code == expected, response.text
+    if expected == OK:
+        assert len(response.json()["payloads"]) == 1
+    else:
+        assert response.json()["rule"] == "forbidden"
 
 
 async def test_timelines_show_internal_notes_only_to_those_who_may_read_them(module_stack: Stack) -> None:

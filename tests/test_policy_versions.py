@@ -24,6 +24,7 @@ from temporalio.worker import Replayer
 from activities.db import OutboxNotification
 from tests.factories import ADMIN, SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
+from worker.worker import TICKET_WORKFLOWS
 from workflows import calendars, machine, policy
 from workflows.calendars import Hours
 from workflows.models import (
@@ -186,7 +187,7 @@ async def test_committed_histories_replay_after_the_policy_is_edited(
     edit_the_policy: Callable[[], None],
 ) -> None:
     edit_the_policy()
-    replayer = Replayer(workflows=[TicketWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
     failures = []
     for path in HISTORIES:
         history = WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())

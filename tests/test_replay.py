@@ -8,6 +8,7 @@ paths issue 7 names and every scenario the recorder defines have their committed
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.histories.record import SCENARIOS
-from workflows.ticket import TicketWorkflow
+from worker.worker import TICKET_WORKFLOWS
+from workflows.ticket import DELIVERY_PATCH
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+# Recorded before tickets delivered their notices (the `deliver-notifications` patch): kept as
+# recorded, they prove a ticket started then still replays, and takes the old branch.
+BEFORE_DELIVERY = sorted((HISTORY_DIR / "before_delivery").glob("*.json"))
 RECORD = "record it with: make histories"
 
 # Every path of a ticket's life that CI replays (issue 7, "Replay across every path"), and
@@ -85,8 +90,43 @@ def test_the_continue_as_new_histories_are_one_run_then_the_next() -> None:
     assert runs[-1][-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
+def markers(history: WorkflowHistory) -> set[str]:
+    found = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details
+            if "patch-data" in details:
+                found.add(json.loads(details["patch-data"].payloads[0].data)["id"])
+    return found
+
+
+def activities_run(history: WorkflowHistory) -> set[str]:
+    return {
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def test_new_histories_deliver_their_notices(path: Path) -> None:
+    history = load(path)
+    assert DELIVERY_PATCH in markers(history)
+    assert "deliver_notification" in activities_run(history)
+
+
+@pytest.mark.parametrize("path", BEFORE_DELIVERY, ids=[p.stem for p in BEFORE_DELIVERY])
+async def test_tickets_started_before_delivery_replay_and_only_queue_their_notices(path: Path) -> None:
+    history = load(path)
+    assert DELIVERY_PATCH not in markers(history)
+    assert "deliver_notification" not in activities_run(history)
+    replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_under_current_code(path: Path) -> None:
-    replayer = Replayer(workflows=[TicketWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None

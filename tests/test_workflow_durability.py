@@ -26,7 +26,7 @@ from activities.settings import Settings
 from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
 from tests.fixtures_temporal import events_so_far, skip_to
-from worker.worker import ticket_activities
+from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import machine, search_attributes
 from workflows.models import (
     Acknowledge,
@@ -51,7 +51,7 @@ def ticket_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[TicketWorkflow],
+        workflows=TICKET_WORKFLOWS,
         activities=ticket_activities(db),
         max_cached_workflows=cached,
     )

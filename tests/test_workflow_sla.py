@@ -209,6 +209,7 @@ async def test_each_record_carries_only_the_clocks_that_changed_since_the_last(
         json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket"
     ]
     carried = [[(c["clock_no"], c["clock"]["status"]) for c in r["clocks"]] for r in records]
     # Intake: the first response clock; the acknowledgement meets it; a comment changes no

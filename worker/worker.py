@@ -16,10 +16,11 @@ from temporalio.worker import Worker
 
 from activities.codec import data_converter
 from activities.db import make_engine, make_sessionmaker
+from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
 from activities.settings import Settings
-from workflows.ticket import TicketWorkflow
+from workflows.ticket import TicketDeliveries, TicketWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,22 @@ async def connect_client(settings: Settings) -> Client:
     )
 
 
-def ticket_activities(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Callable[..., Any]]:
-    """Every activity TicketWorkflow calls: one record per flush, and holidays when it needs more."""
-    return [TicketReadModel(sessionmaker).record_ticket, pin_public_holidays]
+# TicketDeliveries carries a closed ticket's last notices on when a sink is down.
+TICKET_WORKFLOWS: list[type] = [TicketWorkflow, TicketDeliveries]
+
+
+def ticket_activities(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity the ticket workflows call: one record per flush, holidays when a ticket
+    needs more, and one delivery per notice (through the sinks in `settings`; none: the log)."""
+    delivery = NotificationDelivery(sessionmaker, settings or Settings())
+    return [
+        TicketReadModel(sessionmaker).record_ticket,
+        pin_public_holidays,
+        delivery.deliver_notification,
+        DeliveryRecords(sessionmaker).record_deliveries,
+    ]
 
 
 def build_worker(
@@ -90,8 +104,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[TicketWorkflow],
-        activities=ticket_activities(sessionmaker),
+        workflows=TICKET_WORKFLOWS,
+        activities=ticket_activities(sessionmaker, settings),
         max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
         nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_concurrent_activity_task_polls=ACTIVITY_TASK_POLLS,

@@ -31,6 +31,7 @@ from workflows.models import (
     EventKind,
     HandoffCategory,
     OwningLine,
+    PageAction,
     Principal,
     ProductType,
     Role,
@@ -42,8 +43,12 @@ from workflows.models import (
 )
 from workflows.permissions import Capability, can_reach, forbidden_reason
 from workflows.policy import rules_for
+from workflows.routing import PAGED_AUDIENCES
 from workflows.text import CleanText
 from workflows.timeline import Step
+
+# Whose page a line's acknowledgement acknowledges.
+LINE_PAGES: Final = {OwningLine.CONNECTSOFT: Audience.ON_CALL, OwningLine.PARTNER: Audience.PARTNER_ON_CALL}
 
 
 class RefusalKind(StrEnum):
@@ -228,6 +233,9 @@ def acknowledge(step: Step, action: Acknowledge) -> None:
     )
     if first:
         step.notify(event, Audience.CUSTOMER, f"We are working on it: {state.title}")
+    step.settle_pages(
+        event, PageAction.ACKNOWLEDGE, tuple(LINE_PAGES[each] for each in dict.fromkeys(answered))
+    )
 
 
 ACKNOWLEDGE: Final = ActionDefinition(
@@ -597,6 +605,7 @@ def resolve(step: Step, action: Resolve) -> None:
     end_wait(step)
     event = step.record(EventKind.RESOLVED, f"Resolved: {action.resolution}", actor=str(action.actor))
     step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
+    step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
 
 
 RESOLVE: Final = ActionDefinition(
@@ -682,6 +691,7 @@ def close(step: Step, action: Close) -> None:
         detail["reason"] = note
     event = step.record(EventKind.CLOSED, f"Closed{': ' + note if note else ''}", actor=str(action.actor))
     event.detail.update(detail)
+    step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
 
 
 CLOSE: Final = ActionDefinition(

@@ -17,6 +17,7 @@ from workflows.models import (
     Severity,
     TicketState,
 )
+from workflows.routing import PAGE_SEV1_TIERS
 from workflows.timeline import Step
 
 
@@ -69,9 +70,10 @@ def critical_response(step: Step, actor: str, *, start_ack: bool = True) -> None
         line=OwningLine.CONNECTSOFT.value,
     )
     step.notify_level(event, f"Sev 1: {state.title}")
-    if ent.max_level >= 4:  # Premium (enterprise): leadership hears of it, on-call is paged
+    if ent.max_level >= 4:  # Premium (enterprise): leadership hears of it
         step.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 ({ent.tier.label}): {state.title}")
-        step.notify(event, Audience.ON_CALL, f"Sev 1 production incident: {state.title}", page=True)
+    if ent.tier in PAGE_SEV1_TIERS:
+        step.page(event, Audience.ON_CALL, f"Sev 1 production incident: {state.title}")
     if routed and start_ack:
         start_acknowledgement_clock(step)
 
@@ -87,7 +89,7 @@ def partner_critical_response(step: Step, actor: str) -> None:
         trigger=EscalationTrigger.CRITICAL_AT_INTAKE.value,
         line=OwningLine.PARTNER.value,
     )
-    step.notify(event, Audience.PARTNER_ON_CALL, f"Sev 1 production incident: {state.title}", page=True)
+    step.page(event, Audience.PARTNER_ON_CALL, f"Sev 1 production incident: {state.title}")
     step.notify(event, Audience.SUPPORT_L2, f"Heads-up, Sev 1 on a partner ticket: {state.title}")
 
 

@@ -45,6 +45,7 @@ from workflows.models import (
     EventKind,
     HolidayYears,
     OwningLine,
+    PageAction,
     ProductType,
     Severity,
     SlaClock,
@@ -53,6 +54,7 @@ from workflows.models import (
     TicketStatus,
 )
 from workflows.policy import rules_for
+from workflows.routing import PAGE_BREACH_LEVELS, PAGED_AUDIENCES
 from workflows.timeline import Outcome, Step, headline, working_copy
 
 __all__ = [
@@ -213,10 +215,11 @@ def _advance(step: Step) -> None:
             for clock in state.clocks:
                 clocks.stop(step, clock, ClockStatus.CANCELLED)
             state.status, state.closed_at = TicketStatus.CLOSED, now
-            step.record(
+            event = step.record(
                 EventKind.CLOSED,
                 f"Closed automatically {step.rules.auto_close_after_resolved_days} days after resolution",
             )
+            step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
 
 
 def auto_close_at(state: TicketState) -> datetime:
@@ -331,6 +334,8 @@ def _breach(step: Step, together: list[SlaClock], at: datetime) -> None:
             f"SLA breached at the top of the ladder: {state.title}",
         )
     step.notify_level(event, subject)
+    if line == OwningLine.CONNECTSOFT and state.level in PAGE_BREACH_LEVELS:
+        step.page(event, Audience.ON_CALL, f"SLA breached at L{state.level}: {state.title}")
     if climbs and state.level < max_level:
         ladder.escalate(step, state.level + 1, EscalationTrigger.SLA_BREACH, actor="system")
 

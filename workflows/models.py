@@ -163,6 +163,22 @@ class Audience(StrEnum):
     PARTNER_ON_CALL = "partner_on_call"
 
 
+class NoticeChannel(StrEnum):
+    """How a notice reaches its audience (workflows/routing.py says which)."""
+
+    EMAIL = "email"
+    CHAT = "chat"
+    PAGER = "pager"
+
+
+class PageAction(StrEnum):
+    """The PagerDuty Events API v2 `event_action` of a page notice."""
+
+    TRIGGER = "trigger"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
 class EventKind(StrEnum):
     """What happened on a ticket: the `kind` of every event on its timeline."""
 
@@ -385,7 +401,11 @@ class TicketEvent(_Model):
 
 
 class Notification(_Model):
-    """A message for people, written to the outbox. `key` makes a retry a no-op."""
+    """A message for people: written to the outbox and delivered once on its channel.
+
+    `key` (the event's seq and the audience) makes a retry a no-op, in the outbox and at the
+    sink, which gets `<ticket id>/<key>` as its idempotency key.
+    """
 
     key: str
     ticket_id: str
@@ -393,6 +413,40 @@ class Notification(_Model):
     subject: str
     body: str
     page: bool = False
+    # Where it goes (workflows/routing.py); None on notices made before routing existed.
+    channel: NoticeChannel | None = None
+    # On the pager: what this notice does to the ticket's incident (dedup key = ticket id).
+    page_action: PageAction | None = None
+
+
+class Delivery(_Model):
+    """Activity input: one notice to send, with what its message shows about the ticket."""
+
+    notification: Notification
+    customer_id: str
+    partner_id: str | None = None
+    headline: str
+    severity: int
+    level: int
+    tier: str
+    # The ticket's nearest live clock when the notice was made, shown in the recipient's zone.
+    clock: str | None = None
+    due_at: datetime | None = None
+
+
+class DeliveryOutcome(_Model):
+    """Activity result: how one notice went out. `recorded` says whether the outbox row
+    already says so; if not (the database was away), the next `record_ticket` writes it."""
+
+    ticket_id: str
+    key: str
+    channel: NoticeChannel
+    sink: str
+    recipients: list[str] = Field(default_factory=list)
+    attempts: int = 1
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    recorded: bool = True
 
 
 class _TicketClocks:
@@ -457,6 +511,9 @@ class TicketState(_TicketClocks, _Model):
     waiting_since: datetime | None = None
     outage_started_at: datetime | None = None
     outage_ended_at: datetime | None = None
+    # The ticket's open incidents on the pager, by audience (on_call, partner_on_call), each
+    # triggered or acknowledged. Resolving or closing the ticket resolves them all.
+    pages: dict[Audience, PageAction] = Field(default_factory=dict)
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""
@@ -638,6 +695,8 @@ class TicketRecord(_Model):
     notifications: list[Notification] = Field(default_factory=list)
     clocks: list[RecordedClock] = Field(default_factory=list)
     facts: TicketFacts | None = None
+    # Deliveries whose outcome the delivery activity could not write itself.
+    deliveries: list[DeliveryOutcome] = Field(default_factory=list)
 
 
 class HolidayYears(_Model):

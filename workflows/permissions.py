@@ -29,6 +29,7 @@ class Capability(StrEnum):
     REOPEN = "reopen"
     CLOSE = "close"
     OUTAGE = "outage"
+    READ_NOTIFICATIONS = "read-notifications"
     CATALOG = "catalog"
 
 
@@ -69,6 +70,8 @@ PERMISSIONS: Final[dict[Capability, dict[Role, Grant]]] = {
     Capability.REOPEN: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
     Capability.CLOSE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
     Capability.OUTAGE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: NO},
+    # How each notice was delivered (issue 9): ConnectSoft's own operations record.
+    Capability.READ_NOTIFICATIONS: {ADMIN: YES, SUPPORT: YES, PARTNER: NO, CUSTOMER: NO},
     Capability.CATALOG: {ADMIN: YES, SUPPORT: NO, PARTNER: NO, CUSTOMER: NO},
 }
 
@@ -92,6 +95,10 @@ FORBIDDEN_BECAUSE: Final[dict[tuple[Capability, Role], str]] = {
     (Capability.OUTAGE, CUSTOMER): "The support line records outages; add a comment saying when "
     "it began and ended.",
     (Capability.RESOLVE, CUSTOMER): "The support line resolves a ticket; close it to withdraw it instead.",
+    (Capability.READ_NOTIFICATIONS, PARTNER): "Delivery records are ConnectSoft's; the ticket's "
+    "timeline shows what happened on it.",
+    (Capability.READ_NOTIFICATIONS, CUSTOMER): "Delivery records are ConnectSoft's; the ticket's "
+    "timeline shows what happened on it.",
 }
 
 

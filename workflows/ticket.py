@@ -17,6 +17,7 @@ checks the code for it), and the committed histories that replay under it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from collections.abc import Callable
@@ -25,12 +26,15 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import machine
 from workflows import search_attributes as sa
 from workflows.actions import ACTIONS, ActionDefinition, ActionModel
+from workflows.clocks import CLOCK_NAMES
 from workflows.models import (
+    Delivery,
+    DeliveryOutcome,
     EventKind,
     Notification,
     PinnedHolidays,
@@ -43,6 +47,7 @@ from workflows.models import (
     TicketStatus,
     TicketView,
 )
+from workflows.timeline import headline
 
 TicketWorkflowT = TypeVar("TicketWorkflowT")
 # Events the read model counts as escalations, with the ticket's facts (record_ticket_facts).
@@ -55,6 +60,22 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["ValidationError", "UnknownCountry"],
 )
+
+
+# Notices go out on their channels (workflows/routing.py), each its own activity, so that a sink
+# that is down holds back nothing else: not the ticket's timers, not its other notices, not the
+# read model. Temporal retries a failed send with backoff for up to DELIVERY_DEADLINE.
+DELIVERY_PATCH = "deliver-notifications"
+DELIVERY_TIMEOUT = timedelta(seconds=30)
+DELIVERY_DEADLINE = timedelta(days=3)
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# How long a closed ticket waits for its last notices before it hands the rest to a
+# TicketDeliveries workflow of their own: a sink down for hours never keeps a ticket open.
+CLOSE_GRACE = timedelta(minutes=1)
 
 
 def refusal_error(refusal: machine.Refusal) -> ApplicationError:
@@ -70,6 +91,75 @@ def _record_summary(record: TicketRecord) -> str:
         parts.append(f"notify {', '.join(said)}")
     summary = "; ".join(parts)
     return summary if len(summary) <= 200 else summary[:197] + "..."
+
+
+def delivery_for(state: TicketState, notification: Notification) -> Delivery:
+    """A notice with what its message shows: the ticket's headline and its nearest deadline."""
+    live = [clock for clock in state.clocks if clock.is_live]
+    nearest = min(live, key=lambda clock: clock.due_at) if live else None
+    return Delivery(
+        notification=notification,
+        customer_id=state.customer_id,
+        partner_id=state.entitlement.partner_id,
+        headline=headline(state),
+        severity=int(state.severity),
+        level=state.level,
+        tier=state.tier.label,
+        clock=CLOCK_NAMES[nearest.kind] if nearest else None,
+        due_at=nearest.due_at if nearest else None,
+    )
+
+
+async def deliver(delivery: Delivery) -> DeliveryOutcome:
+    """Send one notice, retried by Temporal until the sink takes it or the deadline passes.
+
+    A send that never succeeds is an outcome too (with its last error), never a failure of
+    the ticket.
+    """
+    notification = delivery.notification
+    assert notification.channel is not None
+    try:
+        return await workflow.execute_activity(
+            "deliver_notification",
+            delivery,
+            result_type=DeliveryOutcome,
+            start_to_close_timeout=DELIVERY_TIMEOUT,
+            schedule_to_close_timeout=DELIVERY_DEADLINE,
+            retry_policy=DELIVERY_RETRY,
+            summary=f"{notification.channel.value} to {notification.audience.value}"
+            + (f" ({notification.page_action.value})" if notification.page_action else ""),
+        )
+    except ActivityError as failed:
+        cause = failed.cause or failed
+        workflow.logger.warning("Gave up delivering %s: %s", notification.key, cause)
+        return DeliveryOutcome(
+            ticket_id=notification.ticket_id,
+            key=notification.key,
+            channel=notification.channel,
+            sink="none",
+            attempts=0,
+            last_error=str(cause),
+            recorded=False,
+        )
+
+
+@workflow.defn(name="TicketDeliveries", sandboxed=False)
+class TicketDeliveries:
+    """The notices a closed ticket had not yet delivered, carried on after it closed."""
+
+    @workflow.run
+    async def run(self, deliveries: list[Delivery]) -> list[DeliveryOutcome]:
+        outcomes = list(await asyncio.gather(*(deliver(each) for each in deliveries)))
+        unrecorded = [outcome for outcome in outcomes if not outcome.recorded]
+        if unrecorded:
+            await workflow.execute_activity(
+                "record_deliveries",
+                unrecorded,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=f"record {len(unrecorded)} deliveries",
+            )
+        return outcomes
 
 
 # --- Updates and signals, generated from the table of actions -----------------------------------
@@ -134,6 +224,12 @@ class TicketWorkflow:
             self._state = outcome.state
             self._outbox = outcome.notifications
         self._changed = False
+        # Notices being delivered, by key, and outcomes the delivery could not record itself.
+        self._sending: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
+        self._unrecorded: list[DeliveryOutcome] = []
+        self._delivers = False
+        # Set once the last notices are handed to TicketDeliveries: this run no longer awaits them.
+        self._handed_off = False
         # The row changed without a new event (holidays pinned): write it on the next flush.
         self._row_stale = False
         # The clocks and facts as last recorded, so a record carries only what changed since.
@@ -148,6 +244,8 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, opened: TicketOpened) -> TicketState:
+        # Tickets started before notices were delivered only queued them in the outbox.
+        self._delivers = workflow.patched(DELIVERY_PATCH)
         while True:
             # Cleared before the work, so a change that lands while we flush wakes us again.
             self._changed = False
@@ -162,6 +260,8 @@ class TicketWorkflow:
             await self._sleep_until_next_deadline()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
+        await self._finish_deliveries()
+        await self._flush()
         return self._state
 
     def _idle(self) -> bool:
@@ -171,6 +271,8 @@ class TicketWorkflow:
             and not self._outbox
             and not self._state.events
             and not self._row_stale
+            and not self._sending
+            and not self._unrecorded
             and workflow.all_handlers_finished()
         )
 
@@ -216,11 +318,14 @@ class TicketWorkflow:
         Recorded events leave the state: the read model and the history keep them.
         """
         state = self._state
-        while state.events or self._outbox or self._row_stale:
+        while state.events or self._outbox or self._row_stale or self._unrecorded:
             now = workflow.now()
             events = list(state.events)
             notifications, self._outbox = self._outbox, []
+            outcomes, self._unrecorded = self._unrecorded, []
             self._row_stale = False
+            # Sent before the record is written, so the read model never holds a page back.
+            self._send(notifications)
             recorded = self._recorded_clocks
             clocks = [
                 RecordedClock(clock_no=n, clock=clock)
@@ -243,6 +348,7 @@ class TicketWorkflow:
                 notifications=notifications,
                 clocks=clocks,
                 facts=facts if escalates or facts != self._recorded_facts else None,
+                deliveries=outcomes,
             )
             await workflow.execute_activity(
                 "record_ticket",
@@ -257,6 +363,50 @@ class TicketWorkflow:
                 # Actions may have added events while the activity ran: those stay pending.
                 state.events = [event for event in state.events if event.seq > last]
         self._publish_search_attributes()
+
+    def _send(self, notifications: list[Notification]) -> None:
+        if not self._delivers:
+            return
+        for notification in notifications:
+            if notification.channel is None or notification.key in self._sending:
+                continue
+            delivery = delivery_for(self._state, notification)
+            task = asyncio.create_task(self._deliver(delivery))
+            self._sending[notification.key] = (delivery, task)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            outcome = await deliver(delivery)
+        finally:
+            self._sending.pop(delivery.notification.key, None)
+        if not outcome.recorded and not self._handed_off:
+            self._unrecorded.append(outcome)
+            self._changed = True
+
+    async def _finish_deliveries(self) -> None:
+        """Give the last notices a moment, then hand what is left to a workflow of its own."""
+        if not self._sending:
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: not self._sending,
+                timeout=CLOSE_GRACE,
+                timeout_summary="let the last notices go out",
+            )
+        if not self._sending:
+            return
+        left = [delivery for delivery, _ in self._sending.values()]
+        self._handed_off = True
+        for _, task in self._sending.values():
+            task.cancel()
+        self._sending.clear()
+        await workflow.start_child_workflow(
+            TicketDeliveries.run,
+            left,
+            id=f"{workflow.info().workflow_id}-deliveries",
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"{len(left)} notices still to deliver after the ticket closed",
+        )
 
     def _publish_search_attributes(self) -> None:
         updates = []

@@ -14,14 +14,17 @@ from datetime import datetime
 from workflows.models import (
     Audience,
     EventKind,
+    NoticeChannel,
     Notification,
     OwningLine,
+    PageAction,
     ProductType,
     TicketEvent,
     TicketState,
     TicketView,
 )
 from workflows.policy import TicketRules, rules_for
+from workflows.routing import channel_for
 
 
 @dataclass
@@ -42,6 +45,7 @@ def working_copy(state: TicketState) -> TicketState:
             "clocks": [clock.model_copy() for clock in state.clocks],
             "events": list(state.events),
             "acknowledged_lines": list(state.acknowledged_lines),
+            "pages": dict(state.pages),
         }
     )
 
@@ -91,7 +95,14 @@ class Step:
         state.last_event_at = event.at
         return event
 
-    def notify(self, event: TicketEvent, audience: Audience, subject: str, *, page: bool = False) -> None:
+    def notify(
+        self,
+        event: TicketEvent,
+        audience: Audience,
+        subject: str,
+        *,
+        page_action: PageAction | None = None,
+    ) -> None:
         state = self.state
         if audience == Audience.CUSTOMER and state.entitlement.product_type == ProductType.PARTNER_DELIVERED:
             # The partner owns customer-facing communication (DESIGN.md §6).
@@ -99,6 +110,7 @@ class Step:
         key = f"{event.seq}-{audience.value}"
         if any(note.key == key for note in self.notifications):
             return  # one notice per audience per event
+        channel = NoticeChannel.PAGER if page_action else channel_for(audience)
         self.notifications.append(
             Notification(
                 key=key,
@@ -106,9 +118,31 @@ class Step:
                 audience=audience,
                 subject=subject,
                 body=f"{headline(state)}\n{event.summary}",
-                page=page,
+                page=page_action is not None,
+                channel=channel,
+                page_action=page_action,
             )
         )
+
+    def page(self, event: TicketEvent, audience: Audience, subject: str) -> None:
+        """Open (or raise again) the ticket's incident on the audience's pager."""
+        self.state.pages[audience] = PageAction.TRIGGER
+        self.notify(event, audience, subject, page_action=PageAction.TRIGGER)
+
+    def settle_pages(self, event: TicketEvent, action: PageAction, audiences: tuple[Audience, ...]) -> None:
+        """Acknowledge or resolve the open pages of these audiences: no page stays open on a
+        resolved ticket, and an acknowledged ticket stops paging."""
+        pages = self.state.pages
+        for audience in audiences:
+            status = pages.get(audience)
+            if status is None or status == action:
+                continue
+            if action == PageAction.RESOLVE:
+                del pages[audience]
+            else:
+                pages[audience] = action
+            verb = "Acknowledged" if action == PageAction.ACKNOWLEDGE else "Resolved"
+            self.notify(event, audience, f"{verb}: {self.state.title}", page_action=action)
 
     def notify_level(self, event: TicketEvent, subject: str, level: int | None = None) -> None:
         """The level's team hears of it, and the partner on a ticket it owns or handed off."""

@@ -12,15 +12,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
-from activities import read_model
+from activities import notifications, read_model
 from api import tickets_service as service
 from api.actions import ACTION_ROUTES, ActionRoute
 from api.auth import PrincipalDep
 from api.deps import ClientDep, SessionDep, SettingsDep
-from api.errors import problem_responses
-from api.schemas import TicketCreate, TicketList, TicketPublic, Timeline
-from workflows.models import Role, Severity, TicketStatus, Tier
-from workflows.permissions import can_reach
+from api.errors import ApiError, problem_responses
+from api.schemas import NotificationList, NotificationPublic, TicketCreate, TicketList, TicketPublic, Timeline
+from workflows.models import Audience, NoticeChannel, PageAction, Role, Severity, TicketStatus, Tier
+from workflows.permissions import Capability, can_reach, forbidden_reason
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -113,6 +113,43 @@ async def get_timeline(ticket_id: str, principal: PrincipalDep, session: Session
         raise service.not_found(ticket_id)
     events = await read_model.get_timeline(session=session, ticket_id=ticket_id)
     return Timeline(ticket_id=ticket_id, events=service.visible_events(principal, events))
+
+
+@router.get(
+    "/{ticket_id}/notifications",
+    response_model=NotificationList,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_notifications(ticket_id: str, principal: PrincipalDep, session: SessionDep) -> NotificationList:
+    """Every notice the ticket raised and how it went out: channel, recipients, sink, attempts,
+    last error, delivery time. Admins and support only."""
+    row = await read_model.get_ticket_row(session=session, ticket_id=ticket_id)
+    if row is None or not can_reach(principal, customer_id=row.customer_id, partner_id=row.partner_id):
+        raise service.not_found(ticket_id)
+    reason = forbidden_reason(principal, Capability.READ_NOTIFICATIONS)
+    if reason is not None:
+        raise ApiError(403, reason, rule="forbidden")
+    rows = await notifications.list_deliveries(session=session, ticket_id=ticket_id)
+    return NotificationList(
+        ticket_id=ticket_id,
+        notifications=[
+            NotificationPublic(
+                key=each.key,
+                audience=Audience(each.audience),
+                channel=NoticeChannel(each.channel) if each.channel else None,
+                page_action=PageAction(each.page_action) if each.page_action else None,
+                subject=each.subject,
+                recipients=[who for who in (each.recipients or "").split(", ") if who],
+                sink=each.sink,
+                attempts=each.attempts,
+                last_error=each.last_error,
+                last_attempt_at=each.last_attempt_at,
+                delivered_at=each.delivered_at,
+                created_at=each.created_at,
+            )
+            for each in rows
+        ],
+    )
 
 
 ActionEndpoint = Callable[..., Awaitable[TicketPublic]]

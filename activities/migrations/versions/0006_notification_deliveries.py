@@ -33,5 +33,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("notifications") as batch:
-        for column in ("last_attempt_at", "last_error", "attempts", "sink", "recipients", "page_action", "channel"):
+        for column in (
+            "last_attempt_at",
+            "last_error",
+            "attempts",
+            "sink",
+            "recipients",
+            "page_action",
+            "channel",
+        ):
             batch.drop_column(column)

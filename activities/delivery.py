@@ -1,0 +1,390 @@
+"""Delivering notices: one `deliver_notification` activity per notice, retried by Temporal.
+
+Each notice has a stable key, `<ticket id>/<event seq>-<audience>`. It is the idempotency key
+of every send (the `Idempotency-Key` header for chat and the pager, the email's Message-ID),
+and the outbox row (ticket id, key) records the delivery before the activity completes:
+
+1. a notice the outbox already marks delivered is not sent again (a retry after the record,
+   or the activity completing after a crash that lost its result);
+2. otherwise it is sent on its channel, through its sink, or to the log when none is set;
+3. then the outbox row records the channel, sink, recipients, attempts and delivery time.
+
+A crash between 2 and 3 sends the notice again on the next attempt: at least once, with at
+most one extra copy per crash that lands in that window, carrying the same idempotency key
+(chat and pager receivers collapse it; mail clients thread or collapse the same Message-ID).
+
+The database is never on a page's critical path: when it cannot be reached, the notice goes
+out anyway (recipients come from what this worker last read), and the outcome returns
+unrecorded so the workflow writes it with its next `record_ticket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import httpx
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import channels
+from activities.channels import SendFailed
+from activities.db import OutboxNotification, utcnow
+from activities.recipients import DEFAULT_TIMEZONE, Recipients, recipients_for
+from activities.settings import Settings
+from workflows.models import Audience, Delivery, DeliveryOutcome, NoticeChannel, Notification, PageAction
+
+log = logging.getLogger("escalator.notify")
+
+# The database may be slow or away; a page must not wait on it for longer than this.
+DATABASE_BUDGET_SECONDS = 2.0
+# What a database that cannot answer raises, through SQLAlchemy or below it.
+DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+LOG_SINK = "log"
+
+
+def idempotency_key(notification: Notification) -> str:
+    return f"{notification.ticket_id}/{notification.key}"
+
+
+def ticket_link(settings: Settings, ticket_id: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/console/tickets/{ticket_id}"
+
+
+class NotificationDelivery:
+    """The delivery activity, with the sinks from settings and one HTTP client per worker."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._settings = settings
+        self._http = http or httpx.AsyncClient()
+        # The recipients this worker last read, for when the database is away.
+        self._known: dict[tuple[str, str | None, Audience], Recipients] = {}
+        # Test hook: runs between the send and its record (tests/test_delivery.py crashes there).
+        self.after_send: Callable[[Delivery], Awaitable[None]] | None = None
+
+    @activity.defn(name="deliver_notification")
+    async def deliver_notification(self, delivery: Delivery) -> DeliveryOutcome:
+        notification = delivery.notification
+        attempt = activity.info().attempt
+        done = await self._delivered_already(notification)
+        if done is not None:
+            return done
+        recipients = await self._recipients(delivery)
+        try:
+            sink, to = await self._send(delivery, recipients)
+        except SendFailed as failed:
+            await self._record_failure(notification, attempt, str(failed))
+            raise ApplicationError(
+                f"{notification.channel} to {notification.audience}: {failed}",
+                type="SendFailed",
+                non_retryable=not failed.retryable,
+            ) from None
+        if self.after_send is not None:
+            await self.after_send(delivery)
+        outcome = DeliveryOutcome(
+            ticket_id=notification.ticket_id,
+            key=notification.key,
+            channel=_channel(notification),
+            sink=sink,
+            recipients=to,
+            attempts=attempt,
+            delivered_at=utcnow(),
+        )
+        log.info(
+            "%s%s [%s] %s via %s: %s",
+            "PAGE " if notification.page else "",
+            notification.ticket_id,
+            notification.audience.value,
+            outcome.channel.value,
+            sink,
+            notification.subject,
+        )
+        outcome.recorded = await self._try_database(
+            lambda session: record_delivery(session=session, notification=notification, outcome=outcome),
+            "record the delivery of",
+            notification,
+        )
+        return outcome
+
+    # --- the database, never in the way -----------------------------------------------------
+
+    async def _try_database(
+        self, work: Callable[[AsyncSession], Awaitable[Any]], doing: str, notification: Notification
+    ) -> bool:
+        try:
+            async with asyncio.timeout(DATABASE_BUDGET_SECONDS), self._sessionmaker.begin() as session:
+                await work(session)
+        except DATABASE_ERRORS as err:
+            log.warning("Could not %s %s/%s: %s", doing, notification.ticket_id, notification.key, err)
+            return False
+        return True
+
+    async def _delivered_already(self, notification: Notification) -> DeliveryOutcome | None:
+        found: list[OutboxNotification] = []
+
+        async def look(session: AsyncSession) -> None:
+            row = await session.scalar(
+                select(OutboxNotification).where(
+                    OutboxNotification.ticket_id == notification.ticket_id,
+                    OutboxNotification.key == notification.key,
+                    OutboxNotification.delivered_at.is_not(None),
+                )
+            )
+            if row is not None:
+                found.append(row)
+
+        await self._try_database(look, "look up", notification)
+        if not found:
+            return None
+        row = found[0]
+        return DeliveryOutcome(
+            ticket_id=row.ticket_id,
+            key=row.key,
+            channel=_channel(notification),
+            sink=row.sink or LOG_SINK,
+            recipients=[each for each in (row.recipients or "").split(", ") if each],
+            attempts=row.attempts,
+            delivered_at=row.delivered_at,
+        )
+
+    async def _recipients(self, delivery: Delivery) -> Recipients:
+        audience = delivery.notification.audience
+        known = (delivery.customer_id, delivery.partner_id, audience)
+        found: list[Recipients] = []
+
+        async def look(session: AsyncSession) -> None:
+            found.append(
+                await recipients_for(
+                    session=session,
+                    settings=self._settings,
+                    customer_id=delivery.customer_id,
+                    partner_id=delivery.partner_id,
+                    audience=audience,
+                )
+            )
+
+        if await self._try_database(look, "look up the recipients of", delivery.notification):
+            self._known[known] = found[0]
+            return found[0]
+        if known in self._known:
+            return self._known[known]
+        # Pages and chat need nothing from the database; an email does.
+        settings = self._settings
+        pager = (
+            settings.pager_routing_key
+            if audience == Audience.ON_CALL
+            else settings.partner_pager_routing_keys.get(delivery.partner_id or "")
+            if audience == Audience.PARTNER_ON_CALL
+            else None
+        )
+        return Recipients(emails=(), chat_channel=None, timezone=DEFAULT_TIMEZONE, pager_routing_key=pager)
+
+    async def _record_failure(self, notification: Notification, attempt: int, error: str) -> None:
+        await self._try_database(
+            lambda session: record_attempt(
+                session=session, notification=notification, attempts=attempt, error=error
+            ),
+            "record a failed attempt of",
+            notification,
+        )
+
+    # --- the channels -----------------------------------------------------------------------
+
+    async def _send(self, delivery: Delivery, recipients: Recipients) -> tuple[str, list[str]]:
+        """Send on the notice's channel; answers the sink used and who it went to."""
+        notification = delivery.notification
+        channel = _channel(notification)
+        settings = self._settings
+        if channel == NoticeChannel.PAGER:
+            if settings.pager_url and recipients.pager_routing_key is not None:
+                await self._page(delivery, recipients)
+                return "pagerduty", [notification.audience.value]
+            if notification.audience == Audience.PARTNER_ON_CALL and recipients.emails:
+                # A partner with no pager of its own is paged by email.
+                return await self._email(delivery, recipients)
+            return self._logged(delivery, "no pager set")
+        if channel == NoticeChannel.CHAT:
+            if settings.chat_webhook_url is None:
+                return self._logged(delivery, "no chat webhook set")
+            await channels.post_chat(
+                client=self._http,
+                url=settings.chat_webhook_url.get_secret_value(),
+                payload=channels.chat_payload(
+                    subject=notification.subject,
+                    headline=delivery.headline,
+                    severity=delivery.severity,
+                    level=delivery.level,
+                    due_text=channels.format_due(
+                        clock_name=delivery.clock, due_at=delivery.due_at, timezone=recipients.timezone
+                    ),
+                    link=ticket_link(settings, notification.ticket_id),
+                    channel=recipients.chat_channel,
+                ),
+                idempotency_key=idempotency_key(notification),
+                timeout=settings.notify_timeout_seconds,
+            )
+            return "webhook", [recipients.chat_channel] if recipients.chat_channel else []
+        return await self._email(delivery, recipients)
+
+    async def _email(self, delivery: Delivery, recipients: Recipients) -> tuple[str, list[str]]:
+        notification = delivery.notification
+        settings = self._settings
+        if settings.smtp_url is None:
+            return self._logged(delivery, "no SMTP server set")
+        if not recipients.emails:
+            if notification.audience in (Audience.CUSTOMER, Audience.PARTNER, Audience.PARTNER_ON_CALL):
+                # The contacts could not be read (the database is away): try again later.
+                raise SendFailed(f"no email address on file for {notification.audience}", retryable=True)
+            return self._logged(delivery, "no email address on file")
+        subject = notification.subject if not notification.page else f"[PAGE] {notification.subject}"
+        text, html = channels.render_email(
+            subject=subject,
+            headline=delivery.headline,
+            summary=notification.body,
+            link=ticket_link(settings, notification.ticket_id),
+            clock_name=delivery.clock,
+            due_at=delivery.due_at,
+            timezone=recipients.timezone,
+        )
+        message = channels.build_email(
+            sender=settings.smtp_from,
+            to=recipients.emails,
+            subject=subject,
+            text=text,
+            html=html,
+            idempotency_key=idempotency_key(notification),
+        )
+        await channels.send_email(
+            smtp_url=settings.smtp_url.get_secret_value(),
+            message=message,
+            timeout=settings.notify_timeout_seconds,
+        )
+        return "smtp", list(recipients.emails)
+
+    async def _page(self, delivery: Delivery, recipients: Recipients) -> None:
+        notification = delivery.notification
+        settings = self._settings
+        assert settings.pager_url is not None and recipients.pager_routing_key is not None
+        event = channels.pager_event(
+            routing_key=recipients.pager_routing_key.get_secret_value(),
+            action=(notification.page_action or PageAction.TRIGGER).value,
+            dedup_key=notification.ticket_id,
+            summary=notification.subject,
+            severity=channels.pager_severity(delivery.severity),
+            source="escalator",
+            link=ticket_link(settings, notification.ticket_id),
+            custom_details={
+                "ticket": delivery.headline,
+                "level": delivery.level,
+                "tier": delivery.tier,
+                "due": channels.format_due(clock_name=delivery.clock, due_at=delivery.due_at, timezone="UTC"),
+            },
+        )
+        await channels.post_pager_event(
+            client=self._http,
+            url=settings.pager_url,
+            event=event,
+            idempotency_key=idempotency_key(notification),
+            timeout=settings.notify_timeout_seconds,
+        )
+
+    def _logged(self, delivery: Delivery, why: str) -> tuple[str, list[str]]:
+        log.info("(%s: logged only) %s", why, delivery.notification.body.replace("\n", " / "))
+        return LOG_SINK, []
+
+
+def _channel(notification: Notification) -> NoticeChannel:
+    return notification.channel or (NoticeChannel.PAGER if notification.page else NoticeChannel.CHAT)
+
+
+# --- The outbox rows ----------------------------------------------------------------------------
+
+
+def _outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> Any:
+    """Insert the notice's row with `values`, or apply `changes` to it while undelivered: a
+    delivery may be recorded before `record_ticket` queues the notice, and never undone."""
+    table = cast(Table, OutboxNotification.__table__)
+    backend = session.get_bind().dialect.name
+    insert = postgresql_insert(table) if backend == "postgresql" else sqlite_insert(table)
+    return insert.values({**values, **changes}).on_conflict_do_update(
+        index_elements=[table.c.ticket_id, table.c.key],
+        set_=changes,
+        where=table.c.delivered_at.is_(None),
+    )
+
+
+def _notice_columns(notification: Notification) -> dict[str, Any]:
+    return {**notification.model_dump(mode="json"), "created_at": utcnow()}
+
+
+async def record_delivery(
+    *, session: AsyncSession, notification: Notification, outcome: DeliveryOutcome
+) -> None:
+    await session.execute(_outbox_upsert(session, _notice_columns(notification), _delivered(outcome)))
+
+
+async def record_attempt(
+    *, session: AsyncSession, notification: Notification, attempts: int, error: str
+) -> None:
+    changes = {"attempts": attempts, "last_error": error[:2000], "last_attempt_at": utcnow()}
+    await session.execute(_outbox_upsert(session, _notice_columns(notification), changes))
+
+
+def _delivered(outcome: DeliveryOutcome) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "channel": outcome.channel.value,
+        "attempts": outcome.attempts,
+        "last_error": outcome.last_error,
+        "last_attempt_at": outcome.delivered_at or utcnow(),
+    }
+    if outcome.delivered_at is not None:
+        changes |= {
+            "sink": outcome.sink,
+            "recipients": ", ".join(outcome.recipients),
+            "delivered_at": outcome.delivered_at,
+        }
+    return changes
+
+
+async def record_outcomes(*, session: AsyncSession, outcomes: list[DeliveryOutcome]) -> None:
+    """Outcomes the delivery activity could not write (the database was away), written later
+    by `record_ticket` or `record_deliveries`. The notice's row exists by then."""
+    for outcome in outcomes:
+        changes = _delivered(outcome)
+        if outcome.delivered_at is None:
+            # Given up: keep the attempts the row counted, add the last error.
+            changes = {"last_error": outcome.last_error, "last_attempt_at": utcnow()}
+        await session.execute(
+            update(OutboxNotification)
+            .where(
+                OutboxNotification.ticket_id == outcome.ticket_id,
+                OutboxNotification.key == outcome.key,
+                OutboxNotification.delivered_at.is_(None),
+            )
+            .values(**changes)
+        )
+
+
+class DeliveryRecords:
+    """`record_deliveries`: for TicketDeliveries, which outlives its ticket's record_ticket."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    @activity.defn(name="record_deliveries")
+    async def record_deliveries(self, outcomes: list[DeliveryOutcome]) -> None:
+        async with self._sessionmaker.begin() as session:
+            await record_outcomes(session=session, outcomes=outcomes)
