@@ -1,9 +1,9 @@
 """Every refusal is an RFC 9457 problem (`application/problem+json`): `detail` tells a person what
 to do instead, and `rule` names the rule that refused the request.
 
-One function, `problem_response`, builds every error body; each exception handler below only
-chooses its status, rule and sentence. `problem_responses` declares the same bodies in the
-OpenAPI document.
+One function, `problem_response`, builds every error body (and counts it by rule for GET
+/metrics); each exception handler below only chooses its status, rule and sentence.
+`problem_responses` declares the same bodies in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import metrics
 from api.schemas import Problem
 from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused
@@ -95,6 +96,7 @@ def problem_response(
         rule=rule or f"http_{status_code}",
         errors=errors,
     )
+    metrics.count_refusal(rule=problem.rule, status=status_code)
     return ProblemResponse(
         problem.model_dump(mode="json", exclude_none=True), status_code=status_code, headers=headers
     )

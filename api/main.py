@@ -6,21 +6,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
-from api import errors
+from api import errors, observability
 from api.middleware import BodyLimitMiddleware
 from api.routers import api_keys, codec, customers, health, partners, policy, reports, tickets
 from api.routers.codec import CodecCorsMiddleware
+from worker.telemetry import process_tracer_provider
 from worker.worker import connect_client
 
 
-def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
     """The app. `engine` lends it a database engine that its caller owns (tests do);
-    without one, the lifespan makes one from the settings and disposes of it."""
+    without one, the lifespan makes one from the settings and disposes of it. Requests and
+    the Temporal calls they make are traced on `tracer_provider`, by default the process's
+    when ESCALATOR_TRACING is on (worker/telemetry.py)."""
     settings = settings or get_settings()
+    tracer_provider = tracer_provider or process_tracer_provider(settings, service_name="escalator-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -28,7 +38,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         own_engine = engine or make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(own_engine)
-        app.state.temporal_client = await connect_client(settings)
+        app.state.temporal_client = await connect_client(settings, tracer_provider=tracer_provider)
         try:
             yield
         finally:
@@ -43,11 +53,16 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         lifespan=lifespan,
         # Every error body is a problem (application/problem+json), whatever the route.
         responses=errors.problem_responses(400, 413, 422, 503),
+        # Log lines of a request on a ticket carry its id.
+        dependencies=[observability.TICKET_CONTEXT],
     )
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)
     # The Temporal UI calls /codec/* from the browser: CORS for its origins, on that path only.
     app.add_middleware(CodecCorsMiddleware, origins=settings.codec_cors_origins)
+    # Metrics, the request's ticket for the logs, and tracing: outside the middleware above,
+    # so that they see every answer, those middleware's own too.
+    observability.install(app, tracer_provider=tracer_provider)
     app.include_router(tickets.router)
     app.include_router(policy.router)
     app.include_router(health.router)

@@ -40,6 +40,12 @@ from activities.db import make_engine, make_sessionmaker, migrate
 from activities.keys import DEMO_KEYS, seed_demo_keys
 from activities.settings import Settings, get_settings
 from worker.devserver import DevServer, DevServerError, ensure_port_free
+from worker.telemetry import (
+    configure_logging,
+    process_tracer_provider,
+    worker_metrics_address,
+    worker_runtime,
+)
 from worker.worker import connect_client, run_worker
 from workflows.entitlement import IntakeRefused, quote_response_deadline
 from workflows.models import Principal, ProductType, Role, Severity, Tier
@@ -89,6 +95,9 @@ def api_server(settings: Settings) -> EmbeddedApiServer:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        # JSON logs: uvicorn's own lines (access log included) go through the root handler
+        # that configure_logging set up, instead of uvicorn's text formatters.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         loop=API_LOOP,
         http=API_HTTP,
     )
@@ -195,6 +204,7 @@ def print_banner(settings: Settings, server: DevServer) -> None:
     print(
         "\nEscalator is up. Ctrl-C stops it; open tickets resume on the next `make up`.\n"
         f"  API docs     {api}/docs\n"
+        f"  Metrics      {api}/metrics{worker_metrics_line(settings)}\n"
         f"  Temporal UI  {server.ui_url}\n"
         f"  Temporal     {server.address} (namespace {server.namespace}, "
         f"task queue {settings.task_queue})\n"
@@ -206,6 +216,11 @@ def print_banner(settings: Settings, server: DevServer) -> None:
         f"-H 'content-type: application/json' -d '{SAMPLE_TICKET}'\n",
         flush=True,
     )
+
+
+def worker_metrics_line(settings: Settings) -> str:
+    address = worker_metrics_address(settings)
+    return f", worker http://{address}/metrics" if address else ""
 
 
 class SupervisedDevServer(DevServer):
@@ -314,12 +329,12 @@ async def stack_ready(
     worker: asyncio.subprocess.Process,
     stop: asyncio.Event,
 ) -> bool:
-    """Wait until the API answers /healthz and the worker polls the task queue.
+    """Wait until the API answers /readyz and the worker polls the task queue.
 
     False if a stop was asked for first; ChildExited if a child died; TimeoutError if the
     stack did not come up within API_STARTUP_TIMEOUT.
     """
-    url = f"http://{settings.api_host}:{settings.api_port}/healthz"
+    url = f"http://{settings.api_host}:{settings.api_port}/readyz"
     api_up = worker_up = False
     async with asyncio.timeout(API_STARTUP_TIMEOUT), httpx.AsyncClient(timeout=2.0) as http:
         while not (api_up and worker_up):
@@ -362,7 +377,7 @@ async def up(settings: Settings) -> None:
                 except TimeoutError:
                     raise ChildExited(
                         f"the stack did not come up within {API_STARTUP_TIMEOUT:.0f} s "
-                        "(the API must answer /healthz and the worker poll its task queue)"
+                        "(the API must answer /readyz and the worker poll its task queue)"
                     ) from None
                 waiting = {
                     asyncio.create_task(stop.wait(), name="stop"),
@@ -391,7 +406,12 @@ async def up(settings: Settings) -> None:
 
 async def worker_only(settings: Settings) -> None:
     await migrate_database(settings)
-    client = await connect_client(settings)
+    # The SDK's metrics on their own port, and traces when ESCALATOR_TRACING is on.
+    client = await connect_client(
+        settings,
+        runtime=worker_runtime(settings),
+        tracer_provider=process_tracer_provider(settings, service_name="escalator-worker"),
+    )
     with stop_on_signals() as stop:
         await run_worker(client, settings, stop=stop)
 
@@ -747,10 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "due":
         return run_due(args)
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings)
     if args.command in CATALOG_COMMANDS:
         return asyncio.run(run_catalog_command(settings, args))
     command, _ = COMMANDS[args.command]

@@ -10,8 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.codec import data_converter
@@ -20,6 +22,7 @@ from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
 from activities.settings import Settings
+from worker.telemetry import tracing_interceptors
 from workflows.ticket import TicketDeliveries, TicketWorkflow
 
 log = logging.getLogger(__name__)
@@ -65,9 +68,16 @@ def max_cached_workflows(memory: int | None = None) -> int:
     return max(MIN_CACHED_WORKFLOWS, int(budget // CACHED_TICKET_BYTES))
 
 
-async def connect_client(settings: Settings) -> Client:
+async def connect_client(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Client:
     """One client per process. API key and TLS are for Temporal Cloud. Its data converter
-    (with the history codec when keys are set) is also the worker's."""
+    (with the history codec when keys are set) is also the worker's. `runtime` serves the
+    worker's metrics (worker/telemetry.py); with a `tracer_provider` the client, and every
+    worker built on it, traces starts, workflows and activities."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -75,6 +85,8 @@ async def connect_client(settings: Settings) -> Client:
         # None lets the SDK turn TLS on by itself when an API key is given.
         tls=True if settings.temporal_tls else None,
         data_converter=data_converter(settings),
+        interceptors=tracing_interceptors(tracer_provider),
+        runtime=runtime,
     )
 
 
