@@ -463,3 +463,26 @@ async def test_timelines_show_internal_notes_only_to_those_who_may_read_them(mod
         e["detail"].get("visibility") for e in customer_view.json()["events"] if e["kind"] == "commented"
     ]
     assert kinds == ["public"]
+
+
+# DESIGN.md §8: what probes, scrapers and readers of the documentation call needs no key, and a
+# wrong key does not turn it away either.
+PUBLIC_ENDPOINTS = [
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/policy"),
+    ("GET", "/docs"),
+    ("GET", "/openapi.json"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), PUBLIC_ENDPOINTS, ids=[f"{m} {p}" for m, p in PUBLIC_ENDPOINTS])
+@pytest.mark.parametrize("authorization", [None, "Bearer nope"], ids=str)
+async def test_public_endpoints_answer_without_a_key(
+    module_stack: Stack, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await module_stack.http.request(method, path, headers=headers)
+    assert response.status_code == 200, response.text
+    assert "www-authenticate" not in response.headers
