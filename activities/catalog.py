@@ -20,10 +20,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.db import Contract, Customer, Partner, dialect_insert, utcnow
+from activities.db import Contact, Contract, Customer, Partner, SupportTeam, dialect_insert, utcnow
 from workflows.calendars import describe_duration
 from workflows.entitlement import IntakeRefused, check_timezone, public_holidays
-from workflows.models import ContractTerms, CoverageCalendar, ProductType, Severity, Tier
+from workflows.models import Audience, ContractTerms, CoverageCalendar, ProductType, Severity, Tier
 from workflows.text import check_clean_text
 
 
@@ -66,6 +66,13 @@ class CustomerStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class ContactRole(StrEnum):
+    """What a contact is for: updates on the owner's tickets, or a partner's on-call pages."""
+
+    NOTIFY = "notify"
+    ON_CALL = "on_call"
+
+
 class CatalogCustomer(BaseModel):
     """A customer and its active contract (kept, for the record, when deactivated)."""
 
@@ -89,9 +96,32 @@ class PartnerSeed:
 
 
 @dataclass(frozen=True)
+class ContactSeed:
+    """A demo contact of one customer or one partner (activities/contacts.py)."""
+
+    name: str
+    email: str
+    customer_id: str | None = None
+    partner_id: str | None = None
+    role: ContactRole = ContactRole.NOTIFY
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class SupportTeamSeed:
+    audience: Audience
+    name: str
+    email: str
+    chat_channel: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class DemoCatalog:
     partners: tuple[PartnerSeed, ...]
     contracts: tuple[ContractTerms, ...]
+    contacts: tuple[ContactSeed, ...] = ()
+    support_teams: tuple[SupportTeamSeed, ...] = ()
 
 
 # DESIGN.md section 8. Time zones for umbrella and contoso are assumed (the table is silent).
@@ -146,6 +176,34 @@ DEMO_CATALOG: Final = DemoCatalog(
             partner_tier=Tier.PREMIUM,
         ),
     ),
+    contacts=(
+        ContactSeed(
+            customer_id="acme", name="Acme Operations", email="ops@acme.example", timezone="Europe/Berlin"
+        ),
+        ContactSeed(customer_id="globex", name="Globex IT", email="it@globex.example"),
+        ContactSeed(customer_id="initech", name="Initech Help Desk", email="helpdesk@initech.example"),
+        ContactSeed(customer_id="umbrella", name="Umbrella Portal Team", email="portal@umbrella.example"),
+        ContactSeed(customer_id="contoso", name="Contoso Operations", email="ops@contoso.example"),
+        ContactSeed(partner_id="northwind", name="Northwind Support", email="support@northwind.example"),
+        ContactSeed(
+            partner_id="northwind",
+            name="Northwind On-call",
+            email="oncall@northwind.example",
+            role=ContactRole.ON_CALL,
+        ),
+    ),
+    support_teams=(
+        SupportTeamSeed(Audience.SUPPORT_L1, "Support L1", "l1@connectsoft.example", "#support-l1"),
+        SupportTeamSeed(Audience.SUPPORT_L2, "Support L2", "l2@connectsoft.example", "#support-l2"),
+        SupportTeamSeed(
+            Audience.ENGINEERING_L3, "Engineering L3", "l3@connectsoft.example", "#engineering-l3"
+        ),
+        SupportTeamSeed(Audience.LEADERSHIP_L4, "Leadership L4", "l4@connectsoft.example", "#leadership-l4"),
+        SupportTeamSeed(
+            Audience.SUPPORT_LEAD, "Support lead", "support-lead@connectsoft.example", "#support-lead"
+        ),
+        SupportTeamSeed(Audience.ON_CALL, "On-call", "oncall@connectsoft.example", "#on-call"),
+    ),
 )
 
 # Contract columns a catalog edit may change; ids and names are not contract terms.
@@ -169,7 +227,11 @@ def _contract_columns(terms: ContractTerms) -> dict[str, Any]:
 
 
 async def seed_demo_catalog(*, session: AsyncSession) -> None:
-    """Insert the demo catalog where absent, then commit. Existing rows are never changed."""
+    """Insert the demo catalog where absent, then commit. Existing rows are never changed.
+
+    Contacts are seeded only for a customer or partner that has none, so an admin's edit of
+    them stands (one emptied altogether gets the demo ones back).
+    """
     for partner in DEMO_CATALOG.partners:
         await session.execute(
             dialect_insert(session, Partner)
@@ -185,6 +247,38 @@ async def seed_demo_catalog(*, session: AsyncSession) -> None:
         # No conflict target: a customer who already has another active contract keeps it.
         await session.execute(
             dialect_insert(session, Contract).values(_contract_columns(terms)).on_conflict_do_nothing()
+        )
+    owners = {
+        (customer_id, partner_id)
+        for customer_id, partner_id in await session.execute(
+            select(Contact.customer_id, Contact.partner_id).distinct()
+        )
+    }
+    for contact in DEMO_CATALOG.contacts:
+        if (contact.customer_id, contact.partner_id) not in owners:
+            await session.execute(
+                dialect_insert(session, Contact)
+                .values(
+                    customer_id=contact.customer_id,
+                    partner_id=contact.partner_id,
+                    role=contact.role.value,
+                    name=contact.name,
+                    email=contact.email,
+                    timezone=contact.timezone,
+                )
+                .on_conflict_do_nothing()
+            )
+    for team in DEMO_CATALOG.support_teams:
+        await session.execute(
+            dialect_insert(session, SupportTeam)
+            .values(
+                audience=team.audience.value,
+                name=team.name,
+                email=team.email,
+                chat_channel=team.chat_channel,
+                timezone=team.timezone,
+            )
+            .on_conflict_do_nothing()
         )
     await session.commit()
 

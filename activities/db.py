@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Connection,
     DateTime,
     Dialect,
@@ -138,6 +139,44 @@ Index(
     sqlite_where=Contract.active,
     postgresql_where=Contract.active,
 )
+
+
+class Contact(Base):
+    """Someone notified for a customer or a partner (activities/contacts.py): exactly one owner.
+
+    `role` is `notify` (updates on the owner's tickets) or `on_call` (a partner's pages).
+    """
+
+    __tablename__ = "contacts"
+    __table_args__ = (CheckConstraint("(customer_id IS NULL) <> (partner_id IS NULL)", name="one_owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str | None] = mapped_column(ID, ForeignKey("customers.id"))
+    partner_id: Mapped[str | None] = mapped_column(ID, ForeignKey("partners.id"))
+    role: Mapped[str] = mapped_column(ENUM_VALUE)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(String(254))
+    # The zone to show due times in; None: the customer's contract zone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+# One address once per owner and role; they also serve the lookups by owner. A NULL owner
+# column never conflicts, so each index only constrains its own kind of owner.
+Index("ix_contacts_customer_role_email", Contact.customer_id, Contact.role, Contact.email, unique=True)
+Index("ix_contacts_partner_role_email", Contact.partner_id, Contact.role, Contact.email, unique=True)
+
+
+class SupportTeam(Base):
+    """Where ConnectSoft's own audiences are reached: support_l1 ... leadership_l4,
+    support_lead and on_call (workflows.models.Audience). No secrets: pager keys are settings."""
+
+    __tablename__ = "support_teams"
+
+    audience: Mapped[str] = mapped_column(ENUM_VALUE, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(254))
+    chat_channel: Mapped[str | None] = mapped_column(String(81))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class Ticket(Base):

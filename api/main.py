@@ -13,7 +13,18 @@ from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
 from api import errors, observability
 from api.middleware import BodyLimitMiddleware
-from api.routers import api_keys, codec, customers, health, partners, policy, reports, tickets
+from api.routers import (
+    api_keys,
+    codec,
+    contacts,
+    customers,
+    health,
+    partners,
+    policy,
+    reports,
+    support_teams,
+    tickets,
+)
 from api.routers.codec import CodecCorsMiddleware
 from worker.telemetry import process_tracer_provider
 from worker.worker import connect_client
@@ -68,6 +79,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(customers.router)
     app.include_router(partners.router)
+    app.include_router(contacts.router)
+    app.include_router(support_teams.router)
     app.include_router(api_keys.router)
     app.include_router(reports.router)
     app.include_router(codec.router)
