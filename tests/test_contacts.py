@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +35,9 @@ from activities.contacts import (
 )
 from activities.db import Contact, SupportTeam
 from activities.recipients import Recipients, recipients_for
-from activities.settings import Settings
+from activities.settings import Settings, get_settings
 from tests.fixtures_api import Stack
+from worker import cli
 from workflows.models import Audience
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -684,3 +686,77 @@ async def test_the_database_refuses_a_contact_without_exactly_one_owner(
         session.add(Contact(**owner, role="notify", name="X", email="x@x.example"))
         with pytest.raises(IntegrityError):
             await session.commit()
+
+
+# --- `escalator contacts` and `escalator teams` -----------------------------------------------
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", url)
+    monkeypatch.setenv("ESCALATOR_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    assert cli.main(["seed"]) == 0
+    yield url
+    get_settings.cache_clear()
+
+
+def table_rows(output: str) -> list[list[str]]:
+    return [line.split() for line in output.splitlines()[1:] if line.strip()]
+
+
+def test_cli_lists_and_replaces_contacts(cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert cli.main(["contacts", "list", "--partner", "northwind"]) == 0
+    assert [row[-3] for row in table_rows(capsys.readouterr().out)] == [
+        "support@northwind.example",
+        "oncall@northwind.example",
+    ]
+
+    replace = ["contacts", "set", "--partner", "northwind", "--notify", "Desk", "desk@northwind.example"]
+    assert cli.main([*replace, "--on-call", "Night", "night@northwind.example", "Asia/Tokyo"]) == 0
+    assert table_rows(capsys.readouterr().out) == [
+        ["Desk", "desk@northwind.example", "notify", "-"],
+        ["Night", "night@northwind.example", "on_call", "Asia/Tokyo"],
+    ]
+    assert cli.main(["contacts", "list", "--partner", "northwind"]) == 0
+    assert len(table_rows(capsys.readouterr().out)) == 2
+
+    assert cli.main(["contacts", "set", "--customer", "acme", "--notify", "Ops", "ops@"]) == 2
+    refused = capsys.readouterr().err
+    assert "contacts.0.email" in refused and "invalid_email" in refused
+    assert cli.main(["contacts", "set", "--customer", "acme"]) == 2
+    assert "--clear" in capsys.readouterr().err
+    assert cli.main(["contacts", "set", "--customer", "hooli", "--clear"]) == 1
+    assert "no customer 'hooli'" in capsys.readouterr().err
+    assert cli.main(["contacts", "list", "--customer", "acme"]) == 0
+    assert table_rows(capsys.readouterr().out) == [
+        ["Acme", "Operations", "ops@acme.example", "notify", "Europe/Berlin"]
+    ]
+    assert cli.main(["contacts", "set", "--customer", "acme", "--clear"]) == 0
+    assert table_rows(capsys.readouterr().out) == []
+
+
+def test_cli_lists_and_sets_up_support_teams(cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert cli.main(["teams", "list"]) == 0
+    assert [row[0] for row in table_rows(capsys.readouterr().out)] == TEAMS
+
+    setting = [
+        "teams",
+        "set",
+        "support_l2",
+        "--name",
+        "L2",
+        "--chat-channel",
+        "#l2",
+        "--timezone",
+        "Europe/Berlin",
+    ]
+    assert cli.main(setting) == 0
+    assert table_rows(capsys.readouterr().out) == [["support_l2", "L2", "-", "#l2", "Europe/Berlin"]]
+    assert cli.main(["teams", "set", "customer", "--name", "X", "--email", "x@x.example"]) == 1
+    assert "the teams are support_l1" in capsys.readouterr().err
+    assert cli.main(["teams", "set", "on_call", "--name", "On-call"]) == 2
+    assert "address_required" in capsys.readouterr().err

@@ -9,6 +9,8 @@
 - escalator keys      create, list and revoke API keys
 - escalator customers onboard customers, edit contracts, deactivate customers
 - escalator partners  register partners
+- escalator contacts  list and replace a customer's or a partner's contacts
+- escalator teams     list and set up ConnectSoft's support teams (who each level is)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from activities import catalog, keys
+from activities import catalog, contacts, keys
 from activities.catalog import seed_demo_catalog
 from activities.db import make_engine, make_sessionmaker, migrate
 from activities.keys import DEMO_KEYS, seed_demo_keys
@@ -693,6 +695,133 @@ async def run_partners_list(session: AsyncSession, args: argparse.Namespace) -> 
     return 0
 
 
+def add_contacts_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "contacts",
+        help="list and replace a customer's or a partner's contacts",
+        description="Who hears of a customer's tickets: its contacts, or its partner's "
+        "(notify, and on_call for pages). `set` replaces the whole list.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_text in (("list", "the contacts, in order"), ("set", "replace every contact")):
+        action = actions.add_parser(name, help=help_text)
+        owner = action.add_mutually_exclusive_group(required=True)
+        owner.add_argument("--customer", dest="customer_id", metavar="ID")
+        owner.add_argument("--partner", dest="partner_id", metavar="ID")
+        if name == "set":
+            for option, role, what in (
+                ("--notify", "notify", "contact told of the tickets"),
+                ("--on-call", "on_call", "partner's on-call contact, paged"),
+            ):
+                action.add_argument(
+                    option,
+                    dest=role,
+                    action="append",
+                    nargs="+",
+                    default=[],
+                    metavar=("NAME", "EMAIL"),
+                    help=f"NAME EMAIL [ZONE]: a {what}; repeat for more",
+                )
+            action.add_argument("--clear", action="store_true", help="remove every contact")
+        action.set_defaults(run=run_contacts_list if name == "list" else run_contacts_set)
+
+
+def add_teams_parser(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "teams",
+        help="list and set up ConnectSoft's support teams",
+        description="Where each of ConnectSoft's audiences is reached: "
+        + ", ".join(audience.value for audience in contacts.TEAM_AUDIENCES)
+        + ".",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the teams that are set up").set_defaults(run=run_teams_list)
+    setting = actions.add_parser("set", help="set up or replace a team (an email, a chat channel, or both)")
+    setting.add_argument("audience", metavar="AUDIENCE", help="e.g. support_l2")
+    setting.add_argument("--name", required=True)
+    setting.add_argument("--email")
+    setting.add_argument("--chat-channel", help="e.g. '#support-l2'")
+    setting.add_argument("--timezone", default="UTC", help="IANA zone to show due times in")
+    setting.set_defaults(run=run_teams_set)
+
+
+CONTACT_COLUMNS = ("NAME", "EMAIL", "ROLE", "TIMEZONE")
+
+
+def print_contacts(found: list[contacts.CatalogContact]) -> None:
+    print_table(CONTACT_COLUMNS, [(c.name, c.email, c.role.value, c.timezone) for c in found])
+
+
+async def run_contacts_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    try:
+        if args.customer_id is not None:
+            found = await contacts.get_customer_contacts(session=session, customer_id=args.customer_id)
+        else:
+            found = await contacts.get_partner_contacts(session=session, partner_id=args.partner_id)
+    except contacts.UnknownOwner as err:
+        print(f"escalator contacts list: {err}.", file=sys.stderr)
+        return 1
+    print_contacts(found)
+    return 0
+
+
+async def run_contacts_set(session: AsyncSession, args: argparse.Namespace) -> int:
+    given = [(role, spec) for role in ("notify", "on_call") for spec in getattr(args, role)]
+    if not given and not args.clear:
+        print(
+            "escalator contacts set: no contacts given; use --notify/--on-call, or --clear.", file=sys.stderr
+        )
+        return 2
+    if any(not 2 <= len(spec) <= 3 for _, spec in given):
+        print("escalator contacts set: each contact is NAME EMAIL [ZONE].", file=sys.stderr)
+        return 2
+    wanted = [contacts.NewContact(spec[0], spec[1], role, *spec[2:]) for role, spec in given]
+    try:
+        if args.customer_id is not None:
+            saved = await contacts.set_customer_contacts(
+                session=session, customer_id=args.customer_id, contacts=wanted
+            )
+        else:
+            saved = await contacts.set_partner_contacts(
+                session=session, partner_id=args.partner_id, contacts=wanted
+            )
+    except contacts.UnknownOwner as err:
+        print(f"escalator contacts set: {err}.", file=sys.stderr)
+        return 1
+    print_contacts(saved)
+    return 0
+
+
+TEAM_COLUMNS = ("AUDIENCE", "NAME", "EMAIL", "CHAT CHANNEL", "TIMEZONE")
+
+
+def team_row(team: contacts.CatalogSupportTeam) -> tuple[object, ...]:
+    return (team.audience.value, team.name, team.email, team.chat_channel, team.timezone)
+
+
+async def run_teams_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    print_table(TEAM_COLUMNS, [team_row(team) for team in await contacts.list_support_teams(session=session)])
+    return 0
+
+
+async def run_teams_set(session: AsyncSession, args: argparse.Namespace) -> int:
+    try:
+        saved = await contacts.set_support_team(
+            session=session,
+            audience=args.audience,
+            name=args.name,
+            email=args.email,
+            chat_channel=args.chat_channel,
+            timezone=args.timezone,
+        )
+    except contacts.UnknownTeam as err:
+        teams = ", ".join(audience.value for audience in contacts.TEAM_AUDIENCES)
+        print(f"escalator teams set: {err}; the teams are {teams}.", file=sys.stderr)
+        return 1
+    print_table(TEAM_COLUMNS, [team_row(saved)])
+    return 0
+
+
 async def run_catalog_command(settings: Settings, args: argparse.Namespace) -> int:
     run: CatalogCommand = args.run
     async with migrated_session(settings) as session:
@@ -703,7 +832,7 @@ async def run_catalog_command(settings: Settings, args: argparse.Namespace) -> i
             return 2
 
 
-CATALOG_COMMANDS = ("keys", "customers", "partners")
+CATALOG_COMMANDS = ("keys", "customers", "partners", "contacts", "teams")
 
 
 # --- `due` ----------------------------------------------------------------------------------
@@ -759,6 +888,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_parser(subcommands)
     add_customers_parser(subcommands)
     add_partners_parser(subcommands)
+    add_contacts_parser(subcommands)
+    add_teams_parser(subcommands)
     return parser
 
 
