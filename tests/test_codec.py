@@ -7,9 +7,14 @@ client) and searches every byte for the ticket's title, description and comment.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import json
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -18,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from pydantic import SecretStr
@@ -194,6 +200,7 @@ def test_codec_settings_that_cannot_work_are_refused_without_echoing_a_key(
 @dataclasses.dataclass
 class CodecStack(Stack):
     settings: Settings
+    app: Any
 
 
 @asynccontextmanager
@@ -223,7 +230,7 @@ async def codec_stack(
             async with build_worker(worker_client, sessionmaker, settings):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-                    yield CodecStack(http, client, sessionmaker, settings)
+                    yield CodecStack(http, client, sessionmaker, settings, app)
     finally:
         await engine.dispose()
 
@@ -456,3 +463,79 @@ async def test_codec_endpoints_answer_the_ui_origin_preflight_and_no_other(
         assert "access-control-allow-origin" not in elsewhere.headers
         tickets = await stack.http.options("/tickets", headers=preflight_headers)
         assert "access-control-allow-origin" not in tickets.headers
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """The app on a real port (its lifespan already ran), for clients outside this process.
+
+    The socket listens before the server starts, so a client that connects early waits in the
+    backlog instead of being refused: nothing to poll for.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+def payload_bytes(shown: Any) -> bytes:
+    """The base64 `data` and `metadata` of every payload in `temporal ... --output json`, decoded."""
+    found = []
+    if isinstance(shown, dict):
+        for key, value in shown.items():
+            if key == "data" and isinstance(value, str):
+                found.append(base64.b64decode(value))
+            elif key == "metadata" and isinstance(value, dict):
+                found.extend(base64.b64decode(v) for v in value.values() if isinstance(v, str))
+            else:
+                found.append(payload_bytes(value))
+    elif isinstance(shown, list):
+        found.extend(payload_bytes(item) for item in shown)
+    return b"\n".join(found)
+
+
+async def temporal_cli(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "temporal"),
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_the_temporal_cli_shows_a_decoded_history_through_the_codec_endpoint(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The README's command, for real: `temporal workflow show --codec-endpoint ... --codec-auth`."""
+    async with codec_stack(dev_env, tmp_path, {"k2026a": new_key()}) as stack:
+        filed = await stack.http.post("/tickets", json=SECRET_TICKET, headers=stack.as_(SUPPORT))
+        workflow_id = filed.json()["workflow_id"]
+        await wait_until_recorded(stack, filed.json()["ticket_id"])
+        address = stack.settings.temporal_address
+        show = ("workflow", "show", "--workflow-id", workflow_id, "--address", address, "--output", "json")
+
+        async with served(stack.app) as base_url:
+            decoded = await temporal_cli(
+                *show, "--codec-endpoint", f"{base_url}/codec", "--codec-auth", f"Bearer {ADMIN}"
+            )
+        encrypted = await temporal_cli(*show)
+
+        # JSON output keeps each payload's bytes as base64: read them all.
+        decoded_bytes, encrypted_bytes = (
+            payload_bytes(json.loads(decoded)),
+            payload_bytes(json.loads(encrypted)),
+        )
+        for text in (SECRET_TICKET["title"], SECRET_TICKET["description"]):
+            assert text.encode() in decoded_bytes
+            assert text.encode() not in encrypted_bytes
+        assert b"binary/encrypted" in encrypted_bytes and b"binary/encrypted" not in decoded_bytes
