@@ -45,14 +45,17 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(dev_env: WorkflowEnvironment, engine: AsyncEngine) -> AsyncIterator[Stack]:
+async def running_stack(
+    dev_env: WorkflowEnvironment, engine: AsyncEngine, **configured: Any
+) -> AsyncIterator[Stack]:
     """API + worker + read model, wired the way `make up` wires them, on `engine`'s database
-    (migrated and seeded here). Each stack has its own task queue, so stacks never take each
-    other's work."""
+    (migrated and seeded here), with any other `configured` settings (the notification sinks).
+    Each stack has its own task queue, so stacks never take each other's work."""
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         temporal_address=dev_env.client.service_client.config.target_host,
         task_queue=f"tickets-{uuid.uuid4().hex[:8]}",
+        **configured,
     )
     await migrate(engine)
     sessionmaker = make_sessionmaker(engine)
@@ -68,10 +71,10 @@ async def running_stack(dev_env: WorkflowEnvironment, engine: AsyncEngine) -> As
 
 
 @asynccontextmanager
-async def sqlite_stack(dev_env: WorkflowEnvironment, path: Path) -> AsyncIterator[Stack]:
+async def sqlite_stack(dev_env: WorkflowEnvironment, path: Path, **configured: Any) -> AsyncIterator[Stack]:
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        async with running_stack(dev_env, engine) as running:
+        async with running_stack(dev_env, engine, **configured) as running:
             yield running
     finally:
         await engine.dispose()

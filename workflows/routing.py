@@ -72,3 +72,32 @@ PAGED_AUDIENCES: Final = (Audience.ON_CALL, Audience.PARTNER_ON_CALL)
 
 def channel_for(audience: Audience) -> NoticeChannel:
     return CHANNELS[audience]
+
+
+def routing_document() -> dict[str, object]:
+    """The routing table as JSON, for GET /policy."""
+    return {
+        "routes": [
+            {
+                "audiences": [audience.value for audience in route.audiences],
+                "channel": route.channel.value,
+                "when": route.when,
+            }
+            for route in ROUTES
+        ],
+        "pages": {
+            "sev1_at_intake_for_tiers": sorted(tier.value for tier in PAGE_SEV1_TIERS),
+            "breach_at_levels": sorted(PAGE_BREACH_LEVELS),
+            "dedup_key": "the ticket id",
+            "acknowledged_when": "the line that was paged acknowledges the ticket",
+            "resolved_when": "the ticket is resolved or closed",
+        },
+        "recipients": {
+            "customer": "the customer's contacts (catalog)",
+            "partner": "the partner's contacts (catalog)",
+            "partner_on_call": "the partner's on-call contacts, or its pager routing key (settings)",
+            "support levels": "each level's team: chat channel and address (catalog)",
+        },
+        "delivery": "once per notice: the key <ticket id>/<event seq>-<audience> is the "
+        "idempotency key of every send; Temporal retries a failing sink with backoff",
+    }

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.schemas import Problem
-from workflows import policy
+from workflows import policy, routing
 from workflows.entitlement import quote_response_deadline
 from workflows.models import DeadlineQuote, ProductType, Severity, Tier
 
@@ -17,8 +17,9 @@ router = APIRouter(tags=["policy"])
 
 @router.get("/policy")
 async def get_policy() -> dict[str, Any]:
-    """The whole support and SLA policy as data, with its version."""
-    return policy.policy_document()
+    """The whole support and SLA policy as data, with its version, and who is told of what on
+    which channel (`notification_routing`)."""
+    return {**policy.policy_document(), "notification_routing": routing.routing_document()}
 
 
 @router.get("/sla/deadline", response_model=DeadlineQuote, responses={422: {"model": Problem}})
