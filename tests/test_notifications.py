@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from activities import read_model
 from activities.catalog import seed_demo_catalog
@@ -428,6 +429,15 @@ async def test_a_sink_down_for_hours_never_keeps_a_ticket_open(
         assert (await carried.describe()).status == WorkflowExecutionStatus.COMPLETED
         outcomes = await carried.result()
         rows = await outbox(db, opened.ticket_id)
+        # Both paths replay: the ticket that handed its notice on, and the carrier.
+        replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
+        types = [event.event_type for event in (await handle.fetch_history()).events]
+        assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED in types
+        for each in (handle, carried):
+            replayed = await replayer.replay_workflow(
+                await each.fetch_history(), raise_on_replay_failure=False
+            )
+            assert replayed.replay_failure is None
     assert [o["key"] if isinstance(o, dict) else o.key for o in outcomes] == ["1-support_l1"]
     assert rows["1-support_l1"].delivered_at is not None
     assert len([d for d in http_receiver.deliveries("/chat")]) == 1
