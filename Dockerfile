@@ -1,5 +1,6 @@
 # The worker and the API (the same image; docker-compose.yml picks the subcommand).
-FROM python:3.11-slim
+# Pinned to the patch release and the Debian base; moved on purpose, like every image here.
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -24,12 +24,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from pydantic import AliasChoices
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from activities.keys import DEMO_KEYS
 from activities.settings import Settings
+from api.main import create_app
 from worker import cli
 from worker.devserver import SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
 from workflows import search_attributes
@@ -53,11 +55,13 @@ DESIGN_SEARCH_ATTRIBUTES = {
     "PartnerSlaBreached": "Bool",
 }
 
-ESCALATOR_SERVICES = ("migrate", "worker", "api")
+
+def compose_text() -> str:
+    return (ROOT / "docker-compose.yml").read_text()
 
 
 def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load(compose_text())
     return loaded
 
 
@@ -66,23 +70,68 @@ def services() -> dict[str, Any]:
     return found
 
 
-def search_attribute_job_script() -> str:
-    command = services()["temporal-search-attributes"]["command"]
-    return command if isinstance(command, str) else " ".join(command)
+def shell_script(service: str) -> str:
+    """The `sh -ec` script of a one-shot service, as the container runs it (`$$` is `$`)."""
+    found = services()[service]
+    assert found["entrypoint"] == ["/bin/sh", "-ec"], service
+    command = found["command"]
+    script = command if isinstance(command, str) else "\n".join(command)
+    return script.replace("$$", "$")
+
+
+def script_commands(script: str, program: str) -> list[list[str]]:
+    """Every call of `program` in a script, as words: one per line or per `||` alternative."""
+    calls = []
+    for line in script.splitlines():
+        for part in re.split(r"\|\||&&|;|\{|\}", line):
+            words = shlex.split(part.strip())
+            while words and words[0] in SHELL_KEYWORDS:
+                words = words[1:]
+            if words and words[0] == program:
+                calls.append(words)
+    return calls
+
+
+SHELL_KEYWORDS = {"until", "while", "if", "then", "do", "!"}
 
 
 def parse_search_attribute_creates(script: str) -> dict[str, str]:
-    """name -> type from `temporal operator search-attribute create --name A --type T && ...`."""
+    """name -> type from the script's `temporal operator search-attribute create` lines."""
     registered: dict[str, str] = {}
-    for create in script.split("&&"):
-        words = shlex.split(create)
-        assert words[:4] == ["temporal", "operator", "search-attribute", "create"], create
+    for words in script_commands(script, "temporal"):
+        if words[1:4] != ["operator", "search-attribute", "create"]:
+            continue
         types = [words[i + 1] for i, word in enumerate(words) if word == "--type"]
         names = [words[i + 1] for i, word in enumerate(words) if word == "--name"]
         # The CLI pairs --name and --type by position and drops an unpaired --name.
-        assert len(names) == len(types) == 1, f"one attribute per create command: {create}"
+        assert len(names) == len(types) == 1, f"one attribute per create command: {words}"
+        assert names[0] not in registered, f"{names[0]} registered twice"
         registered[names[0]] = types[0]
     return registered
+
+
+def settings_env_names() -> set[str]:
+    """Every environment variable Settings reads: ESCALATOR_<FIELD>, or a field's aliases."""
+    names: set[str] = set()
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {choice for choice in alias.choices if isinstance(choice, str)}
+        else:
+            names.add(f"ESCALATOR_{field_name.upper()}")
+    return names
+
+
+def depends(service: str) -> dict[str, str]:
+    """service -> the condition it waits for, for each service this one depends on."""
+    needs = services()[service].get("depends_on", {})
+    assert isinstance(needs, dict), f"{service}: depends_on must name a condition for each"
+    return {name: spec["condition"] for name, spec in needs.items()}
+
+
+def package_version() -> str:
+    version: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return version
 
 
 def make_rules(makefile: str) -> dict[str, tuple[list[str], list[str]]]:
@@ -127,8 +176,10 @@ def test_workflow_search_attribute_keys_have_the_registered_types() -> None:
     assert typed == {name: indexed_value_type(kind) for name, kind in SEARCH_ATTRIBUTE_TYPES.items()}
 
 
-def test_compose_registers_every_search_attribute_with_its_type() -> None:
-    assert parse_search_attribute_creates(search_attribute_job_script()) == DESIGN_SEARCH_ATTRIBUTES
+def test_compose_registers_every_search_attribute_of_the_single_list_in_code() -> None:
+    registered = parse_search_attribute_creates(shell_script("temporal-setup"))
+    assert registered == SEARCH_ATTRIBUTE_TYPES == DESIGN_SEARCH_ATTRIBUTES
+    assert set(registered) == {key.name for key in search_attributes.ALL_KEYS}
 
 
 def test_dev_server_command_registers_search_attributes_on_a_wal_sqlite_file(tmp_path: Path) -> None:
@@ -177,52 +228,188 @@ def test_banner_prints_the_demo_keys_and_an_authenticated_sample(capsys: pytest.
 
 # --- docker-compose.yml and the image ----------------------------------------------------------
 
+ESCALATOR_SERVICES = ("migrate", "worker", "api")
+ONE_SHOTS = ("temporal-schema", "temporal-setup", "migrate")
+# An exact release: major.minor.patch (or major.minor for PostgreSQL), optionally a variant.
+PINNED_TAG = re.compile(r"^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?$")
 
-def test_compose_runs_postgres_temporal_ui_worker_and_api() -> None:
+
+def test_compose_runs_postgres_temporal_its_setup_the_ui_the_api_and_workers() -> None:
     found = services()
-    for name in ("postgres", "temporal", "temporal-search-attributes", "temporal-ui", *ESCALATOR_SERVICES):
-        assert name in found, f"docker-compose.yml has no {name} service"
-    assert found["postgres"]["image"].startswith("postgres:16")
-    assert found["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert set(found) == {
+        "postgres",
+        "temporal-schema",
+        "temporal",
+        "temporal-setup",
+        "temporal-ui",
+        *ESCALATOR_SERVICES,
+    }
+    assert found["postgres"]["image"].startswith("postgres:16.")
+    assert found["temporal"]["image"].startswith("temporalio/server:")
     assert found["temporal"]["environment"]["DB"] == "postgres12"
     assert found["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgres"
-    assert found["temporal-search-attributes"]["image"].startswith("temporalio/admin-tools:")
+    for one_shot in ("temporal-schema", "temporal-setup"):
+        assert found[one_shot]["image"].startswith("temporalio/admin-tools:")
+    # The admin tools match the server they set up.
+    assert found["temporal-schema"]["image"].split(":")[1] == found["temporal"]["image"].split(":")[1]
     assert found["temporal-ui"]["image"].startswith("temporalio/ui:")
     assert any(str(port).endswith("8233:8080") for port in found["temporal-ui"]["ports"])
     assert any(str(port).endswith("8000:8000") for port in found["api"]["ports"])
 
 
-def test_worker_and_api_use_temporal_and_postgres_through_settings() -> None:
-    settings_fields = {f"ESCALATOR_{name.upper()}" for name in Settings.model_fields}
-    for name in ("worker", "api", "migrate"):
+def test_services_start_in_health_order() -> None:
+    """postgres healthy -> schema done -> server healthy -> setup done -> API and workers."""
+    found = services()
+    assert depends("temporal-schema") == {"postgres": "service_healthy"}
+    assert depends("temporal") == {"temporal-schema": "service_completed_successfully"}
+    assert depends("temporal-setup") == {"temporal": "service_healthy"}
+    assert depends("temporal-ui") == {"temporal-setup": "service_completed_successfully"}
+    assert depends("migrate") == {"postgres": "service_healthy"}
+    for name in ("worker", "api"):
+        assert depends(name) == {
+            "migrate": "service_completed_successfully",
+            "temporal-setup": "service_completed_successfully",
+        }
+    # Each condition can be met: `healthy` needs a healthcheck, `completed` a one-shot.
+    for name in found:
+        for needed, condition in depends(name).items():
+            if condition == "service_healthy":
+                assert "healthcheck" in found[needed], f"{name} waits for {needed} to be healthy"
+            else:
+                assert condition == "service_completed_successfully", (name, needed, condition)
+                assert needed in ONE_SHOTS, f"{name} waits for {needed}, which never completes"
+    for one_shot in ONE_SHOTS:
+        assert found[one_shot]["restart"] in ("no", "on-failure:5"), one_shot
+    assert "healthcheck" in found["api"]
+
+
+def test_every_image_is_pinned_to_an_exact_release() -> None:
+    for name, service in services().items():
+        image = service["image"]
+        assert PINNED_TAG.match(image), f"{name}: {image} is not an exact release"
+        assert "latest" not in image
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert bases and all(re.match(r"^python:3\.11\.\d+-slim-\w+$", base) for base in bases), bases
+
+
+def test_the_app_image_is_built_here_and_tagged_with_the_package_version() -> None:
+    for name in ESCALATOR_SERVICES:
         service = services()[name]
         assert service["build"] == "."
-        env = service["environment"]
-        assert env["ESCALATOR_TEMPORAL_ADDRESS"] == "temporal:7233"
-        assert env["DATABASE_URL"].startswith("postgresql+asyncpg://")
-        assert "@postgres:5432/" in env["DATABASE_URL"]
-        unknown = {key for key in env if key != "DATABASE_URL"} - settings_fields
+        assert service["image"] == f"escalator:{package_version()}"
+
+
+def test_the_dockerfile_runs_as_a_non_root_user() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert users and users[-1] not in ("root", "0"), users
+    assert re.search(rf"useradd .*{re.escape(users[-1])}$", dockerfile, flags=re.MULTILINE)
+
+
+def test_secrets_are_required_variables_without_defaults() -> None:
+    text = compose_text()
+    interpolated = re.findall(r"(?<!\$)\$\{([^}]*)\}", text)
+    assert interpolated
+    for expression in interpolated:
+        assert re.match(r"^[A-Z_]+:\?\S.*$", expression), f"${{{expression}}} must be ${{VAR:?message}}"
+    required = {expression.split(":?")[0] for expression in interpolated}
+    assert required == {"POSTGRES_PASSWORD", "ESCALATOR_CODEC_KEYS", "ESCALATOR_CODEC_KEY_ID"}
+    # Every password-like value anywhere comes from one of them.
+    for name, service in services().items():
+        for key, value in (service.get("environment") or {}).items():
+            secret = re.search(r"PASSWORD|PWD|KEYS?$|SECRET|TOKEN$", key)
+            if secret and key != "TEMPORAL_CODEC_PASS_ACCESS_TOKEN":
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), f"{name}.{key}"
+        url = (service.get("environment") or {}).get("ESCALATOR_DATABASE_URL", "")
+        if url:
+            assert "${POSTGRES_PASSWORD:?" in url, f"{name}: the database URL's password must be required"
+
+
+def test_escalator_services_set_only_settings_the_app_reads() -> None:
+    known = settings_env_names()
+    for name in ESCALATOR_SERVICES:
+        env = services()[name]["environment"]
+        unknown = set(env) - known
         assert not unknown, f"{name} sets variables that Settings ignores: {unknown}"
+        assert env["ESCALATOR_TEMPORAL_ADDRESS"] == "temporal:7233"
+        setup_env = services()["temporal-setup"]["environment"]
+        assert env["ESCALATOR_TEMPORAL_NAMESPACE"] == setup_env["TEMPORAL_NAMESPACE"]
+        assert env["ESCALATOR_DATABASE_URL"].startswith("postgresql+asyncpg://escalator:")
+        assert env["ESCALATOR_DATABASE_URL"].endswith("@postgres:5432/escalator")
+        # History is encrypted in production.
+        assert {"ESCALATOR_CODEC_KEYS", "ESCALATOR_CODEC_KEY_ID"} <= set(env)
+    # And every ESCALATOR_* name written anywhere in the file is a setting.
+    written = set(re.findall(r"\bESCALATOR_[A-Z_]+", compose_text()))
+    assert written <= known, written - known
     api_env = services()["api"]["environment"]
     assert (api_env["ESCALATOR_API_HOST"], str(api_env["ESCALATOR_API_PORT"])) == ("0.0.0.0", "8000")
 
 
-def test_services_start_only_after_what_they_need_is_ready() -> None:
+def test_two_worker_replicas_share_the_task_queue() -> None:
+    worker = services()["worker"]
+    assert worker["deploy"]["replicas"] == 2
+    # Replicas cannot share a container name or a host port.
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["command"] == ["worker"]
+
+
+def test_the_ui_decodes_through_the_api_codec_from_an_allowed_origin() -> None:
     found = services()
-    for name in ("postgres", "temporal", "api"):
-        assert "healthcheck" in found[name], f"{name} has no healthcheck"
-    assert found["temporal"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert found["temporal-search-attributes"]["depends_on"]["temporal"]["condition"] == "service_healthy"
-    assert found["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("worker", "api"):
-        needs = found[name]["depends_on"]
-        assert needs["migrate"]["condition"] == "service_completed_successfully"
-        assert needs["temporal-search-attributes"]["condition"] == "service_completed_successfully"
+    ui_env = found["temporal-ui"]["environment"]
+    api_host_port = next(str(p) for p in found["api"]["ports"] if str(p).endswith(":8000"))
+    api_origin = "http://" + api_host_port.rsplit(":", 1)[0]
+    # The browser calls it, so it is the API as published on the host, not `api:8000`.
+    assert ui_env["TEMPORAL_CODEC_ENDPOINT"] == f"{api_origin}/codec"
+    ui_host_port = next(str(p) for p in found["temporal-ui"]["ports"] if str(p).endswith(":8080"))
+    ui_origin = "http://" + ui_host_port.rsplit(":", 1)[0]
+    assert ui_origin in Settings().codec_cors_origins
+
+
+def test_the_schema_step_creates_and_migrates_both_temporal_databases() -> None:
+    calls = script_commands(shell_script("temporal-schema"), "temporal-sql-tool")
+    assert calls
+    for words in calls:
+        assert words[words.index("--plugin") + 1] == "postgres12"
+        assert words[words.index("--ep") + 1] == "postgres"
+        assert words[words.index("-u") + 1] == services()["postgres"]["environment"]["POSTGRES_USER"]
+        assert {"create", "setup-schema", "update-schema"} & set(words), words
+    assert {word for words in calls for word in words} >= {"create", "setup-schema", "update-schema"}
+    script = shell_script("temporal-schema")
+    assert "schema temporal /etc/temporal/schema/postgresql/v12/temporal/versioned" in script
+    assert "schema temporal_visibility /etc/temporal/schema/postgresql/v12/visibility/versioned" in script
+    server_env = services()["temporal"]["environment"]
+    assert (server_env["DBNAME"], server_env["VISIBILITY_DBNAME"]) == ("temporal", "temporal_visibility")
+    # temporal-sql-tool reads the password from SQL_PASSWORD, the server from POSTGRES_PWD.
+    assert services()["temporal-schema"]["environment"]["SQL_PASSWORD"] == server_env["POSTGRES_PWD"]
+
+
+async def test_every_temporal_cli_command_of_the_setup_step_exists() -> None:
+    """Each `temporal ...` command the admin tools run is one the CLI knows (`--help` succeeds)."""
+    calls = script_commands(shell_script("temporal-setup"), "temporal")
+    paths = {tuple(word for word in words[1:4] if not word.startswith("-")) for words in calls}
+    assert ("operator", "cluster", "health") in paths and ("operator", "namespace", "create") in paths
+
+    async def temporal(*args: str) -> bytes:
+        ran = await asyncio.create_subprocess_exec(
+            str(BIN_DIR / "temporal"), *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        output, _ = await ran.communicate()
+        assert ran.returncode == 0, (args, output.decode()[-300:])
+        return output
+
+    global_options = await temporal("options")  # --namespace, --address, ... for every command
+    for path in sorted(paths):
+        output = await temporal(*path, "--help")
+        assert b"Usage:" in output, path
+        used = [words for words in calls if tuple(words[1:4]) == path]
+        flags = {word.split("=")[0] for words in used for word in words if word.startswith("--")}
+        for flag in flags:
+            assert flag.encode() in output + global_options, f"temporal {' '.join(path)} has no {flag}"
 
 
 def test_image_and_compose_commands_are_real_cli_subcommands() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, flags=re.MULTILINE)
     assert re.search(r"^RUN pip install \.", dockerfile, flags=re.MULTILINE)
     entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, flags=re.MULTILINE)
     default_command = re.search(r"^CMD (\[.*\])$", dockerfile, flags=re.MULTILINE)
@@ -236,6 +423,10 @@ def test_image_and_compose_commands_are_real_cli_subcommands() -> None:
         parser.parse_args(command)  # exits (fails the test) on an unknown subcommand
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["escalator"] == "worker.cli:main"
+    # The API's healthcheck asks a route the API has.
+    probe = " ".join(services()["api"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/healthz" in probe
+    assert "/healthz" in create_app(Settings()).openapi()["paths"]
 
 
 def test_installed_package_ships_the_alembic_migrations() -> None:
@@ -329,10 +520,10 @@ def dev_server(db: Path, **overrides: Any) -> DevServer:
     )
 
 
-async def registered_search_attributes(address: str) -> dict[str, str]:
+async def registered_search_attributes(address: str, namespace: str = "default") -> dict[str, str]:
     client = await Client.connect(address)
     listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace="default")
+        ListSearchAttributesRequest(namespace=namespace)
     )
     return {
         name: IndexedValueType.Name(kind)
@@ -381,25 +572,31 @@ async def test_dev_server_adds_search_attributes_missing_from_an_existing_file(t
         assert await registered_search_attributes(server.address) == expected_registered()
 
 
-async def test_compose_search_attribute_job_registers_all_and_can_run_twice(tmp_path: Path) -> None:
+async def test_compose_setup_step_makes_the_namespace_and_search_attributes_and_reruns(
+    tmp_path: Path,
+) -> None:
+    """The temporal-setup script itself, run by sh against a dev server, as the container runs it."""
     async with dev_server(tmp_path / "temporal.db", search_attributes={}) as server:
         env = {
             **os.environ,
             "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}",
+            **services()["temporal-setup"]["environment"],
             "TEMPORAL_ADDRESS": server.address,
+            # A namespace the dev server does not have, so the script must create it.
+            "TEMPORAL_NAMESPACE": "escalator-compose",
         }
         for _ in range(2):
             job = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-ec",
-                search_attribute_job_script(),
+                *services()["temporal-setup"]["entrypoint"],
+                shell_script("temporal-setup"),
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
             output, _ = await job.communicate()
             assert job.returncode == 0, output.decode()
-        assert await registered_search_attributes(server.address) == expected_registered()
+        registered = await registered_search_attributes(server.address, "escalator-compose")
+        assert registered == expected_registered()
 
 
 # --- `escalator up`, for real ---------------------------------------------------------------------
