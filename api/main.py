@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.db import make_engine, make_sessionmaker
 from activities.settings import Settings, get_settings
-from api import errors, observability
+from api import console, errors, observability
 from api.middleware import BodyLimitMiddleware
 from api.routers import (
     api_keys,
@@ -84,6 +84,7 @@ def create_app(
     app.include_router(api_keys.router)
     app.include_router(reports.router)
     app.include_router(codec.router)
+    console.install(app)
     return app
 
 

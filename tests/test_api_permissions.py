@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.keys import DEMO_KEYS
+from api.console.session import KEY_COOKIE, csrf_token_for
 from api.tickets_service import new_ticket_id
 from tests.fixtures_api import (
     Stack,
@@ -486,3 +488,177 @@ async def test_public_endpoints_answer_without_a_key(
     response = await module_stack.http.request(method, path, headers=headers)
     assert response.status_code == 200, response.text
     assert "www-authenticate" not in response.headers
+
+
+# --- The console (/console): the same table through its pages and forms ------------------------
+#
+# The console signs in with the same keys (kept in its cookie) and acts through the same services:
+# an action form that applies answers 303 to the ticket page, a refused one re-renders the page
+# with the refusal's status (403 here), and a foreign ticket is a 404 page. Without a valid key a
+# page redirects to the sign-in form and a fragment answers 401 (htmx follows its HX-Redirect).
+
+
+def console_as(who: str | None) -> dict[str, str]:
+    """Headers that carry `who`'s key in the console's cookie, as a signed-in browser does."""
+    return {"Cookie": f"{KEY_COOKIE}={who}"} if who else {}
+
+
+def console_form(who: str, body: dict[str, Any]) -> dict[str, str]:
+    form = {"csrf_token": csrf_token_for(who)}
+    for name, value in body.items():
+        if name == "public":
+            form["visibility"] = "public" if value else "internal"
+        else:
+            form[name] = str(value)
+    return form
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"console-{case_id(c)}" for c in CASES])
+async def test_console_action_forms_follow_the_same_table(
+    module_stack: Stack, case: tuple[Cell, str]
+) -> None:
+    cell, who = case
+    stack = module_stack
+    ticket_id = await file_ticket(stack, cell.customer.get(who, OWN[who]))
+    for action, body in cell.setup:
+        prepared = await stack.http.post(
+            f"/tickets/{ticket_id}/{action}", json=body, headers=stack.as_(ADMIN)
+        )
+        assert prepared.status_code == 200, prepared.text
+    before = await unchanged_proof(stack, ticket_id)
+
+    response = await stack.http.post(
+        f"/console/tickets/{ticket_id}/{cell.action}",
+        data=console_form(who, cell.body),
+        headers=console_as(who),
+    )
+
+    if cell.expected[who] == OK:
+        assert response.status_code == 303, response.text
+        assert response.headers["location"] == f"/console/tickets/{ticket_id}?done={cell.action}"
+        last = (await recorded_timeline(stack, ticket_id))[-1]
+        assert (last.kind, last.actor) == (cell.event, ACTOR[who])
+    else:
+        assert response.status_code == FORBIDDEN, response.text
+        assert "Refused (403):" in response.text
+        assert await unchanged_proof(stack, ticket_id) == before
+
+
+@pytest.mark.parametrize(
+    "case", FOREIGN_CASES, ids=[f"console-{c.action}-{who}-foreign" for c, who in FOREIGN_CASES]
+)
+async def test_console_action_forms_on_a_foreign_ticket_are_not_found(
+    module_stack: Stack, case: tuple[Cell, str]
+) -> None:
+    cell, who = case
+    stack = module_stack
+    ticket_id = await file_ticket(stack, FOREIGN[who])
+    before = await unchanged_proof(stack, ticket_id)
+    response = await stack.http.post(
+        f"/console/tickets/{ticket_id}/{cell.action}",
+        data=console_form(who, cell.body),
+        headers=console_as(who),
+    )
+    assert response.status_code == NOT_FOUND, response.text
+    assert "Not found" in response.text
+    assert await unchanged_proof(stack, ticket_id) == before
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_console_pages_answer_within_reach_and_404_outside_it(module_stack: Stack, who: str) -> None:
+    stack = module_stack
+    own = await file_ticket(stack, OWN[who])
+    foreign = await file_ticket(stack, FOREIGN[who]) if who in FOREIGN else None
+    for ticket_id in filter(None, (own, foreign)):
+        await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
+    headers = console_as(who)
+
+    for path in (
+        "/console?status=all",
+        "/console/queue?status=all",
+        f"/console/tickets/{own}",
+        f"/console/tickets/{own}/clocks",
+        "/console/file",
+        f"/console/file/quote?customer_id={OWN[who]}&severity=2",
+        "/console/reports",
+        "/console/reports/sla-chart.svg",
+    ):
+        response = await stack.http.get(path, headers=headers)
+        assert response.status_code == OK, (path, response.text)
+    listed = (await stack.http.get("/console/queue?status=all", headers=headers)).text
+    assert f'data-ticket="{own}"' in listed
+    if foreign is not None:
+        assert f'data-ticket="{foreign}"' not in listed
+        by_name = await stack.http.get(f"/console/queue?status=all&customer={FOREIGN[who]}", headers=headers)
+        assert "data-ticket=" not in by_name.text
+        for path in (f"/console/tickets/{foreign}", f"/console/tickets/{foreign}/clocks"):
+            assert (await stack.http.get(path, headers=headers)).status_code == NOT_FOUND
+        # The intake form offers no foreign customer, and filing for one changes nothing.
+        assert f'value="{FOREIGN[who]}"' not in (await stack.http.get("/console/file", headers=headers)).text
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_console_files_tickets_within_reach_only(module_stack: Stack, who: str) -> None:
+    stack = module_stack
+    body = ticket_body(OWN[who])
+    filed = await stack.http.post("/console/file", data=console_form(who, body), headers=console_as(who))
+    assert filed.status_code == 303, filed.text
+    ticket_id = filed.headers["location"].split("/")[-1].split("?")[0]
+    assert (await stack.handle(ticket_id).query("state"))["customer_id"] == OWN[who]
+    if who in FOREIGN:
+        key = uuid.uuid4().hex
+        form = console_form(who, ticket_body(FOREIGN[who])) | {"idempotency_key": key}
+        refused = await stack.http.post("/console/file", data=form, headers=console_as(who))
+        if who == CUSTOMER:
+            # A customer files for itself whatever the form says.
+            assert refused.status_code == 303, refused.text
+            refused_id = refused.headers["location"].split("/")[-1].split("?")[0]
+            assert (await stack.handle(refused_id).query("state"))["customer_id"] == OWN[who]
+        else:
+            assert refused.status_code == 422 and "Unknown customer" in refused.text
+            with pytest.raises(RPCError) as missing:
+                await stack.handle(new_ticket_id(DEMO_KEYS[who], FOREIGN[who], key)).describe()
+            assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+CONSOLE_PAGES = [
+    "/console",
+    "/console/tickets/{id}",
+    "/console/file",
+    "/console/reports",
+    "/console/reports/sla-chart.svg",
+]
+CONSOLE_FRAGMENTS = ["/console/queue", "/console/tickets/{id}/clocks", "/console/file/quote"]
+CONSOLE_FORMS = [
+    ("/console/file", ticket_body("acme")),
+    ("/console/sign-out", {}),
+    *[(f"/console/tickets/{{id}}/{cell.action}", cell.body) for cell in CELLS],
+]
+
+
+@pytest.mark.parametrize("key", [None, "nope"], ids=["no-cookie", "unknown-key"])
+async def test_console_without_a_valid_key_sends_people_to_sign_in(
+    module_stack: Stack, key: str | None
+) -> None:
+    stack = module_stack
+    ticket_id = await file_ticket(stack, "acme")
+    before = await unchanged_proof(stack, ticket_id)
+    headers = console_as(key)
+    for path in CONSOLE_PAGES:
+        response = await stack.http.get(path.format(id=ticket_id), headers=headers)
+        assert response.status_code == 303, path
+        assert response.headers["location"] == "/console/sign-in?next=" + quote(
+            path.format(id=ticket_id), safe=""
+        )
+    for path in CONSOLE_FRAGMENTS:
+        response = await stack.http.get(path.format(id=ticket_id), headers=headers)
+        assert response.status_code == 401, path
+        assert response.headers["hx-redirect"].startswith("/console/sign-in")
+    for path, body in CONSOLE_FORMS:
+        form = console_form(key or "nope", body)
+        response = await stack.http.post(path.format(id=ticket_id), data=form, headers=headers)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/console/sign-in")
+    assert await unchanged_proof(stack, ticket_id) == before
+    # The sign-in page itself is open to all.
+    assert (await stack.http.get("/console/sign-in", headers=headers)).status_code == OK

@@ -1,0 +1,254 @@
+"""What the console shows of a ticket: its clocks as people read them, with a word and an icon
+for every colour, and the action forms a principal is offered.
+
+Pure: no I/O. The templates render these; the permission table and the action definitions
+decide what is offered (workflows/permissions.py, workflows/actions.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from workflows.actions import ACTIONS, ActionDefinition
+from workflows.clocks import CLOCK_NAMES
+from workflows.models import (
+    CLOSED_STATES,
+    ClockStatus,
+    OwningLine,
+    Principal,
+    ProductType,
+    Role,
+    Severity,
+    SlaClock,
+    TicketState,
+    TicketStatus,
+)
+from workflows.permissions import Capability, forbidden_reason
+
+LINE_NAMES: Final = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "Partner"}
+SEVERITY_NAMES: Final = {
+    Severity.CRITICAL: "Sev 1 critical",
+    Severity.HIGH: "Sev 2 high",
+    Severity.MEDIUM: "Sev 3 medium",
+    Severity.LOW: "Sev 4 low",
+}
+STATUS_NAMES: Final = {
+    TicketStatus.OPEN: "Open",
+    TicketStatus.ACKNOWLEDGED: "Acknowledged",
+    TicketStatus.WAITING_ON_CUSTOMER: "Waiting on customer",
+    TicketStatus.RESOLVED: "Resolved",
+    TicketStatus.CLOSED: "Closed",
+}
+
+
+class Signal(StrEnum):
+    """How a clock stands, shown as a colour, an icon and a word together (never colour alone)."""
+
+    ON_TRACK = "ok"
+    WARNING = "warn"
+    BREACHED = "breach"
+    MET = "met"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+# Icon and word per signal; console.js uses the same table for the live countdown.
+SIGNAL_LABELS: Final = {
+    Signal.ON_TRACK: ("\u25f7", "On track"),
+    Signal.WARNING: ("\u26a0", "Warning"),
+    Signal.BREACHED: ("\u2716", "Breached"),
+    Signal.MET: ("\u2714", "Met"),
+    Signal.PAUSED: ("\u23f8", "Paused"),
+    Signal.STOPPED: ("\u2013", "Stopped"),
+}
+
+
+def utc_text(at: datetime | None) -> str:
+    """The server's rendering of an instant (UTC); console.js rewrites it in the viewer's zone."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else ""
+
+
+def iso(at: datetime | None) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else ""
+
+
+def time_left_text(seconds: float) -> str:
+    """'2 h 05 min left', 'overdue by 3 min', as console.js writes it every second."""
+    whole = int(abs(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {minutes:02d} min"
+    elif minutes:
+        text = f"{minutes} min {secs:02d} s"
+    else:
+        text = f"{secs} s"
+    return f"{text} left" if seconds > 0 else f"overdue by {text}"
+
+
+@dataclass(frozen=True)
+class ClockView:
+    """One SLA clock as the console shows it."""
+
+    name: str
+    owner: str
+    level: int | None
+    target: str
+    calendar: str
+    binding: bool
+    started_at: datetime
+    due_at: datetime
+    warn_at: datetime | None
+    stopped_at: datetime | None
+    status: ClockStatus
+
+    @classmethod
+    def of(cls, clock: SlaClock) -> ClockView:
+        return cls(
+            name=CLOCK_NAMES[clock.kind],
+            owner=LINE_NAMES[clock.owner],
+            level=clock.level,
+            target=clock.target.label or f"{clock.target.minutes} min",
+            calendar=clock.target.calendar.value,
+            binding=clock.target.binding,
+            started_at=clock.started_at,
+            due_at=clock.due_at,
+            warn_at=clock.warn_at,
+            stopped_at=clock.stopped_at,
+            status=clock.status,
+        )
+
+    @property
+    def live(self) -> bool:
+        return self.status in (ClockStatus.RUNNING, ClockStatus.WARNED)
+
+    def signal(self, now: datetime) -> Signal:
+        """Where the clock stands at `now`: a live clock past its warning or deadline turns
+        before the workflow has recorded it, as the countdown does in the browser."""
+        match self.status:
+            case ClockStatus.MET:
+                return Signal.MET
+            case ClockStatus.BREACHED:
+                return Signal.BREACHED
+            case ClockStatus.PAUSED:
+                return Signal.PAUSED
+            case ClockStatus.CANCELLED:
+                return Signal.STOPPED
+        if not self.binding:
+            return Signal.ON_TRACK
+        if now >= self.due_at:
+            return Signal.BREACHED
+        if self.status == ClockStatus.WARNED or (self.warn_at is not None and now >= self.warn_at):
+            return Signal.WARNING
+        return Signal.ON_TRACK
+
+    def icon(self, now: datetime) -> str:
+        return SIGNAL_LABELS[self.signal(now)][0]
+
+    def word(self, now: datetime) -> str:
+        return SIGNAL_LABELS[self.signal(now)][1]
+
+    def left(self, now: datetime) -> str:
+        return time_left_text((self.due_at - now).total_seconds())
+
+
+def next_clock(clocks: list[SlaClock]) -> ClockView | None:
+    """The live clock due soonest: what the queue orders by and counts down."""
+    live = [c for c in clocks if c.status in (ClockStatus.RUNNING, ClockStatus.WARNED)]
+    return ClockView.of(min(live, key=lambda c: c.due_at)) if live else None
+
+
+# --- Action forms --------------------------------------------------------------------------------
+
+# Whether an action makes sense for the ticket as it is now. The action's own check still
+# decides (and a refusal shows its sentence); this only keeps forms that cannot apply off the page.
+_OFFERED_WHEN: Final[dict[str, Callable[[TicketState], bool]]] = {
+    "acknowledge": lambda t: t.status not in CLOSED_STATES,
+    "comment": lambda t: True,
+    "escalate": lambda t: (
+        t.status not in CLOSED_STATES
+        and t.owning_line == OwningLine.CONNECTSOFT
+        and t.level < t.entitlement.max_level
+    ),
+    "handoff": lambda t: (
+        t.entitlement.product_type == ProductType.PARTNER_DELIVERED
+        and t.owning_line == OwningLine.PARTNER
+        and t.status not in CLOSED_STATES
+    ),
+    "handback": lambda t: t.owning_line == OwningLine.CONNECTSOFT and t.handoff_category is not None,
+    "change-severity": lambda t: t.status not in CLOSED_STATES,
+    "wait-on-customer": lambda t: t.status in (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED),
+    "resume": lambda t: t.status == TicketStatus.WAITING_ON_CUSTOMER,
+    "resolve": lambda t: t.status not in CLOSED_STATES,
+    "reopen": lambda t: t.status == TicketStatus.RESOLVED,
+    "close": lambda t: True,
+    "outage": lambda t: t.severity == Severity.CRITICAL,
+}
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    """One action form on the ticket page."""
+
+    update: str
+    title: str
+    summary: str
+    # Comment: whether the principal may also add an internal note.
+    internal_notes: bool = False
+
+
+ACTION_TITLES: Final = {
+    "acknowledge": "Acknowledge",
+    "comment": "Comment",
+    "escalate": "Escalate",
+    "handoff": "Hand off to ConnectSoft",
+    "handback": "Hand back to the partner",
+    "change-severity": "Change severity",
+    "wait-on-customer": "Wait on the customer",
+    "resume": "Resume",
+    "resolve": "Resolve",
+    "reopen": "Reopen",
+    "close": "Close",
+    "outage": "Record the outage",
+}
+
+
+def _always(state: TicketState) -> bool:
+    return True
+
+
+def permitted(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> bool:
+    product_type = state.entitlement.product_type
+    return forbidden_reason(principal, definition.capability, product_type=product_type) is None
+
+
+def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
+    """Exactly the actions the permission table lets `principal` take on this ticket, among
+    those that can apply to it now (none once it is closed)."""
+    if state.status == TicketStatus.CLOSED:
+        return []
+    forms = []
+    for definition in ACTIONS:
+        offered = _OFFERED_WHEN.get(definition.update, _always)
+        if not permitted(principal, definition, state) or not offered(state):
+            continue
+        title = ACTION_TITLES.get(definition.update) or definition.update.replace("-", " ").capitalize()
+        if definition.update == "close" and principal.role == Role.CUSTOMER:
+            title = "Withdraw (close)"
+        forms.append(
+            ActionForm(
+                update=definition.update,
+                title=title,
+                summary=definition.summary,
+                internal_notes=definition.update == "comment"
+                and forbidden_reason(principal, Capability.INTERNAL_NOTE) is None,
+            )
+        )
+    return forms
