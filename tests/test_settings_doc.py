@@ -128,6 +128,8 @@ def test_the_check_would_notice_a_missing_row_and_a_wrong_default() -> None:
     """The helpers above, on a field this table cannot have: they must see it missing."""
     field = FieldInfo(default=3.5)
     assert frozenset(env_names("no_such_setting", field)) not in documented()
-    assert suggested_row("no_such_setting", field) == "| `ESCALATOR_NO_SUCH_SETTING` | `3.5` | <what it does> |"
+    assert (
+        suggested_row("no_such_setting", field) == "| `ESCALATOR_NO_SUCH_SETTING` | `3.5` | <what it does> |"
+    )
     assert matches("`3.5`", 3.5) and not matches("`4`", 3.5) and not matches("unset", 3.5)
     assert matches('`["a", "b"]`', ["a", "b"]) and matches("unset", None) and matches("`false`", False)
