@@ -35,6 +35,7 @@ from api.main import create_app
 from tests.factories import TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, completed_activity, wait_for_event
 from tests.fixtures_temporal import BIN_DIR
+from worker import cli
 from worker.telemetry import JsonLogFormatter, worker_runtime
 from worker.worker import build_worker, connect_client
 from workflows.actions import Resume
@@ -589,3 +590,31 @@ def test_json_formatter_writes_one_object_with_the_callers_fields_and_the_except
     assert parsed["level"] == "ERROR" and parsed["logger"] == "escalator.test"
     assert "ValueError: boom" in parsed["exception"]
     assert datetime.fromisoformat(parsed["time"]).tzinfo is not None
+
+
+# --- `escalator up` hands every setting to its children ------------------------------------------
+
+
+def test_child_environment_spells_lists_dicts_and_secrets_so_the_children_parse_the_same_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parent = Settings(
+        smtp_url="smtp://support:s3cret@127.0.0.1:2525",
+        partner_pager_routing_keys={"northwind": "nw-routing-key"},
+        codec_cors_origins=["http://127.0.0.1:8233"],
+        worker_metrics_port=9999,
+        log_format="json",
+    )
+    for variable, setting in cli.child_environment(parent).items():
+        if variable.startswith("ESCALATOR_"):
+            monkeypatch.setenv(variable, setting)
+
+    child = Settings()
+
+    assert (
+        child.smtp_url is not None
+        and child.smtp_url.get_secret_value() == "smtp://support:s3cret@127.0.0.1:2525"
+    )
+    assert child.partner_pager_routing_keys["northwind"].get_secret_value() == "nw-routing-key"
+    assert child.codec_cors_origins == ["http://127.0.0.1:8233"]
+    assert (child.worker_metrics_port, child.log_format, child.tracing) == (9999, "json", False)

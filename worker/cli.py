@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -259,9 +261,26 @@ def child_environment(settings: Settings) -> dict[str, str]:
         if value is None:
             env.pop(variable, None)
         else:
-            env[variable] = str(value)
+            env[variable] = environment_value(value)
     env[PARENT_PID_VARIABLE] = str(os.getpid())
     return env
+
+
+def environment_value(value: Any) -> str:
+    """A setting as its environment variable spells it: lists and dicts as JSON (as
+    pydantic-settings parses them), secrets in clear (the child needs the real value)."""
+
+    def revealed(item: Any) -> Any:
+        if isinstance(item, SecretStr):
+            return item.get_secret_value()
+        if isinstance(item, dict):
+            return {key: revealed(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [revealed(inner) for inner in item]
+        return item
+
+    plain = revealed(value)
+    return json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
 
 
 def die_with_parent() -> None:
