@@ -105,6 +105,34 @@ async def db_stack(db_engine: AsyncEngine, dev_env: WorkflowEnvironment) -> Asyn
         yield running
 
 
+async def wait_until_quiet(handle: WorkflowHandle[Any, Any]) -> None:
+    """Block (long poll, no sleeping) until the workflow is asleep on its deadline timer with
+    no activity running: its intake recorded and every notice delivered."""
+    running: set[int] = set()
+    task_pending = timer_seen = False
+    ended = {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+    }
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            running.add(event.event_id)
+        elif kind in ended:
+            running.discard(getattr(event, ended[kind]).scheduled_event_id)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            task_pending = True
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            task_pending = False
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            timer_seen = True
+        if timer_seen and not running and not task_pending:
+            return
+    raise AssertionError("the workflow closed before it was quiet")
+
+
 async def wait_for_event(
     handle: WorkflowHandle[Any, Any], predicate: Callable[[HistoryEvent], bool]
 ) -> HistoryEvent:
