@@ -452,7 +452,7 @@ async def test_codec_endpoints_answer_the_ui_origin_preflight_and_no_other(
             json={"payloads": []},
             headers={**stack.as_(ADMIN), "Origin": UI_ORIGIN, "X-Namespace": "default"},
         )
-        assert called.status_code == 200 and called.json() == {}
+        assert called.status_code == 200 and called.json() == {"payloads": []}
         assert called.headers["access-control-allow-origin"] == UI_ORIGIN
 
         # Another origin is refused, and no other path answers CORS at all.

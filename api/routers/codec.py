@@ -15,6 +15,7 @@ configured UI origins (ESCALATOR_CODEC_CORS_ORIGINS), with the headers it sends.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
@@ -79,7 +80,8 @@ async def read_payloads(request: Request) -> list[Payload]:
 
 
 def payloads_response(payloads: Sequence[Payload]) -> Response:
-    body = json_format.MessageToJson(Payloads(payloads=payloads), indent=None)
+    # Built here rather than as protobuf JSON of Payloads, which leaves out an empty list.
+    body = json.dumps({"payloads": [json_format.MessageToDict(payload) for payload in payloads]})
     # What a decode answers is ticket text: no cache on the way may keep it.
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
