@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
@@ -38,6 +45,9 @@ from workflows.models import CLOSED_STATES, EventKind, OwningLine, Tier
 
 log = logging.getLogger(__name__)
 
+# Counters and histograms without their `_created` series (the process start, per series),
+# which only double what a scrape sends.
+disable_created_metrics()
 # One registry per process for what the process counts; the read-model families are made
 # afresh for each scrape, so two apps in one process (tests) never clash over them.
 REGISTRY = CollectorRegistry()

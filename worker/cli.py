@@ -926,7 +926,10 @@ def main(argv: list[str] | None = None) -> int:
     # The API's event loop is uvicorn's choice (API_LOOP), made here since the CLI, not
     # uvicorn.run, creates the loop; the other commands run on asyncio's own.
     loop_factory = (
-        uvicorn.Config(API_APP, loop=API_LOOP).get_loop_factory() if args.command == "api" else None
+        # log_config=None: this Config only picks the loop; api_server's sets up uvicorn's logs.
+        uvicorn.Config(API_APP, loop=API_LOOP, log_config=None).get_loop_factory()
+        if args.command == "api"
+        else None
     )
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:

@@ -44,6 +44,8 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
     "taskName",
     "temporal_workflow",
     "temporal_activity",
+    # uvicorn's copy of the message with terminal colours
+    "color_message",
 }
 
 
