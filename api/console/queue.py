@@ -194,7 +194,7 @@ async def _with_live_state(client: Client, principal: Principal, items: list[Que
                 )
             except (ApiError, RPCError):
                 return  # the read model's row still stands
-        item.next = next_clock(item.state.clocks)
+        item.next = next_clock(item.state)
 
     await asyncio.gather(*(ask(item) for item in items if item.row.status != TicketStatus.CLOSED))
 

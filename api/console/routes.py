@@ -40,8 +40,8 @@ from api.console.views import (
     SEVERITY_NAMES,
     SIGNAL_LABELS,
     STATUS_NAMES,
-    ClockView,
     action_forms,
+    clock_views,
     iso,
     utc_text,
 )
@@ -270,7 +270,7 @@ async def _ticket_page(
     rules = rules_for(state.entitlement.policy_version)
     context = {
         "ticket": state,
-        "clocks": [ClockView.of(clock) for clock in state.clocks],
+        "clocks": clock_views(state),
         "timeline": await _timeline(db, principal, state),
         "forms": action_forms(principal, state),
         "refusal": refusal,
@@ -311,8 +311,7 @@ async def ticket_clocks(
         if err.status_code == 404:
             return render(request, "_gone.html", {}, viewer=viewer, status_code=404)
         raise
-    clocks = [ClockView.of(clock) for clock in state.clocks]
-    context = {"ticket": state, "clocks": clocks, "refresh_seconds": _refresh_seconds(request)}
+    context = {"ticket": state, "clocks": clock_views(state), "refresh_seconds": _refresh_seconds(request)}
     return render(request, "_clocks.html", context, viewer=viewer)
 
 

@@ -17,6 +17,7 @@ from workflows.actions import ACTIONS, ActionDefinition
 from workflows.clocks import CLOCK_NAMES
 from workflows.models import (
     CLOSED_STATES,
+    ClockKind,
     ClockStatus,
     OwningLine,
     Principal,
@@ -108,9 +109,11 @@ class ClockView:
     warn_at: datetime | None
     stopped_at: datetime | None
     status: ClockStatus
+    # A breached response that its line has still not given: it keeps counting, overdue.
+    awaited: bool = False
 
     @classmethod
-    def of(cls, clock: SlaClock) -> ClockView:
+    def of(cls, clock: SlaClock, *, awaited: bool = False) -> ClockView:
         return cls(
             name=CLOCK_NAMES[clock.kind],
             owner=LINE_NAMES[clock.owner],
@@ -123,11 +126,17 @@ class ClockView:
             warn_at=clock.warn_at,
             stopped_at=clock.stopped_at,
             status=clock.status,
+            awaited=awaited,
         )
 
     @property
     def live(self) -> bool:
         return self.status in (ClockStatus.RUNNING, ClockStatus.WARNED)
+
+    @property
+    def counting(self) -> bool:
+        """Whether the countdown runs: a live clock, or an overdue response still awaited."""
+        return self.live or self.awaited
 
     def signal(self, now: datetime) -> Signal:
         """Where the clock stands at `now`: a live clock past its warning or deadline turns
@@ -159,9 +168,28 @@ class ClockView:
         return time_left_text((self.due_at - now).total_seconds())
 
 
-def next_clock(clocks: list[SlaClock]) -> ClockView | None:
-    """The live clock due soonest: what the queue orders by and counts down."""
-    live = [c for c in clocks if c.status in (ClockStatus.RUNNING, ClockStatus.WARNED)]
+def awaited_breach(state: TicketState, clock: SlaClock) -> bool:
+    """A first response (or ConnectSoft's answer to a handoff) that breached and that its line
+    has still not given: the most urgent work on the ticket, overdue."""
+    return (
+        clock.status == ClockStatus.BREACHED
+        and clock.kind in (ClockKind.FIRST_RESPONSE, ClockKind.HANDOFF_RESPONSE)
+        and clock.owner not in state.acknowledged_lines
+        and state.status not in CLOSED_STATES
+    )
+
+
+def clock_views(state: TicketState) -> list[ClockView]:
+    return [ClockView.of(clock, awaited=awaited_breach(state, clock)) for clock in state.clocks]
+
+
+def next_clock(state: TicketState) -> ClockView | None:
+    """What the queue counts down for a ticket: an overdue response still awaited, else the
+    live clock due soonest."""
+    overdue = [c for c in state.clocks if awaited_breach(state, c)]
+    if overdue:
+        return ClockView.of(min(overdue, key=lambda c: c.due_at), awaited=True)
+    live = [c for c in state.clocks if c.status in (ClockStatus.RUNNING, ClockStatus.WARNED)]
     return ClockView.of(min(live, key=lambda c: c.due_at)) if live else None
 
 

@@ -197,6 +197,11 @@ async def test_the_countdown_turns_amber_then_red_past_a_short_overridden_deadli
         await expect(page.locator("table.timeline tr[data-kind='sla_breached']").first).to_be_visible(
             timeout=30_000
         )
+        # In the queue it stays red, overdue, until someone answers: the most urgent work.
+        await page.goto(f"/console?customer={SHORT_CUSTOMER}")
+        await expect(countdown).to_have_attribute("data-signal", "breach")
+        await expect(countdown.locator(".cd-left")).to_have_text(re.compile(r"^overdue by "))
+        assert (await dues_in_queue_order(page))[0][0] == ticket_id
     finally:
         await context.close()
 
