@@ -36,7 +36,7 @@ from tests.factories import TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, completed_activity, wait_for_event
 from tests.fixtures_temporal import BIN_DIR
 from worker import cli
-from worker.telemetry import JsonLogFormatter, worker_runtime
+from worker.telemetry import JsonLogFormatter, ticket_id_of, worker_runtime
 from worker.worker import build_worker, connect_client
 from workflows.actions import Resume
 from workflows.models import (
@@ -560,6 +560,22 @@ async def test_json_access_log_of_a_ticket_request_carries_the_ticket_id(
     assert by_path[("GET", f"/tickets/{ticket_id}")]["ticket_id"] == ticket_id
     # A request about no ticket in particular names none.
     assert "ticket_id" not in by_path[("GET", "/tickets")]
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "ticket_id"),
+    [
+        ("ticket-3f2a9c1b7d4e", "3f2a9c1b7d4e"),
+        ("ticket-3f2a9c1b7d4e-deliveries", "3f2a9c1b7d4e"),
+        ("ticket-t-1", "t-1"),
+        ("bench-noop-1", None),
+        ("ticket-", None),
+    ],
+)
+def test_the_ticket_id_comes_from_a_ticket_workflow_or_its_child(
+    workflow_id: str, ticket_id: str | None
+) -> None:
+    assert ticket_id_of(workflow_id) == ticket_id
 
 
 def test_json_formatter_writes_one_object_with_the_callers_fields_and_the_exception() -> None:

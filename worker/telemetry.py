@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 current_ticket_id: ContextVar[str | None] = ContextVar("current_ticket_id", default=None)
 
 WORKFLOW_ID_PREFIX = "ticket-"
+# A ticket's child workflow that delivers the notices left when it closed (workflows/ticket.py).
+CHILD_WORKFLOW_SUFFIXES = ("-deliveries",)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # What every LogRecord has, so that only a caller's own `extra` fields are copied into JSON.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -50,10 +52,14 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 
 
 def ticket_id_of(workflow_id: str | None) -> str | None:
-    """The ticket id of a ticket's workflow id (`ticket-<id>`, DESIGN.md 8), else None."""
-    if workflow_id and workflow_id.startswith(WORKFLOW_ID_PREFIX):
-        return workflow_id[len(WORKFLOW_ID_PREFIX) :]
-    return None
+    """The ticket id of a ticket's workflow id (`ticket-<id>`, DESIGN.md 8) or of one of its
+    child workflows (`ticket-<id>-deliveries`), else None."""
+    if not workflow_id or not workflow_id.startswith(WORKFLOW_ID_PREFIX):
+        return None
+    ticket_id = workflow_id[len(WORKFLOW_ID_PREFIX) :]
+    for suffix in CHILD_WORKFLOW_SUFFIXES:
+        ticket_id = ticket_id.removesuffix(suffix)
+    return ticket_id or None
 
 
 def _temporal_context(record: logging.LogRecord) -> dict[str, Any] | None:
