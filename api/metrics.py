@@ -23,9 +23,8 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -264,7 +263,7 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app: Any) -> None:
+def install(app: FastAPI) -> None:
     """Count every request (outermost, so refusals by earlier middleware count too) and serve
     GET /metrics."""
     app.add_middleware(RequestMetricsMiddleware)
