@@ -40,6 +40,34 @@ def _binary(name: str) -> str:
     return str(path)
 
 
+@asynccontextmanager
+async def started_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(Settings()),
+        test_server_existing_path=_binary("temporal-test-server"),
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={key.name: key.indexed_value_type for key in search_attributes.ALL_KEYS},
+            )
+        )
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one test. After a ticket closed with a delivery still retrying
+    (cancelled, then handed to TicketDeliveries), the shared Java test server never skipped time
+    again for later tests, though both workflows had completed with nothing pending; such a
+    test gets a server of its own."""
+    async with started_time_skipping_env() as env:
+        yield env
+
+
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(

@@ -399,12 +399,12 @@ async def _timeline(sessionmaker: async_sessionmaker[AsyncSession], ticket_id: s
 
 
 async def test_a_sink_down_for_hours_never_keeps_a_ticket_open(
-    time_skipping_env: WorkflowEnvironment,
+    own_time_skipping_env: WorkflowEnvironment,
     tmp_path: Path,
     smtp_receiver: SmtpReceiver,
     http_receiver: HttpReceiver,
 ) -> None:
-    env = time_skipping_env
+    env = own_time_skipping_env
     # Down through every attempt the ticket makes within its closing grace (at 0, 2, 6, 14, 30
     # and 62 s of backoff), and the first attempt after it.
     http_receiver.fail_next("/chat", 503, times=7)

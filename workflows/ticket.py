@@ -126,6 +126,8 @@ async def deliver(delivery: Delivery) -> DeliveryOutcome:
             start_to_close_timeout=DELIVERY_TIMEOUT,
             schedule_to_close_timeout=DELIVERY_DEADLINE,
             retry_policy=DELIVERY_RETRY,
+            # Handing a notice on at close waits until its retries here have stopped.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{notification.channel.value} to {notification.audience.value}"
             + (f" ({notification.page_action.value})" if notification.page_action else ""),
         )
@@ -397,8 +399,12 @@ class TicketWorkflow:
             return
         left = [delivery for delivery, _ in self._sending.values()]
         self._handed_off = True
-        for _, task in self._sending.values():
+        tasks = [task for _, task in self._sending.values()]
+        for task in tasks:
             task.cancel()
+        # Stopped for sure before they are handed on; one that still got through is not sent
+        # twice: its outbox row says so, and the carrier looks there first.
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._sending.clear()
         await workflow.start_child_workflow(
             TicketDeliveries.run,
