@@ -122,6 +122,8 @@ async def wait_until_quiet(handle: WorkflowHandle[Any, Any]) -> None:
             running.add(event.event_id)
         elif kind in ended:
             running.discard(getattr(event, ended[kind]).scheduled_event_id)
+            # The workflow wakes for it: a workflow task follows.
+            task_pending = True
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
             task_pending = True
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
