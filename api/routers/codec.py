@@ -40,9 +40,9 @@ REFUSALS = problem_responses(401, 403, 422)
 CORS_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 # What the OpenAPI document shows for both bodies.
+# Protobuf JSON: an empty list may be left out, so `{}` is no payloads (as the CLI sends it).
 PAYLOADS_SCHEMA = {
     "type": "object",
-    "required": ["payloads"],
     "properties": {
         "payloads": {
             "type": "array",
@@ -68,8 +68,10 @@ OPENAPI = {
 async def read_payloads(request: Request) -> list[Payload]:
     body = await request.body()
     try:
+        if not isinstance(json.loads(body), dict):
+            raise json_format.ParseError("the body is not a JSON object")
         parsed = json_format.Parse(body, Payloads())
-    except (json_format.ParseError, UnicodeDecodeError) as err:
+    except (json_format.ParseError, UnicodeDecodeError, ValueError) as err:
         raise ApiError(
             422,
             'Send {"payloads": [{"metadata": {...}, "data": "<base64>"}]}, the Temporal remote codec '
