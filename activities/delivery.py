@@ -43,11 +43,15 @@ from workflows.models import Audience, Delivery, DeliveryOutcome, NoticeChannel,
 
 log = logging.getLogger("escalator.notify")
 
-# The database may be slow or away; a page must not wait on it for longer than this.
+# The database may be slow or away; a page must not wait on it for longer than this before it
+# is sent. The record after the send holds back only the activity's completion: SQLite's one
+# writer is busy for seconds in a burst, and an unrecorded outcome costs the ticket a flush.
 DATABASE_BUDGET_SECONDS = 2.0
+RECORD_BUDGET_SECONDS = 10.0
 # What a database that cannot answer raises, through SQLAlchemy or below it.
 DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 LOG_SINK = "log"
+NOBODY = Recipients(emails=(), chat_channel=None, timezone=DEFAULT_TIMEZONE, pager_routing_key=None)
 
 
 def idempotency_key(notification: Notification) -> str:
@@ -78,11 +82,14 @@ class NotificationDelivery:
     @activity.defn(name="deliver_notification")
     async def deliver_notification(self, delivery: Delivery) -> DeliveryOutcome:
         notification = delivery.notification
-        attempt = activity.info().attempt
-        done = await self._delivered_already(notification)
-        if done is not None:
-            return done
-        recipients = await self._recipients(delivery)
+        info = activity.info()
+        attempt = info.attempt
+        # Only a retry, or a notice handed on by its closed ticket, can find itself delivered.
+        if attempt > 1 or info.workflow_type != "TicketWorkflow":
+            done = await self._delivered_already(notification)
+            if done is not None:
+                return done
+        recipients = await self._recipients(delivery) if self._has_sink(notification) else NOBODY
         try:
             sink, to = await self._send(delivery, recipients)
         except SendFailed as failed:
@@ -116,19 +123,37 @@ class NotificationDelivery:
             lambda session: record_delivery(session=session, notification=notification, outcome=outcome),
             "record the delivery of",
             notification,
+            RECORD_BUDGET_SECONDS,
         )
         return outcome
+
+    def _has_sink(self, notification: Notification) -> bool:
+        """Whether the notice's channel has a sink set (else it is only logged, to nobody)."""
+        settings = self._settings
+        match _channel(notification):
+            case NoticeChannel.PAGER:
+                # A partner's on-call without a pager of its own is paged by email.
+                return settings.pager_url is not None or settings.smtp_url is not None
+            case NoticeChannel.CHAT:
+                return settings.chat_webhook_url is not None
+            case _:
+                return settings.smtp_url is not None
 
     # --- the database, never in the way -----------------------------------------------------
 
     async def _try_database(
-        self, work: Callable[[AsyncSession], Awaitable[Any]], doing: str, notification: Notification
+        self,
+        work: Callable[[AsyncSession], Awaitable[Any]],
+        doing: str,
+        notification: Notification,
+        budget: float = DATABASE_BUDGET_SECONDS,
     ) -> bool:
         try:
-            async with asyncio.timeout(DATABASE_BUDGET_SECONDS), self._sessionmaker.begin() as session:
+            async with asyncio.timeout(budget), self._sessionmaker.begin() as session:
                 await work(session)
         except DATABASE_ERRORS as err:
-            log.warning("Could not %s %s/%s: %s", doing, notification.ticket_id, notification.key, err)
+            why = str(err) or type(err).__name__  # a timeout says nothing by itself
+            log.warning("Could not %s %s/%s: %s", doing, notification.ticket_id, notification.key, why)
             return False
         return True
 
