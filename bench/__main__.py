@@ -1,8 +1,10 @@
-"""`python -m bench [calendar] [machine] [workflow] [stack]`: run benchmarks, print ratios to baselines.
+"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill]`: benchmarks and ratios.
 
 `stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
 it takes about 10 minutes with its defaults. The full storm of issue 7:
 `python -m bench stack --storm-open 10000 --storm-due 9000 --storm-target-minutes 3`.
+`drill` times a burst with one of two worker processes SIGKILLed against the same burst
+undisturbed (issue 10), ABBA on fresh stacks, about 4 minutes with its defaults.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import calendar_bench, machine_bench, reports_bench, stack_bench, workflow_bench
+from bench import calendar_bench, drill_bench, machine_bench, reports_bench, stack_bench, workflow_bench
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow", "reports", "stack")
+NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill")
 
 
 def table(results: list[Result]) -> str:
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         default="intake,plumbing,storm",
         help="which parts of the stack benchmark: intake,plumbing,storm",
     )
+    drill = parser.add_argument_group("drill (a worker SIGKILLed mid-burst, issue 10)")
+    drill.add_argument("--drill-tickets", type=int, default=200, help="tickets filed and closed per run")
+    drill.add_argument(
+        "--drill-rounds", type=int, default=2, help="pairs of runs, undisturbed and killed (2: ABBA)"
+    )
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(NAMES)
     unknown = sorted(set(names) - set(NAMES))
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 parts=tuple(p for p in args.stack_parts.split(",") if p),
             )
         ),
+        "drill": lambda: drill_bench.run(args.drill_tickets, args.drill_rounds),
     }
     print(
         f"# bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "

@@ -54,6 +54,7 @@ from activities.settings import Settings
 from bench.stack_bench import free_port, ticket_body
 from tests.factories import opened_ticket
 from worker.cli import PARENT_PID_VARIABLE, SupervisedDevServer, polling_worker_pids
+from worker.devserver import DevServerError
 from workflows import machine
 from workflows.actions import Close
 from workflows.models import Category, TicketState, TicketStatus, workflow_id_for
@@ -155,6 +156,7 @@ class ProcessStack:
         )
         self.processes: list[Proc] = []
         self._client: Client | None = None
+        self._started = False
 
     @property
     def temporal_address(self) -> str:
@@ -189,7 +191,19 @@ class ProcessStack:
         return env
 
     async def start_server(self) -> None:
-        await self.server.start()
+        """Start the dev server (again: on the same file and ports). The binary picks more free
+        ports of its own as it starts and can lose one to another process (it then panics):
+        such a start is tried again, on fresh ports of ours too before anything uses them."""
+        for attempt in range(3):
+            try:
+                await self.server.start()
+                self._started = True
+                return
+            except DevServerError:
+                if attempt == 2:
+                    raise
+                if not self._started:
+                    self.server.port, self.server.ui_port = free_port(), free_port()
 
     async def stop_server(self) -> None:
         await self.server.stop()
