@@ -105,32 +105,45 @@ async def db_stack(db_engine: AsyncEngine, dev_env: WorkflowEnvironment) -> Asyn
         yield running
 
 
-async def wait_until_quiet(handle: WorkflowHandle[Any, Any]) -> None:
-    """Block (long poll, no sleeping) until the workflow is asleep on its deadline timer with
-    no activity running: its intake recorded and every notice delivered."""
+_ACTIVITY_ENDED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+
+
+def _quiet(events: list[HistoryEvent]) -> bool:
+    """Asleep on a timer, no activity running, no workflow task to come."""
     running: set[int] = set()
     task_pending = timer_seen = False
-    ended = {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
-    }
-    async for event in handle.fetch_history_events(wait_new_event=True):
+    for event in events:
         kind = event.event_type
         if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             running.add(event.event_id)
-        elif kind in ended:
-            running.discard(getattr(event, ended[kind]).scheduled_event_id)
-            # The workflow wakes for it: a workflow task follows.
-            task_pending = True
+        elif kind in _ACTIVITY_ENDED:
+            running.discard(getattr(event, _ACTIVITY_ENDED[kind]).scheduled_event_id)
+            task_pending = True  # the workflow wakes for it
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
             task_pending = True
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             task_pending = False
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
             timer_seen = True
-        if timer_seen and not running and not task_pending:
+    return timer_seen and not running and not task_pending
+
+
+async def wait_until_quiet(handle: WorkflowHandle[Any, Any]) -> None:
+    """Block (long poll, no sleeping) until the workflow is asleep on its deadline timer with
+    no activity running: its intake recorded and every notice delivered.
+
+    A workflow task's commands land together, after its completion event; the long poll may
+    hand them over one by one, so a quiet-looking moment is checked against the whole history.
+    """
+    seen: list[HistoryEvent] = []
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        seen.append(event)
+        if _quiet(seen) and _quiet(list((await handle.fetch_history()).events)):
             return
     raise AssertionError("the workflow closed before it was quiet")
 

@@ -229,6 +229,9 @@ class TicketWorkflow:
         # Notices being delivered, by key, and outcomes the delivery could not record itself.
         self._sending: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
         self._unrecorded: list[DeliveryOutcome] = []
+        # Notices sent but not yet in the outbox, and the record under way (if any).
+        self._to_record: list[Notification] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._delivers = False
         # Set once the last notices are handed to TicketDeliveries: this run no longer awaits them.
         self._handed_off = False
@@ -257,13 +260,17 @@ class TicketWorkflow:
             await self._flush()
             if self._state.status == TicketStatus.CLOSED:
                 break
+            if workflow.info().is_continue_as_new_suggested():
+                await self._recorded()
             if workflow.info().is_continue_as_new_suggested() and self._idle():
                 workflow.continue_as_new(opened.model_copy(update={"carried_state": self._state}))
             await self._sleep_until_next_deadline()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
+        await self._recorded()
         await self._finish_deliveries()
         await self._flush()
+        await self._recorded()
         return self._state
 
     def _idle(self) -> bool:
@@ -275,6 +282,8 @@ class TicketWorkflow:
             and not self._row_stale
             and not self._sending
             and not self._unrecorded
+            and not self._to_record
+            and (self._recorder is None or self._recorder.done())
             and workflow.all_handlers_finished()
         )
 
@@ -315,19 +324,49 @@ class TicketWorkflow:
             needed = machine.holidays_needed(self._state, workflow.now())
 
     async def _flush(self) -> None:
-        """Record new events and their notifications (one activity), publish search attributes.
+        """Send the new notices, record what changed, publish the search attributes.
 
-        Recorded events leave the state: the read model and the history keep them.
+        The notices go out at once, and the record (one `record_ticket` activity at a time)
+        runs beside the ticket rather than in front of it: a database that refuses, or one
+        write that cannot succeed, holds back neither the next deadline nor its page.
+        Tickets started before notices were delivered recorded first, and waited for it.
         """
+        if not self._delivers:
+            await self._record_pending()
+            self._publish_search_attributes()
+            return
+        notifications, self._outbox = self._outbox, []
+        self._send(notifications)
+        self._to_record.extend(notifications)
+        if self._record_due() and (self._recorder is None or self._recorder.done()):
+            self._recorder = asyncio.create_task(self._record_pending())
+        self._publish_search_attributes()
+
+    async def _recorded(self) -> None:
+        """Wait until everything so far is in the read model."""
+        while self._record_due() or (self._recorder is not None and not self._recorder.done()):
+            if self._recorder is not None and not self._recorder.done():
+                await self._recorder
+            else:
+                await self._record_pending()
+
+    def _record_due(self) -> bool:
+        notices = self._to_record if self._delivers else self._outbox
+        return bool(self._state.events or notices or self._row_stale or self._unrecorded)
+
+    async def _record_pending(self) -> None:
+        """Record new events and their notifications, one activity at a time, until nothing is
+        left. Recorded events leave the state: the read model and the history keep them."""
         state = self._state
-        while state.events or self._outbox or self._row_stale or self._unrecorded:
+        while self._record_due():
             now = workflow.now()
             events = list(state.events)
-            notifications, self._outbox = self._outbox, []
+            if self._delivers:
+                notifications, self._to_record = self._to_record, []
+            else:
+                notifications, self._outbox = self._outbox, []
             outcomes, self._unrecorded = self._unrecorded, []
             self._row_stale = False
-            # Sent before the record is written, so the read model never holds a page back.
-            self._send(notifications)
             recorded = self._recorded_clocks
             clocks = [
                 RecordedClock(clock_no=n, clock=clock)
@@ -364,7 +403,6 @@ class TicketWorkflow:
                 last = events[-1].seq
                 # Actions may have added events while the activity ran: those stay pending.
                 state.events = [event for event in state.events if event.seq > last]
-        self._publish_search_attributes()
 
     def _send(self, notifications: list[Notification]) -> None:
         if not self._delivers:
