@@ -379,7 +379,8 @@ class SqliteWriteLock:
         self._connection: sqlite3.Connection | None = None
 
     def refuse(self) -> None:
-        connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        # Taken and let go from whichever thread the caller runs it in.
+        connection = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
         connection.execute("BEGIN EXCLUSIVE")
         self._connection = connection
 

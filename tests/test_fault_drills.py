@@ -271,7 +271,7 @@ async def open_tickets_survive_a_server_restart_and_breaches_fire_on_restart(roo
                 t["ticket_id"]: await stack.handle(t["ticket_id"]).query(TicketWorkflow.state)
                 for t in due_later
             }
-            # The workers took up work again: an action on a ticket answers.
+            # The worker took up its work again: an action on a ticket answers.
             acknowledged = await http.post(
                 f"/tickets/{due_later[0]['ticket_id']}/acknowledge", json={}, headers=SUPPORT
             )
