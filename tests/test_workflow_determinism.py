@@ -82,8 +82,9 @@ def asyncio_used(tree: ast.Module) -> set[str]:
     """`asyncio.x` names the code uses; `from asyncio import x` counts as every name."""
     used: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "asyncio":
-            used.add(node.attr)
+        named = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        if named and node.value.id == "asyncio":  # type: ignore[attr-defined]
+            used.add(node.attr)  # type: ignore[attr-defined]
         elif isinstance(node, ast.ImportFrom) and node.module == "asyncio":
             used.add("*")
     return used

@@ -178,13 +178,19 @@ async def test_signals_apply_the_same_actions_and_ignore_refused_ones(
         await close_when_done(handle)
 
 
-async def asleep(handle: WorkflowHandle[Any, Any], *, times: int) -> None:
-    """Until the workflow has started its deadline timer `times` times."""
-    started = 0
+async def recorded(handle: WorkflowHandle[Any, Any], *, times: int) -> None:
+    """Until the workflow has written its read-model record `times` times (the record runs
+    beside the ticket, so a step waits for the write, not for the next timer)."""
+    scheduled: set[int] = set()
+    done = 0
     async for event in handle.fetch_history_events(wait_new_event=True):
-        started += event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
-        if started == times:
-            return
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket":
+                scheduled.add(event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done += event.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+            if done == times:
+                return
     raise AssertionError("the workflow ended first")
 
 
@@ -196,12 +202,12 @@ async def test_each_record_carries_only_the_clocks_that_changed_since_the_last(
     async with ticket_worker(env.client) as tickets:
         received = (await env.get_current_time()).replace(microsecond=0)
         handle = await tickets.start(opened_ticket("acme", 3, received))
-        # Each step once the one before is recorded (the workflow sleeps again after each flush).
-        await asleep(handle, times=1)
+        # Each step once the one before is recorded.
+        await recorded(handle, times=1)
         await handle.execute_update(TicketWorkflow.acknowledge, Acknowledge(actor=SUPPORT))
-        await asleep(handle, times=2)
+        await recorded(handle, times=2)
         await handle.execute_update(TicketWorkflow.comment, Comment(actor=SUPPORT, body="on it"))
-        await asleep(handle, times=3)
+        await recorded(handle, times=3)
         await close_when_done(handle)
         history = await handle.fetch_history()
 
