@@ -37,7 +37,7 @@ from temporalio.exceptions import ApplicationError
 from activities import channels
 from activities.channels import SendFailed
 from activities.db import OutboxNotification, utcnow
-from activities.recipients import DEFAULT_TIMEZONE, Recipients, recipients_for
+from activities.recipients import DEFAULT_TIMEZONE, Recipients, pager_routing_key, recipients_for
 from activities.settings import Settings
 from workflows.models import Audience, Delivery, DeliveryOutcome, NoticeChannel, Notification, PageAction
 
@@ -207,14 +207,7 @@ class NotificationDelivery:
         if known in self._known:
             return self._known[known]
         # Pages and chat need nothing from the database; an email does.
-        settings = self._settings
-        pager = (
-            settings.pager_routing_key
-            if audience == Audience.ON_CALL
-            else settings.partner_pager_routing_keys.get(delivery.partner_id or "")
-            if audience == Audience.PARTNER_ON_CALL
-            else None
-        )
+        pager = pager_routing_key(self._settings, audience, delivery.partner_id)
         return Recipients(emails=(), chat_channel=None, timezone=DEFAULT_TIMEZONE, pager_routing_key=pager)
 
     async def _record_failure(self, notification: Notification, attempt: int, error: str) -> None:

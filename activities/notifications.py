@@ -51,11 +51,7 @@ def _outbox_insert(session: AsyncSession) -> Executable:
 
 
 async def list_outbox(*, session: AsyncSession, ticket_id: str) -> list[Notification]:
-    records = await session.scalars(
-        select(OutboxNotification)
-        .where(OutboxNotification.ticket_id == ticket_id)
-        .order_by(OutboxNotification.created_at, OutboxNotification.key)
-    )
+    records = await list_deliveries(session=session, ticket_id=ticket_id)
     return [Notification.model_validate(record, from_attributes=True) for record in records]
 
 

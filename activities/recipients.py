@@ -43,8 +43,18 @@ class Recipients:
         return bool(self.emails or self.chat_channel or self.pager_routing_key)
 
 
+def pager_routing_key(settings: Settings, audience: Audience, partner_id: str | None) -> SecretStr | None:
+    """The pager service an audience is paged on: ConnectSoft's for on_call, the partner's own
+    for partner_on_call (if the settings have one); nobody else is paged."""
+    if audience == Audience.ON_CALL:
+        return settings.pager_routing_key
+    if audience == Audience.PARTNER_ON_CALL and partner_id:
+        return settings.partner_pager_routing_keys.get(partner_id)
+    return None
+
+
 async def _team_recipients(session: AsyncSession, settings: Settings, audience: Audience) -> Recipients:
-    pager = settings.pager_routing_key if audience == Audience.ON_CALL else None
+    pager = pager_routing_key(settings, audience, None)
     team = await session.get(SupportTeam, audience.value)
     if team is None:
         return Recipients(emails=(), chat_channel=None, timezone=DEFAULT_TIMEZONE, pager_routing_key=pager)
@@ -70,14 +80,12 @@ async def recipients_for(
     if audience in TEAM_AUDIENCES:
         return await _team_recipients(session, settings, audience)
 
-    pager: SecretStr | None = None
     if audience == Audience.CUSTOMER:
         owner, role = Contact.customer_id == customer_id, ContactRole.NOTIFY
     elif audience == Audience.PARTNER:
         owner, role = Contact.partner_id == partner_id, ContactRole.NOTIFY
     else:
         owner, role = Contact.partner_id == partner_id, ContactRole.ON_CALL
-        pager = settings.partner_pager_routing_keys.get(partner_id) if partner_id else None
     contacts: list[tuple[str, str | None]] = []
     # A ticket no partner delivers has no partner to tell.
     if audience == Audience.CUSTOMER or partner_id is not None:
@@ -92,5 +100,5 @@ async def recipients_for(
         emails=tuple(email for email, _ in contacts),
         chat_channel=None,
         timezone=timezone or DEFAULT_TIMEZONE,
-        pager_routing_key=pager,
+        pager_routing_key=pager_routing_key(settings, audience, partner_id),
     )

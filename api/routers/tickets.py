@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from activities import notifications, read_model
 from api import tickets_service as service
@@ -19,7 +20,17 @@ from api.auth import PrincipalDep
 from api.deps import ClientDep, SessionDep, SettingsDep
 from api.errors import ApiError, problem_responses
 from api.schemas import NotificationList, NotificationPublic, TicketCreate, TicketList, TicketPublic, Timeline
-from workflows.models import Audience, NoticeChannel, PageAction, Role, Severity, TicketStatus, Tier
+from workflows.models import (
+    Audience,
+    NoticeChannel,
+    PageAction,
+    Principal,
+    Role,
+    Severity,
+    TicketRow,
+    TicketStatus,
+    Tier,
+)
 from workflows.permissions import Capability, can_reach, forbidden_reason
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -105,12 +116,18 @@ async def get_ticket(ticket_id: str, principal: PrincipalDep, client: ClientDep)
     return TicketPublic.of(state)
 
 
-@router.get("/{ticket_id}/timeline", response_model=Timeline, responses=problem_responses(401, 404))
-async def get_timeline(ticket_id: str, principal: PrincipalDep, session: SessionDep) -> Timeline:
-    """Every recorded event, in order; internal notes only for those who may read them."""
+async def _reachable_row(session: AsyncSession, principal: Principal, ticket_id: str) -> TicketRow:
+    """The ticket's read-model row, or the 404 a missing ticket gets when it is out of reach."""
     row = await read_model.get_ticket_row(session=session, ticket_id=ticket_id)
     if row is None or not can_reach(principal, customer_id=row.customer_id, partner_id=row.partner_id):
         raise service.not_found(ticket_id)
+    return row
+
+
+@router.get("/{ticket_id}/timeline", response_model=Timeline, responses=problem_responses(401, 404))
+async def get_timeline(ticket_id: str, principal: PrincipalDep, session: SessionDep) -> Timeline:
+    """Every recorded event, in order; internal notes only for those who may read them."""
+    await _reachable_row(session, principal, ticket_id)
     events = await read_model.get_timeline(session=session, ticket_id=ticket_id)
     return Timeline(ticket_id=ticket_id, events=service.visible_events(principal, events))
 
@@ -123,9 +140,7 @@ async def get_timeline(ticket_id: str, principal: PrincipalDep, session: Session
 async def get_notifications(ticket_id: str, principal: PrincipalDep, session: SessionDep) -> NotificationList:
     """Every notice the ticket raised and how it went out: channel, recipients, sink, attempts,
     last error, delivery time. Admins and support only."""
-    row = await read_model.get_ticket_row(session=session, ticket_id=ticket_id)
-    if row is None or not can_reach(principal, customer_id=row.customer_id, partner_id=row.partner_id):
-        raise service.not_found(ticket_id)
+    await _reachable_row(session, principal, ticket_id)
     reason = forbidden_reason(principal, Capability.READ_NOTIFICATIONS)
     if reason is not None:
         raise ApiError(403, reason, rule="forbidden")
