@@ -12,12 +12,15 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY workflows ./workflows
 COPY activities ./activities
+COPY store ./store
+COPY runtime ./runtime
+COPY sinks ./sinks
 COPY api ./api
 COPY worker ./worker
 RUN pip install . \
     # `escalator migrate` needs the Alembic scripts inside the installed package
     # (checked from / so that the source tree in /app is not what gets imported).
-    && cd / && python -c "import activities.db as db; assert (db.MIGRATIONS_DIR / 'env.py').is_file(), 'migrations missing from the wheel'" \
+    && cd / && python -c "import store.db as db; assert (db.MIGRATIONS_DIR / 'env.py').is_file(), 'migrations missing from the wheel'" \
     && useradd --create-home --uid 10001 escalator
 
 USER escalator

@@ -23,22 +23,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import httpx
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import channels
-from activities.channels import SendFailed
-from activities.db import OutboxNotification, utcnow
-from activities.recipients import DEFAULT_TIMEZONE, Recipients, pager_routing_key, recipients_for
-from activities.settings import Settings
+from runtime.settings import Settings
+from sinks import channels
+from sinks.channels import SendFailed
+from store.db import OutboxNotification, utcnow
+from store.notifications import record_attempt, record_delivery, record_outcomes
+from store.recipients import DEFAULT_TIMEZONE, Recipients, pager_routing_key, recipients_for
 from workflows.models import Audience, Delivery, DeliveryOutcome, NoticeChannel, Notification, PageAction
 
 log = logging.getLogger("escalator.notify")
@@ -326,74 +325,6 @@ class NotificationDelivery:
 
 def _channel(notification: Notification) -> NoticeChannel:
     return notification.channel or (NoticeChannel.PAGER if notification.page else NoticeChannel.CHAT)
-
-
-# --- The outbox rows ----------------------------------------------------------------------------
-
-
-def _outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> Any:
-    """Insert the notice's row with `values`, or apply `changes` to it while undelivered: a
-    delivery may be recorded before `record_ticket` queues the notice, and never undone."""
-    table = cast(Table, OutboxNotification.__table__)
-    backend = session.get_bind().dialect.name
-    insert = postgresql_insert(table) if backend == "postgresql" else sqlite_insert(table)
-    return insert.values({**values, **changes}).on_conflict_do_update(
-        index_elements=[table.c.ticket_id, table.c.key],
-        set_=changes,
-        where=table.c.delivered_at.is_(None),
-    )
-
-
-def _notice_columns(notification: Notification) -> dict[str, Any]:
-    return {**notification.model_dump(mode="json"), "created_at": utcnow()}
-
-
-async def record_delivery(
-    *, session: AsyncSession, notification: Notification, outcome: DeliveryOutcome
-) -> None:
-    await session.execute(_outbox_upsert(session, _notice_columns(notification), _delivered(outcome)))
-
-
-async def record_attempt(
-    *, session: AsyncSession, notification: Notification, attempts: int, error: str
-) -> None:
-    changes = {"attempts": attempts, "last_error": error[:2000], "last_attempt_at": utcnow()}
-    await session.execute(_outbox_upsert(session, _notice_columns(notification), changes))
-
-
-def _delivered(outcome: DeliveryOutcome) -> dict[str, Any]:
-    changes: dict[str, Any] = {
-        "channel": outcome.channel.value,
-        "attempts": outcome.attempts,
-        "last_error": outcome.last_error,
-        "last_attempt_at": outcome.delivered_at or utcnow(),
-    }
-    if outcome.delivered_at is not None:
-        changes |= {
-            "sink": outcome.sink,
-            "recipients": ", ".join(outcome.recipients),
-            "delivered_at": outcome.delivered_at,
-        }
-    return changes
-
-
-async def record_outcomes(*, session: AsyncSession, outcomes: list[DeliveryOutcome]) -> None:
-    """Outcomes the delivery activity could not write (the database was away), written later
-    by `record_ticket` or `record_deliveries`. The notice's row exists by then."""
-    for outcome in outcomes:
-        changes = _delivered(outcome)
-        if outcome.delivered_at is None:
-            # Given up: keep the attempts the row counted, add the last error.
-            changes = {"last_error": outcome.last_error, "last_attempt_at": utcnow()}
-        await session.execute(
-            update(OutboxNotification)
-            .where(
-                OutboxNotification.ticket_id == outcome.ticket_id,
-                OutboxNotification.key == outcome.key,
-                OutboxNotification.delivered_at.is_(None),
-            )
-            .values(**changes)
-        )
 
 
 class DeliveryRecords:

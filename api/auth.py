@@ -11,8 +11,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.keys import principal_for_secret
 from api.errors import ApiError
+from store.keys import principal_for_secret
 from workflows.models import Principal
 from workflows.permissions import Capability, Grant, grant
 

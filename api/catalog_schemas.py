@@ -7,15 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from activities.catalog import (
+from api.errors import ApiError
+from store.catalog import (
     CATALOG_ID,
     MAX_TARGET_MINUTES,
     CatalogCustomer,
     CatalogPartner,
     CatalogRefused,
 )
-from activities.keys import ApiKeyPublic
-from api.errors import ApiError
+from store.keys import ApiKeyPublic
 from workflows.models import ContractTerms, CoverageCalendar, ProductType, TargetOverrides, Tier
 from workflows.text import CleanText
 

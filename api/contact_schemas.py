@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.contacts import MAX_CONTACTS, CatalogContact, CatalogSupportTeam, ContactRole
+from store.contacts import MAX_CONTACTS, CatalogContact, CatalogSupportTeam, ContactRole
 from workflows.models import Audience
 from workflows.text import CleanText
 
@@ -21,7 +21,7 @@ class _Body(BaseModel):
 
 class ContactUpdate(_Body):
     name: CleanText = Field(min_length=1, max_length=200, examples=["Acme Operations"])
-    # Checked by the catalog (activities/contacts.py check_email), which names the rule.
+    # Checked by the catalog (store/contacts.py check_email), which names the rule.
     email: str = Field(min_length=1, max_length=320, examples=["ops@acme.example"])
     role: ContactRole = Field(
         default=ContactRole.NOTIFY, description="notify (ticket updates), or on_call (a partner's pages)"

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from activities.settings import Settings
+from runtime.settings import Settings
 
 
 def get_client(request: Request) -> Client:

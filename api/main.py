@@ -9,8 +9,6 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.db import make_engine, make_sessionmaker
-from activities.settings import Settings, get_settings
 from api import console, errors, observability
 from api.middleware import BodyLimitMiddleware
 from api.routers import (
@@ -26,8 +24,10 @@ from api.routers import (
     tickets,
 )
 from api.routers.codec import CodecCorsMiddleware
-from worker.telemetry import process_tracer_provider
-from worker.worker import connect_client
+from runtime.settings import Settings, get_settings
+from runtime.telemetry import process_tracer_provider
+from runtime.temporal import connect_client
+from store.db import make_engine, make_sessionmaker
 
 
 def create_app(
@@ -39,7 +39,7 @@ def create_app(
     """The app. `engine` lends it a database engine that its caller owns (tests do);
     without one, the lifespan makes one from the settings and disposes of it. Requests and
     the Temporal calls they make are traced on `tracer_provider`, by default the process's
-    when ESCALATOR_TRACING is on (worker/telemetry.py)."""
+    when ESCALATOR_TRACING is on (runtime/telemetry.py)."""
     settings = settings or get_settings()
     tracer_provider = tracer_provider or process_tracer_provider(settings, service_name="escalator-api")
 

@@ -39,7 +39,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from activities.db import Ticket, TicketEventRecord
+from store.db import Ticket, TicketEventRecord
 from workflows.models import CLOSED_STATES, EventKind, OwningLine, Tier
 
 log = logging.getLogger(__name__)

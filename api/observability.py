@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
-from worker.telemetry import current_ticket_id
+from runtime.telemetry import current_ticket_id
 
 TICKETS_PREFIX = "/tickets/"
 # Probes and scrapes every few seconds would drown the traces that matter.

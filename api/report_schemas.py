@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from activities.reports import ESCALATION_LEVELS, SlaGroup, UptimeRow
+from store.reports import ESCALATION_LEVELS, SlaGroup, UptimeRow
 
 CSV_MEDIA_TYPE = "text/csv"
 SVG_MEDIA_TYPE = "image/svg+xml"

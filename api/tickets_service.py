@@ -23,10 +23,10 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import idempotency
-from activities.catalog import CustomerStatus, customer_terms, deactivated_customer_message
 from api.errors import ApiError
 from api.schemas import TicketCreate
+from store import idempotency
+from store.catalog import CustomerStatus, customer_terms, deactivated_customer_message
 from workflows import machine
 from workflows import search_attributes as sa
 from workflows.entitlement import build_entitlement, check_intake
@@ -71,7 +71,7 @@ def ui_summary(ticket: TicketState) -> str:
     """'[Sev 1][Premium] acme / identity', the workflow's static summary in the Temporal UI.
 
     No title and no description: summaries stay readable in an encrypted history
-    (activities/codec.py), so they carry no customer text. The ticket's text is in its
+    (runtime/codec.py), so they carry no customer text. The ticket's text is in its
     (encrypted) input, which the UI and the CLI decode through POST /codec/decode.
     """
     return f"[Sev {int(ticket.severity)}][{ticket.tier.label}] {ticket.customer_id} / {ticket.product.value}"

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from activities.db import make_engine, make_sessionmaker
 from bench.common import Result
 from bench.stack_bench import ticket_body
+from store.db import make_engine, make_sessionmaker
 from tests.drill_support import (
     ProcessStack,
     audit_tickets,

@@ -28,10 +28,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from activities import reports
-from activities.catalog import seed_demo_catalog
-from activities.clock_outcomes import refresh_report_rollups
-from activities.db import (
+from bench.common import Result
+from store import reports
+from store.catalog import seed_demo_catalog
+from store.clock_outcomes import refresh_report_rollups
+from store.db import (
     Contract,
     Customer,
     Partner,
@@ -43,7 +44,6 @@ from activities.db import (
     make_sessionmaker,
     migrate,
 )
-from bench.common import Result
 from workflows.models import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
 
 YEAR = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))

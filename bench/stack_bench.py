@@ -49,10 +49,10 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.codec import data_converter
-from activities.settings import Settings
 from bench.common import Result
 from bench.noop_workflow import NoopWorkflow
+from runtime.codec import data_converter
+from runtime.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TASK_QUEUE = "tickets"  # Settings' default, which `escalator up` uses

@@ -37,11 +37,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.codec import data_converter
-from activities.db import Ticket, make_engine, make_sessionmaker, migrate
-from activities.settings import Settings
 from bench.common import Result, rss_bytes
 from bench.noop_workflow import NoopWorkflow
+from runtime.codec import data_converter
+from runtime.settings import Settings
+from store.db import Ticket, make_engine, make_sessionmaker, migrate
 from tests.factories import opened_ticket
 from worker.devserver import SQLITE_PRAGMAS
 from worker.worker import (

@@ -39,9 +39,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from activities.catalog import seed_demo_catalog
-from activities.codec import data_converter
-from activities.db import (
+from bench.stack_bench import free_port, ticket_body
+from runtime.codec import data_converter
+from runtime.settings import Settings
+from store.catalog import seed_demo_catalog
+from store.db import (
     OutboxNotification,
     Ticket,
     TicketEventRecord,
@@ -49,9 +51,7 @@ from activities.db import (
     make_sessionmaker,
     migrate,
 )
-from activities.keys import DEMO_KEYS, seed_demo_keys
-from activities.settings import Settings
-from bench.stack_bench import free_port, ticket_body
+from store.keys import DEMO_KEYS, seed_demo_keys
 from tests.factories import opened_ticket
 from worker.cli import PARENT_PID_VARIABLE, SupervisedDevServer, polling_worker_pids
 from worker.devserver import DevServerError

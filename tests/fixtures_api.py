@@ -19,12 +19,12 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities import read_model
-from activities.catalog import seed_demo_catalog
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.keys import seed_demo_keys
-from activities.settings import Settings
 from api.main import create_app
+from runtime.settings import Settings
+from store import tickets as read_model
+from store.catalog import seed_demo_catalog
+from store.db import make_engine, make_sessionmaker, migrate
+from store.keys import seed_demo_keys
 from worker.worker import build_worker
 from workflows.models import TicketEvent
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from activities.db import async_database_url, make_engine, make_sessionmaker, migrate
+from store.db import async_database_url, make_engine, make_sessionmaker, migrate
 
 POSTGRES_URL = os.environ.get("ESCALATOR_TEST_POSTGRES_URL")
 # Built at import time so an unset PostgreSQL URL deselects the backend instead of skipping.

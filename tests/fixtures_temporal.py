@@ -21,10 +21,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.codec import data_converter
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.read_model import get_timeline
-from activities.settings import Settings
+from runtime.codec import data_converter
+from runtime.settings import Settings
+from store.db import make_engine, make_sessionmaker, migrate
+from store.tickets import get_timeline
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import search_attributes
 from workflows.models import SYSTEM, Close, TicketEvent, TicketOpened, TicketState, workflow_id_for

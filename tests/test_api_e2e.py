@@ -10,9 +10,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.keys import DEMO_KEYS
-from activities.read_model import get_ticket_row
 from api.tickets_service import new_ticket_id
+from store.keys import DEMO_KEYS
+from store.tickets import get_ticket_row
 from tests.fixtures_api import (
     Stack,
     completed_activity,

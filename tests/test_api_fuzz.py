@@ -44,9 +44,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from activities.catalog import DEMO_CATALOG
-from activities.settings import Settings
 from api.main import create_app
+from runtime.settings import Settings
+from store.catalog import DEMO_CATALOG
 from tests.fixtures_api import Stack
 
 # The document only: building the app runs no lifespan, so nothing connects at import time.

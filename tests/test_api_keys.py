@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities import keys
-from activities.catalog import CatalogRefused, seed_demo_catalog
-from activities.db import ApiKey
-from activities.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
-from activities.settings import get_settings
+from runtime.settings import get_settings
+from store import keys
+from store.catalog import CatalogRefused, seed_demo_catalog
+from store.db import ApiKey
+from store.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
 from tests.fixtures_api import Stack
 from worker import cli
 from workflows.models import Principal, Role

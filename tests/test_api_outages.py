@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
+from store.keys import DEMO_KEYS
 from tests.fixtures_api import Stack, wait_until_recorded
 
 SUPPORT = "dev-support"

@@ -18,9 +18,9 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.keys import DEMO_KEYS
 from api.console.session import KEY_COOKIE, csrf_token_for
 from api.tickets_service import new_ticket_id
+from store.keys import DEMO_KEYS
 from tests.fixtures_api import (
     Stack,
     completed_activity,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.catalog import update_contract
-from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
+from store.catalog import update_contract
+from store.keys import DEMO_KEYS
 from tests.fixtures_api import Stack
 from worker.cli import main as escalator
 from workflows.models import ResponseTarget, TargetOverrides

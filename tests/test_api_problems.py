@@ -17,12 +17,12 @@ from fastapi import FastAPI, Request
 from starlette.types import Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.settings import Settings
 from api import errors
 from api.errors import PROBLEM_MEDIA_TYPE, ApiError
 from api.main import create_app
 from api.middleware import MAX_BODY_BYTES
 from api.schemas import Problem
+from runtime.settings import Settings
 from tests.fixtures_api import Stack
 
 ADMIN = {"Authorization": "Bearer dev-admin"}

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.db import Ticket
-from activities.keys import DEMO_KEYS
 from api.tickets_service import new_ticket_id
+from store.db import Ticket
+from store.keys import DEMO_KEYS
 from tests.fixtures_api import Stack, completed_activity, recorded_timeline, settled_state, wait_for_event
 
 SUPPORT = "dev-support"

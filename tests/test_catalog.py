@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from activities.catalog import (
+from store.catalog import (
     DEMO_CATALOG,
     CatalogRefused,
     ContractNotFound,
@@ -30,7 +30,7 @@ from activities.catalog import (
     seed_demo_catalog,
     update_contract,
 )
-from activities.db import Contract, Customer, Partner, alembic_config
+from store.db import Contract, Customer, Partner, alembic_config
 from workflows.models import (
     ContractTerms,
     CoverageCalendar,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from activities.settings import get_settings
+from runtime.settings import get_settings
 from tests.fixtures_api import Stack
 from worker import cli
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from activities.channels import (
+from sinks.channels import (
     SendFailed,
     build_email,
     chat_payload,

@@ -39,8 +39,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.testing import WorkflowEnvironment
 
-from activities.catalog import seed_demo_catalog
-from activities.codec import (
+from api.main import create_app
+from runtime.codec import (
     ENCRYPTED,
     KEY_ID,
     CodecConfigError,
@@ -48,12 +48,13 @@ from activities.codec import (
     PayloadDecryptionError,
     data_converter,
 )
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.keys import seed_demo_keys
-from activities.settings import Settings
-from api.main import create_app
+from runtime.settings import Settings
+from runtime.temporal import connect_client
+from store.catalog import seed_demo_catalog
+from store.db import make_engine, make_sessionmaker, migrate
+from store.keys import seed_demo_keys
 from tests.fixtures_api import Stack, wait_until_recorded
-from worker.worker import build_worker, connect_client
+from worker.worker import build_worker
 from workflows.models import workflow_id_for
 
 ADMIN, SUPPORT, CUSTOMER = "dev-admin", "dev-support", "dev-customer-acme"

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.keys import create_key
 from api.console.session import KEY_COOKIE, csrf_token_for
+from store.keys import create_key
 from tests.browser.site import Site, running_console
 from tests.fixtures_api import Stack, completed_activity, settled_state, wait_for_event
 from tests.test_api_permissions import console_as, file_ticket, unchanged_proof

@@ -18,8 +18,9 @@ from sqlalchemy import delete, event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from activities.catalog import CatalogRefused, ContactRole, seed_demo_catalog
-from activities.contacts import (
+from runtime.settings import Settings, get_settings
+from store.catalog import CatalogRefused, ContactRole, seed_demo_catalog
+from store.contacts import (
     CatalogContact,
     NewContact,
     UnknownOwner,
@@ -33,9 +34,8 @@ from activities.contacts import (
     set_partner_contacts,
     set_support_team,
 )
-from activities.db import Contact, SupportTeam
-from activities.recipients import Recipients, recipients_for
-from activities.settings import Settings, get_settings
+from store.db import Contact, SupportTeam
+from store.recipients import Recipients, recipients_for
 from tests.fixtures_api import Stack
 from worker import cli
 from workflows.models import Audience

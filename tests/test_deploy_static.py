@@ -29,9 +29,9 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from activities.keys import DEMO_KEYS
-from activities.settings import Settings
 from api.main import create_app
+from runtime.settings import Settings
+from store.keys import DEMO_KEYS
 from worker import cli
 from worker.devserver import SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
 from workflows import search_attributes
@@ -434,15 +434,15 @@ def test_installed_package_ships_the_alembic_migrations() -> None:
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = set(setuptools.get("packages", []))
     package_data = setuptools.get("package-data", {})
-    migrations = ROOT / "activities" / "migrations"
+    migrations = ROOT / "store" / "migrations"
     scripts = [p for p in migrations.rglob("*") if p.is_file() and p.suffix in {".py", ".mako"}]
     assert scripts
     missing = []
     for script in scripts:
         module_dir = ".".join(script.parent.relative_to(ROOT).parts)
         in_package = module_dir in packages
-        relative = script.relative_to(ROOT / "activities").as_posix()
-        as_data = any(fnmatch.fnmatch(relative, p) for p in package_data.get("activities", []))
+        relative = script.relative_to(ROOT / "store").as_posix()
+        as_data = any(fnmatch.fnmatch(relative, p) for p in package_data.get("store", []))
         if not (in_package or as_data):
             missing.append(relative)
     assert not missing, f"not installed by `pip install .` (pyproject.toml [tool.setuptools]): {missing}"
@@ -484,7 +484,7 @@ def test_make_up_and_test_bootstrap_the_venv_from_pyproject() -> None:
     for step in (
         ".venv/bin/ruff check .",
         ".venv/bin/ruff format --check .",
-        ".venv/bin/mypy workflows activities api worker",
+        ".venv/bin/mypy workflows activities store runtime sinks api worker",
         ".venv/bin/pytest -q",
     ):
         assert step in test_recipe

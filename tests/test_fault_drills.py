@@ -37,12 +37,12 @@ from starlette.responses import Response
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
-from activities import read_model
-from activities.codec import data_converter
-from activities.db import IdempotencyRecord, OutboxNotification, make_engine, make_sessionmaker
-from activities.keys import DEMO_KEYS
-from activities.settings import Settings
 from bench.stack_bench import ticket_body
+from runtime.codec import data_converter
+from runtime.settings import Settings
+from store import tickets as read_model
+from store.db import IdempotencyRecord, OutboxNotification, make_engine, make_sessionmaker
+from store.keys import DEMO_KEYS
 from tests.drill_support import (
     ADMIN,
     SUPPORT,

@@ -25,11 +25,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities import read_model
-from activities.catalog import seed_demo_catalog
-from activities.db import OutboxNotification, make_engine, make_sessionmaker, migrate
 from activities.delivery import NotificationDelivery
-from activities.settings import Settings
+from runtime.settings import Settings
+from store import tickets as read_model
+from store.catalog import seed_demo_catalog
+from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
 from tests.factories import SUPPORT, TEST_OVER, opened_ticket, partner
 from tests.fixtures_api import Stack, sqlite_stack
 from tests.receivers import HttpReceiver, SmtpReceiver

@@ -26,18 +26,19 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.catalog import seed_demo_catalog
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.keys import seed_demo_keys
 from activities.read_model import TicketReadModel
-from activities.settings import Settings
 from api.main import create_app
+from runtime.settings import Settings
+from runtime.telemetry import JsonLogFormatter, ticket_id_of, worker_runtime
+from runtime.temporal import connect_client
+from store.catalog import seed_demo_catalog
+from store.db import make_engine, make_sessionmaker, migrate
+from store.keys import seed_demo_keys
 from tests.factories import TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, completed_activity, wait_for_event
 from tests.fixtures_temporal import BIN_DIR
 from worker import cli
-from worker.telemetry import JsonLogFormatter, ticket_id_of, worker_runtime
-from worker.worker import build_worker, connect_client
+from worker.worker import build_worker
 from workflows.actions import Resume
 from workflows.models import (
     SYSTEM,
@@ -427,7 +428,7 @@ def test_a_taken_metrics_port_leaves_the_worker_running_without_metrics(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         settings = Settings(worker_metrics_port=taken.getsockname()[1])
-        with caplog.at_level(logging.ERROR, logger="worker.telemetry"):
+        with caplog.at_level(logging.ERROR, logger="runtime.telemetry"):
             runtime = worker_runtime(settings)
 
     assert runtime is None

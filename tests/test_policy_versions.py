@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.db import OutboxNotification
+from store.db import OutboxNotification
 from tests.factories import ADMIN, SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from worker.worker import TICKET_WORKFLOWS

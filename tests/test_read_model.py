@@ -13,9 +13,10 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
-from activities.db import Base, Ticket, TicketClockRecord, TicketEventRecord, make_engine, migrate
-from activities.notifications import list_outbox
-from activities.read_model import TicketReadModel, get_ticket_row, get_timeline, list_tickets
+from activities.read_model import TicketReadModel
+from store.db import Base, Ticket, TicketClockRecord, TicketEventRecord, make_engine, migrate
+from store.notifications import list_outbox
+from store.tickets import get_ticket_row, get_timeline, list_tickets
 from workflows.models import (
     Audience,
     ClockKind,

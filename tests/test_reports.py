@@ -40,18 +40,18 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities import reports
-from activities.catalog import seed_demo_catalog
-from activities.clock_outcomes import (
+from store import reports
+from store.catalog import seed_demo_catalog
+from store.clock_outcomes import (
     ClockRow,
     clock_rows,
     record_clocks,
     record_ticket_facts,
     refresh_report_rollups,
 )
-from activities.db import Contract, Ticket, TicketClockRecord
-from activities.read_model import record_events, upsert_ticket_row
-from activities.reports import ReportGroupBy, ReportRangeError, SlaGroup, UptimeRow
+from store.db import Contract, Ticket, TicketClockRecord
+from store.reports import ReportGroupBy, ReportRangeError, SlaGroup, UptimeRow
+from store.tickets import record_events, upsert_ticket_row
 from tests.factories import opened_ticket
 from workflows import machine
 from workflows.models import (

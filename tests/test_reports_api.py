@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from activities.reports import ReportGroupBy, SlaGroup, UptimeRow
 from api.report_schemas import prefers_csv
+from store.reports import ReportGroupBy, SlaGroup, UptimeRow
 from tests.fixtures_api import Stack
 from tests.test_reports import (
     EXPECTED_SCOPED_TIER,

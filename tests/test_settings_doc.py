@@ -15,7 +15,7 @@ from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from activities.settings import Settings
+from runtime.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Configuration"

@@ -14,15 +14,16 @@ from opentelemetry.trace import SpanKind
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
-from activities.catalog import seed_demo_catalog
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.keys import seed_demo_keys
-from activities.settings import Settings
 from api.main import create_app
+from runtime.settings import Settings
+from runtime.telemetry import process_tracer_provider
+from runtime.temporal import connect_client
+from store.catalog import seed_demo_catalog
+from store.db import make_engine, make_sessionmaker, migrate
+from store.keys import seed_demo_keys
 from tests.factories import close_when_done
 from tests.fixtures_api import completed_activity, wait_for_event
-from worker.telemetry import process_tracer_provider
-from worker.worker import build_worker, connect_client
+from worker.worker import build_worker
 from workflows.models import workflow_id_for
 
 LOGIN_DOWN = {

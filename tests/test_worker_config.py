@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from activities.settings import Settings
+from runtime.settings import Settings
 from worker import worker
 from worker.worker import CACHED_TICKET_BYTES, MIN_CACHED_WORKFLOWS, build_worker, max_cached_workflows
 

@@ -19,10 +19,10 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.codec import data_converter
-from activities.db import OutboxNotification
-from activities.read_model import get_timeline
-from activities.settings import Settings
+from runtime.codec import data_converter
+from runtime.settings import Settings
+from store.db import OutboxNotification
+from store.tickets import get_timeline
 from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
 from tests.fixtures_temporal import events_so_far, skip_to

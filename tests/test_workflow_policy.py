@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import OutboxNotification
+from store.db import OutboxNotification
 from tests.factories import SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from workflows import search_attributes

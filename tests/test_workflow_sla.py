@@ -13,8 +13,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Ticket, TicketClockRecord
-from activities.read_model import get_ticket_row, get_timeline
+from store.db import Ticket, TicketClockRecord
+from store.tickets import get_ticket_row, get_timeline
 from tests.factories import SUPPORT, close_when_done, engineer, next_local, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from workflows.models import (

@@ -38,19 +38,20 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from activities import catalog, contacts, keys
-from activities.catalog import seed_demo_catalog
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.keys import DEMO_KEYS, seed_demo_keys
-from activities.settings import Settings, get_settings
-from worker.devserver import DevServer, DevServerError, ensure_port_free
-from worker.telemetry import (
+from runtime.settings import Settings, get_settings
+from runtime.telemetry import (
     configure_logging,
     process_tracer_provider,
     worker_metrics_address,
     worker_runtime,
 )
-from worker.worker import connect_client, run_worker
+from runtime.temporal import connect_client
+from store import catalog, contacts, keys
+from store.catalog import seed_demo_catalog
+from store.db import make_engine, make_sessionmaker, migrate
+from store.keys import DEMO_KEYS, seed_demo_keys
+from worker.devserver import DevServer, DevServerError, ensure_port_free
+from worker.worker import run_worker
 from workflows.entitlement import IntakeRefused, quote_response_deadline
 from workflows.models import Principal, ProductType, Role, Severity, Tier
 

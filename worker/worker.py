@@ -1,4 +1,4 @@
-"""The Temporal worker for the `tickets` task queue, and the process's Temporal client."""
+"""The Temporal worker for the `tickets` task queue."""
 
 from __future__ import annotations
 
@@ -10,19 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
-from activities.codec import data_converter
-from activities.db import make_engine, make_sessionmaker
 from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
-from activities.settings import Settings
-from worker.telemetry import tracing_interceptors
+from runtime.settings import Settings
+from store.db import make_engine, make_sessionmaker
 from workflows.ticket import TicketDeliveries, TicketWorkflow
 
 log = logging.getLogger(__name__)
@@ -66,28 +62,6 @@ def max_cached_workflows(memory: int | None = None) -> int:
     usable memory) over what one cached ticket measured."""
     budget = (usable_memory() if memory is None else memory) * CACHE_MEMORY_SHARE
     return max(MIN_CACHED_WORKFLOWS, int(budget // CACHED_TICKET_BYTES))
-
-
-async def connect_client(
-    settings: Settings,
-    *,
-    runtime: Runtime | None = None,
-    tracer_provider: TracerProvider | None = None,
-) -> Client:
-    """One client per process. API key and TLS are for Temporal Cloud. Its data converter
-    (with the history codec when keys are set) is also the worker's. `runtime` serves the
-    worker's metrics (worker/telemetry.py); with a `tracer_provider` the client, and every
-    worker built on it, traces starts, workflows and activities."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key,
-        # None lets the SDK turn TLS on by itself when an API key is given.
-        tls=True if settings.temporal_tls else None,
-        data_converter=data_converter(settings),
-        interceptors=tracing_interceptors(tracer_provider),
-        runtime=runtime,
-    )
 
 
 # TicketDeliveries carries a closed ticket's last notices on when a sink is down.

@@ -2,7 +2,7 @@
 
 Pure: no Temporal, no I/O. The machine decides who hears of an event (workflows/ladder.py,
 machine.py, actions.py); this table decides how. Recipients come from the catalog at send
-time (activities/recipients.py): a customer's and a partner's contacts, each level's team.
+time (store/recipients.py): a customer's and a partner's contacts, each level's team.
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.catalog import CATALOG_ID, list_customers
-from activities.db import Ticket, TicketClockRecord
 from api import tickets_service as service
 from api.console.views import ClockView, next_clock
 from api.errors import ApiError
+from store.catalog import CATALOG_ID, list_customers
+from store.db import Ticket, TicketClockRecord
 from workflows.models import (
     ClockStatus,
     OwningLine,

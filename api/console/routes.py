@@ -19,9 +19,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from activities import read_model, reports
-from activities.catalog import get_contract_terms
-from activities.settings import Settings
 from api import tickets_service as service
 from api.console import forms, session
 from api.console.queue import (
@@ -48,6 +45,10 @@ from api.console.views import (
 from api.deps import ClientDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import TicketCreate
+from runtime.settings import Settings
+from store import reports
+from store import tickets as read_model
+from store.catalog import get_contract_terms
 from workflows.calendars import CalendarError
 from workflows.clocks import due_after
 from workflows.entitlement import IntakeRefused, build_entitlement

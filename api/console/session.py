@@ -2,7 +2,7 @@
 
 The console signs in with the same API keys as the API: the key a person pastes is kept in an
 HttpOnly, SameSite=Strict cookie scoped to /console (Secure over https), and each request looks
-its principal up exactly as `Authorization: Bearer` does (`activities.keys.principal_for_secret`,
+its principal up exactly as `Authorization: Bearer` does (`store.keys.principal_for_secret`,
 which hashes it). The key never appears in a page, a URL or a log line.
 
 Forms carry a CSRF token bound to the session: an HMAC of a fixed label keyed by the API key,
@@ -23,7 +23,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.keys import principal_for_secret
+from store.keys import principal_for_secret
 from workflows.models import Principal
 
 COOKIE_PATH = "/console"

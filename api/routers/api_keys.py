@@ -6,12 +6,12 @@ import logging
 
 from fastapi import APIRouter, Response, status
 
-from activities import keys
-from activities.catalog import CatalogRefused
 from api.auth import AdminDep
 from api.catalog_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, refusal
 from api.deps import SessionDep
 from api.errors import ApiError, problem_responses
+from store import keys
+from store.catalog import CatalogRefused
 
 log = logging.getLogger("escalator.keys")
 

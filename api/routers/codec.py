@@ -3,7 +3,7 @@
 The Temporal remote codec protocol: `POST /codec/decode` and `POST /codec/encode` take
 `{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "<base64>"}]}` (protobuf JSON
 of `temporal.api.common.v1.Payloads`) and answer the same shape. The codec is the one the
-API's own Temporal client uses (activities/codec.py); with history encryption off both
+API's own Temporal client uses (runtime/codec.py); with history encryption off both
 answer the payloads unchanged, as the workers and the API treat them.
 
     temporal workflow show --workflow-id ticket-<id> \\
@@ -25,10 +25,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
-from activities.codec import PayloadDecryptionError
 from api.auth import AdminDep
 from api.deps import ClientDep
 from api.errors import ApiError, problem_responses
+from runtime.codec import PayloadDecryptionError
 
 log = logging.getLogger("escalator.codec")
 

@@ -1,7 +1,7 @@
 """/customers/{id}/contacts and /partners/{id}/contacts: who hears of their tickets. Admin keys only.
 
 A customer's contacts get its tickets' updates; a partner's `notify` contacts get its
-customers' updates and its `on_call` contacts its pages (activities/recipients.py).
+customers' updates and its `on_call` contacts its pages (store/recipients.py).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import logging
 
 from fastapi import APIRouter
 
-from activities import contacts
-from activities.catalog import CatalogRefused
 from api.auth import AdminDep
 from api.catalog_schemas import refusal
 from api.contact_schemas import ContactsPublic, ContactsUpdate
 from api.deps import SessionDep
 from api.errors import ApiError, problem_responses
+from store import contacts
+from store.catalog import CatalogRefused
 
 log = logging.getLogger("escalator.catalog")
 

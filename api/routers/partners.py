@@ -6,11 +6,11 @@ import logging
 
 from fastapi import APIRouter, Response, status
 
-from activities import catalog
 from api.auth import AdminDep
 from api.catalog_schemas import PartnerCreate, PartnerPublic, refusal
 from api.deps import SessionDep
 from api.errors import problem_responses
+from store import catalog
 
 log = logging.getLogger("escalator.catalog")
 

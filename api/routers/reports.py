@@ -12,8 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from activities import reports
-from activities.catalog import CATALOG_ID, CATALOG_ID_RULE
 from api.auth import PrincipalDep
 from api.deps import SessionDep
 from api.errors import ApiError, problem_responses
@@ -24,6 +22,8 @@ from api.report_schemas import (
     UptimeReportPublic,
     prefers_csv,
 )
+from store import reports
+from store.catalog import CATALOG_ID, CATALOG_ID_RULE
 from workflows.models import Principal, Role
 from workflows.permissions import Capability, Grant, grant
 

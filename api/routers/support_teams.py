@@ -11,13 +11,13 @@ import logging
 
 from fastapi import APIRouter
 
-from activities import contacts
-from activities.catalog import CatalogRefused
 from api.auth import AdminDep
 from api.catalog_schemas import refusal
 from api.contact_schemas import SupportTeamPublic, SupportTeamUpdate
 from api.deps import SessionDep
 from api.errors import ApiError, problem_responses
+from store import contacts
+from store.catalog import CatalogRefused
 
 log = logging.getLogger("escalator.catalog")
 

@@ -13,13 +13,14 @@ from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities import notifications, read_model
 from api import tickets_service as service
 from api.actions import ACTION_ROUTES, ActionRoute
 from api.auth import PrincipalDep
 from api.deps import ClientDep, SessionDep, SettingsDep
 from api.errors import ApiError, problem_responses
 from api.schemas import NotificationList, NotificationPublic, TicketCreate, TicketList, TicketPublic, Timeline
+from store import notifications
+from store import tickets as read_model
 from workflows.models import (
     Audience,
     NoticeChannel,

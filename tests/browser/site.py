@@ -18,11 +18,11 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from temporalio.client import Client
 
-from activities.catalog import create_customer, seed_demo_catalog
-from activities.db import make_engine, make_sessionmaker, migrate
-from activities.keys import seed_demo_keys
-from activities.settings import Settings
 from api.main import create_app
+from runtime.settings import Settings
+from store.catalog import create_customer, seed_demo_catalog
+from store.db import make_engine, make_sessionmaker, migrate
+from store.keys import seed_demo_keys
 from worker.worker import build_worker
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -40,9 +40,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import OutboxNotification, make_engine, make_sessionmaker, migrate
-from activities.read_model import get_timeline
-from activities.settings import Settings
+from runtime.settings import Settings
+from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
+from store.tickets import get_timeline
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from worker.worker import build_worker
 from workflows import search_attributes

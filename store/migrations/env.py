@@ -1,7 +1,7 @@
 """Alembic environment.
 
-Two entry points: `alembic upgrade head` (URL from activities.settings), and
-activities.db.migrate, which passes its own connection in `config.attributes["connection"]`.
+Two entry points: `alembic upgrade head` (URL from runtime.settings), and
+store.db.migrate, which passes its own connection in `config.attributes["connection"]`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection, pool
 
-from activities.db import Base, make_engine
-from activities.settings import get_settings
+from runtime.settings import get_settings
+from store.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -19,10 +19,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.catalog import ContactRole
-from activities.contacts import TEAM_AUDIENCES
-from activities.db import Contact, Contract, SupportTeam
-from activities.settings import Settings
+from runtime.settings import Settings
+from store.catalog import ContactRole
+from store.contacts import TEAM_AUDIENCES
+from store.db import Contact, Contract, SupportTeam
 from workflows.models import Audience
 
 DEFAULT_TIMEZONE = "UTC"

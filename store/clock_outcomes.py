@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Executable, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
+from store.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
 from workflows.models import ClockKind, ClockStatus, CoverageCalendar, OwningLine, SlaClock
 
 ESCALATION_LEVELS = (2, 3, 4)

@@ -2,7 +2,7 @@
 scan tickets once instead of joining 100,000 tickets to their clocks and events.
 
 They are a projection of ticket_clocks and ticket_events, recounted by the sync in the same
-transaction (activities/clock_outcomes.py). Escalations already recorded are counted here;
+transaction (store/clock_outcomes.py). Escalations already recorded are counted here;
 tickets synced before 0004 have no clock rows, so their response counts start at 0.
 
 Revision ID: 0005

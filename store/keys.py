@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.catalog import CATALOG_ID, CatalogRefused
-from activities.db import ApiKey, Customer, Partner, dialect_insert, utcnow
+from store.catalog import CATALOG_ID, CatalogRefused
+from store.db import ApiKey, Customer, Partner, dialect_insert, utcnow
 from workflows.models import Principal, Role
 from workflows.text import check_clean_text
 

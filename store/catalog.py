@@ -20,7 +20,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.db import Contact, Contract, Customer, Partner, SupportTeam, dialect_insert, utcnow
+from store.db import Contact, Contract, Customer, Partner, SupportTeam, dialect_insert, utcnow
 from workflows.calendars import describe_duration
 from workflows.entitlement import IntakeRefused, check_timezone, public_holidays
 from workflows.models import Audience, ContractTerms, CoverageCalendar, ProductType, Severity, Tier
@@ -97,7 +97,7 @@ class PartnerSeed:
 
 @dataclass(frozen=True)
 class ContactSeed:
-    """A demo contact of one customer or one partner (activities/contacts.py)."""
+    """A demo contact of one customer or one partner (store/contacts.py)."""
 
     name: str
     email: str

@@ -43,8 +43,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from activities.clock_outcomes import ESCALATION_LEVELS
-from activities.db import Contract, Ticket, UTCDateTime
+from store.clock_outcomes import ESCALATION_LEVELS
+from store.db import Contract, Ticket, UTCDateTime
 from workflows.models import OwningLine, Product, ProductType, Tier
 from workflows.policy import UPTIME_TARGETS
 
@@ -321,7 +321,7 @@ async def sla_report(
     """GET /reports/sla: per group, for tickets received in [start, end) within reach.
 
     Two scans of the tickets, no joins: the figures of each ticket's clocks and events are
-    its rollups (`activities.clock_outcomes.refresh_report_rollups`).
+    its rollups (`store.clock_outcomes.refresh_report_rollups`).
 
     - `first_response_met` / `_breached`: binding first-response clocks that have ended
       (each line's first response, and ConnectSoft's response to a partner's handoff);

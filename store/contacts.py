@@ -3,7 +3,7 @@
 A customer's contacts get the updates on its tickets; a partner's `notify` contacts get its
 customers' updates and its `on_call` contacts its pages. A support team row says where one of
 ConnectSoft's own audiences (support_l1 ... leadership_l4, support_lead, on_call) is reached.
-activities/recipients.py reads them for each notification. Pager routing keys are secrets
+store/recipients.py reads them for each notification. Pager routing keys are secrets
 and stay in the settings, never here.
 
 Like the rest of the catalog, every edit is checked first and refused with a `CatalogRefused`
@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.catalog import CATALOG_ID, CatalogRefused, ContactRole, _check_name
-from activities.db import Contact, Customer, Partner, SupportTeam, dialect_insert
+from store.catalog import CATALOG_ID, CatalogRefused, ContactRole, _check_name
+from store.db import Contact, Customer, Partner, SupportTeam, dialect_insert
 from workflows.entitlement import IntakeRefused, check_timezone
 from workflows.models import Audience
 

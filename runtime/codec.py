@@ -35,7 +35,7 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
-from activities.settings import Settings
+from runtime.settings import Settings
 
 ENCODING = "encoding"
 ENCRYPTED = b"binary/encrypted"

@@ -27,7 +27,7 @@ from temporalio import activity, workflow
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from activities.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

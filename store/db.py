@@ -1,6 +1,6 @@
 """The read model's tables, the async engine, and schema migration.
 
-The schema is created only by the Alembic migrations in `activities/migrations`; these ORM
+The schema is created only by the Alembic migrations in `store/migrations`; these ORM
 classes must match them (a test compares the two).
 """
 
@@ -142,7 +142,7 @@ Index(
 
 
 class Contact(Base):
-    """Someone notified for a customer or a partner (activities/contacts.py): exactly one owner.
+    """Someone notified for a customer or a partner (store/contacts.py): exactly one owner.
 
     `role` is `notify` (updates on the owner's tickets) or `on_call` (a partner's pages).
     """
@@ -204,7 +204,7 @@ class Ticket(Base):
     # A breach by the partner's first line, kept apart from ConnectSoft's own.
     partner_sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column()
-    # Facts for the reports (activities/clock_outcomes.py): MTTA, MTTR and uptime.
+    # Facts for the reports (store/clock_outcomes.py): MTTA, MTTR and uptime.
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     # Wall-clock seconds spent waiting on the customer, which MTTR leaves out.

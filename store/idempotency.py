@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from activities.db import IdempotencyRecord, dialect_insert
+from store.db import IdempotencyRecord, dialect_insert
 
 
 async def claim(*, session: AsyncSession, scope: str, key: str, digest: str) -> bool:

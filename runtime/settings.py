@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # One send, start to finish; Temporal retries it with backoff after that.
     notify_timeout_seconds: float = 10.0
 
-    # Encrypted history (activities/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
+    # Encrypted history (runtime/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
     # bytes>"} as JSON, and the id of the one that encrypts. Old ids stay listed so that what
     # they encrypted still decrypts after a rotation. No keys: history is not encrypted.
     codec_keys: dict[str, SecretStr] = Field(default_factory=dict)

@@ -1,0 +1,158 @@
+"""Ticket rows and their events in the read model: the writes `record_ticket` makes and the
+queries the API reads.
+
+Workflows are the source of truth; these rows are a projection for lists and reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Executable, Select, Table, func, select
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.db import Base, Ticket, TicketEventRecord
+from workflows.models import Severity, TicketEvent, TicketRow, TicketStatus, Tier
+
+# One statement per database backend, built once on the table: building it (its `excluded`
+# columns) and the ORM's bulk-insert path cost more than running it. The values are the
+# execution's parameters.
+_ROW_UPSERTS: dict[str, Executable] = {}
+
+
+def _table_insert(session: AsyncSession, entity: type[Base]) -> PostgresInsert | SQLiteInsert:
+    """INSERT on the entity's table: Core, so the ORM's bulk-insert machinery stays out of it."""
+    table = cast(Table, entity.__table__)
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+def _row_upsert(session: AsyncSession) -> Executable:
+    backend = session.get_bind().dialect.name
+    stmt = _ROW_UPSERTS.get(backend)
+    if stmt is None:
+        insert = _table_insert(session, Ticket)
+        excluded = insert.excluded
+        stmt = _ROW_UPSERTS[backend] = insert.on_conflict_do_update(
+            index_elements=[Ticket.ticket_id],
+            set_={name: excluded[name] for name in TicketRow.model_fields if name != "ticket_id"},
+            # A late retry of an older sync must not roll the row back.
+            where=excluded.updated_at >= Ticket.updated_at,
+        )
+    return stmt
+
+
+async def upsert_ticket_row(*, session: AsyncSession, row: TicketRow) -> None:
+    await session.execute(_row_upsert(session), row.model_dump())
+
+
+async def record_events(*, session: AsyncSession, ticket_id: str, events: list[TicketEvent]) -> None:
+    if not events:
+        return
+    rows = [{"ticket_id": ticket_id, **event.model_dump()} for event in events]
+    await session.execute(_event_insert(session), rows)
+
+
+_EVENT_INSERTS: dict[str, Executable] = {}
+
+
+def _event_insert(session: AsyncSession) -> Executable:
+    backend = session.get_bind().dialect.name
+    stmt = _EVENT_INSERTS.get(backend)
+    if stmt is None:
+        stmt = _EVENT_INSERTS[backend] = _table_insert(session, TicketEventRecord).on_conflict_do_nothing(
+            index_elements=[TicketEventRecord.ticket_id, TicketEventRecord.seq]
+        )
+    return stmt
+
+
+def _filtered(
+    stmt: Select[Any],
+    *,
+    scope_customer_id: str | None,
+    scope_partner_id: str | None,
+    customer_id: str | None,
+    status: TicketStatus | None,
+    tier: Tier | None,
+    severity: Severity | int | None,
+    breached: bool | None,
+    partner_breached: bool | None,
+) -> Select[Any]:
+    # The principal's reach: a customer sees itself, a partner its customers' tickets.
+    if scope_customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == scope_customer_id)
+    if scope_partner_id is not None:
+        stmt = stmt.where(Ticket.partner_id == scope_partner_id)
+    if customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(Ticket.status == status)
+    if tier is not None:
+        stmt = stmt.where(Ticket.tier == tier)
+    if severity is not None:
+        stmt = stmt.where(Ticket.severity == int(severity))
+    if breached is not None:
+        stmt = stmt.where(Ticket.sla_breached == breached)
+    if partner_breached is not None:
+        stmt = stmt.where(Ticket.partner_sla_breached == partner_breached)
+    return stmt
+
+
+async def list_tickets(
+    *,
+    session: AsyncSession,
+    scope_customer_id: str | None = None,
+    scope_partner_id: str | None = None,
+    customer_id: str | None = None,
+    status: TicketStatus | None = None,
+    tier: Tier | None = None,
+    severity: Severity | int | None = None,
+    breached: bool | None = None,
+    partner_breached: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[TicketRow], int]:
+    """One page of tickets within the scope, newest received first, and the total matching.
+
+    `scope_customer_id` / `scope_partner_id` restrict to a principal's reach; the other
+    arguments are the caller's filters.
+    """
+    filters: dict[str, Any] = {
+        "scope_customer_id": scope_customer_id,
+        "scope_partner_id": scope_partner_id,
+        "customer_id": customer_id,
+        "status": status,
+        "tier": tier,
+        "severity": severity,
+        "breached": breached,
+        "partner_breached": partner_breached,
+    }
+    total = await session.scalar(_filtered(select(func.count()).select_from(Ticket), **filters))
+    page = await session.scalars(
+        _filtered(select(Ticket), **filters)
+        # ticket_id breaks ties so pages never overlap.
+        .order_by(Ticket.received_at.desc(), Ticket.ticket_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [TicketRow.model_validate(ticket, from_attributes=True) for ticket in page]
+    return rows, total or 0
+
+
+async def get_ticket_row(*, session: AsyncSession, ticket_id: str) -> TicketRow | None:
+    ticket = await session.get(Ticket, ticket_id)
+    return TicketRow.model_validate(ticket, from_attributes=True) if ticket else None
+
+
+async def get_timeline(*, session: AsyncSession, ticket_id: str) -> list[TicketEvent]:
+    records = await session.scalars(
+        select(TicketEventRecord)
+        .where(TicketEventRecord.ticket_id == ticket_id)
+        .order_by(TicketEventRecord.seq)
+    )
+    return [TicketEvent.model_validate(record, from_attributes=True) for record in records]
