@@ -6,6 +6,9 @@ classes must match them (a test compares the two).
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -373,6 +376,14 @@ def alembic_config() -> Config:
     return config
 
 
+# Alembic keeps its `context` and `op` proxies in module globals, so two migrations running
+# at once in one process (two databases, each awaiting its own DDL) install and remove each
+# other's: one ran its DDL on the other's connection, or failed with KeyError: 'config'
+# (the flaky fault drill, issue 17). One migration at a time per event loop (the loop is
+# single-threaded, and a process migrates from one loop at a time).
+_MIGRATING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (Alembic `upgrade head`)."""
 
@@ -381,6 +392,12 @@ async def migrate(engine: AsyncEngine) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
+    lock = _MIGRATING.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        await _migrate_with(engine, upgrade)
+
+
+async def _migrate_with(engine: AsyncEngine, upgrade: Callable[[Connection], None]) -> None:
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Worker and API replicas may start together; one migrates, the rest wait and no-op.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -285,6 +286,23 @@ async def test_migrating_twice_is_a_no_op(db_engine: AsyncEngine) -> None:
     async with db_engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert len(versions) == 1
+
+
+async def test_two_databases_migrate_at_once_in_one_process(tmp_path: Path) -> None:
+    """Alembic's proxies are process globals: two migrations awaiting their DDL side by side
+    used to run one's DDL on the other's connection (the flaky fault drill, issue 17 §9)."""
+    engines = [make_engine(f"sqlite:///{tmp_path / f'db{n}.sqlite'}") for n in range(3)]
+    try:
+        await asyncio.gather(*(migrate(engine) for engine in engines))
+        for engine in engines:
+            async with engine.connect() as connection:
+                tables = (await connection.execute(text("SELECT count(*) FROM tickets"))).scalar_one()
+                version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
+            assert tables == 0
+            assert len(version) == 1
+    finally:
+        for engine in engines:
+            await engine.dispose()
 
 
 async def test_sqlite_engine_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
