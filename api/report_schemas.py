@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from store.reports import ESCALATION_LEVELS, SlaGroup, UptimeRow
+from store.clock_outcomes import ESCALATION_LEVELS
+from store.sla_report import SlaGroup
+from store.uptime_report import UptimeRow
 
 CSV_MEDIA_TYPE = "text/csv"
 SVG_MEDIA_TYPE = "image/svg+xml"

@@ -29,7 +29,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.common import Result
-from store import reports
+from store import sla_report, uptime_report
 from store.catalog import seed_demo_catalog
 from store.clock_outcomes import refresh_report_rollups
 from store.db import (
@@ -239,35 +239,35 @@ async def measure(
                 .where(Ticket.received_at >= start, Ticket.received_at < end)
             )
 
-    def sla(group_by: reports.ReportGroupBy) -> Callable[[], Awaitable[object]]:
+    def sla(group_by: sla_report.ReportGroupBy) -> Callable[[], Awaitable[object]]:
         async def query() -> object:
             async with sessionmaker() as session:
-                return await reports.sla_report(session=session, start=start, end=end, group_by=group_by)
+                return await sla_report.sla_report(session=session, start=start, end=end, group_by=group_by)
 
         return query
 
     async def weeks() -> object:
         async with sessionmaker() as session:
-            return await reports.sla_weeks(session=session, start=start, end=end)
+            return await sla_report.sla_weeks(session=session, start=start, end=end)
 
     async def uptime() -> object:
         async with sessionmaker() as session:
-            return await reports.uptime_report(session=session, month="2026-06", now=end)
+            return await uptime_report.uptime_report(session=session, month="2026-06", now=end)
 
     async def partner_sla() -> object:
         async with sessionmaker() as session:
-            return await reports.sla_report(
+            return await sla_report.sla_report(
                 session=session,
                 start=start,
                 end=end,
-                group_by=reports.ReportGroupBy.TIER,
+                group_by=sla_report.ReportGroupBy.TIER,
                 scope_partner_id="p03",
             )
 
     subjects: dict[str, Callable[[], Awaitable[object]]] = {
-        "sla group_by=tier": sla(reports.ReportGroupBy.TIER),
-        "sla group_by=line": sla(reports.ReportGroupBy.LINE),
-        "sla group_by=customer": sla(reports.ReportGroupBy.CUSTOMER),
+        "sla group_by=tier": sla(sla_report.ReportGroupBy.TIER),
+        "sla group_by=line": sla(sla_report.ReportGroupBy.LINE),
+        "sla group_by=customer": sla(sla_report.ReportGroupBy.CUSTOMER),
         "sla, one partner's reach": partner_sla,
         "sla chart weeks": weeks,
         "uptime, one month": uptime,

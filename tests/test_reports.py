@@ -40,7 +40,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store import reports
+from store import report_sql, sla_report, uptime_report
 from store.catalog import seed_demo_catalog
 from store.clock_outcomes import (
     ClockRow,
@@ -50,8 +50,10 @@ from store.clock_outcomes import (
     refresh_report_rollups,
 )
 from store.db import Contract, Ticket, TicketClockRecord
-from store.reports import ReportGroupBy, ReportRangeError, SlaGroup, UptimeRow
+from store.report_sql import ReportRangeError
+from store.sla_report import ReportGroupBy, SlaGroup
 from store.tickets import record_events, upsert_ticket_row
+from store.uptime_report import UptimeRow
 from tests.factories import opened_ticket
 from workflows import machine
 from workflows.models import (
@@ -288,7 +290,7 @@ async def seed_reports(sessionmaker: Sessionmaker) -> None:
         await session.execute(
             update(Contract)
             .where(Contract.customer_id == "contoso")
-            .values(overrides={reports.UPTIME_OVERRIDE_FIELD: CONTOSO_UPTIME})
+            .values(overrides={uptime_report.UPTIME_OVERRIDE_FIELD: CONTOSO_UPTIME})
         )
     for seeded in SEED:
         updated_at = seeded.received_at + timedelta(days=3)
@@ -438,7 +440,7 @@ EXPECTED_UPTIME_MARCH = [
 
 async def sla(sessionmaker: Sessionmaker, group_by: ReportGroupBy, **scope: Any) -> list[SlaGroup]:
     async with sessionmaker() as session:
-        return await reports.sla_report(
+        return await sla_report.sla_report(
             session=session, start=MARCH[0], end=MARCH[1], group_by=group_by, **scope
         )
 
@@ -504,10 +506,10 @@ async def test_period_is_half_open_on_received_at(sessionmaker: Sessionmaker) ->
 
     async with sessionmaker() as session:
         # From A's exact intake to B's: A only.
-        only_a = await reports.sla_report(
+        only_a = await sla_report.sla_report(
             session=session, start=mar(2, 8, 30), end=mar(2, 9), group_by=ReportGroupBy.CUSTOMER
         )
-        february = await reports.sla_report(
+        february = await sla_report.sla_report(
             session=session, start=at(2, 1, 0), end=MARCH[0], group_by=ReportGroupBy.CUSTOMER
         )
 
@@ -520,7 +522,7 @@ async def test_empty_period_has_no_groups(sessionmaker: Sessionmaker) -> None:
     await seed_reports(sessionmaker)
 
     async with sessionmaker() as session:
-        groups = await reports.sla_report(
+        groups = await sla_report.sla_report(
             session=session, start=at(6, 1, 0), end=at(7, 1, 0), group_by=ReportGroupBy.TIER
         )
 
@@ -541,13 +543,13 @@ async def test_empty_period_has_no_groups(sessionmaker: Sessionmaker) -> None:
 )
 def test_period_must_be_ordered_and_at_most_a_year(start: datetime, end: datetime, rule: str) -> None:
     with pytest.raises(ReportRangeError) as refused:
-        reports.check_period(start, end)
+        report_sql.check_period(start, end)
 
     assert refused.value.rule == rule
 
 
 def test_naive_period_bounds_are_utc() -> None:
-    start, end = reports.check_period(datetime(2026, 3, 1), datetime(2026, 4, 1, 2, tzinfo=UTC))
+    start, end = report_sql.check_period(datetime(2026, 3, 1), datetime(2026, 4, 1, 2, tzinfo=UTC))
 
     assert start == MARCH[0] and end.tzinfo is not None
 
@@ -559,7 +561,7 @@ async def test_weeks_split_breaches_by_line(sessionmaker: Sessionmaker) -> None:
     await seed_reports(sessionmaker)
 
     async with sessionmaker() as session:
-        weeks = await reports.sla_weeks(session=session, start=MARCH[0], end=MARCH[1])
+        weeks = await sla_report.sla_weeks(session=session, start=MARCH[0], end=MARCH[1])
 
     # March 1 2026 is a Sunday: its week starts Monday February 23; the last week starts
     # Monday March 30.
@@ -586,7 +588,7 @@ async def test_weeks_split_breaches_by_line(sessionmaker: Sessionmaker) -> None:
 
 async def uptime_rows(sessionmaker: Sessionmaker, month: str, **filters: Any) -> list[UptimeRow]:
     async with sessionmaker() as session:
-        return await reports.uptime_report(session=session, month=month, now=NOW, **filters)
+        return await uptime_report.uptime_report(session=session, month=month, now=NOW, **filters)
 
 
 async def test_uptime_merges_overlaps_and_splits_outages_at_month_ends(sessionmaker: Sessionmaker) -> None:
@@ -631,17 +633,17 @@ async def test_uptime_for_one_customer_and_by_reach(sessionmaker: Sessionmaker) 
 @pytest.mark.parametrize("month", ["2026-3", "2026-13", "26-03", "1999-12", "march", "2026-03-01"])
 def test_month_must_be_yyyy_mm(month: str) -> None:
     with pytest.raises(ReportRangeError) as refused:
-        reports.month_bounds(month)
+        uptime_report.month_bounds(month)
 
     assert refused.value.rule == "report_month"
 
 
 def test_months_are_utc_calendar_months() -> None:
-    assert reports.month_bounds("2028-02") == (
+    assert uptime_report.month_bounds("2028-02") == (
         datetime(2028, 2, 1, tzinfo=UTC),
         datetime(2028, 3, 1, tzinfo=UTC),
     )
-    assert reports.month_bounds("2026-12")[1] == datetime(2027, 1, 1, tzinfo=UTC)
+    assert uptime_report.month_bounds("2026-12")[1] == datetime(2027, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -662,7 +664,7 @@ def test_months_are_utc_calendar_months() -> None:
 def test_uptime_target_is_the_contracts_own_or_the_tiers(
     tier: str | None, product_type: str | None, overrides: dict[str, Any] | None, expected: tuple[Any, Any]
 ) -> None:
-    assert reports.uptime_target(tier, product_type, overrides) == expected
+    assert uptime_report.uptime_target(tier, product_type, overrides) == expected
 
 
 # --- Writing clock outcomes ---------------------------------------------------------------------

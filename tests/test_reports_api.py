@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from api.report_schemas import prefers_csv
-from store.reports import ReportGroupBy, SlaGroup, UptimeRow
+from store.sla_report import ReportGroupBy, SlaGroup
+from store.uptime_report import UptimeRow
 from tests.fixtures_api import Stack
 from tests.test_reports import (
     EXPECTED_SCOPED_TIER,

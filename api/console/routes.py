@@ -46,7 +46,7 @@ from api.deps import ClientDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import TicketCreate
 from runtime.settings import Settings
-from store import reports
+from store import report_sql, sla_report, uptime_report
 from store import tickets as read_model
 from store.catalog import get_contract_terms
 from workflows.calendars import CalendarError
@@ -509,28 +509,28 @@ async def reports_page(request: Request, viewer: session.PageViewer, db: Session
     start, end, month, problems = _report_period(request)
     raw_group = request.query_params.get("group_by", "tier")
     group_by = (
-        reports.ReportGroupBy(raw_group)
-        if raw_group in set(reports.ReportGroupBy)
-        else reports.ReportGroupBy.TIER
+        sla_report.ReportGroupBy(raw_group)
+        if raw_group in set(sla_report.ReportGroupBy)
+        else sla_report.ReportGroupBy.TIER
     )
     scope = _report_scope(viewer.principal)
-    groups: list[reports.SlaGroup] = []
-    uptime: list[reports.UptimeRow] = []
+    groups: list[sla_report.SlaGroup] = []
+    uptime: list[uptime_report.UptimeRow] = []
     try:
-        start, end = reports.check_period(start, end)
-        groups = await reports.sla_report(session=db, start=start, end=end, group_by=group_by, **scope)
-    except reports.ReportRangeError as err:
+        start, end = report_sql.check_period(start, end)
+        groups = await sla_report.sla_report(session=db, start=start, end=end, group_by=group_by, **scope)
+    except report_sql.ReportRangeError as err:
         problems.append(err.message)
     try:
-        uptime = await reports.uptime_report(session=db, month=month, now=datetime.now(UTC), **scope)
-    except reports.ReportRangeError as err:
+        uptime = await uptime_report.uptime_report(session=db, month=month, now=datetime.now(UTC), **scope)
+    except report_sql.ReportRangeError as err:
         problems.append(err.message)
     context = {
         "start": start.date(),
         "end": end.date(),
         "month": month,
         "group_by": group_by.value,
-        "group_choices": [g.value for g in reports.ReportGroupBy],
+        "group_choices": [g.value for g in sla_report.ReportGroupBy],
         "groups": groups,
         "uptime": uptime,
         "problems": problems,
@@ -544,10 +544,10 @@ async def reports_page(request: Request, viewer: session.PageViewer, db: Session
 async def reports_chart(request: Request, viewer: session.PageViewer, db: SessionDep) -> Response:
     start, end, _, _ = _report_period(request)
     try:
-        start, end = reports.check_period(start, end)
-    except reports.ReportRangeError as err:
+        start, end = report_sql.check_period(start, end)
+    except report_sql.ReportRangeError as err:
         return Response(err.message, status_code=422, media_type="text/plain")
-    weeks = await reports.sla_weeks(session=db, start=start, end=end, **_report_scope(viewer.principal))
+    weeks = await sla_report.sla_weeks(session=db, start=start, end=end, **_report_scope(viewer.principal))
     title = f"First-response SLA, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC)"
-    svg = await run_in_threadpool(reports.render_sla_chart, weeks, title=title)
+    svg = await run_in_threadpool(sla_report.render_sla_chart, weeks, title=title)
     return Response(svg, media_type="image/svg+xml")

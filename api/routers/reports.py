@@ -22,7 +22,7 @@ from api.report_schemas import (
     UptimeReportPublic,
     prefers_csv,
 )
-from store import reports
+from store import report_sql, sla_report, uptime_report
 from store.catalog import CATALOG_ID, CATALOG_ID_RULE
 from workflows.models import Principal, Role
 from workflows.permissions import Capability, Grant, grant
@@ -60,8 +60,8 @@ def _reach(principal: Principal) -> dict[str, str | None]:
 
 def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     try:
-        return reports.check_period(start, end)
-    except reports.ReportRangeError as err:
+        return report_sql.check_period(start, end)
+    except report_sql.ReportRangeError as err:
         raise ApiError(422, err.message, rule=err.rule) from None
 
 
@@ -75,13 +75,13 @@ async def get_sla_report(
     session: SessionDep,
     start: From,
     to: To,
-    group_by: reports.ReportGroupBy = reports.ReportGroupBy.TIER,
+    group_by: sla_report.ReportGroupBy = sla_report.ReportGroupBy.TIER,
     accept: Accept = None,
 ) -> Any:
     """First-response attainment, MTTA p50/p90, MTTR and escalations per group, for the
     tickets received in [from, to) within the caller's reach (at most 366 days)."""
     start, end = _period(start, to)
-    groups = await reports.sla_report(
+    groups = await sla_report.sla_report(
         session=session, start=start, end=end, group_by=group_by, **_reach(principal)
     )
     report = SlaReportPublic(groups=groups)
@@ -102,10 +102,10 @@ async def get_sla_chart(principal: PrincipalDep, session: SessionDep, start: Fro
     """First-response attainment per week (line) and breaches per week stacked by line (bars),
     for tickets received in [from, to) within the caller's reach, as SVG."""
     start, end = _period(start, to)
-    weeks = await reports.sla_weeks(session=session, start=start, end=end, **_reach(principal))
+    weeks = await sla_report.sla_weeks(session=session, start=start, end=end, **_reach(principal))
     title = f"First-response SLA, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC)"
     # Rendering is CPU work: off the event loop.
-    svg = await run_in_threadpool(reports.render_sla_chart, weeks, title=title)
+    svg = await run_in_threadpool(sla_report.render_sla_chart, weeks, title=title)
     return Response(svg, media_type=SVG_MEDIA_TYPE)
 
 
@@ -127,10 +127,10 @@ async def get_uptime_report(
     uptime target, with the downtime allowance left. A customer outside the caller's reach
     has no rows, as in the ticket list."""
     try:
-        items = await reports.uptime_report(
+        items = await uptime_report.uptime_report(
             session=session, month=month, now=datetime.now(UTC), customer_id=customer, **_reach(principal)
         )
-    except reports.ReportRangeError as err:
+    except report_sql.ReportRangeError as err:
         raise ApiError(422, err.message, rule=err.rule) from None
     report = UptimeReportPublic(month=month, items=items)
     if prefers_csv(accept):
