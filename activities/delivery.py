@@ -245,7 +245,10 @@ class NotificationDelivery:
                     severity=delivery.severity,
                     level=delivery.level,
                     due_text=channels.format_due(
-                        clock_name=delivery.clock, due_at=delivery.due_at, timezone=recipients.timezone
+                        clock_name=delivery.clock,
+                        due_at=delivery.due_at,
+                        timezone=recipients.timezone,
+                        indicative=delivery.indicative,
                     ),
                     link=ticket_link(settings, notification.ticket_id),
                     channel=recipients.chat_channel,
@@ -275,6 +278,7 @@ class NotificationDelivery:
             clock_name=delivery.clock,
             due_at=delivery.due_at,
             timezone=recipients.timezone,
+            indicative=delivery.indicative,
         )
         message = channels.build_email(
             sender=settings.smtp_from,
@@ -307,7 +311,12 @@ class NotificationDelivery:
                 "ticket": delivery.headline,
                 "level": delivery.level,
                 "tier": delivery.tier,
-                "due": channels.format_due(clock_name=delivery.clock, due_at=delivery.due_at, timezone="UTC"),
+                "due": channels.format_due(
+                    clock_name=delivery.clock,
+                    due_at=delivery.due_at,
+                    timezone="UTC",
+                    indicative=delivery.indicative,
+                ),
             },
         )
         await channels.post_pager_event(

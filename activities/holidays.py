@@ -15,9 +15,9 @@ from workflows.models import HolidayYears, PinnedHolidays
 
 @activity.defn(name="public_holidays")
 async def pin_public_holidays(years: HolidayYears) -> PinnedHolidays:
-    """The public holidays of `years.country` in [first_year, stop_year)."""
+    """The public holidays of `years.country` (and its subdivision) in [first_year, stop_year)."""
     try:
-        dates = public_holidays(years.country, range(years.first_year, years.stop_year))
+        dates = public_holidays(years.country, range(years.first_year, years.stop_year), years.subdivision)
     except IntakeRefused as err:
         # Intake checked the country, so only a package that dropped it gets here.
         raise ApplicationError(err.message, type="UnknownCountry", non_retryable=True) from err

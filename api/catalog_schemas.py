@@ -71,6 +71,14 @@ class ContractUpdate(_Body):
     country: str | None = Field(
         default=None, min_length=2, max_length=3, description="ISO code for public holidays", examples=["DE"]
     )
+    subdivision: str | None = Field(
+        default=None,
+        min_length=4,
+        max_length=6,
+        description="ISO 3166-2 code of the country's subdivision, for its regional holidays "
+        "(without one, only nationwide holidays apply)",
+        examples=["GB-ENG"],
+    )
     coverage_24x7: bool = Field(default=False, description="The Premium 24/7 option")
     partner_id: CatalogId | None = Field(default=None, description="partner_delivered only")
     project: CleanText | None = Field(default=None, max_length=200, description="bespoke only, required")
@@ -84,9 +92,11 @@ class ContractPublic(BaseModel):
     product_type: ProductType
     timezone: str
     country: str | None
+    subdivision: str | None
     coverage_24x7: bool
     partner_id: str | None
     partner_tier: Tier | None = Field(description="The partner's own ConnectSoft tier")
+    partner_coverage_24x7: bool = Field(description="The partner's own 24/7 option with ConnectSoft")
     project: str | None
     overrides: TargetOverrides
     revision: int
@@ -118,12 +128,19 @@ class PartnerCreate(_Body):
     id: CatalogId = Field(examples=["fabrikam"])
     name: CleanText = Field(min_length=1, max_length=200, examples=["Fabrikam"])
     connectsoft_tier: Tier = Field(description="The partner's own tier with ConnectSoft")
+    coverage_24x7: bool = Field(
+        default=False, description="The partner's own 24/7 option with ConnectSoft (Premium only)"
+    )
 
 
 class PartnerPublic(BaseModel):
+    """The partner's agreement with ConnectSoft: what ConnectSoft owes on its customers'
+    tickets follows it (DESIGN.md §6)."""
+
     id: str
     name: str
     connectsoft_tier: Tier
+    coverage_24x7: bool
 
     @classmethod
     def of(cls, partner: CatalogPartner) -> PartnerPublic:

@@ -12,6 +12,8 @@ From the read model, counted at scrape time (and reused for `metrics_cache_secon
 - `escalator_open_tickets_breached{tier, level, line}`: those with a breached SLA, by the line
   that breached it (connectsoft, or the partner's first line);
 - `escalator_sla_events_total{kind}`: SLA warnings, breaches and overdue updates recorded;
+- `escalator_open_tickets_indicative_past_due{tier}`: open tickets past an indicative time
+  (a clock without an SLA: Basic, best effort), which is never a breach (DESIGN.md §4);
 - `escalator_read_model_up`: 0 when the database did not answer; the read-model families are
   then left out and the rest is still served.
 """
@@ -22,7 +24,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
@@ -39,8 +42,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store.db import Ticket, TicketEventRecord
-from workflows.models import CLOSED_STATES, EventKind, OwningLine, Tier
+from store.db import Ticket, TicketClockRecord, TicketEventRecord
+from workflows.models import CLOSED_STATES, ClockStatus, EventKind, OwningLine, Tier
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +137,13 @@ class ReadModelCounts:
     open_tickets: dict[tuple[str, int], int]
     breached: dict[tuple[str, int, str], int]
     sla_events: dict[str, int]
+    indicative_past_due: dict[str, int] = field(default_factory=dict)
 
 
-async def count_read_model(session: AsyncSession) -> ReadModelCounts:
-    """Open tickets by tier and level, with their breaches, in one grouped query; and the SLA
-    warnings and breaches on record in another."""
+async def count_read_model(session: AsyncSession, now: datetime | None = None) -> ReadModelCounts:
+    """Open tickets by tier and level, with their breaches, in one grouped query; the SLA
+    warnings and breaches on record in another; and the open tickets past an indicative time
+    (counted apart: never a breach, DESIGN.md §4) in a third."""
     open_rows = await session.execute(
         select(
             Ticket.tier,
@@ -161,7 +166,23 @@ async def count_read_model(session: AsyncSession) -> ReadModelCounts:
         .where(TicketEventRecord.kind.in_([kind.value for kind in SLA_EVENT_KINDS]))
         .group_by(TicketEventRecord.kind)
     )
-    return ReadModelCounts(open_tickets, breached, {kind: count for kind, count in event_rows})
+    past_rows = await session.execute(
+        select(Ticket.tier, func.count(func.distinct(Ticket.ticket_id)))
+        .join(TicketClockRecord, TicketClockRecord.ticket_id == Ticket.ticket_id)
+        .where(
+            Ticket.status.not_in([status.value for status in CLOSED_STATES]),
+            TicketClockRecord.binding.is_(False),
+            TicketClockRecord.status.in_([ClockStatus.RUNNING.value, ClockStatus.WARNED.value]),
+            TicketClockRecord.due_at <= (now or datetime.now(UTC)),
+        )
+        .group_by(Ticket.tier)
+    )
+    return ReadModelCounts(
+        open_tickets,
+        breached,
+        {kind: count for kind, count in event_rows},
+        {tier: count for tier, count in past_rows},
+    )
 
 
 def read_model_families(counts: ReadModelCounts | None) -> Iterator[Metric]:
@@ -201,9 +222,18 @@ def read_model_families(counts: ReadModelCounts | None) -> Iterator[Metric]:
     )
     for kind in SLA_EVENT_KINDS:
         events.add_metric([kind.value], counts.sla_events.get(kind.value, 0))
+    indicative = GaugeMetricFamily(
+        "escalator_open_tickets_indicative_past_due",
+        "Open tickets past an indicative response time (no SLA: Basic, best effort), by tier. "
+        "Never a breach: these are not in escalator_open_tickets_breached.",
+        labels=("tier",),
+    )
+    for tier in Tier:
+        indicative.add_metric([tier.value], counts.indicative_past_due.get(tier.value, 0))
     yield open_tickets
     yield breached
     yield events
+    yield indicative
 
 
 class _Families(Collector):

@@ -55,6 +55,10 @@ class ClockPublic(BaseModel):
     target_minutes: int
     calendar: CoverageCalendar
     binding: bool
+    indicative: bool = Field(
+        description="A live clock without an SLA (Basic, best effort): its due time is only "
+        "indicative; it never warns, breaches or escalates, however far past (DESIGN.md §4)"
+    )
     started_at: datetime
     due_at: datetime
     warn_at: datetime | None
@@ -71,6 +75,7 @@ class ClockPublic(BaseModel):
             target_minutes=clock.target.minutes,
             calendar=clock.target.calendar,
             binding=clock.target.binding,
+            indicative=clock.is_live and not clock.target.binding,
             started_at=clock.started_at,
             due_at=clock.due_at,
             warn_at=clock.warn_at,
@@ -89,9 +94,20 @@ class TermsPublic(BaseModel):
     contract_revision: int
     timezone: str
     country: str | None
-    coverage_24x7: bool
+    subdivision: str | None = Field(
+        default=None, description="ISO 3166-2; without one, only the country's nationwide holidays"
+    )
+    coverage_24x7: bool = Field(description="The customer's contract's 24/7 option")
     max_level: int
     channels: list[Channel]
+    partner_tier: Tier | None = Field(
+        default=None,
+        description="Partner tickets: the partner's own ConnectSoft tier, which sets ConnectSoft's "
+        "handoff targets, the ladder's top level and the channels (DESIGN.md §6)",
+    )
+    partner_coverage_24x7: bool = Field(
+        default=False, description="Partner tickets: the partner's own 24/7 option with ConnectSoft"
+    )
 
 
 class TicketPublic(BaseModel):
@@ -158,9 +174,12 @@ class TicketPublic(BaseModel):
                 contract_revision=terms.contract_revision,
                 timezone=terms.timezone,
                 country=terms.country,
+                subdivision=terms.subdivision,
                 coverage_24x7=terms.coverage_24x7,
                 max_level=terms.max_level,
                 channels=terms.channels,
+                partner_tier=terms.partner_tier,
+                partner_coverage_24x7=terms.partner_coverage_24x7,
             ),
         )
 

@@ -38,10 +38,15 @@ class SendFailed(Exception):
 # Email
 
 
-def format_due(*, clock_name: str | None, due_at: datetime | None, timezone: str) -> str | None:
-    """'First response due Fri 27 Nov 2026 15:05 CET (Europe/Berlin)', in the reader's zone."""
+def format_due(
+    *, clock_name: str | None, due_at: datetime | None, timezone: str, indicative: bool = False
+) -> str | None:
+    """'First response due Fri 27 Nov 2026 15:05 CET (Europe/Berlin)', in the reader's zone;
+    'First response (indicative) due ...' for a clock without an SLA (DESIGN.md §4)."""
     if due_at is None:
         return None
+    if indicative:
+        clock_name = f"{clock_name or 'Response'} (indicative)"
     if due_at.tzinfo is None:  # the machine's times are UTC
         due_at = due_at.replace(tzinfo=UTC)
     local = due_at.astimezone(ZoneInfo(timezone))
@@ -58,9 +63,10 @@ def render_email(
     clock_name: str | None,
     due_at: datetime | None,
     timezone: str,
+    indicative: bool = False,
 ) -> tuple[str, str]:
     """The notice as (plain text, HTML). Every caller-given text is escaped in the HTML."""
-    due = format_due(clock_name=clock_name, due_at=due_at, timezone=timezone)
+    due = format_due(clock_name=clock_name, due_at=due_at, timezone=timezone, indicative=indicative)
     text = "\n\n".join(part for part in (headline, summary, due, f"Open the ticket: {link}") if part)
     e = html.escape
     paragraphs = "".join(f"<p>{e(line)}</p>" for line in summary.splitlines() if line.strip())

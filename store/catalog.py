@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Contact, Contract, Customer, Partner, SupportTeam, dialect_insert, utcnow
 from workflows.calendars import describe_duration
-from workflows.entitlement import IntakeRefused, check_timezone, public_holidays
+from workflows.entitlement import IntakeRefused, check_subdivision, check_timezone, public_holidays
 from workflows.models import Audience, ContractTerms, CoverageCalendar, ProductType, Severity, Tier
 from workflows.text import check_clean_text
 
@@ -83,9 +83,13 @@ class CatalogCustomer(BaseModel):
 
 
 class CatalogPartner(BaseModel):
+    """A partner and its own agreement with ConnectSoft: the tier and 24/7 option that set
+    what ConnectSoft owes on its customers' tickets (DESIGN.md §6)."""
+
     id: str
     name: str
     connectsoft_tier: Tier
+    coverage_24x7: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class PartnerSeed:
     id: str
     name: str
     connectsoft_tier: Tier
+    coverage_24x7: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,8 @@ DEMO_CATALOG: Final = DemoCatalog(
             product_type=ProductType.BESPOKE,
             timezone="Europe/London",
             country="GB",
+            # England's own bank holidays (Easter Monday, August) too (DESIGN.md §3).
+            subdivision="GB-ENG",
             project="umbrella-portal",
         ),
         ContractTerms(
@@ -213,6 +220,7 @@ EDITABLE_TERMS: Final = frozenset(
         "product_type",
         "timezone",
         "country",
+        "subdivision",
         "coverage_24x7",
         "partner_id",
         "project",
@@ -235,7 +243,12 @@ async def seed_demo_catalog(*, session: AsyncSession) -> None:
     for partner in DEMO_CATALOG.partners:
         await session.execute(
             dialect_insert(session, Partner)
-            .values(id=partner.id, name=partner.name, connectsoft_tier=partner.connectsoft_tier)
+            .values(
+                id=partner.id,
+                name=partner.name,
+                connectsoft_tier=partner.connectsoft_tier,
+                coverage_24x7=partner.coverage_24x7,
+            )
             .on_conflict_do_nothing()
         )
     for terms in DEMO_CATALOG.contracts:
@@ -313,9 +326,11 @@ def _terms(contract: Contract, customer: Customer, partner: Partner | None) -> C
         product_type=ProductType(contract.product_type),
         timezone=contract.timezone,
         country=contract.country,
+        subdivision=contract.subdivision,
         coverage_24x7=contract.coverage_24x7,
         partner_id=contract.partner_id,
         partner_tier=Tier(partner.connectsoft_tier) if partner else None,
+        partner_coverage_24x7=partner.coverage_24x7 if partner else False,
         project=contract.project,
         overrides=contract.overrides,
         revision=contract.revision,
@@ -436,6 +451,11 @@ async def _check_terms(session: AsyncSession, terms: ContractTerms) -> None:
             public_holidays(terms.country, range(year, year + 1))
         except IntakeRefused as err:
             raise CatalogRefused("country", err.rule, f"{err.message} {hint}") from None
+    if terms.subdivision is not None:
+        try:
+            check_subdivision(terms.country, terms.subdivision)
+        except IntakeRefused as err:
+            raise CatalogRefused("subdivision", err.rule, err.message) from None
     if terms.coverage_24x7 and terms.tier != Tier.PREMIUM:
         raise CatalogRefused(
             "coverage_24x7",
@@ -496,6 +516,7 @@ async def create_customer(
     product_type: ProductType | str,
     timezone: str = "UTC",
     country: str | None = None,
+    subdivision: str | None = None,
     coverage_24x7: bool = False,
     partner_id: str | None = None,
     project: str | None = None,
@@ -517,6 +538,7 @@ async def create_customer(
                 "product_type": product_type,
                 "timezone": timezone,
                 "country": country,
+                "subdivision": subdivision,
                 "coverage_24x7": coverage_24x7,
                 "partner_id": partner_id,
                 "project": project,
@@ -627,9 +649,16 @@ async def update_contract(*, session: AsyncSession, customer_id: str, **changes:
 
 
 async def create_partner(
-    *, session: AsyncSession, partner_id: str, name: str, connectsoft_tier: Tier | str
+    *,
+    session: AsyncSession,
+    partner_id: str,
+    name: str,
+    connectsoft_tier: Tier | str,
+    coverage_24x7: bool = False,
 ) -> CatalogPartner:
-    """Register a partner (who delivers first-line support to its own customers), and commit."""
+    """Register a partner (who delivers first-line support to its own customers) with its own
+    agreement with ConnectSoft, and commit. Its customers' tickets pin that agreement at
+    intake (DESIGN.md §6)."""
     _check_id("id", partner_id)
     name = _check_name("name", name)
     try:
@@ -638,18 +667,29 @@ async def create_partner(
         raise CatalogRefused(
             "connectsoft_tier", "invalid_tier", f"use one of {', '.join(t.value for t in Tier)}."
         ) from None
+    if coverage_24x7 and tier != Tier.PREMIUM:
+        raise CatalogRefused(
+            "coverage_24x7",
+            "coverage_24x7_premium_only",
+            f"the 24/7 option is for Premium agreements; this one is {tier.value}.",
+        )
     duplicate = DuplicateId("id", "duplicate_partner", f"partner {partner_id!r} already exists.")
     if await session.get(Partner, partner_id) is not None:
         raise duplicate
-    session.add(Partner(id=partner_id, name=name, connectsoft_tier=tier.value))
+    session.add(Partner(id=partner_id, name=name, connectsoft_tier=tier.value, coverage_24x7=coverage_24x7))
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
         raise duplicate from None
-    return CatalogPartner(id=partner_id, name=name, connectsoft_tier=tier)
+    return CatalogPartner(id=partner_id, name=name, connectsoft_tier=tier, coverage_24x7=coverage_24x7)
 
 
 async def list_partners(*, session: AsyncSession) -> list[CatalogPartner]:
     partners = await session.scalars(select(Partner).order_by(Partner.id))
-    return [CatalogPartner(id=p.id, name=p.name, connectsoft_tier=Tier(p.connectsoft_tier)) for p in partners]
+    return [
+        CatalogPartner(
+            id=p.id, name=p.name, connectsoft_tier=Tier(p.connectsoft_tier), coverage_24x7=p.coverage_24x7
+        )
+        for p in partners
+    ]

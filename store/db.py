@@ -113,6 +113,8 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     connectsoft_tier: Mapped[str] = mapped_column(ENUM_VALUE)
+    # The partner's own 24/7 option with ConnectSoft (DESIGN.md §6): its handoff targets.
+    coverage_24x7: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Contract(Base):
@@ -125,6 +127,8 @@ class Contract(Base):
     product_type: Mapped[str] = mapped_column(ENUM_VALUE)
     timezone: Mapped[str] = mapped_column(String(64))
     country: Mapped[str | None] = mapped_column(String(8))
+    # ISO 3166-2, e.g. GB-ENG: regional public holidays (DESIGN.md §3).
+    subdivision: Mapped[str | None] = mapped_column(String(16))
     coverage_24x7: Mapped[bool] = mapped_column(Boolean, default=False)
     partner_id: Mapped[str | None] = mapped_column(ID, ForeignKey("partners.id"))
     project: Mapped[str | None] = mapped_column(Text)

@@ -493,6 +493,9 @@ def add_contract_options(parser: argparse.ArgumentParser, *, editing: bool) -> N
     parser.add_argument("--timezone", required=required, help="IANA zone, e.g. Europe/Berlin", **extra)
     parser.add_argument("--country", type=optional, help="ISO code for public holidays, e.g. DE", **extra)
     parser.add_argument(
+        "--subdivision", type=optional, help="ISO 3166-2 for regional holidays, e.g. GB-ENG", **extra
+    )
+    parser.add_argument(
         "--coverage-24x7",
         action=argparse.BooleanOptionalAction,
         help="the Premium 24/7 option",
@@ -509,7 +512,16 @@ def add_contract_options(parser: argparse.ArgumentParser, *, editing: bool) -> N
     parser.add_argument("--project", type=optional, help="bespoke: the project name", **extra)
 
 
-CONTRACT_OPTIONS = ("tier", "product_type", "timezone", "country", "coverage_24x7", "partner_id", "project")
+CONTRACT_OPTIONS = (
+    "tier",
+    "product_type",
+    "timezone",
+    "country",
+    "subdivision",
+    "coverage_24x7",
+    "partner_id",
+    "project",
+)
 
 
 def add_customers_parser(subcommands: Any) -> None:
@@ -546,6 +558,9 @@ def add_partners_parser(subcommands: Any) -> None:
     add.add_argument("--id", required=True, dest="partner_id", metavar="ID")
     add.add_argument("--name", required=True)
     add.add_argument("--tier", required=True, choices=[t.value for t in Tier], help="its ConnectSoft tier")
+    add.add_argument(
+        "--coverage-24x7", action="store_true", help="its own 24/7 option with ConnectSoft (Premium)"
+    )
     add.set_defaults(run=run_partners_add)
     listing = actions.add_parser("list", help="every partner")
     listing.set_defaults(run=run_partners_list)
@@ -659,6 +674,7 @@ async def run_customers_add(session: AsyncSession, args: argparse.Namespace) -> 
         product_type=args.product_type,
         timezone=args.timezone,
         country=args.country,
+        subdivision=args.subdivision,
         coverage_24x7=args.coverage_24x7,
         partner_id=args.partner_id,
         project=args.project,
@@ -699,19 +715,33 @@ async def run_customers_deactivate(session: AsyncSession, args: argparse.Namespa
     return 0
 
 
+PARTNER_COLUMNS = ("ID", "NAME", "CONNECTSOFT TIER", "24X7")
+
+
+def partner_row(partner: catalog.CatalogPartner) -> tuple[object, ...]:
+    return (
+        partner.id,
+        partner.name,
+        partner.connectsoft_tier.value,
+        "yes" if partner.coverage_24x7 else "no",
+    )
+
+
 async def run_partners_add(session: AsyncSession, args: argparse.Namespace) -> int:
     created = await catalog.create_partner(
-        session=session, partner_id=args.partner_id, name=args.name, connectsoft_tier=args.tier
+        session=session,
+        partner_id=args.partner_id,
+        name=args.name,
+        connectsoft_tier=args.tier,
+        coverage_24x7=args.coverage_24x7,
     )
-    print_table(
-        ("ID", "NAME", "CONNECTSOFT TIER"), [(created.id, created.name, created.connectsoft_tier.value)]
-    )
+    print_table(PARTNER_COLUMNS, [partner_row(created)])
     return 0
 
 
 async def run_partners_list(session: AsyncSession, args: argparse.Namespace) -> int:
     found = await catalog.list_partners(session=session)
-    print_table(("ID", "NAME", "CONNECTSOFT TIER"), [(p.id, p.name, p.connectsoft_tier.value) for p in found])
+    print_table(PARTNER_COLUMNS, [partner_row(p) for p in found])
     return 0
 
 
@@ -875,6 +905,7 @@ def add_due_parser(subcommands: Any) -> None:
     )
     due.add_argument("--timezone", default="UTC", help="IANA zone, e.g. Europe/Berlin")
     due.add_argument("--country", default=None, help="ISO country code for public holidays, e.g. DE")
+    due.add_argument("--subdivision", default=None, help="ISO 3166-2 for regional holidays, e.g. GB-ENG")
     due.add_argument("--coverage-24x7", action="store_true", help="the Premium 24/7 option")
 
 
@@ -887,6 +918,7 @@ def run_due(args: argparse.Namespace) -> int:
             submitted_at=args.submitted_at,
             timezone=args.timezone,
             country=args.country,
+            subdivision=args.subdivision,
             coverage_24x7=args.coverage_24x7,
         )
     except IntakeRefused as err:

@@ -313,9 +313,11 @@ def check_escalate(state: TicketState, action: Escalate) -> None:
             f"{trigger.value} is set by the system; name one of the escalation triggers of the policy.",
         )
     if level > ent.max_level:
+        # A partner ticket climbs as far as the partner's own agreement goes (DESIGN.md §6).
+        agreement = "partner agreement" if ent.partner_tier else "contract"
         raise Refusal(
             INVALID,
-            f"A {ent.tier.label} contract is entitled to L1-L{ent.max_level}; "
+            f"A {ent.connectsoft_tier.label} {agreement} is entitled to L1-L{ent.max_level}; "
             f"L{level} ({rules.level_names[level]}) is for Premium (enterprise) customers only.",
         )
     if state.owning_line == OwningLine.PARTNER:

@@ -7,6 +7,7 @@ package here and are pinned into the snapshot as explicit dates.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,22 +38,57 @@ class IntakeRefused(ValueError):
         self.message = message
 
 
-def public_holidays(country: str | None, years: range) -> list[date]:
+def public_holidays(country: str | None, years: range, subdivision: str | None = None) -> list[date]:
+    """The public holidays of `country` in `years`: nationwide only, unless an ISO 3166-2
+    `subdivision` ("GB-ENG") adds its own, such as England's Easter Monday (DESIGN.md §3)."""
     if not country:
         return []
-    return list(_public_holidays(country, years.start, years.stop))
+    return list(_public_holidays(country, years.start, years.stop, subdivision))
 
 
 @functools.cache
-def _public_holidays(country: str, first_year: int, stop_year: int) -> tuple[date, ...]:
+def _public_holidays(
+    country: str, first_year: int, stop_year: int, subdivision: str | None = None
+) -> tuple[date, ...]:
     # About 1 ms per lookup; every intake and every deadline quote asks for the same few.
+    subdiv = check_subdivision(country, subdivision) if subdivision else None
     try:
-        calendar = holiday_calendars.country_holidays(country, years=list(range(first_year, stop_year)))
+        calendar = holiday_calendars.country_holidays(
+            country, subdiv=subdiv, years=list(range(first_year, stop_year))
+        )
     except NotImplementedError as err:
         raise IntakeRefused(
             "unknown_country", f"No public-holiday calendar for country code {country!r}."
         ) from err
     return tuple(sorted(calendar.keys()))
+
+
+SUBDIVISION_CODE = re.compile(r"^([A-Z]{2})-([A-Z0-9]{1,3})$")
+
+
+def check_subdivision(country: str | None, subdivision: str) -> str:
+    """The `holidays` package's code for an ISO 3166-2 subdivision of `country` ("GB-ENG" ->
+    "ENG"). Raises IntakeRefused("unknown_subdivision") for anything it has no calendar for."""
+    hint = "Use an ISO 3166-2 code the holiday calendars know, such as 'GB-ENG', 'US-NY' or 'DE-BY'."
+    found = SUBDIVISION_CODE.fullmatch(subdivision)
+    if found is None:
+        raise IntakeRefused("unknown_subdivision", f"{subdivision!r} is not an ISO 3166-2 code. {hint}")
+    prefix, code = found.groups()
+    if country is None or prefix != country.upper():
+        named = f"not of {country!r}" if country else "and no country is named"
+        raise IntakeRefused(
+            "subdivision_country",
+            f"{subdivision!r} is a subdivision of {prefix}, {named}; "
+            f"name the country {prefix!r} or leave the subdivision out.",
+        )
+    if code not in _subdivisions_of(prefix):
+        raise IntakeRefused("unknown_subdivision", f"No public-holiday calendar for {subdivision!r}. {hint}")
+    return code
+
+
+@functools.cache
+def _subdivisions_of(country: str) -> frozenset[str]:
+    return frozenset(holiday_calendars.list_supported_countries().get(country, ()))
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -90,11 +126,17 @@ def _on_24x7(target: ResponseTarget) -> ResponseTarget:
 def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitlement:
     """The snapshot of `terms` that a ticket received at `received_at` runs under."""
     check_timezone(terms.timezone)
+    # What the partner owes its customer follows the customer's contract; what ConnectSoft
+    # owes on a partner ticket follows the partner's own agreement (DESIGN.md §6).
     response = default_response_targets(terms.tier, terms.product_type, coverage_24x7=terms.coverage_24x7)
     handoff: dict[Severity, ResponseTarget] = {}
+    partner_tier: Tier | None = None
+    partner_24x7 = False
     if terms.product_type == ProductType.PARTNER_DELIVERED:
         partner_tier = terms.partner_tier or terms.tier
-        handoff = default_response_targets(partner_tier, ProductType.PLATFORM)
+        partner_24x7 = terms.partner_coverage_24x7 if terms.partner_tier else terms.coverage_24x7
+        handoff = default_response_targets(partner_tier, ProductType.PLATFORM, coverage_24x7=partner_24x7)
+    connectsoft_tier = partner_tier or terms.tier
     local_year = received_at.astimezone(ZoneInfo(terms.timezone)).year
     # Two years covers every target a contract can set, across New Year; the workflow pins
     # more years as the ticket lives on (machine.holidays_needed).
@@ -107,7 +149,8 @@ def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitle
         product_type=terms.product_type,
         timezone=terms.timezone,
         country=terms.country,
-        holidays=public_holidays(terms.country, pinned),
+        subdivision=terms.subdivision if terms.country else None,
+        holidays=public_holidays(terms.country, pinned, terms.subdivision),
         holidays_until=date(pinned.stop, 1, 1) if terms.country else None,
         coverage_24x7=terms.coverage_24x7,
         response_targets=_by_severity(response) | terms.overrides.response,
@@ -116,9 +159,11 @@ def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitle
         periodic_update=_by_severity(policy.PERIODIC_UPDATES.get(terms.tier, {}))
         | terms.overrides.periodic_update,
         warn_ratio=terms.overrides.warn_ratio or policy.WARN_RATIO,
-        max_level=policy.MAX_LEVEL[terms.tier],
-        channels=list(policy.CHANNELS[terms.tier]),
+        max_level=policy.MAX_LEVEL[connectsoft_tier],
+        channels=list(policy.CHANNELS[connectsoft_tier]),
         partner_id=terms.partner_id,
+        partner_tier=partner_tier,
+        partner_coverage_24x7=partner_24x7,
         project=terms.project,
     )
 
@@ -160,6 +205,7 @@ def quote_response_deadline(
     submitted_at: datetime,
     timezone: str,
     country: str | None = None,
+    subdivision: str | None = None,
     coverage_24x7: bool = False,
 ) -> DeadlineQuote:
     """The first-response deadline a ticket filed at `submitted_at` gets under default terms.
@@ -176,6 +222,11 @@ def quote_response_deadline(
         )
     if submitted_at.tzinfo is None:
         submitted_at = submitted_at.replace(tzinfo=zone)
+    if subdivision:
+        # "GB-ENG" names its country; a country given as well must be the same one.
+        subdivision = subdivision.upper()
+        country = country or subdivision.split("-", 1)[0]
+        check_subdivision(country.upper(), subdivision)
     terms = ContractTerms(
         contract_id="quote",
         customer_id="quote",
@@ -184,8 +235,10 @@ def quote_response_deadline(
         product_type=product_type,
         timezone=timezone,
         country=country.upper() if country else None,
+        subdivision=subdivision,
         coverage_24x7=coverage_24x7,
         partner_tier=tier,
+        partner_coverage_24x7=coverage_24x7,
     )
     ent = build_entitlement(terms, received_at=submitted_at)
     target = ent.response_target(severity)

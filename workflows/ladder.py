@@ -55,10 +55,12 @@ def escalate(
 
 
 def critical_response(step: Step, actor: str, *, start_ack: bool = True) -> None:
-    """Always escalate critical incidents immediately (DESIGN.md §5)."""
+    """Always escalate critical incidents immediately (DESIGN.md §5). On a partner ticket
+    ConnectSoft routes and pages as the partner's own agreement says (DESIGN.md §6)."""
     state = step.state
     ent = state.entitlement
-    level = min(step.rules.intake_level(ent.tier, state.severity), ent.max_level)
+    tier = ent.connectsoft_tier
+    level = min(step.rules.intake_level(tier, state.severity), ent.max_level)
     routed = level > state.level
     if routed:
         state.level = level
@@ -71,8 +73,8 @@ def critical_response(step: Step, actor: str, *, start_ack: bool = True) -> None
     )
     step.notify_level(event, f"Sev 1: {state.title}")
     if ent.max_level >= 4:  # Premium (enterprise): leadership hears of it
-        step.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 ({ent.tier.label}): {state.title}")
-    if ent.tier in PAGE_SEV1_TIERS:
+        step.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 ({tier.label}): {state.title}")
+    if tier in PAGE_SEV1_TIERS:
         step.page(event, Audience.ON_CALL, f"Sev 1 production incident: {state.title}")
     if routed and start_ack:
         start_acknowledgement_clock(step)

@@ -127,7 +127,10 @@ def open_ticket(opened: TicketOpened) -> Outcome:
     if resolution:
         clocks.start_clock(step, ClockKind.RESOLUTION, resolution)
     owner = Audience.PARTNER if partner_first else step.rules.level_audiences[1]
-    step.notify(event, owner, f"New ticket, respond by {clock.due_at:%Y-%m-%d %H:%M} UTC: {state.title}")
+    due = f"{clock.due_at:%Y-%m-%d %H:%M} UTC"
+    # No SLA, no deadline: a best-effort time is only indicative (DESIGN.md §4).
+    ask = f"respond by {due}" if clock.target.binding else f"indicative response time {due}, best effort"
+    step.notify(event, owner, f"New ticket, {ask}: {state.title}")
     step.notify(event, Audience.CUSTOMER, f"We have your ticket: {state.title}")
     if state.severity == Severity.CRITICAL:
         if partner_first:
@@ -367,7 +370,10 @@ def holidays_needed(state: TicketState, now: datetime) -> HolidayYears | None:
     if horizon < until:
         return None
     assert ent.country is not None
-    return HolidayYears(country=ent.country, first_year=until.year, stop_year=horizon.year + 1)
+    # The subdivision is pinned with the country: later years are its holidays too (DESIGN.md §3).
+    return HolidayYears(
+        country=ent.country, first_year=until.year, stop_year=horizon.year + 1, subdivision=ent.subdivision
+    )
 
 
 def pin_holidays(state: TicketState, years: HolidayYears, dates: list[date], now: datetime) -> None:

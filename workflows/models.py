@@ -293,10 +293,14 @@ class ContractTerms(_Model):
     product_type: ProductType
     timezone: str = "UTC"
     country: str | None = None
+    # ISO 3166-2, e.g. "GB-ENG": regional holidays on top of the nationwide ones (DESIGN.md §3).
+    subdivision: str | None = None
     coverage_24x7: bool = False
     partner_id: str | None = None
-    # The partner's own ConnectSoft tier, which sets second-line targets after handoff.
+    # The partner's own agreement with ConnectSoft (DESIGN.md §6): its tier and its 24/7
+    # option set what ConnectSoft owes on the partner's tickets.
     partner_tier: Tier | None = None
+    partner_coverage_24x7: bool = False
     project: str | None = None
     overrides: TargetOverrides = Field(default_factory=TargetOverrides)
     revision: int = 1
@@ -316,6 +320,8 @@ class Entitlement(_Model):
     product_type: ProductType
     timezone: str = "UTC"
     country: str | None = None
+    # ISO 3166-2 ("GB-ENG"): `holidays` are then the subdivision's (DESIGN.md §3).
+    subdivision: str | None = None
     holidays: list[date] = Field(default_factory=list)
     # `holidays` holds every public holiday of `country` before this local date. The workflow
     # pins more years (an activity) before any clock could count past it. None: no country,
@@ -332,10 +338,21 @@ class Entitlement(_Model):
     max_level: int = Field(ge=1, le=4)
     channels: list[Channel]
     partner_id: str | None = None
+    # On a partner ticket, the partner's agreement with ConnectSoft (DESIGN.md §6): ConnectSoft's
+    # handoff targets, ladder top, channels and Sev 1 routing follow it; the first line's
+    # targets follow `tier` and `coverage_24x7`, the customer's contract with the partner.
+    # None on tickets filed before it was pinned: those ran everything on `tier`.
+    partner_tier: Tier | None = None
+    partner_coverage_24x7: bool = False
     project: str | None = None
 
     def response_target(self, severity: Severity) -> ResponseTarget:
         return self.response_targets[str(int(severity))]
+
+    @property
+    def connectsoft_tier(self) -> Tier:
+        """The tier of the agreement ConnectSoft serves this ticket under (DESIGN.md §6)."""
+        return self.partner_tier or self.tier
 
 
 class DeadlineQuote(_Model):
@@ -432,6 +449,8 @@ class Delivery(_Model):
     # The ticket's nearest live clock when the notice was made, shown in the recipient's zone.
     clock: str | None = None
     due_at: datetime | None = None
+    # That clock has no SLA (Basic, best effort): its time is indicative (DESIGN.md §4).
+    indicative: bool = False
 
 
 class DeliveryOutcome(_Model):
@@ -586,10 +605,13 @@ class TicketState(_TicketClocks, _Model):
                 product_type=ent.product_type,
                 timezone=ent.timezone,
                 country=ent.country,
+                subdivision=ent.subdivision,
                 coverage_24x7=ent.coverage_24x7,
                 max_level=ent.max_level,
                 channels=ent.channels,
                 partner_id=ent.partner_id,
+                partner_tier=ent.partner_tier,
+                partner_coverage_24x7=ent.partner_coverage_24x7,
             ),
         )
 
@@ -608,6 +630,9 @@ class Terms(_Model):
     max_level: int
     channels: list[Channel]
     partner_id: str | None
+    subdivision: str | None = None
+    partner_tier: Tier | None = None
+    partner_coverage_24x7: bool = False
 
 
 class TicketView(_TicketClocks, _Model):
@@ -700,11 +725,13 @@ class TicketRecord(_Model):
 
 
 class HolidayYears(_Model):
-    """Activity input: the public holidays of `country` in the years [first_year, stop_year)."""
+    """Activity input: the public holidays of `country` (and of its ISO 3166-2 `subdivision`,
+    if the contract names one) in the years [first_year, stop_year)."""
 
     country: str
     first_year: int
     stop_year: int
+    subdivision: str | None = None
 
 
 class PinnedHolidays(_Model):

@@ -328,4 +328,28 @@ def policy_document() -> dict[str, object]:
         "sev4_only_categories": sorted(c.value for c in LOW_ONLY_CATEGORIES),
         "out_of_scope": {c.value: where for c, where in OUT_OF_SCOPE.items()},
         "handoff_categories": [c.value for c in HANDOFF_CATEGORIES],
+        **_fidelity_rulings(),
+    }
+
+
+def _fidelity_rulings() -> dict[str, object]:
+    """DESIGN.md §3, §4 and §6 as GET /policy says them: holidays by subdivision, indicative
+    clocks, and the partner's own agreement."""
+    return {
+        "public_holidays": {
+            "country": "the contract's ISO 3166-1 country: its nationwide holidays",
+            "subdivision": "the contract's ISO 3166-2 subdivision (GB-ENG, US-NY, DE-BY, AU-NSW): "
+            "its regional holidays too; without one, only nationwide holidays apply",
+            "pinned": "at intake, with the subdivision, as explicit dates",
+        },
+        "indicative_targets": "a target with binding false (Basic, best effort) is indicative: it "
+        "never warns, breaches or escalates; past its time it shows 'indicative, past due', and "
+        "the queue sorts it after every live binding clock",
+        "partner_agreement": {
+            "connectsoft_owes": "on a partner ticket: the handoff targets (the partner's "
+            "connectsoft_tier, on 24x7 with its own coverage_24x7 option), the ladder's top level, "
+            "the channels and Sev 1 routing follow the partner's agreement with ConnectSoft",
+            "partner_owes": "the first line's targets follow the customer's contract with the partner",
+            "pinned": "both at intake, shown in the ticket's terms",
+        },
     }

@@ -94,9 +94,10 @@ def _record_summary(record: TicketRecord) -> str:
 
 
 def delivery_for(state: TicketState, notification: Notification) -> Delivery:
-    """A notice with what its message shows: the ticket's headline and its nearest deadline."""
+    """A notice with what its message shows: the ticket's headline and its nearest deadline,
+    a binding one before an indicative one (DESIGN.md §4)."""
     live = [clock for clock in state.clocks if clock.is_live]
-    nearest = min(live, key=lambda clock: clock.due_at) if live else None
+    nearest = min(live, key=lambda clock: (not clock.target.binding, clock.due_at)) if live else None
     return Delivery(
         notification=notification,
         customer_id=state.customer_id,
@@ -107,6 +108,7 @@ def delivery_for(state: TicketState, notification: Notification) -> Delivery:
         tier=state.tier.label,
         clock=CLOCK_NAMES[nearest.kind] if nearest else None,
         due_at=nearest.due_at if nearest else None,
+        indicative=nearest is not None and not nearest.target.binding,
     )
 
 

@@ -113,12 +113,24 @@ class QueueItem:
     row: TicketRow
     state: TicketState | None = None
     next: ClockView | None = None
-    # The read model's nearest live due time, where the live state could not be asked.
+    # The read model's nearest live binding due time, and its nearest indicative one, where
+    # the live state could not be asked.
     next_due: datetime | None = None
+    next_indicative: datetime | None = None
 
     @property
     def due(self) -> datetime | None:
-        return self.next.due_at if self.next else self.next_due
+        return self.next.due_at if self.next else (self.next_due or self.next_indicative)
+
+    @property
+    def rank(self) -> int:
+        """0: a live binding clock (or an overdue response); 1: only indicative ones; 2: none.
+        Indicative times sort after every live binding clock (DESIGN.md §4)."""
+        if self.next is not None:
+            return 1 if self.next.indicative else 0
+        if self.next_due is not None:
+            return 0
+        return 1 if self.next_indicative is not None else 2
 
 
 @dataclass
@@ -127,13 +139,14 @@ class Queue:
     total: int = 0
 
 
-def _live_due() -> Any:
+def _live_due(*, binding: bool) -> Any:
     live = (ClockStatus.RUNNING, ClockStatus.WARNED)
+    name = "live_due" if binding else "indicative_due"
     return (
         select(TicketClockRecord.ticket_id, func.min(TicketClockRecord.due_at).label("next_due"))
-        .where(TicketClockRecord.status.in_(live))
+        .where(TicketClockRecord.status.in_(live), TicketClockRecord.binding.is_(binding))
         .group_by(TicketClockRecord.ticket_id)
-        .subquery("live_due")
+        .subquery(name)
     )
 
 
@@ -162,24 +175,35 @@ def _scoped(stmt: Select[Any], principal: Principal, filters: QueueFilters) -> S
 async def queue(
     *, session: AsyncSession, client: Client, principal: Principal, filters: QueueFilters
 ) -> Queue:
-    """One page of the principal's queue: nearest live due time first, tickets without a live
-    clock after them (newest first)."""
-    live_due = _live_due()
+    """One page of the principal's queue: nearest live binding due time first, then tickets
+    with only an indicative time (DESIGN.md §4), then those without a live clock (newest
+    first)."""
+    live_due, indicative_due = _live_due(binding=True), _live_due(binding=False)
     total = await session.scalar(_scoped(select(func.count()).select_from(Ticket), principal, filters))
     stmt = (
-        _scoped(select(Ticket, live_due.c.next_due), principal, filters)
+        _scoped(select(Ticket, live_due.c.next_due, indicative_due.c.next_due), principal, filters)
         .outerjoin(live_due, live_due.c.ticket_id == Ticket.ticket_id)
-        .order_by(live_due.c.next_due.asc().nulls_last(), Ticket.received_at.desc(), Ticket.ticket_id)
+        .outerjoin(indicative_due, indicative_due.c.ticket_id == Ticket.ticket_id)
+        .order_by(
+            live_due.c.next_due.asc().nulls_last(),
+            indicative_due.c.next_due.asc().nulls_last(),
+            Ticket.received_at.desc(),
+            Ticket.ticket_id,
+        )
         .limit(PAGE_SIZE)
         .offset(filters.offset)
     )
     items = [
-        QueueItem(row=TicketRow.model_validate(ticket, from_attributes=True), next_due=next_due)
-        for ticket, next_due in (await session.execute(stmt)).all()
+        QueueItem(
+            row=TicketRow.model_validate(ticket, from_attributes=True),
+            next_due=next_due,
+            next_indicative=next_indicative,
+        )
+        for ticket, next_due, next_indicative in (await session.execute(stmt)).all()
     ]
     await _with_live_state(client, principal, items)
     # The live clocks can be a moment ahead of the read model: order the page by them.
-    items.sort(key=lambda item: (item.due is None, item.due or item.row.received_at))
+    items.sort(key=lambda item: (item.rank, item.due or item.row.received_at))
     return Queue(items=items, total=total or 0)
 
 

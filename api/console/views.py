@@ -55,6 +55,9 @@ class Signal(StrEnum):
     MET = "met"
     PAUSED = "paused"
     STOPPED = "stopped"
+    # A non-binding (Basic, best-effort) clock: never amber or red (DESIGN.md §4).
+    INDICATIVE = "indicative"
+    INDICATIVE_PAST_DUE = "indicative-past-due"
 
 
 # Icon and word per signal; console.js uses the same table for the live countdown.
@@ -65,6 +68,8 @@ SIGNAL_LABELS: Final = {
     Signal.MET: ("\u2714", "Met"),
     Signal.PAUSED: ("\u23f8", "Paused"),
     Signal.STOPPED: ("\u2013", "Stopped"),
+    Signal.INDICATIVE: ("\u2248", "Indicative"),
+    Signal.INDICATIVE_PAST_DUE: ("\u2248", "Indicative, past due"),
 }
 
 
@@ -135,8 +140,14 @@ class ClockView:
 
     @property
     def counting(self) -> bool:
-        """Whether the countdown runs: a live clock, or an overdue response still awaited."""
-        return self.live or self.awaited
+        """Whether the countdown runs: a live binding clock, or an overdue response still
+        awaited. An indicative clock shows its due time instead (DESIGN.md §4)."""
+        return (self.live and self.binding) or self.awaited
+
+    @property
+    def indicative(self) -> bool:
+        """A live clock whose time is only indicative: no SLA, so it never breaches."""
+        return self.live and not self.binding
 
     def signal(self, now: datetime) -> Signal:
         """Where the clock stands at `now`: a live clock past its warning or deadline turns
@@ -151,7 +162,8 @@ class ClockView:
             case ClockStatus.CANCELLED:
                 return Signal.STOPPED
         if not self.binding:
-            return Signal.ON_TRACK
+            # Never "breached" or red, however far past (DESIGN.md §4).
+            return Signal.INDICATIVE_PAST_DUE if now >= self.due_at else Signal.INDICATIVE
         if now >= self.due_at:
             return Signal.BREACHED
         if self.status == ClockStatus.WARNED or (self.warn_at is not None and now >= self.warn_at):
@@ -185,12 +197,14 @@ def clock_views(state: TicketState) -> list[ClockView]:
 
 def next_clock(state: TicketState) -> ClockView | None:
     """What the queue counts down for a ticket: an overdue response still awaited, else the
-    live clock due soonest."""
+    live binding clock due soonest, else the indicative one (DESIGN.md §4: binding work first)."""
     overdue = [c for c in state.clocks if awaited_breach(state, c)]
     if overdue:
         return ClockView.of(min(overdue, key=lambda c: c.due_at), awaited=True)
     live = [c for c in state.clocks if c.status in (ClockStatus.RUNNING, ClockStatus.WARNED)]
-    return ClockView.of(min(live, key=lambda c: c.due_at)) if live else None
+    if not live:
+        return None
+    return ClockView.of(min(live, key=lambda c: (not c.target.binding, c.due_at)))
 
 
 # --- Action forms --------------------------------------------------------------------------------

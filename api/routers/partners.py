@@ -37,7 +37,11 @@ async def create_partner(
     """Register a partner; then its customers' contracts can name it (`partner_delivered`)."""
     try:
         created = await catalog.create_partner(
-            session=session, partner_id=body.id, name=body.name, connectsoft_tier=body.connectsoft_tier
+            session=session,
+            partner_id=body.id,
+            name=body.name,
+            connectsoft_tier=body.connectsoft_tier,
+            coverage_24x7=body.coverage_24x7,
         )
     except catalog.CatalogRefused as err:
         raise refusal(err) from None

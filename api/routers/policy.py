@@ -30,9 +30,19 @@ async def get_deadline(
     timezone: Annotated[str, Query(min_length=1, max_length=64, examples=["Europe/Berlin"])],
     product: ProductType = ProductType.PLATFORM,
     country: Annotated[str | None, Query(min_length=2, max_length=3, examples=["DE"])] = None,
+    subdivision: Annotated[
+        str | None,
+        Query(
+            min_length=4,
+            max_length=6,
+            examples=["GB-ENG"],
+            description="ISO 3166-2: the subdivision's holidays too (DESIGN.md §3); names the country",
+        ),
+    ] = None,
     coverage_24x7: bool = False,
 ) -> DeadlineQuote:
-    """When is a first response due? The same answer the ticket workflow would give."""
+    """When is a first response due? The same answer the ticket workflow would give.
+    Without a `subdivision`, only the country's nationwide holidays count."""
     return quote_response_deadline(
         tier=tier,
         severity=severity,
@@ -40,5 +50,6 @@ async def get_deadline(
         submitted_at=submitted_at,
         timezone=timezone,
         country=country,
+        subdivision=subdivision,
         coverage_24x7=coverage_24x7,
     )
