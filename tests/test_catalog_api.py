@@ -142,7 +142,8 @@ async def test_a_new_partner_can_deliver_a_new_customer(stack: Stack) -> None:
 
     created = await stack.http.post("/partners", json=partner, headers=admin)
     assert created.status_code == 201, created.text
-    assert created.json() == partner
+    # Without its own 24/7 option, the partner's agreement has none (DESIGN.md §6).
+    assert created.json() == partner | {"coverage_24x7": False}
     assert [p["id"] for p in (await stack.http.get("/partners", headers=admin)).json()] == [
         "fabrikam",
         "northwind",
