@@ -202,6 +202,10 @@ async def test_the_london_customers_tickets_pin_englands_holidays(stack: Stack) 
     assert holidays and holidays.group(1) == "Europe/London, public holidays of GB-ENG"
     contract = (await stack.http.get("/customers/umbrella/contract", headers=stack.as_(ADMIN))).json()
     assert contract["subdivision"] == "GB-ENG"
+    form = await stack.http.get("/console/file?customer_id=umbrella", headers=console_as(SUPPORT))
+    assert "calendar in Europe/London, public holidays of GB-ENG." in form.text
+    acme = await stack.http.get("/console/file?customer_id=acme", headers=console_as(SUPPORT))
+    assert "calendar in Europe/Berlin, public holidays of DE (nationwide only)." in acme.text
 
 
 @pytest.mark.parametrize(
