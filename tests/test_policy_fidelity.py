@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from activities.channels import format_due
 from api.console.views import Signal, next_clock
 from api.schemas import ClockPublic
+from sinks.channels import format_due
 from tests.factories import DEMO_TERMS, SUPPORT, opened_ticket, partner
 from workflows import machine
 from workflows.entitlement import (
