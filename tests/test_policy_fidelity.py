@@ -8,11 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.console.views import Signal, next_clock
 from api.schemas import ClockPublic
 from sinks.channels import format_due
 from tests.factories import DEMO_TERMS, SUPPORT, opened_ticket, partner
+from tests.test_machine_properties import run, steps
 from workflows import machine
 from workflows.entitlement import (
     IntakeRefused,
@@ -250,3 +253,40 @@ def test_a_notice_names_a_binding_clock_before_an_indicative_one() -> None:
     assert due is not None and due.startswith("first response (indicative) due")
     premium = machine.open_ticket(opened_ticket("acme", 2, INITECH_MONDAY))
     assert not delivery_for(premium.state, premium.notifications[0]).indicative
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(severity=st.integers(1, 4), history=steps)
+def test_no_history_shows_a_basic_clock_as_anything_but_indicative(
+    severity: int, history: list[object]
+) -> None:
+    life = run("initech", severity, history)  # type: ignore[arg-type]
+    assert not any("breach" in n.subject.lower() for n in life.notifications)
+    for state in life.states:
+        view = next_clock(state)
+        if view is not None:
+            assert view.signal(life.now) in (Signal.INDICATIVE, Signal.INDICATIVE_PAST_DUE)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(severity=st.integers(1, 4), history=steps)
+def test_no_history_takes_a_standard_partners_ticket_past_l2_or_to_leadership(
+    severity: int, history: list[tuple[int, bool, object]]
+) -> None:
+    terms = contoso(partner_tier=Tier.STANDARD, partner_24x7=False)
+    outcome = machine.open_ticket(opened_ticket("contoso", severity, TUESDAY, terms=terms))
+    state, now, notices = outcome.state, TUESDAY, list(outcome.notifications)
+    for minutes, _, action in history:
+        now += timedelta(minutes=minutes)
+        if action is None:
+            outcome = machine.advance(state, now)
+        else:
+            try:
+                outcome = machine.apply(state, action, now)  # type: ignore[arg-type]
+            except machine.Refusal:
+                continue
+        state = outcome.state
+        notices += outcome.notifications
+        assert state.level <= 2
+    assert not any(n.audience in (Audience.LEADERSHIP_L4, Audience.ENGINEERING_L3) for n in notices)
+    assert not any(n.audience == Audience.ON_CALL for n in notices)
