@@ -20,12 +20,15 @@ from workflows import machine
 from workflows.entitlement import (
     IntakeRefused,
     build_entitlement,
+    check_intake,
     check_subdivision,
     public_holidays,
     quote_response_deadline,
 )
 from workflows.models import (
     Audience,
+    Category,
+    Channel,
     ClockKind,
     ContractTerms,
     Entitlement,
@@ -118,6 +121,16 @@ def test_a_sev1_handoff_is_routed_and_paged_as_the_partners_agreement_says(
     assert outcome.state.level == level
     assert (Audience.LEADERSHIP_L4 in audiences) is leadership
     assert (Audience.ON_CALL in pages) is paged
+
+
+def test_a_standard_partners_ticket_reaches_connectsoft_on_standards_channels() -> None:
+    ent = build_entitlement(contoso(partner_tier=Tier.STANDARD, partner_24x7=False), received_at=TUESDAY)
+    with pytest.raises(IntakeRefused) as refused:
+        check_intake(ent, severity=Severity.CRITICAL, channel=Channel.ON_CALL, category=Category.INCIDENT)
+    assert refused.value.rule == "channel_not_entitled"
+    assert "not part of a Standard partner agreement" in refused.value.message
+    premium = build_entitlement(contoso(partner_tier=Tier.PREMIUM, partner_24x7=False), received_at=TUESDAY)
+    check_intake(premium, severity=Severity.CRITICAL, channel=Channel.ON_CALL, category=Category.INCIDENT)
 
 
 def test_a_ticket_pinned_before_the_partner_agreement_runs_as_it_did() -> None:

@@ -172,7 +172,9 @@ def check_intake(
     entitlement: Entitlement, *, severity: Severity, channel: Channel, category: Category
 ) -> None:
     """The intake rules of DESIGN.md §7. Raises IntakeRefused naming the rule broken."""
-    tier = entitlement.tier.label
+    # A partner ticket reaches ConnectSoft on the partner's agreement's channels (DESIGN.md §6).
+    agreement = "partner agreement" if entitlement.partner_tier else "contract"
+    tier = f"{entitlement.connectsoft_tier.label} {agreement}"
     if category in policy.OUT_OF_SCOPE:
         raise IntakeRefused("out_of_scope", policy.OUT_OF_SCOPE[category])
     if category in policy.LOW_ONLY_CATEGORIES and severity != Severity.LOW:
@@ -184,7 +186,7 @@ def check_intake(
         allowed = ", ".join(c.value for c in entitlement.channels)
         raise IntakeRefused(
             "channel_not_entitled",
-            f"The {channel.value} channel is not part of a {tier} contract; use one of: {allowed}.",
+            f"The {channel.value} channel is not part of a {tier}; use one of: {allowed}.",
         )
     if channel == Channel.ON_CALL and severity != Severity.CRITICAL:
         raise IntakeRefused(
