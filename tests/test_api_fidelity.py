@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from api.metrics import count_read_model, exposition
-from store.reports import ReportGroupBy, sla_report
+from store.sla_report import ReportGroupBy, sla_report
 from tests.fixtures_api import Stack, settled_state
 from tests.test_api_permissions import console_as
 from tests.test_catalog_api import catalog_rows, cli_database  # noqa: F401 (a fixture)
