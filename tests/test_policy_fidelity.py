@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from activities.holidays import pin_public_holidays
 from api.console.views import Signal, next_clock
 from api.schemas import ClockPublic
 from sinks.channels import format_due
@@ -36,6 +37,7 @@ from workflows.models import (
     EscalationTrigger,
     Handoff,
     HandoffCategory,
+    HolidayYears,
     ProductType,
     Severity,
     Tier,
@@ -303,3 +305,12 @@ def test_no_history_takes_a_standard_partners_ticket_past_l2_or_to_leadership(
         assert state.level <= 2
     assert not any(n.audience in (Audience.LEADERSHIP_L4, Audience.ENGINEERING_L3) for n in notices)
     assert not any(n.audience == Audience.ON_CALL for n in notices)
+
+
+async def test_the_holiday_activity_pins_the_subdivisions_later_years() -> None:
+    england = await pin_public_holidays(
+        HolidayYears(country="GB", first_year=2028, stop_year=2029, subdivision="GB-ENG")
+    )
+    nationwide = await pin_public_holidays(HolidayYears(country="GB", first_year=2028, stop_year=2029))
+    easter_monday = date(2028, 4, 17)
+    assert easter_monday in england.dates and easter_monday not in nationwide.dates
