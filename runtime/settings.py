@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     # one pair of queries; 0 counts afresh on every scrape.
     metrics_cache_seconds: float = 5.0
 
+    # `escalator up` restarts a child (the worker or the API) that dies, after a backoff that
+    # starts here and doubles with each restart within the window (at most 30 s). More than
+    # `up_restart_limit` restarts of one child within the window is a crash loop: the stack stops.
+    up_restart_limit: int = Field(default=5, ge=0)
+    up_restart_window_seconds: float = Field(default=60.0, gt=0)
+    up_restart_backoff_seconds: float = Field(default=1.0, ge=0)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -53,8 +53,9 @@ from store.db import (
 )
 from store.keys import DEMO_KEYS, seed_demo_keys
 from tests.factories import opened_ticket
-from worker.cli import PARENT_PID_VARIABLE, SupervisedDevServer, polling_worker_pids
 from worker.devserver import DevServerError
+from worker.serve import PARENT_PID_VARIABLE
+from worker.supervisor import SupervisedDevServer, polling_worker_pids
 from workflows import machine
 from workflows.actions import Close
 from workflows.models import Category, TicketState, TicketStatus, workflow_id_for
@@ -183,7 +184,7 @@ class ProcessStack:
             # Two workers on one host cannot share the metrics port.
             "ESCALATOR_WORKER_METRICS_PORT": "0",
             "ESCALATOR_LOG_LEVEL": "WARNING",
-            # Die with this process, whatever kills it (worker.cli.die_with_parent).
+            # Die with this process, whatever kills it (worker.serve.die_with_parent).
             PARENT_PID_VARIABLE: str(os.getpid()),
             **self.settings,
             **overrides,
@@ -396,12 +397,13 @@ class SqliteWriteLock:
 
 @dataclass
 class Burst:
-    """What a burst filed, how long it took (first request to last answer), and how many of
-    its requests the client had to send again."""
+    """What a burst filed, how long it took (first request to last answer), how many of its
+    requests the client had to send again, and how many of those were intake (POST /tickets)."""
 
     ticket_ids: list[str]
     seconds: float
     resent: int = 0
+    refiled: int = 0
 
 
 class RequestFailed(AssertionError):
@@ -442,11 +444,11 @@ async def burst(
     close each one, `concurrency` at a time, every request with its Idempotency-Key and
     retried as `send` does. `on_filed(n)` runs after the n-th ticket is filed."""
     gate = asyncio.Semaphore(concurrency)
-    filed = resent = 0
+    filed = resent = refiled = 0
     ids: list[str] = [""] * count
 
     async def one(i: int) -> None:
-        nonlocal filed, resent
+        nonlocal filed, resent, refiled
         async with gate:
             made, again = await send(
                 http,
@@ -457,6 +459,7 @@ async def burst(
                 headers={**SUPPORT, "idempotency-key": f"drill-file-{i}"},
             )
             resent += again
+            refiled += again
             # 200: a retry of a request the first stack had already taken.
             assert made.status_code in (200, 201), made.text
             ticket_id: str = made.json()["ticket_id"]
@@ -480,7 +483,7 @@ async def burst(
 
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))
-    return Burst(ids, time.perf_counter() - started, resent)
+    return Burst(ids, time.perf_counter() - started, resent, refiled)
 
 
 async def settle(stack: ProcessStack, ticket_ids: list[str]) -> dict[str, TicketState]:

@@ -32,7 +32,8 @@ from temporalio.client import Client
 from api.main import create_app
 from runtime.settings import Settings
 from store.keys import DEMO_KEYS
-from worker import cli
+from tests.drill_support import until
+from worker import cli, demo, supervisor
 from worker.devserver import SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
 from workflows import search_attributes
 
@@ -196,14 +197,14 @@ def test_dev_server_command_registers_search_attributes_on_a_wal_sqlite_file(tmp
 
 
 def test_dev_server_default_is_the_documented_local_endpoint() -> None:
-    server = cli.dev_server_for(Settings())
+    server = supervisor.dev_server_for(Settings())
     assert (server.address, server.ui_url) == ("127.0.0.1:7233", "http://127.0.0.1:8233")
     assert server.db_filename == Path(".escalator/temporal.db")
 
 
 def test_banner_prints_the_demo_keys_and_an_authenticated_sample(capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings()
-    cli.print_banner(settings, cli.dev_server_for(settings))
+    demo.print_banner(settings, supervisor.dev_server_for(settings))
     printed = capsys.readouterr().out
 
     assert printed.startswith("\nEscalator is up.")
@@ -223,7 +224,7 @@ def test_banner_prints_the_demo_keys_and_an_authenticated_sample(capsys: pytest.
     assert "partner northwind" in lines["dev-partner-northwind"]
     assert "customer acme" in lines["dev-customer-acme"]
     assert "curl -s -X POST http://127.0.0.1:8000/tickets -H 'authorization: Bearer dev-support'" in printed
-    assert cli.SAMPLE_TICKET in printed
+    assert demo.SAMPLE_TICKET in printed
 
 
 # --- docker-compose.yml and the image ----------------------------------------------------------
@@ -419,8 +420,8 @@ def test_image_and_compose_commands_are_real_cli_subcommands() -> None:
     commands += [services()[name]["command"] for name in ESCALATOR_SERVICES]
     parser = cli.build_parser()
     for command in commands:
-        assert command[0] in cli.COMMANDS, command
-        parser.parse_args(command)  # exits (fails the test) on an unknown subcommand
+        # Exits (fails the test) on an unknown subcommand.
+        assert parser.parse_args(command).command == command[0], command
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["escalator"] == "worker.cli:main"
     # The API's healthcheck asks a route the API has.
@@ -754,7 +755,7 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
                     # The banner's own sample: the demo support key files it.
                     filed = await http.post(
                         "/tickets",
-                        content=cli.SAMPLE_TICKET,
+                        content=demo.SAMPLE_TICKET,
                         headers={"content-type": "application/json", "authorization": "Bearer dev-support"},
                     )
                     assert filed.is_success, filed.text
@@ -779,32 +780,55 @@ async def test_escalator_up_stops_on_ctrl_c_and_resumes_open_tickets_on_restart(
             printed = running.printed
             assert process.returncode == 0, printed
             assert f"http://127.0.0.1:{api_port}/docs" in printed
-            assert f"-H '{cli.SAMPLE_AUTHORIZATION}'" in printed
+            assert f"-H '{demo.SAMPLE_AUTHORIZATION}'" in printed
             for secret in DEMO_KEYS:
                 assert f"  {secret} " in printed
-            assert "Stopping: API, worker, Temporal dev server" in printed
+            assert "Stopping on SIGINT: API, worker, Temporal dev server" in printed
             # Nothing outlives a stopped `escalator up`.
             assert not [pid for pid in children.values() if process_alive(pid)], printed
             assert port_is_free(api_port)
 
 
-async def test_escalator_up_stops_when_a_child_dies_and_leaves_nothing_when_killed(tmp_path: Path) -> None:
+async def test_escalator_up_stops_after_a_crash_loop_and_leaves_nothing_when_killed(tmp_path: Path) -> None:
     api_port = free_port()
-    env = up_environment(tmp_path, api_port)
+    # One restart allowed per minute: the worker's second death within it is a crash loop.
+    env = {
+        **up_environment(tmp_path, api_port),
+        "ESCALATOR_UP_RESTART_LIMIT": "1",
+        "ESCALATOR_UP_RESTART_BACKOFF_SECONDS": "0.1",
+    }
 
-    # The worker dies: the whole stack stops, with a non-zero status that says why.
+    # The worker dies and is restarted; the new one dies too: the whole stack stops, with a
+    # non-zero status that says why.
     running = await start_up(tmp_path, env)
+    workers: list[int] = []
     try:
         await asyncio.wait_for(running.up.wait(), 60)
         children = stack_processes(running.process.pid)
-        os.kill(children["worker"], signal.SIGKILL)
+        workers.append(children["worker"])
+        os.kill(workers[0], signal.SIGKILL)
+
+        async def restarted() -> bool:
+            worker = stack_processes(running.process.pid).get("worker")
+            if worker is None or worker == workers[0]:
+                return False
+            workers.append(worker)
+            return True
+
+        await until(restarted, timeout=60, what="a new worker process")
+        os.kill(workers[1], signal.SIGKILL)
         await asyncio.wait_for(running.process.wait(), 60)
     finally:
         await running.finish()
     printed = running.printed
     assert running.process.returncode == 1, printed
-    assert "the worker exited with status -9" in printed
-    assert not [pid for pid in children.values() if process_alive(pid)], printed
+    assert "The worker exited with status -9 (SIGKILL); restarting it in 0.1 s" in printed
+    assert "Stopping after a crash loop: API, worker, Temporal dev server" in printed
+    assert (
+        "escalator up: the worker exited 2 times within 60 s (last with status -9 (SIGKILL)), "
+        "so the stack was stopped"
+    ) in printed
+    assert not [pid for pid in [*children.values(), *workers] if process_alive(pid)], printed
     assert port_is_free(api_port)
 
     # `escalator up` itself is killed outright (no chance to stop anything): its children

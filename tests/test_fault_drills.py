@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import uuid
@@ -64,11 +65,13 @@ from tests.receivers import HttpReceiver
 from tests.test_deploy_static import (
     free_port,
     port_is_free,
+    process_alive,
     stack_processes,
     start_up,
     up_environment,
     wait_gone,
 )
+from worker.supervisor import polling_worker_pids
 from worker.worker import GRACEFUL_SHUTDOWN
 from workflows.actions import ChangeSeverity, Comment
 from workflows.models import (
@@ -778,3 +781,123 @@ async def test_after_escalator_up_is_killed_mid_burst_the_next_one_resumes_every
     for i, ticket_id in enumerate(filed.ticket_ids):
         assert set(audit.notices[ticket_id]) == expected_notice_keys(ticket_body(i)), ticket_id
     assert not audit.undelivered, audit.undelivered[:10]
+
+
+# --- 6. `escalator up` heals a worker killed mid-burst ----------------------------------------------
+
+PROBES = 10
+
+
+async def test_escalator_up_restarts_a_worker_killed_mid_burst_and_intake_answers_throughout(
+    tmp_path: Path,
+) -> None:
+    """Under `escalator up`, the worker is SIGKILLed once a third of a burst of 60 tickets is
+    filed (as the OOM killer would). `escalator up` says why and starts a new worker; the API
+    (the same process throughout) takes every ticket at the first try, those filed while no
+    worker runs included; every ticket then closes, once each, with every event and notice once."""
+    api_port = free_port()
+    # A backoff of 5 s keeps the worker down long enough to file tickets meanwhile.
+    env = {
+        **up_environment(tmp_path, api_port),
+        "ESCALATOR_WORKER_METRICS_PORT": "0",
+        "ESCALATOR_UP_RESTART_BACKOFF_SECONDS": "5",
+    }
+    count = 60
+    running = await start_up(tmp_path, env)
+    children: dict[str, int] = {}
+    healed: dict[str, int] = {}
+    try:
+        await asyncio.wait_for(running.up.wait(), 90)
+        children = stack_processes(running.process.pid)
+        doomed = children["worker"]
+        client = await Client.connect(
+            env["ESCALATOR_TEMPORAL_ADDRESS"], data_converter=data_converter(Settings())
+        )
+        killed, back = asyncio.Event(), asyncio.Event()
+
+        def kill_worker(filed: int) -> None:
+            if filed == count // 3:
+                os.kill(doomed, signal.SIGKILL)
+                killed.set()
+
+        async def new_worker_polls() -> bool:
+            return bool(await polling_worker_pids(client, Settings().task_queue) - {doomed})
+
+        async def comes_back() -> None:
+            await killed.wait()
+            await until(new_worker_polls, timeout=90, what="a new worker polls the task queue")
+            back.set()
+
+        async def file_while_down(http: httpx.AsyncClient) -> tuple[list[str], int]:
+            """File up to PROBES tickets one after another from the kill on, each at the first
+            try; how many were answered before a new worker polled."""
+            await killed.wait()
+            ids, while_down = [], 0
+            for i in range(PROBES):
+                answer = await http.post(
+                    "/tickets",
+                    json=ticket_body(count + i),
+                    headers={**SUPPORT, "idempotency-key": f"drill-probe-{i}"},
+                )
+                assert answer.status_code == 201, answer.text
+                ids.append(answer.json()["ticket_id"])
+                while_down += not back.is_set()
+            return ids, while_down
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=120) as http:
+            filed, (probes, answered_while_down), _ = await asyncio.gather(
+                burst(http, count, on_filed=kill_worker), file_while_down(http), comes_back()
+            )
+            for i, ticket_id in enumerate(probes):
+                closed, _ = await send(
+                    http,
+                    "POST",
+                    f"/tickets/{ticket_id}/close",
+                    retry_for=60,
+                    json={"note": "drill over"},
+                    headers={**SUPPORT, "idempotency-key": f"drill-probe-close-{i}"},
+                )
+                assert closed.status_code == 200, closed.text
+        ticket_ids = filed.ticket_ids + probes
+        handle = functools.partial(handle_on, client)
+        finals = await final_states(handle, ticket_ids)
+        evidence = await history_evidence(handle, ticket_ids, doomed)
+        engine = make_engine(env["ESCALATOR_DATABASE_URL"])
+        try:
+            audit = await audit_tickets(make_sessionmaker(engine), finals)
+        finally:
+            await engine.dispose()
+        healed = stack_processes(running.process.pid)
+        running.process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(running.process.wait(), 60)
+    finally:
+        await running.finish()
+        for pid in [*children.values(), *healed.values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    printed = running.printed
+    # The worker died at work on these tickets, and a new one took over; the API never stopped.
+    assert evidence.tickets_it_worked_on > 0, evidence
+    assert "The worker exited with status -9 (SIGKILL); restarting it in 5.0 s" in printed, printed
+    assert "Restarted the worker: pid" in printed, printed
+    assert healed["api"] == children["api"] and healed["worker"] != doomed
+    # Intake answered throughout: no POST /tickets needed a second try, and tickets were taken
+    # while no worker ran.
+    assert filed.refiled == 0
+    assert answered_while_down > 0
+    # Every ticket once, closed, with its events and notices once each.
+    assert len(set(ticket_ids)) == count + PROBES == audit.tickets_in_read_model
+    assert {final.status for final in finals.values()} == {TicketStatus.CLOSED}
+    assert not audit.problems, audit.problems[:10]
+    for i, ticket_id in enumerate(ticket_ids):
+        assert set(audit.notices[ticket_id]) == expected_notice_keys(ticket_body(i)), ticket_id
+    assert not audit.undelivered, audit.undelivered[:10]
+    # Ctrl-C still stops the healed stack, and nothing outlives it.
+    assert running.process.returncode == 0, printed
+    assert "Stopping on SIGINT: API, worker, Temporal dev server" in printed
+    assert not [pid for pid in healed.values() if process_alive(pid)], printed
+
+
+def handle_on(client: Client, ticket_id: str) -> WorkflowHandle[TicketWorkflow, TicketState]:
+    return client.get_workflow_handle_for(TicketWorkflow.run, workflow_id_for(ticket_id))

@@ -37,7 +37,7 @@ from store.keys import seed_demo_keys
 from tests.factories import TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, completed_activity, wait_for_event
 from tests.fixtures_temporal import BIN_DIR
-from worker import cli
+from worker import supervisor
 from worker.worker import build_worker
 from workflows.actions import Resume
 from workflows.models import (
@@ -622,7 +622,7 @@ def test_child_environment_spells_lists_dicts_and_secrets_so_the_children_parse_
         worker_metrics_port=9999,
         log_format="json",
     )
-    for variable, setting in cli.child_environment(parent).items():
+    for variable, setting in supervisor.child_environment(parent).items():
         if variable.startswith("ESCALATOR_"):
             monkeypatch.setenv(variable, setting)
 
