@@ -17,7 +17,9 @@ async def claim(*, session: AsyncSession, scope: str, key: str, digest: str) -> 
     """Record `key` for `digest` in `scope` if new. False if it was used for another request.
 
     Committed at once: the claim must outlive a crash between it and the work it guards,
-    so that the retry finds it and goes through.
+    so that the retry finds it and goes through. The session's connection goes back to the
+    pool before the work: an action then waits on its workflow, for as long as no worker
+    runs, and must not starve intake of connections meanwhile.
     """
     await session.execute(
         dialect_insert(session, IdempotencyRecord)
@@ -28,4 +30,5 @@ async def claim(*, session: AsyncSession, scope: str, key: str, digest: str) -> 
     first = await session.scalar(
         select(IdempotencyRecord.digest).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
     )
+    await session.commit()
     return first == digest

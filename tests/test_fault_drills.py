@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,7 +42,7 @@ from bench.stack_bench import ticket_body
 from runtime.codec import data_converter
 from runtime.settings import Settings
 from store import tickets as read_model
-from store.db import IdempotencyRecord, OutboxNotification, make_engine, make_sessionmaker
+from store.db import IdempotencyRecord, OutboxNotification, Ticket, make_engine, make_sessionmaker
 from store.keys import DEMO_KEYS
 from tests.drill_support import (
     ADMIN,
@@ -813,12 +813,23 @@ async def test_escalator_up_restarts_a_worker_killed_mid_burst_and_intake_answer
         client = await Client.connect(
             env["ESCALATOR_TEMPORAL_ADDRESS"], data_converter=data_converter(Settings())
         )
-        killed, back = asyncio.Event(), asyncio.Event()
+        third_filed, killed, back = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        engine = make_engine(env["ESCALATOR_DATABASE_URL"])
 
-        def kill_worker(filed: int) -> None:
+        def count_filed(filed: int) -> None:
             if filed == count // 3:
-                os.kill(doomed, signal.SIGKILL)
-                killed.set()
+                third_filed.set()
+
+        async def recorded(tickets: int) -> bool:
+            async with make_sessionmaker(engine)() as session:
+                return (await session.scalar(select(func.count()).select_from(Ticket))) >= tickets
+
+        async def kill_mid_burst() -> None:
+            # Once a third are filed and the worker has recorded a few: it is at work.
+            await third_filed.wait()
+            await until(lambda: recorded(5), timeout=60, what="the worker records tickets")
+            os.kill(doomed, signal.SIGKILL)
+            killed.set()
 
         async def new_worker_polls() -> bool:
             return bool(await polling_worker_pids(client, Settings().task_queue) - {doomed})
@@ -845,8 +856,11 @@ async def test_escalator_up_restarts_a_worker_killed_mid_burst_and_intake_answer
             return ids, while_down
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=120) as http:
-            filed, (probes, answered_while_down), _ = await asyncio.gather(
-                burst(http, count, on_filed=kill_worker), file_while_down(http), comes_back()
+            filed, (probes, answered_while_down), _, _ = await asyncio.gather(
+                burst(http, count, on_filed=count_filed),
+                file_while_down(http),
+                kill_mid_burst(),
+                comes_back(),
             )
             for i, ticket_id in enumerate(probes):
                 closed, _ = await send(
@@ -862,11 +876,8 @@ async def test_escalator_up_restarts_a_worker_killed_mid_burst_and_intake_answer
         handle = functools.partial(handle_on, client)
         finals = await final_states(handle, ticket_ids)
         evidence = await history_evidence(handle, ticket_ids, doomed)
-        engine = make_engine(env["ESCALATOR_DATABASE_URL"])
-        try:
-            audit = await audit_tickets(make_sessionmaker(engine), finals)
-        finally:
-            await engine.dispose()
+        audit = await audit_tickets(make_sessionmaker(engine), finals)
+        await engine.dispose()
         healed = stack_processes(running.process.pid)
         running.process.send_signal(signal.SIGINT)
         await asyncio.wait_for(running.process.wait(), 60)
