@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities import catalog, keys
 from runtime.settings import Settings
+from store import catalog, keys
 from store.keys import DEMO_KEYS
 from worker import cli
 from worker.demo import demo_keys_refusal, is_embedded_database, print_banner, seed_for_up
