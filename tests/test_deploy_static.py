@@ -798,13 +798,29 @@ async def test_escalator_up_stops_after_a_crash_loop_and_leaves_nothing_when_kil
         "ESCALATOR_UP_RESTART_BACKOFF_SECONDS": "0.1",
     }
 
-    # The worker dies and is restarted; the new one dies too: the whole stack stops, with a
-    # non-zero status that says why.
+    # The API dies and is restarted, and answers again. Then the worker dies and is restarted;
+    # the new one dies too: the whole stack stops, with a non-zero status that says why.
     running = await start_up(tmp_path, env)
     workers: list[int] = []
+    apis: list[int] = []
     try:
         await asyncio.wait_for(running.up.wait(), 60)
         children = stack_processes(running.process.pid)
+        apis.append(children["api"])
+        os.kill(apis[0], signal.SIGKILL)
+
+        async def api_answers_again() -> bool:
+            api = stack_processes(running.process.pid).get("api")
+            if api is None or api == apis[0]:
+                return False
+            async with httpx.AsyncClient(timeout=2) as http:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{api_port}/readyz")).status_code == 200:
+                        apis.append(api)
+                        return True
+            return False
+
+        await until(api_answers_again, timeout=60, what="a new API answers /readyz")
         workers.append(children["worker"])
         os.kill(workers[0], signal.SIGKILL)
 
@@ -822,13 +838,15 @@ async def test_escalator_up_stops_after_a_crash_loop_and_leaves_nothing_when_kil
         await running.finish()
     printed = running.printed
     assert running.process.returncode == 1, printed
-    assert "The worker exited with status -9 (SIGKILL); restarting it in 0.1 s" in printed
+    # Each child has its own count of restarts.
+    assert "The API exited with status -9 (SIGKILL); restarting it in 0.1 s (restart 1 of 1" in printed
+    assert "The worker exited with status -9 (SIGKILL); restarting it in 0.1 s (restart 1 of 1" in printed
     assert "Stopping after a crash loop: API, worker, Temporal dev server" in printed
     assert (
         "escalator up: the worker exited 2 times within 60 s (last with status -9 (SIGKILL)), "
         "so the stack was stopped"
     ) in printed
-    assert not [pid for pid in [*children.values(), *workers] if process_alive(pid)], printed
+    assert not [pid for pid in [*children.values(), *workers, *apis] if process_alive(pid)], printed
     assert port_is_free(api_port)
 
     # `escalator up` itself is killed outright (no chance to stop anything): its children

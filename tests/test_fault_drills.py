@@ -796,11 +796,11 @@ async def test_escalator_up_restarts_a_worker_killed_mid_burst_and_intake_answer
     (the same process throughout) takes every ticket at the first try, those filed while no
     worker runs included; every ticket then closes, once each, with every event and notice once."""
     api_port = free_port()
-    # A backoff of 5 s keeps the worker down long enough to file tickets meanwhile.
+    # A backoff of 10 s keeps the worker down long enough to file tickets meanwhile.
     env = {
         **up_environment(tmp_path, api_port),
         "ESCALATOR_WORKER_METRICS_PORT": "0",
-        "ESCALATOR_UP_RESTART_BACKOFF_SECONDS": "5",
+        "ESCALATOR_UP_RESTART_BACKOFF_SECONDS": "10",
     }
     count = 60
     running = await start_up(tmp_path, env)
@@ -890,7 +890,7 @@ async def test_escalator_up_restarts_a_worker_killed_mid_burst_and_intake_answer
     printed = running.printed
     # The worker died at work on these tickets, and a new one took over; the API never stopped.
     assert evidence.tickets_it_worked_on > 0, evidence
-    assert "The worker exited with status -9 (SIGKILL); restarting it in 5.0 s" in printed, printed
+    assert "The worker exited with status -9 (SIGKILL); restarting it in 10.0 s" in printed, printed
     assert "Restarted the worker: pid" in printed, printed
     assert healed["api"] == children["api"] and healed["worker"] != doomed
     # Intake answered throughout: no POST /tickets needed a second try, and tickets were taken
