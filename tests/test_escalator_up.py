@@ -192,3 +192,18 @@ async def test_a_running_child_is_left_alone_until_the_stop_and_then_stopped() -
     assert child.running and not child.restarts
     await child.stop()
     assert child.process is not None and child.process.returncode == -15
+
+
+async def test_with_no_restarts_allowed_the_first_death_stops_the_stack() -> None:
+    child = exiting_child("worker", 9)
+    stop = Stop()
+    await child.start()
+    first = child.process
+
+    await asyncio.wait_for(keep_running(child, stop, RestartPolicy(limit=0, window=60, backoff=1)), 10)
+
+    assert child.process is first and not child.restarts
+    assert stop.failure == (
+        "the worker exited with status 9 and restarts are off (ESCALATOR_UP_RESTART_LIMIT=0), "
+        "so the stack was stopped"
+    )

@@ -205,6 +205,18 @@ async def exited_or_stopped(process: asyncio.subprocess.Process, stop: asyncio.E
     return process.returncode is not None and not stop.is_set()
 
 
+def crash_loop_failure(name: str, status: str, exits: int, policy: RestartPolicy) -> str:
+    if policy.limit == 0:
+        return (
+            f"the {name} exited with {status} and restarts are off "
+            "(ESCALATOR_UP_RESTART_LIMIT=0), so the stack was stopped"
+        )
+    return (
+        f"the {name} exited {exits} times within {policy.window:.0f} s (last with {status}), "
+        "so the stack was stopped"
+    )
+
+
 async def keep_running(child: Child, stop: Stop, policy: RestartPolicy) -> None:
     """Start `child` again each time it dies, after a backoff, until `stop` is set; a crash
     loop sets `stop` with the failure."""
@@ -213,16 +225,13 @@ async def keep_running(child: Child, stop: Stop, policy: RestartPolicy) -> None:
         restart = child.restarts_within(policy.window, time.monotonic()) + 1
         if restart > policy.limit:
             log.error(
-                "The %s exited with %s, its %d. exit within %.0f s: a crash loop; stopping the stack.",
+                "The %s exited with %s, %d times within %.0f s: a crash loop; stopping the stack.",
                 child.name,
                 status,
                 restart,
                 policy.window,
             )
-            stop.fail(
-                f"the {child.name} exited {restart} times within {policy.window:.0f} s "
-                f"(last with {status}), so the stack was stopped"
-            )
+            stop.fail(crash_loop_failure(child.name, status, restart, policy))
             return
         delay = policy.delay(restart)
         log.warning(
