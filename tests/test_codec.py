@@ -417,8 +417,9 @@ async def test_codec_endpoints_decode_history_and_round_trip_for_admins(
             assert refused.status_code == status and refused.json()["rule"] == "forbidden"
         anonymous = await stack.http.post("/codec/decode", json=payloads_body(encrypted_input))
         assert anonymous.status_code == 401
-        garbled = await stack.http.post("/codec/decode", content=b'{"payloads": 7}', headers=stack.as_(ADMIN))
-        assert garbled.status_code == 422 and garbled.json()["rule"] == "codec_body"
+        for body in (b'{"payloads": 7}', b'{"payloads": [[], []]}'):
+            garbled = await stack.http.post("/codec/decode", content=body, headers=stack.as_(ADMIN))
+            assert garbled.status_code == 422 and garbled.json()["rule"] == "codec_body"
         foreign = await codec_for({"other": new_key()}, "other").encode([model_payload("x")])
         unknown = await stack.http.post(
             "/codec/decode", json=payloads_body(foreign), headers=stack.as_(ADMIN)

@@ -68,8 +68,13 @@ OPENAPI = {
 async def read_payloads(request: Request) -> list[Payload]:
     body = await request.body()
     try:
-        if not isinstance(json.loads(body), dict):
+        document = json.loads(body)
+        if not isinstance(document, dict):
             raise json_format.ParseError("the body is not a JSON object")
+        # Protobuf's JSON parser takes a list where a message is due (as an empty one).
+        items = document.get("payloads")
+        if isinstance(items, list) and not all(isinstance(item, dict) for item in items):
+            raise json_format.ParseError("each of `payloads` is a JSON object")
         parsed = json_format.Parse(body, Payloads())
     except (json_format.ParseError, UnicodeDecodeError, ValueError) as err:
         raise ApiError(
