@@ -41,7 +41,7 @@ from workflows.models import (
 )
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-HUMAN_TRIGGERS = [t for t in EscalationTrigger if t not in policy.SYSTEM_TRIGGERS]
+HUMAN_TRIGGERS = [t for t in EscalationTrigger if t not in policy.current().system_triggers]
 # Every kind of actor, some of them outside a ticket's reach (refused as not found).
 PRINCIPALS = [
     ADMIN,

@@ -43,12 +43,8 @@ from workflows.models import (
 )
 from workflows.permissions import Capability, can_reach, forbidden_reason
 from workflows.policy import rules_for
-from workflows.routing import PAGED_AUDIENCES
 from workflows.text import CleanText
 from workflows.timeline import Step
-
-# Whose page a line's acknowledgement acknowledges.
-LINE_PAGES: Final = {OwningLine.CONNECTSOFT: Audience.ON_CALL, OwningLine.PARTNER: Audience.PARTNER_ON_CALL}
 
 
 class RefusalKind(StrEnum):
@@ -233,8 +229,9 @@ def acknowledge(step: Step, action: Acknowledge) -> None:
     )
     if first:
         step.notify(event, Audience.CUSTOMER, f"We are working on it: {state.title}")
+    line_pages = step.rules.line_pages
     step.settle_pages(
-        event, PageAction.ACKNOWLEDGE, tuple(LINE_PAGES[each] for each in dict.fromkeys(answered))
+        event, PageAction.ACKNOWLEDGE, tuple(line_pages[each] for each in dict.fromkeys(answered))
     )
 
 
@@ -372,7 +369,7 @@ def handoff(step: Step, action: Handoff) -> None:
     state, category = step.state, action.category
     state.owning_line = OwningLine.CONNECTSOFT
     state.handoff_category = category
-    state.level = max(state.level, 2)
+    state.level = max(state.level, step.rules.handoff_level)
     summary = f"Partner handed off to ConnectSoft second line ({category.value})"
     if action.note:
         summary += f": {action.note}"
@@ -607,7 +604,7 @@ def resolve(step: Step, action: Resolve) -> None:
     end_wait(step)
     event = step.record(EventKind.RESOLVED, f"Resolved: {action.resolution}", actor=str(action.actor))
     step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
-    step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
+    step.settle_pages(event, PageAction.RESOLVE, step.rules.paged_audiences)
 
 
 RESOLVE: Final = ActionDefinition(
@@ -693,7 +690,7 @@ def close(step: Step, action: Close) -> None:
         detail["reason"] = note
     event = step.record(EventKind.CLOSED, f"Closed{': ' + note if note else ''}", actor=str(action.actor))
     event.detail.update(detail)
-    step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
+    step.settle_pages(event, PageAction.RESOLVE, step.rules.paged_audiences)
 
 
 CLOSE: Final = ActionDefinition(
@@ -799,22 +796,32 @@ def definition_of(action: ActionModel) -> ActionDefinition[Any]:
     return _BY_MODEL[type(action)]
 
 
-def check(state: TicketState, action: ActionModel) -> None:
-    """Raise Refusal when `action` cannot be taken on the ticket as it is. Never mutates.
+def authorize(state: TicketState, action: ActionModel) -> None:
+    """Raise Refusal when the actor may not take `action` on this ticket. Never mutates.
 
-    Reach first (404, so ids do not leak), then the permission table (403), then the ticket's
-    state (409/422): a closed ticket takes no action at all.
+    Decided against the permission table and reach the ticket's policy version pinned, so a
+    deploy that edits them changes nothing for an open ticket. Reach first (404, so ids do not
+    leak), then the permission table (403).
     """
     definition = definition_of(action)
     actor = action.actor
-    if not can_reach(actor, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
+    rules = rules_for(state.entitlement.policy_version)
+    if not can_reach(rules, actor, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
         raise not_found(state.ticket_id)
-    reason = forbidden_reason(actor, definition.needs(action), product_type=state.entitlement.product_type)
+    reason = forbidden_reason(rules, actor, definition.needs(action), state=state, action=action)
     if reason is not None:
         raise Refusal(RefusalKind.FORBIDDEN, reason)
+
+
+def check(state: TicketState, action: ActionModel) -> None:
+    """Raise Refusal when the ticket, as it is, cannot take `action` (409/422). Never mutates.
+
+    State only: who may take it is `authorize`, decided before (in the update's validator). A
+    closed ticket takes no action at all.
+    """
     if state.status == TicketStatus.CLOSED:
         raise Refusal(CONFLICT, "The ticket is closed; file a new ticket instead.")
-    definition.check(state, action)
+    definition_of(action).check(state, action)
 
 
 def take(step: Step, action: ActionModel) -> None:

@@ -2,7 +2,7 @@
 for every colour, and the action forms a principal is offered.
 
 Pure: no I/O. The templates render these; the permission table and the action definitions
-decide what is offered (workflows/permissions.py, workflows/actions.py).
+decide what is offered (the permission table of the ticket's policy version, workflows/actions.py).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from workflows.models import (
     TicketStatus,
 )
 from workflows.permissions import Capability, forbidden_reason
+from workflows.policy import current, rules_for
 
 LINE_NAMES: Final = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "Partner"}
 SEVERITY_NAMES: Final = {
@@ -267,8 +268,8 @@ def _always(state: TicketState) -> bool:
 
 
 def permitted(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> bool:
-    product_type = state.entitlement.product_type
-    return forbidden_reason(principal, definition.capability, product_type=product_type) is None
+    rules = rules_for(state.entitlement.policy_version)
+    return forbidden_reason(rules, principal, definition.capability, state=state) is None
 
 
 def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
@@ -290,7 +291,7 @@ def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
                 title=title,
                 summary=definition.summary,
                 internal_notes=definition.update == "comment"
-                and forbidden_reason(principal, Capability.INTERNAL_NOTE) is None,
+                and forbidden_reason(current(), principal, Capability.INTERNAL_NOTE) is None,
             )
         )
     return forms
