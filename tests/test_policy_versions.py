@@ -62,6 +62,7 @@ from workflows.ticket import TicketWorkflow
 # filed under the old one keep deciding as they did.
 RELEASED = {
     "2026.11-2": "f3d9881a85bceff222b90407a64f0299eb22825e542adfd5a59b522b7e773862",
+    "2026.12-1": "33b8ddfcaee3671d409ba5b720a083efc0662e52d562ab6782d9852f95ce8b26",
 }
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("**/*.json"))
@@ -305,7 +306,7 @@ async def test_a_running_ticket_keeps_its_ladder_when_the_policy_is_edited(
     async with ticket_worker(env.client) as tickets:
         received = (await env.get_current_time()).replace(microsecond=0)
         terms = opened_ticket("acme", 2, received).entitlement
-        assert terms.policy_version == "2026.11-2"
+        assert terms.policy_version == policy.POLICY_VERSION
         opened = opened_ticket("acme", 2, received)
         opened.entitlement = opened.entitlement.model_copy(
             update={"response_targets": {**terms.response_targets, "2": _one_hour()}}

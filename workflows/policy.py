@@ -44,12 +44,16 @@ from workflows.models import (
 from workflows.permissions import Capability, Grant, Reach
 
 # The version intake pins on a ticket filed now.
-POLICY_VERSION: Final = "2026.11-2"
+POLICY_VERSION: Final = "2026.12-1"
 
 # The fingerprint of every released version's document. A version is never edited in place:
 # `register` refuses a document whose fingerprint differs from the one pinned here.
 RELEASED: Final[dict[str, str]] = {
     "2026.11-2": "f3d9881a85bceff222b90407a64f0299eb22825e542adfd5a59b522b7e773862",
+    # Issue 17 §8: support escalates at most one level above its own (critical_production_incident
+    # anywhere); while ConnectSoft owns a partner ticket the partner only raises the severity,
+    # closes with a reason, and does not resolve.
+    "2026.12-1": "33b8ddfcaee3671d409ba5b720a083efc0662e52d562ab6782d9852f95ce8b26",
 }
 
 
