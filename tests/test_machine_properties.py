@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from workflows import machine
-from workflows.actions import ACTIONS, ActionDefinition
+from workflows.actions import ACTIONS, ActionDefinition, check
 from workflows.models import (
     SYSTEM,
     Audience,
@@ -230,3 +230,22 @@ def test_machine_invariants_hold_over_any_history(
 def test_the_random_histories_draw_every_action_of_the_list(definition: ActionDefinition[Any]) -> None:
     drawn = find(actions, lambda action: isinstance(action, definition.model))
     assert definition.model.model_validate(drawn.model_dump()) == drawn
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    customer_id=st.sampled_from(sorted(DEMO_TERMS)),
+    severity=st.integers(1, 4),
+    history=steps,
+    action=actions,
+)
+def test_an_action_not_offered_for_a_state_is_refused_in_it(
+    customer_id: str, severity: int, history: list[Any], action: TicketAction
+) -> None:
+    """The console offers a form only when the definition's state-only precondition holds;
+    where it does not, the action's own check refuses it whatever its body."""
+    definition = machine.definition_of(action)
+    for state in run(customer_id, severity, history).states:
+        if not definition.offered_when(state):
+            with pytest.raises(machine.Refusal):
+                check(state, action)

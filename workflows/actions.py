@@ -96,6 +96,9 @@ class ActionDefinition(Generic[Action]):
     effect: Callable[[Step, Action], None]
     # When one action needs more than one permission, by its body (an internal note).
     capability_of: Callable[[Action], Capability] | None = None
+    # Whether the action can apply to the ticket as it is, whatever its body: state only. The
+    # console offers the action's form only then; `check` still decides on the whole action.
+    offered_when: Callable[[TicketState], bool] = lambda state: True
 
     @property
     def method(self) -> str:
@@ -242,6 +245,7 @@ ACKNOWLEDGE: Final = ActionDefinition(
     "First response, or acknowledgement of an escalation, by the principal's own line.",
     check_acknowledge,
     acknowledge,
+    offered_when=lambda t: t.status not in CLOSED_STATES,
 )
 
 
@@ -345,6 +349,11 @@ ESCALATE: Final = ActionDefinition(
     "Climb the ladder, naming a trigger of the target level.",
     check_escalate,
     escalate,
+    offered_when=lambda t: (
+        t.status not in CLOSED_STATES
+        and t.owning_line == OwningLine.CONNECTSOFT
+        and t.level < t.entitlement.max_level
+    ),
 )
 
 
@@ -394,6 +403,11 @@ HANDOFF: Final = ActionDefinition(
     "The partner's first line hands off to ConnectSoft's second line.",
     check_handoff,
     handoff,
+    offered_when=lambda t: (
+        t.entitlement.product_type == ProductType.PARTNER_DELIVERED
+        and t.owning_line == OwningLine.PARTNER
+        and t.status not in CLOSED_STATES
+    ),
 )
 
 
@@ -429,6 +443,7 @@ HANDBACK: Final = ActionDefinition(
     "ConnectSoft hands the ticket back to the partner, with a note.",
     check_handback,
     handback,
+    offered_when=lambda t: t.owning_line == OwningLine.CONNECTSOFT and t.handoff_category is not None,
 )
 
 
@@ -501,6 +516,7 @@ CHANGE_SEVERITY: Final = ActionDefinition(
     "Recomputes every clock from the original intake time, keeping banked pauses.",
     check_change_severity,
     change_severity,
+    offered_when=lambda t: t.status not in CLOSED_STATES,
 )
 
 
@@ -543,6 +559,7 @@ WAIT_ON_CUSTOMER: Final = ActionDefinition(
     "Pause the resolution clock until the customer answers.",
     check_wait_on_customer,
     wait_on_customer,
+    offered_when=lambda t: t.status in (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED),
 )
 
 
@@ -578,6 +595,7 @@ RESUME: Final = ActionDefinition(
     "Work goes on; paused clocks run again.",
     check_resume,
     resume,
+    offered_when=lambda t: t.status == TicketStatus.WAITING_ON_CUSTOMER,
 )
 
 
@@ -614,6 +632,7 @@ RESOLVE: Final = ActionDefinition(
     "Resolve the ticket; it closes by itself 7 days later.",
     check_resolve,
     resolve,
+    offered_when=lambda t: t.status not in CLOSED_STATES,
 )
 
 
@@ -653,6 +672,7 @@ REOPEN: Final = ActionDefinition(
     "Reopen a resolved ticket.",
     check_reopen,
     reopen,
+    offered_when=lambda t: t.status == TicketStatus.RESOLVED,
 )
 
 
@@ -754,6 +774,7 @@ OUTAGE: Final = ActionDefinition(
     "Record when a Sev 1's outage began and, once known, ended, for the uptime report.",
     check_outage,
     record_outage,
+    offered_when=lambda t: t.severity == Severity.CRITICAL,
 )
 
 

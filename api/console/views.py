@@ -7,7 +7,6 @@ decide what is offered (the permission table of the ticket's policy version, wor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,7 +20,6 @@ from workflows.models import (
     ClockStatus,
     OwningLine,
     Principal,
-    ProductType,
     Role,
     Severity,
     SlaClock,
@@ -210,31 +208,6 @@ def next_clock(state: TicketState) -> ClockView | None:
 
 # --- Action forms --------------------------------------------------------------------------------
 
-# Whether an action makes sense for the ticket as it is now. The action's own check still
-# decides (and a refusal shows its sentence); this only keeps forms that cannot apply off the page.
-_OFFERED_WHEN: Final[dict[str, Callable[[TicketState], bool]]] = {
-    "acknowledge": lambda t: t.status not in CLOSED_STATES,
-    "comment": lambda t: True,
-    "escalate": lambda t: (
-        t.status not in CLOSED_STATES
-        and t.owning_line == OwningLine.CONNECTSOFT
-        and t.level < t.entitlement.max_level
-    ),
-    "handoff": lambda t: (
-        t.entitlement.product_type == ProductType.PARTNER_DELIVERED
-        and t.owning_line == OwningLine.PARTNER
-        and t.status not in CLOSED_STATES
-    ),
-    "handback": lambda t: t.owning_line == OwningLine.CONNECTSOFT and t.handoff_category is not None,
-    "change-severity": lambda t: t.status not in CLOSED_STATES,
-    "wait-on-customer": lambda t: t.status in (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED),
-    "resume": lambda t: t.status == TicketStatus.WAITING_ON_CUSTOMER,
-    "resolve": lambda t: t.status not in CLOSED_STATES,
-    "reopen": lambda t: t.status == TicketStatus.RESOLVED,
-    "close": lambda t: True,
-    "outage": lambda t: t.severity == Severity.CRITICAL,
-}
-
 
 @dataclass(frozen=True)
 class ActionForm:
@@ -263,10 +236,6 @@ ACTION_TITLES: Final = {
 }
 
 
-def _always(state: TicketState) -> bool:
-    return True
-
-
 def permitted(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> bool:
     rules = rules_for(state.entitlement.policy_version)
     return forbidden_reason(rules, principal, definition.capability, state=state) is None
@@ -279,8 +248,9 @@ def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
         return []
     forms = []
     for definition in ACTIONS:
-        offered = _OFFERED_WHEN.get(definition.update, _always)
-        if not permitted(principal, definition, state) or not offered(state):
+        # The definition's own state-only precondition: the action's check still decides (and
+        # a refusal shows its sentence); this only keeps forms that cannot apply off the page.
+        if not permitted(principal, definition, state) or not definition.offered_when(state):
             continue
         title = ACTION_TITLES.get(definition.update) or definition.update.replace("-", " ").capitalize()
         if definition.update == "close" and principal.role == Role.CUSTOMER:
