@@ -138,6 +138,9 @@ def run(customer_id: str, severity: int, history: list[tuple[int, bool, Any]]) -
             continue
         machine.validate(late, action, now)
         assert machine.apply(late, action, now).state == outcome.state
+        # The action recorded the event its definition names.
+        recorded = outcome.state.events[len(state.events) :]
+        assert machine.definition_of(action).event in {event.kind for event in recorded}
         state = life.take(outcome)
     return life
 

@@ -13,7 +13,7 @@ refuses half way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
@@ -99,6 +99,8 @@ class ActionDefinition(Generic[Action]):
     # Whether the action can apply to the ticket as it is, whatever its body: state only. The
     # console offers the action's form only then; `check` still decides on the whole action.
     offered_when: Callable[[TicketState], bool] = lambda state: True
+    # The event its effect records on the timeline (tests/test_machine_properties.py checks it).
+    event: EventKind = field(kw_only=True)
 
     @property
     def method(self) -> str:
@@ -246,6 +248,7 @@ ACKNOWLEDGE: Final = ActionDefinition(
     check_acknowledge,
     acknowledge,
     offered_when=lambda t: t.status not in CLOSED_STATES,
+    event=EventKind.ACKNOWLEDGED,
 )
 
 
@@ -290,6 +293,7 @@ COMMENT: Final = ActionDefinition(
     _anytime,
     comment,
     capability_of=lambda action: Capability.COMMENT if action.public else Capability.INTERNAL_NOTE,
+    event=EventKind.COMMENTED,
 )
 
 
@@ -354,6 +358,7 @@ ESCALATE: Final = ActionDefinition(
         and t.owning_line == OwningLine.CONNECTSOFT
         and t.level < t.entitlement.max_level
     ),
+    event=EventKind.ESCALATED,
 )
 
 
@@ -408,6 +413,7 @@ HANDOFF: Final = ActionDefinition(
         and t.owning_line == OwningLine.PARTNER
         and t.status not in CLOSED_STATES
     ),
+    event=EventKind.HANDED_OFF,
 )
 
 
@@ -444,6 +450,7 @@ HANDBACK: Final = ActionDefinition(
     check_handback,
     handback,
     offered_when=lambda t: t.owning_line == OwningLine.CONNECTSOFT and t.handoff_category is not None,
+    event=EventKind.HANDED_BACK,
 )
 
 
@@ -517,6 +524,7 @@ CHANGE_SEVERITY: Final = ActionDefinition(
     check_change_severity,
     change_severity,
     offered_when=lambda t: t.status not in CLOSED_STATES,
+    event=EventKind.SEVERITY_CHANGED,
 )
 
 
@@ -560,6 +568,7 @@ WAIT_ON_CUSTOMER: Final = ActionDefinition(
     check_wait_on_customer,
     wait_on_customer,
     offered_when=lambda t: t.status in (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED),
+    event=EventKind.WAITING_ON_CUSTOMER,
 )
 
 
@@ -596,6 +605,7 @@ RESUME: Final = ActionDefinition(
     check_resume,
     resume,
     offered_when=lambda t: t.status == TicketStatus.WAITING_ON_CUSTOMER,
+    event=EventKind.RESUMED,
 )
 
 
@@ -633,6 +643,7 @@ RESOLVE: Final = ActionDefinition(
     check_resolve,
     resolve,
     offered_when=lambda t: t.status not in CLOSED_STATES,
+    event=EventKind.RESOLVED,
 )
 
 
@@ -673,6 +684,7 @@ REOPEN: Final = ActionDefinition(
     check_reopen,
     reopen,
     offered_when=lambda t: t.status == TicketStatus.RESOLVED,
+    event=EventKind.REOPENED,
 )
 
 
@@ -720,6 +732,7 @@ CLOSE: Final = ActionDefinition(
     "Close the ticket (a customer withdraws its own). With a live SLA clock, say why in `note`.",
     check_close,
     close,
+    event=EventKind.CLOSED,
 )
 
 
@@ -775,6 +788,7 @@ OUTAGE: Final = ActionDefinition(
     check_outage,
     record_outage,
     offered_when=lambda t: t.severity == Severity.CRITICAL,
+    event=EventKind.OUTAGE_RECORDED,
 )
 
 
