@@ -11,6 +11,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY workflows ./workflows
+COPY policies ./policies
 COPY activities ./activities
 COPY store ./store
 COPY runtime ./runtime

@@ -31,7 +31,7 @@ up: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy workflows activities store runtime sinks api worker bench
+	$(BIN)/mypy workflows policies activities store runtime sinks api worker bench
 
 test: lint
 	$(BIN)/pytest -q

@@ -15,6 +15,7 @@ from api.errors import ApiError
 from store.keys import principal_for_secret
 from workflows.models import Principal
 from workflows.permissions import Capability, Grant, grant
+from workflows.policy import current
 
 # auto_error=False: a missing or malformed header gets our own 401, not FastAPI's 403.
 bearer = HTTPBearer(
@@ -52,7 +53,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
 async def require_admin(principal: PrincipalDep) -> Principal:
-    if grant(principal, Capability.CATALOG) == Grant.NO:
+    if grant(current(), principal, Capability.CATALOG) == Grant.NO:
         raise ApiError(
             403,
             "Customers, partners, contracts and API keys are managed with an admin key; "

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import policies
 from api import console, errors, observability
 from api.middleware import BodyLimitMiddleware
 from api.routers import (
@@ -40,6 +41,7 @@ def create_app(
     without one, the lifespan makes one from the settings and disposes of it. Requests and
     the Temporal calls they make are traced on `tracer_provider`, by default the process's
     when ESCALATOR_TRACING is on (runtime/telemetry.py)."""
+    policies.install()
     settings = settings or get_settings()
     tracer_provider = tracer_provider or process_tracer_provider(settings, service_name="escalator-api")
 

@@ -42,6 +42,7 @@ from workflows.models import (
     workflow_id_for,
 )
 from workflows.permissions import can_reach
+from workflows.policy import current, rules_for
 from workflows.ticket import TicketWorkflow
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-2b0e-4d8e-9a55-0f3b7c1d2e90")
@@ -144,7 +145,9 @@ async def open_ticket(
     """Start the ticket's workflow. Returns its state and whether this call created it."""
     status, terms = await customer_terms(session=session, customer_id=request.customer_id)
     # A customer outside the principal's reach is as unknown as one that does not exist.
-    if terms is None or not can_reach(principal, customer_id=terms.customer_id, partner_id=terms.partner_id):
+    if terms is None or not can_reach(
+        current(), principal, customer_id=terms.customer_id, partner_id=terms.partner_id
+    ):
         raise unknown_customer(request.customer_id)
     if status == CustomerStatus.DEACTIVATED:
         raise ApiError(422, deactivated_customer_message(request.customer_id), rule="customer_deactivated")
@@ -202,7 +205,12 @@ async def ticket_state(*, client: Client, principal: Principal, ticket_id: str) 
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise not_found(ticket_id) from err
         raise
-    if not can_reach(principal, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
+    if not can_reach(
+        rules_for(state.entitlement.policy_version),
+        principal,
+        customer_id=state.customer_id,
+        partner_id=state.entitlement.partner_id,
+    ):
         raise not_found(ticket_id)
     return state
 
@@ -215,7 +223,7 @@ async def _closed_ticket_refusal(handle: WorkflowHandle[Any, Any], principal: Pr
         return not_found(handle.id.removeprefix("ticket-"))
     attrs = description.typed_search_attributes
     customer_id = attrs.get(sa.CUSTOMER_ID) or ""
-    if not can_reach(principal, customer_id=customer_id, partner_id=attrs.get(sa.PARTNER_ID)):
+    if not can_reach(current(), principal, customer_id=customer_id, partner_id=attrs.get(sa.PARTNER_ID)):
         return not_found(handle.id.removeprefix("ticket-"))
     if description.status != WorkflowExecutionStatus.RUNNING:
         return ApiError(409, "The ticket is closed; file a new ticket instead.", rule="ticket_closed")

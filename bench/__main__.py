@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import policies
 from bench import calendar_bench, drill_bench, machine_bench, reports_bench, stack_bench, workflow_bench
 from bench.common import Result
 
@@ -38,6 +39,7 @@ def table(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    policies.install()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(NAMES)} (default: all)")
     parser.add_argument("--calls", type=int, default=20_000, help="calendar: add_open_time calls per round")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.db import Contract, Ticket
 from store.report_sql import AnySelect, ReportRangeError, as_utc, epoch_seconds, in_reach, utc_value
 from workflows.models import Product, ProductType, Tier
-from workflows.policy import UPTIME_TARGETS
+from workflows.policy import current
 
 # The contract's own uptime target, in percent, where it sets one (overrides JSON).
 UPTIME_OVERRIDE_FIELD = "uptime"
@@ -70,7 +70,7 @@ def uptime_target(
         return float(own), UptimeTargetSource.CONTRACT
     if tier is None or product_type is None:
         return None, None
-    target = UPTIME_TARGETS[ProductType(product_type)][Tier(tier)]
+    target = current().uptime_targets[ProductType(product_type)][Tier(tier)]
     return target, None if target is None else UptimeTargetSource.TIER
 
 

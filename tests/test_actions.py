@@ -111,7 +111,16 @@ def nudge(step: Step, action: Nudge) -> None:
     step.record(EventKind.COMMENTED, f"Nudged: {action.note}", actor=str(action.actor), visibility="public")
 
 
-NUDGE = ActionDefinition("nudge", Nudge, Capability.COMMENT, "Remind the owning line.", check_nudge, nudge)
+NUDGE = ActionDefinition(
+    "nudge",
+    Nudge,
+    Capability.COMMENT,
+    "Remind the owning line.",
+    check_nudge,
+    nudge,
+    offered_when=lambda state: state.status == TicketStatus.OPEN,
+    event=EventKind.COMMENTED,
+)
 
 
 def test_a_new_action_is_one_definition(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,6 +130,10 @@ def test_a_new_action_is_one_definition(monkeypatch: pytest.MonkeyPatch) -> None
     # The machine checks and applies it, permission table first.
     nudged = machine.apply(state, Nudge(actor=customer("globex"), note="any news?"), NOW + timedelta(hours=1))
     assert nudged.state.events[-1].summary == "Nudged: any news?"
+    assert nudged.state.events[-1].kind == NUDGE.event
+    assert NUDGE.offered_when(state) and not NUDGE.offered_when(
+        machine.apply(state, actions.Acknowledge(actor=SUPPORT), NOW).state
+    )
     with pytest.raises(Refusal) as refused:
         machine.apply(state, Nudge(actor=customer("acme"), note="hello"), NOW)
     assert refused.value.kind == RefusalKind.NOT_FOUND

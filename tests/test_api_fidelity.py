@@ -301,8 +301,9 @@ async def test_metrics_and_reports_never_call_an_indicative_time_breached(stack:
 
 async def test_get_policy_states_the_three_rulings(stack: Stack) -> None:
     policy = (await stack.http.get("/policy")).json()
-    assert "GB-ENG" in policy["public_holidays"]["subdivision"]
-    assert "only nationwide" in policy["public_holidays"]["subdivision"]
-    assert "coverage_24x7" in policy["partner_agreement"]["connectsoft_owes"]
-    assert "customer's contract" in policy["partner_agreement"]["partner_owes"]
-    assert "never warns, breaches or escalates" in policy["indicative_targets"]
+    notes = policy["notes"]
+    assert "GB-ENG" in notes["public_holidays.subdivision"]
+    assert "only nationwide" in notes["public_holidays.subdivision"]
+    assert "coverage_24x7" in notes["partner_agreement.connectsoft_owes"]
+    assert "customer's contract" in notes["partner_agreement.partner_owes"]
+    assert "never warns, breaches or escalates" in notes["indicative_targets"]

@@ -140,6 +140,49 @@ CELLS = [
         "resolved",
         customer=PARTNER_TICKET,
     ),
+    # While ConnectSoft owns a partner ticket (DESIGN.md §6): the partner may comment, raise the
+    # severity and close with a reason; lowering the severity and resolving are ConnectSoft's.
+    Cell(
+        "comment",
+        {"body": "The customer asks for news"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK},
+        "commented",
+        setup=(HANDOFF,),
+        customer=PARTNER_TICKET,
+    ),
+    Cell(
+        "change-severity",
+        {"severity": 2, "reason": "More users affected"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK},
+        "severity_changed",
+        setup=(HANDOFF,),
+        customer=PARTNER_TICKET,
+    ),
+    Cell(
+        "change-severity",
+        {"severity": 4, "reason": "A workaround helps"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: FORBIDDEN},
+        "severity_changed",
+        setup=(HANDOFF,),
+        customer=PARTNER_TICKET,
+    ),
+    Cell(
+        "resolve",
+        {"resolution": "Fixed the export job"},
+        {ADMIN: OK, SUPPORT: FORBIDDEN, PARTNER: FORBIDDEN},
+        "resolved",
+        setup=(HANDOFF,),
+        customer=PARTNER_TICKET,
+    ),
+    Cell(
+        "close",
+        {"note": "The customer withdrew it"},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: OK},
+        "closed",
+        setup=(HANDOFF,),
+        customer=PARTNER_TICKET,
+    ),
+    Cell("close", {}, {PARTNER: FORBIDDEN}, "closed", setup=(HANDOFF,), customer=PARTNER_TICKET),
     Cell(
         "reopen",
         {"reason": "It failed again"},
@@ -163,7 +206,10 @@ def case_id(case: tuple[Cell, str]) -> str:
     cell, who = case
     customer = cell.customer.get(who, OWN[who])
     private = "-internal" if cell.body.get("public") is False else ""
-    return f"{cell.action}{private}-{who}-on-{customer}"
+    severity = f"-to-sev{cell.body['severity']}" if "severity" in cell.body else ""
+    reason = "" if cell.action != "close" or cell.body else "-without-reason"
+    after = "".join(f"-after-{action}" for action, _ in cell.setup)
+    return f"{cell.action}{private}{severity}{reason}-{who}-on-{customer}{after}"
 
 
 async def file_ticket(stack: Stack, customer: str) -> str:
@@ -215,7 +261,55 @@ async def test_action_on_a_ticket_within_reach(module_stack: Stack, case: tuple[
         assert await unchanged_proof(stack, ticket_id) == before
 
 
-FOREIGN_CASES = [(cell, who) for cell in CELLS for who in FOREIGN]
+# Support escalates at most one level above its own; `critical_production_incident` goes
+# straight to any entitled level; admins go to any entitled level (DESIGN.md §5, §11).
+ESCALATIONS = [
+    (1, {"level": 2, "trigger": "requires_technical_expertise"}, OK),
+    (1, {"level": 3, "trigger": "requires_engineering"}, FORBIDDEN),
+    (1, {"level": 4, "trigger": "business_critical_problem"}, FORBIDDEN),
+    (1, {"level": 4, "trigger": "critical_production_incident"}, OK),
+    (2, {"level": 4, "trigger": "strategic_issue"}, FORBIDDEN),
+    (3, {"level": 4, "trigger": "strategic_issue"}, OK),
+    (None, {"level": 4, "trigger": "business_critical_problem"}, OK),
+]
+
+
+@pytest.mark.parametrize(
+    ("level", "body", "expected"),
+    ESCALATIONS,
+    ids=[f"L{level or 'admin'}-to-L{body['level']}-{body['trigger']}" for level, body, _ in ESCALATIONS],
+)
+async def test_support_escalates_at_most_one_level_above_its_own(
+    module_stack: Stack, level: int | None, body: dict[str, Any], expected: int
+) -> None:
+    stack = module_stack
+    if level is None:
+        secret, actor = ADMIN, ACTOR[ADMIN]
+    else:
+        name = f"l{level}-{uuid.uuid4().hex[:6]}"
+        created = await stack.http.post(
+            "/api-keys", json={"name": name, "role": "support", "level": level}, headers=stack.as_(ADMIN)
+        )
+        assert created.status_code == 201, created.text
+        secret, actor = created.json()["secret"], f"support:{name}"
+    ticket_id = await file_ticket(stack, "acme")
+    before = await unchanged_proof(stack, ticket_id)
+
+    response = await stack.http.post(f"/tickets/{ticket_id}/escalate", json=body, headers=stack.as_(secret))
+
+    assert response.status_code == expected, response.text
+    if expected == OK:
+        last = (await recorded_timeline(stack, ticket_id))[-1]
+        assert (last.kind, last.actor) == ("escalated", actor)
+    else:
+        problem = response.json()
+        assert problem["status"] == FORBIDDEN and f"escalates at most to L{level + 1}" in problem["detail"]
+        assert await unchanged_proof(stack, ticket_id) == before
+
+
+# A foreign ticket answers the same whatever its state: one row per action (and note kind).
+_FOREIGN_CELLS = {(cell.action, cell.body.get("public")): cell for cell in reversed(CELLS)}.values()
+FOREIGN_CASES = [(cell, who) for cell in reversed(list(_FOREIGN_CELLS)) for who in FOREIGN]
 
 
 @pytest.mark.parametrize("case", FOREIGN_CASES, ids=[f"{c.action}-{who}-foreign" for c, who in FOREIGN_CASES])

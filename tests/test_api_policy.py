@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
+import policies
 from api.tickets_service import new_ticket_id
 from store.catalog import update_contract
 from store.keys import DEMO_KEYS
 from tests.fixtures_api import Stack
 from worker.cli import main as escalator
 from workflows.models import ResponseTarget, TargetOverrides
+from workflows.policy import POLICY_VERSION
 
 TICKET = {
     "customer_id": "acme",
@@ -32,14 +34,27 @@ SUPPORT, PARTNER = "dev-support", "dev-partner-northwind"
 
 async def test_policy_document_has_version_targets_ladder_and_rules(stack: Stack) -> None:
     policy = (await stack.http.get("/policy")).json()
-    assert policy["policy_version"]
-    assert policy["response_targets"]["premium"]["sev1"]["minutes"] == 60
-    assert policy["response_targets"]["basic"]["sev1"]["binding"] is False
-    assert "typically 2-3 business days" in policy["response_targets"]["basic"]["sev3"]["label"]
-    assert policy["ladder"]["L3"]["entitled_tiers"] == ["premium"]
+    assert policy["version"] == POLICY_VERSION
+    # DESIGN.md §8: response_targets[tier][severity] is {minutes, calendar, binding}.
+    assert policy["response_targets"]["premium"]["1"] == {"minutes": 60, "calendar": "24x7", "binding": True}
+    assert policy["response_targets"]["basic"]["1"]["binding"] is False
+    assert "typically 2-3 business days" in policy["best_effort_label"]
+    assert policy["max_level"] == {"basic": 2, "standard": 2, "premium": 4}
     assert policy["uptime_targets"]["platform"]["premium"] == 99.9
     assert policy["channels"]["basic"] == ["email", "portal"]
     assert "custom_development" in policy["out_of_scope"]
+    assert policy["permissions"]["handoff"]["partner"] == "yes"
+
+
+async def test_policy_serves_exactly_the_released_document_of_each_version(stack: Stack) -> None:
+    for path in policies.paths():
+        served = await stack.http.get("/policy", params={"version": path.stem})
+        assert served.status_code == 200
+        assert served.json() == json.loads(path.read_text())
+    missing = await stack.http.get("/policy", params={"version": "1999.1"})
+    assert missing.status_code == 404
+    assert missing.json()["rule"] == "unknown_policy_version"
+    assert "2026.11-2" in missing.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -238,3 +253,14 @@ async def test_closed_ticket_refuses_actions_with_409(stack: Stack) -> None:
     assert "closed" in again.json()["detail"]
     # A closed ticket can still be read.
     assert (await stack.http.get(f"/tickets/{tid}", headers=stack.as_(SUPPORT))).json()["status"] == "closed"
+
+
+def test_the_cli_prints_the_document_of_a_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert escalator(["policy", "show", "2026.11-2"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(
+        (policies.DIRECTORY / "2026.11-2.json").read_text()
+    )
+    assert escalator(["policy", "show"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == POLICY_VERSION
+    assert escalator(["policy", "show", "1999.1"]) == 2
+    assert "no policy version '1999.1'" in capsys.readouterr().err

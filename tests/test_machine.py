@@ -10,7 +10,7 @@ import pytest
 
 from api.schemas import TicketPublic
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
-from workflows import machine, search_attributes
+from workflows import machine, policy, search_attributes
 from workflows.entitlement import quote_response_deadline
 from workflows.models import (
     Acknowledge,
@@ -721,7 +721,11 @@ def test_breached_clock_stays_breached_through_resolve_reopen_severity_change_an
 
 
 def test_resolving_cancels_the_other_lines_open_clock_instead_of_meeting_it() -> None:
-    state = machine.open_ticket(opened_ticket("contoso", 2, TUESDAY_AMSTERDAM)).state
+    # Under 2026.11-2: since 2026.12-1 the partner no longer resolves while ConnectSoft owns it.
+    opened = opened_ticket("contoso", 2, TUESDAY_AMSTERDAM)
+    old = {"policy_version": "2026.11-2", "policy_fingerprint": policy.fingerprint_of("2026.11-2")}
+    opened.entitlement = opened.entitlement.model_copy(update=old)
+    state = machine.open_ticket(opened).state
     at = TUESDAY_AMSTERDAM + timedelta(minutes=10)
     state = machine.apply(state, Acknowledge(actor=partner()), at).state
     state = machine.apply(state, Handoff(actor=partner(), category=HandoffCategory.PLATFORM_BUG), at).state

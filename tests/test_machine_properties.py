@@ -3,45 +3,37 @@
 from __future__ import annotations
 
 import itertools
+import types
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from annotated_types import Ge, Le
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from pydantic.fields import FieldInfo
 
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
-from workflows import machine, policy
+from workflows import machine
+from workflows.actions import ACTIONS, ActionDefinition, check
 from workflows.models import (
     SYSTEM,
-    Acknowledge,
     Audience,
-    ChangeSeverity,
     ClockKind,
     ClockStatus,
-    Close,
-    Comment,
-    Escalate,
     EscalationTrigger,
-    Handback,
-    Handoff,
-    HandoffCategory,
     Notification,
     OwningLine,
     ProductType,
-    Reopen,
-    Resolve,
-    Resume,
     Severity,
     TicketAction,
     TicketState,
     TicketStatus,
-    WaitOnCustomer,
 )
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-HUMAN_TRIGGERS = [t for t in EscalationTrigger if t not in policy.SYSTEM_TRIGGERS]
 # Every kind of actor, some of them outside a ticket's reach (refused as not found).
 PRINCIPALS = [
     ADMIN,
@@ -56,19 +48,45 @@ PRINCIPALS = [
 ]
 actors = st.sampled_from(PRINCIPALS)
 
-actions: st.SearchStrategy[TicketAction] = st.one_of(
-    st.builds(Acknowledge, actor=actors),
-    st.builds(Comment, actor=actors, body=st.just("b"), public=st.booleans()),
-    st.builds(Escalate, actor=actors, level=st.integers(1, 4), trigger=st.sampled_from(HUMAN_TRIGGERS)),
-    st.builds(Handoff, actor=actors, category=st.sampled_from(list(HandoffCategory))),
-    st.builds(Handback, actor=actors, note=st.just("n")),
-    st.builds(ChangeSeverity, actor=actors, severity=st.sampled_from(list(Severity)), reason=st.just("r")),
-    st.builds(WaitOnCustomer, actor=actors),
-    st.builds(Resume, actor=actors),
-    st.builds(Resolve, actor=actors, resolution=st.just("r")),
-    st.builds(Reopen, actor=actors, reason=st.just("r")),
-    st.builds(Close, actor=actors, note=st.none() | st.just("duplicate")),
-)
+
+def field_values(annotation: Any, info: FieldInfo) -> st.SearchStrategy[Any]:
+    """Values for one field of an action's body, from its type: words for text, the bounds
+    of a number, every member of an enum, instants around the ticket's life."""
+    if get_origin(annotation) is Annotated:
+        return field_values(get_args(annotation)[0], info)
+    if get_origin(annotation) in (Union, types.UnionType):
+        parts = [part for part in get_args(annotation) if part is not type(None)]
+        return st.none() | st.one_of(*(field_values(part, info) for part in parts))
+    if annotation is bool:
+        return st.booleans()
+    if annotation is int:
+        low = next((m.ge for m in info.metadata if isinstance(m, Ge)), -1)
+        high = next((m.le for m in info.metadata if isinstance(m, Le)), 10)
+        return st.integers(int(low), int(high))  # type: ignore[call-overload]
+    if annotation is datetime:
+        span = st.datetimes(
+            START.replace(tzinfo=None) - timedelta(days=40), START.replace(tzinfo=None) + timedelta(days=20)
+        )
+        return span.map(lambda at: at.replace(tzinfo=UTC))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return st.sampled_from(list(annotation))
+    if annotation is str:
+        return st.sampled_from(["b", "duplicate"])
+    raise AssertionError(f"no strategy for {annotation!r}: teach field_values this type")
+
+
+def bodies(definition: ActionDefinition[Any]) -> st.SearchStrategy[TicketAction]:
+    """Every action of the action list, with any body its model allows."""
+    fields = {
+        name: field_values(info.annotation, info)
+        for name, info in definition.model.model_fields.items()
+        if name != "actor"
+    }
+    return st.builds(definition.model, actor=actors, **fields)
+
+
+# Drawn from the action list itself, so a new action is covered as soon as it is defined.
+actions: st.SearchStrategy[TicketAction] = st.one_of(*(bodies(definition) for definition in ACTIONS))
 # Each step: wait some minutes (up to 3 days), maybe wake the worker on its own, maybe act.
 steps = st.lists(
     st.tuples(st.integers(0, 3 * 24 * 60), st.booleans(), st.none() | actions),
@@ -120,6 +138,9 @@ def run(customer_id: str, severity: int, history: list[tuple[int, bool, Any]]) -
             continue
         machine.validate(late, action, now)
         assert machine.apply(late, action, now).state == outcome.state
+        # The action recorded the event its definition names.
+        recorded = outcome.state.events[len(state.events) :]
+        assert machine.definition_of(action).event in {event.kind for event in recorded}
         state = life.take(outcome)
     return life
 
@@ -206,3 +227,28 @@ def test_machine_invariants_hold_over_any_history(
     if not ent.response_target(Severity.LOW).binding:  # Basic: best effort only
         assert not final.sla_breached
         assert not any(e.kind in ("sla_breached", "sla_warning") for e in final.events)
+
+
+@pytest.mark.parametrize("definition", ACTIONS, ids=[definition.update for definition in ACTIONS])
+def test_the_random_histories_draw_every_action_of_the_list(definition: ActionDefinition[Any]) -> None:
+    drawn = find(actions, lambda action: isinstance(action, definition.model))
+    assert definition.model.model_validate(drawn.model_dump()) == drawn
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    customer_id=st.sampled_from(sorted(DEMO_TERMS)),
+    severity=st.integers(1, 4),
+    history=steps,
+    action=actions,
+)
+def test_an_action_not_offered_for_a_state_is_refused_in_it(
+    customer_id: str, severity: int, history: list[Any], action: TicketAction
+) -> None:
+    """The console offers a form only when the definition's state-only precondition holds;
+    where it does not, the action's own check refuses it whatever its body."""
+    definition = machine.definition_of(action)
+    for state in run(customer_id, severity, history).states:
+        if not definition.offered_when(state):
+            with pytest.raises(machine.Refusal):
+                check(state, action)

@@ -34,7 +34,7 @@ from tests.factories import SUPPORT, TEST_OVER, opened_ticket, partner
 from tests.fixtures_api import Stack, sqlite_stack
 from tests.receivers import HttpReceiver, SmtpReceiver
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
-from workflows import machine, routing
+from workflows import machine, policy
 from workflows.actions import Acknowledge, Close, Resolve
 from workflows.models import (
     Audience,
@@ -68,11 +68,12 @@ def sinks(smtp: SmtpReceiver, http: HttpReceiver, **more: Any) -> dict[str, Any]
 
 
 def test_every_audience_has_exactly_one_channel() -> None:
-    routed = [audience for route in routing.ROUTES for audience in route.audiences]
-    assert sorted(routed) == sorted(Audience)
-    assert routing.channel_for(Audience.CUSTOMER) == NoticeChannel.EMAIL
-    assert routing.channel_for(Audience.SUPPORT_L2) == NoticeChannel.CHAT
-    assert routing.channel_for(Audience.ON_CALL) == NoticeChannel.PAGER
+    for rules in policy.registered().values():
+        routed = [audience for route in rules.routes for audience in route.audiences]
+        assert sorted(routed) == sorted(Audience)
+        assert rules.channel_for(Audience.CUSTOMER) == NoticeChannel.EMAIL
+        assert rules.channel_for(Audience.SUPPORT_L2) == NoticeChannel.CHAT
+        assert rules.channel_for(Audience.ON_CALL) == NoticeChannel.PAGER
 
 
 def test_a_premium_sev1_pages_on_call_and_the_page_follows_the_ticket() -> None:
@@ -163,12 +164,12 @@ def _received() -> datetime:
 
 async def test_policy_shows_the_routing(stack: Stack) -> None:
     document = (await stack.http.get("/policy")).json()
-    table = document["notification_routing"]
-    channels = {audience: route["channel"] for route in table["routes"] for audience in route["audiences"]}
+    routes = document["routes"]
+    channels = {audience: route["channel"] for route in routes for audience in route["audiences"]}
     assert channels["customer"] == "email" and channels["partner"] == "email"
     assert channels["support_l2"] == "chat" and channels["on_call"] == "pager"
-    assert table["pages"]["breach_at_levels"] == [3, 4]
-    assert table["pages"]["sev1_at_intake_for_tiers"] == ["premium"]
+    assert document["page_breach_levels"] == [3, 4]
+    assert document["page_sev1_tiers"] == ["premium"]
 
 
 # --- End to end on the dev server -----------------------------------------------------------

@@ -35,7 +35,6 @@ WORKFLOW_MODULES = [
     "calendars",
     "timeline",
     "policy",
-    "routing",
     "models",
     "permissions",
     "text",

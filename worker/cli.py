@@ -13,6 +13,7 @@
 - escalator partners  register partners
 - escalator contacts  list and replace a customer's or a partner's contacts
 - escalator teams     list and set up ConnectSoft's support teams (who each level is)
+- escalator policy    print a released policy document (worker.policy_cli)
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from worker import admin, quote, serve, supervisor
+import policies
+from worker import admin, policy_cli, quote, serve, supervisor
 
 
 class CommandModule(Protocol):
@@ -38,6 +40,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     serve,  # worker, api, migrate, seed
     quote,  # due
     admin,  # keys, customers, partners, contacts, teams
+    policy_cli,  # policy
 )
 
 
@@ -53,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The policy documents, read once as the process starts (workflows/policy.py).
+    policies.install()
     args = build_parser().parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.main
     return command(args)

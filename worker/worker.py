@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import policies
 from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
@@ -87,6 +88,7 @@ def build_worker(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> Worker:
+    policies.install()
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -13,7 +13,7 @@ refuses half way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
@@ -43,12 +43,8 @@ from workflows.models import (
 )
 from workflows.permissions import Capability, can_reach, forbidden_reason
 from workflows.policy import rules_for
-from workflows.routing import PAGED_AUDIENCES
 from workflows.text import CleanText
 from workflows.timeline import Step
-
-# Whose page a line's acknowledgement acknowledges.
-LINE_PAGES: Final = {OwningLine.CONNECTSOFT: Audience.ON_CALL, OwningLine.PARTNER: Audience.PARTNER_ON_CALL}
 
 
 class RefusalKind(StrEnum):
@@ -100,6 +96,11 @@ class ActionDefinition(Generic[Action]):
     effect: Callable[[Step, Action], None]
     # When one action needs more than one permission, by its body (an internal note).
     capability_of: Callable[[Action], Capability] | None = None
+    # Whether the action can apply to the ticket as it is, whatever its body: state only. The
+    # console offers the action's form only then; `check` still decides on the whole action.
+    offered_when: Callable[[TicketState], bool] = lambda state: True
+    # The event its effect records on the timeline (tests/test_machine_properties.py checks it).
+    event: EventKind = field(kw_only=True)
 
     @property
     def method(self) -> str:
@@ -233,8 +234,9 @@ def acknowledge(step: Step, action: Acknowledge) -> None:
     )
     if first:
         step.notify(event, Audience.CUSTOMER, f"We are working on it: {state.title}")
+    line_pages = step.rules.line_pages
     step.settle_pages(
-        event, PageAction.ACKNOWLEDGE, tuple(LINE_PAGES[each] for each in dict.fromkeys(answered))
+        event, PageAction.ACKNOWLEDGE, tuple(line_pages[each] for each in dict.fromkeys(answered))
     )
 
 
@@ -245,6 +247,8 @@ ACKNOWLEDGE: Final = ActionDefinition(
     "First response, or acknowledgement of an escalation, by the principal's own line.",
     check_acknowledge,
     acknowledge,
+    offered_when=lambda t: t.status not in CLOSED_STATES,
+    event=EventKind.ACKNOWLEDGED,
 )
 
 
@@ -289,6 +293,7 @@ COMMENT: Final = ActionDefinition(
     _anytime,
     comment,
     capability_of=lambda action: Capability.COMMENT if action.public else Capability.INTERNAL_NOTE,
+    event=EventKind.COMMENTED,
 )
 
 
@@ -348,6 +353,12 @@ ESCALATE: Final = ActionDefinition(
     "Climb the ladder, naming a trigger of the target level.",
     check_escalate,
     escalate,
+    offered_when=lambda t: (
+        t.status not in CLOSED_STATES
+        and t.owning_line == OwningLine.CONNECTSOFT
+        and t.level < t.entitlement.max_level
+    ),
+    event=EventKind.ESCALATED,
 )
 
 
@@ -372,7 +383,7 @@ def handoff(step: Step, action: Handoff) -> None:
     state, category = step.state, action.category
     state.owning_line = OwningLine.CONNECTSOFT
     state.handoff_category = category
-    state.level = max(state.level, 2)
+    state.level = max(state.level, step.rules.handoff_level)
     summary = f"Partner handed off to ConnectSoft second line ({category.value})"
     if action.note:
         summary += f": {action.note}"
@@ -397,6 +408,12 @@ HANDOFF: Final = ActionDefinition(
     "The partner's first line hands off to ConnectSoft's second line.",
     check_handoff,
     handoff,
+    offered_when=lambda t: (
+        t.entitlement.product_type == ProductType.PARTNER_DELIVERED
+        and t.owning_line == OwningLine.PARTNER
+        and t.status not in CLOSED_STATES
+    ),
+    event=EventKind.HANDED_OFF,
 )
 
 
@@ -432,6 +449,8 @@ HANDBACK: Final = ActionDefinition(
     "ConnectSoft hands the ticket back to the partner, with a note.",
     check_handback,
     handback,
+    offered_when=lambda t: t.owning_line == OwningLine.CONNECTSOFT and t.handoff_category is not None,
+    event=EventKind.HANDED_BACK,
 )
 
 
@@ -504,6 +523,8 @@ CHANGE_SEVERITY: Final = ActionDefinition(
     "Recomputes every clock from the original intake time, keeping banked pauses.",
     check_change_severity,
     change_severity,
+    offered_when=lambda t: t.status not in CLOSED_STATES,
+    event=EventKind.SEVERITY_CHANGED,
 )
 
 
@@ -546,6 +567,8 @@ WAIT_ON_CUSTOMER: Final = ActionDefinition(
     "Pause the resolution clock until the customer answers.",
     check_wait_on_customer,
     wait_on_customer,
+    offered_when=lambda t: t.status in (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED),
+    event=EventKind.WAITING_ON_CUSTOMER,
 )
 
 
@@ -581,6 +604,8 @@ RESUME: Final = ActionDefinition(
     "Work goes on; paused clocks run again.",
     check_resume,
     resume,
+    offered_when=lambda t: t.status == TicketStatus.WAITING_ON_CUSTOMER,
+    event=EventKind.RESUMED,
 )
 
 
@@ -607,7 +632,7 @@ def resolve(step: Step, action: Resolve) -> None:
     end_wait(step)
     event = step.record(EventKind.RESOLVED, f"Resolved: {action.resolution}", actor=str(action.actor))
     step.notify(event, Audience.CUSTOMER, f"Resolved: {state.title}")
-    step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
+    step.settle_pages(event, PageAction.RESOLVE, step.rules.paged_audiences)
 
 
 RESOLVE: Final = ActionDefinition(
@@ -617,6 +642,8 @@ RESOLVE: Final = ActionDefinition(
     "Resolve the ticket; it closes by itself 7 days later.",
     check_resolve,
     resolve,
+    offered_when=lambda t: t.status not in CLOSED_STATES,
+    event=EventKind.RESOLVED,
 )
 
 
@@ -656,6 +683,8 @@ REOPEN: Final = ActionDefinition(
     "Reopen a resolved ticket.",
     check_reopen,
     reopen,
+    offered_when=lambda t: t.status == TicketStatus.RESOLVED,
+    event=EventKind.REOPENED,
 )
 
 
@@ -693,7 +722,7 @@ def close(step: Step, action: Close) -> None:
         detail["reason"] = note
     event = step.record(EventKind.CLOSED, f"Closed{': ' + note if note else ''}", actor=str(action.actor))
     event.detail.update(detail)
-    step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
+    step.settle_pages(event, PageAction.RESOLVE, step.rules.paged_audiences)
 
 
 CLOSE: Final = ActionDefinition(
@@ -703,6 +732,7 @@ CLOSE: Final = ActionDefinition(
     "Close the ticket (a customer withdraws its own). With a live SLA clock, say why in `note`.",
     check_close,
     close,
+    event=EventKind.CLOSED,
 )
 
 
@@ -757,6 +787,8 @@ OUTAGE: Final = ActionDefinition(
     "Record when a Sev 1's outage began and, once known, ended, for the uptime report.",
     check_outage,
     record_outage,
+    offered_when=lambda t: t.severity == Severity.CRITICAL,
+    event=EventKind.OUTAGE_RECORDED,
 )
 
 
@@ -799,22 +831,32 @@ def definition_of(action: ActionModel) -> ActionDefinition[Any]:
     return _BY_MODEL[type(action)]
 
 
-def check(state: TicketState, action: ActionModel) -> None:
-    """Raise Refusal when `action` cannot be taken on the ticket as it is. Never mutates.
+def authorize(state: TicketState, action: ActionModel) -> None:
+    """Raise Refusal when the actor may not take `action` on this ticket. Never mutates.
 
-    Reach first (404, so ids do not leak), then the permission table (403), then the ticket's
-    state (409/422): a closed ticket takes no action at all.
+    Decided against the permission table and reach the ticket's policy version pinned, so a
+    deploy that edits them changes nothing for an open ticket. Reach first (404, so ids do not
+    leak), then the permission table (403).
     """
     definition = definition_of(action)
     actor = action.actor
-    if not can_reach(actor, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
+    rules = rules_for(state.entitlement.policy_version)
+    if not can_reach(rules, actor, customer_id=state.customer_id, partner_id=state.entitlement.partner_id):
         raise not_found(state.ticket_id)
-    reason = forbidden_reason(actor, definition.needs(action), product_type=state.entitlement.product_type)
+    reason = forbidden_reason(rules, actor, definition.needs(action), state=state, action=action)
     if reason is not None:
         raise Refusal(RefusalKind.FORBIDDEN, reason)
+
+
+def check(state: TicketState, action: ActionModel) -> None:
+    """Raise Refusal when the ticket, as it is, cannot take `action` (409/422). Never mutates.
+
+    State only: who may take it is `authorize`, decided before (in the update's validator). A
+    closed ticket takes no action at all.
+    """
     if state.status == TicketStatus.CLOSED:
         raise Refusal(CONFLICT, "The ticket is closed; file a new ticket instead.")
-    definition.check(state, action)
+    definition_of(action).check(state, action)
 
 
 def take(step: Step, action: ActionModel) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import re
+import zoneinfo
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_calendars
@@ -27,6 +29,7 @@ from workflows.models import (
     Severity,
     Tier,
 )
+from workflows.policy import TicketRules
 
 
 class IntakeRefused(ValueError):
@@ -36,6 +39,27 @@ class IntakeRefused(ValueError):
         super().__init__(message)
         self.rule = rule
         self.message = message
+
+
+@functools.cache
+def tzdata_version() -> str:
+    """The IANA time zone data release the zones of this process come from ("2025b").
+
+    `zoneinfo` reads the system's zone files first and the `tzdata` package after; the version
+    recorded is of whichever it uses, so the terms say which rules made a ticket's local days.
+    """
+    for root in zoneinfo.TZPATH:
+        index = Path(root) / "tzdata.zi"
+        if index.is_file():
+            with index.open(encoding="utf-8") as lines:
+                first = lines.readline()
+            if first.startswith("# version "):
+                return first.removeprefix("# version ").strip()
+    try:
+        import tzdata  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return "unknown"
+    return str(tzdata.IANA_VERSION)
 
 
 def public_holidays(country: str | None, years: range, subdivision: str | None = None) -> list[date]:
@@ -105,12 +129,13 @@ def _by_severity(targets: dict[Severity, ResponseTarget]) -> dict[str, ResponseT
 
 
 def default_response_targets(
-    tier: Tier, product_type: ProductType, *, coverage_24x7: bool = False
+    tier: Tier, product_type: ProductType, *, coverage_24x7: bool = False, rules: TicketRules | None = None
 ) -> dict[Severity, ResponseTarget]:
+    rules = rules or policy.current()
     if product_type == ProductType.BESPOKE:
-        targets = {sev: policy.BESPOKE_RESPONSE for sev in Severity}
+        targets = {sev: rules.target(rules.bespoke_response_target) for sev in Severity}
     else:
-        targets = dict(policy.RESPONSE_TARGETS[tier])
+        targets = {sev: rules.target(target) for sev, target in rules.response_targets[tier].items()}
     if coverage_24x7 and tier == Tier.PREMIUM:
         targets = {sev: _on_24x7(t) for sev, t in targets.items()}
     return targets
@@ -126,23 +151,32 @@ def _on_24x7(target: ResponseTarget) -> ResponseTarget:
 def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitlement:
     """The snapshot of `terms` that a ticket received at `received_at` runs under."""
     check_timezone(terms.timezone)
+    rules = policy.current()
     # What the partner owes its customer follows the customer's contract; what ConnectSoft
     # owes on a partner ticket follows the partner's own agreement (DESIGN.md §6).
-    response = default_response_targets(terms.tier, terms.product_type, coverage_24x7=terms.coverage_24x7)
+    response = default_response_targets(
+        terms.tier, terms.product_type, coverage_24x7=terms.coverage_24x7, rules=rules
+    )
     handoff: dict[Severity, ResponseTarget] = {}
     partner_tier: Tier | None = None
     partner_24x7 = False
     if terms.product_type == ProductType.PARTNER_DELIVERED:
         partner_tier = terms.partner_tier or terms.tier
         partner_24x7 = terms.partner_coverage_24x7 if terms.partner_tier else terms.coverage_24x7
-        handoff = default_response_targets(partner_tier, ProductType.PLATFORM, coverage_24x7=partner_24x7)
+        handoff = default_response_targets(
+            partner_tier, ProductType.PLATFORM, coverage_24x7=partner_24x7, rules=rules
+        )
     connectsoft_tier = partner_tier or terms.tier
     local_year = received_at.astimezone(ZoneInfo(terms.timezone)).year
     # Two years covers every target a contract can set, across New Year; the workflow pins
     # more years as the ticket lives on (machine.holidays_needed).
     pinned = range(local_year, local_year + 2)
+    periodic = {
+        sev: rules.target(target) for sev, target in rules.periodic_updates.get(terms.tier, {}).items()
+    }
     return Entitlement(
-        policy_version=policy.POLICY_VERSION,
+        policy_version=rules.version,
+        policy_fingerprint=policy.fingerprint_of(rules.version),
         contract_id=terms.contract_id,
         contract_revision=terms.revision,
         tier=terms.tier,
@@ -152,15 +186,15 @@ def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitle
         subdivision=terms.subdivision if terms.country else None,
         holidays=public_holidays(terms.country, pinned, terms.subdivision),
         holidays_until=date(pinned.stop, 1, 1) if terms.country else None,
+        tzdata_version=tzdata_version(),
         coverage_24x7=terms.coverage_24x7,
         response_targets=_by_severity(response) | terms.overrides.response,
         handoff_targets=_by_severity(handoff) | terms.overrides.handoff,
         resolution_targets=dict(terms.overrides.resolution),
-        periodic_update=_by_severity(policy.PERIODIC_UPDATES.get(terms.tier, {}))
-        | terms.overrides.periodic_update,
-        warn_ratio=terms.overrides.warn_ratio or policy.WARN_RATIO,
-        max_level=policy.MAX_LEVEL[connectsoft_tier],
-        channels=list(policy.CHANNELS[connectsoft_tier]),
+        periodic_update=_by_severity(periodic) | terms.overrides.periodic_update,
+        warn_ratio=terms.overrides.warn_ratio or rules.warn_ratio,
+        max_level=rules.max_level[connectsoft_tier],
+        channels=list(rules.channels[connectsoft_tier]),
         partner_id=terms.partner_id,
         partner_tier=partner_tier,
         partner_coverage_24x7=partner_24x7,
@@ -175,9 +209,10 @@ def check_intake(
     # A partner ticket reaches ConnectSoft on the partner's agreement's channels (DESIGN.md §6).
     agreement = "partner agreement" if entitlement.partner_tier else "contract"
     tier = f"{entitlement.connectsoft_tier.label} {agreement}"
-    if category in policy.OUT_OF_SCOPE:
-        raise IntakeRefused("out_of_scope", policy.OUT_OF_SCOPE[category])
-    if category in policy.LOW_ONLY_CATEGORIES and severity != Severity.LOW:
+    rules = policy.rules_for(entitlement.policy_version)
+    if category in rules.out_of_scope:
+        raise IntakeRefused("out_of_scope", rules.out_of_scope[category])
+    if category in rules.low_only_categories and severity != Severity.LOW:
         raise IntakeRefused(
             "category_severity",
             f"A {category.value.replace('_', ' ')} is Sev 4 at most: file it with severity 4.",

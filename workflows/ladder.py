@@ -17,7 +17,6 @@ from workflows.models import (
     Severity,
     TicketState,
 )
-from workflows.routing import PAGE_SEV1_TIERS
 from workflows.timeline import Step
 
 
@@ -72,10 +71,14 @@ def critical_response(step: Step, actor: str, *, start_ack: bool = True) -> None
         line=OwningLine.CONNECTSOFT.value,
     )
     step.notify_level(event, f"Sev 1: {state.title}")
-    if ent.max_level >= 4:  # Premium (enterprise): leadership hears of it
-        step.notify(event, Audience.LEADERSHIP_L4, f"Sev 1 ({tier.label}): {state.title}")
-    if tier in PAGE_SEV1_TIERS:
-        step.page(event, Audience.ON_CALL, f"Sev 1 production incident: {state.title}")
+    # Premium (enterprise): leadership hears of it.
+    for from_level, audience in step.rules.critical_audiences_by_max_level.items():
+        if ent.max_level >= from_level:
+            step.notify(event, audience, f"Sev 1 ({tier.label}): {state.title}")
+    if tier in step.rules.page_sev1_tiers:
+        step.page(
+            event, step.rules.line_pages[OwningLine.CONNECTSOFT], f"Sev 1 production incident: {state.title}"
+        )
     if routed and start_ack:
         start_acknowledgement_clock(step)
 
@@ -91,8 +94,9 @@ def partner_critical_response(step: Step, actor: str) -> None:
         trigger=EscalationTrigger.CRITICAL_AT_INTAKE.value,
         line=OwningLine.PARTNER.value,
     )
-    step.page(event, Audience.PARTNER_ON_CALL, f"Sev 1 production incident: {state.title}")
-    step.notify(event, Audience.SUPPORT_L2, f"Heads-up, Sev 1 on a partner ticket: {state.title}")
+    step.page(event, step.rules.line_pages[OwningLine.PARTNER], f"Sev 1 production incident: {state.title}")
+    heads_up = step.rules.partner_critical_heads_up
+    step.notify(event, heads_up, f"Heads-up, Sev 1 on a partner ticket: {state.title}")
 
 
 def top_of_ladder_audience(step: Step) -> Audience:

@@ -30,6 +30,7 @@ from workflows.actions import (
     Refusal,
     RefusalKind,
     TicketAction,
+    authorize,
     check,
     definition_of,
     not_found,
@@ -54,7 +55,6 @@ from workflows.models import (
     TicketStatus,
 )
 from workflows.policy import rules_for
-from workflows.routing import PAGE_BREACH_LEVELS, PAGED_AUDIENCES
 from workflows.timeline import Outcome, Step, headline, working_copy
 
 __all__ = [
@@ -150,7 +150,9 @@ def validate(state: TicketState, action: ActionModel, now: datetime) -> None:
     Checked against the ticket as of `now`, deadlines fired: an acknowledgement after the
     deadline is judged as the late response it is.
     """
-    check(_as_of(state, now), action)
+    as_of = _as_of(state, now)
+    authorize(as_of, action)
+    check(as_of, action)
 
 
 def _as_of(state: TicketState, now: datetime) -> TicketState:
@@ -222,7 +224,7 @@ def _advance(step: Step) -> None:
                 EventKind.CLOSED,
                 f"Closed automatically {step.rules.auto_close_after_resolved_days} days after resolution",
             )
-            step.settle_pages(event, PageAction.RESOLVE, PAGED_AUDIENCES)
+            step.settle_pages(event, PageAction.RESOLVE, step.rules.paged_audiences)
 
 
 def auto_close_at(state: TicketState) -> datetime:
@@ -337,8 +339,8 @@ def _breach(step: Step, together: list[SlaClock], at: datetime) -> None:
             f"SLA breached at the top of the ladder: {state.title}",
         )
     step.notify_level(event, subject)
-    if line == OwningLine.CONNECTSOFT and state.level in PAGE_BREACH_LEVELS:
-        step.page(event, Audience.ON_CALL, f"SLA breached at L{state.level}: {state.title}")
+    if line == OwningLine.CONNECTSOFT and state.level in step.rules.page_breach_levels:
+        step.page(event, step.rules.line_pages[line], f"SLA breached at L{state.level}: {state.title}")
     if climbs and state.level < max_level:
         ladder.escalate(step, state.level + 1, EscalationTrigger.SLA_BREACH, actor="system")
 

@@ -164,7 +164,7 @@ class Audience(StrEnum):
 
 
 class NoticeChannel(StrEnum):
-    """How a notice reaches its audience (workflows/routing.py says which)."""
+    """How a notice reaches its audience (the `routes` of the ticket's policy version say which)."""
 
     EMAIL = "email"
     CHAT = "chat"
@@ -314,6 +314,9 @@ class Entitlement(_Model):
     """
 
     policy_version: str
+    # The fingerprint of the policy document pinned (workflows/policy.py); None on tickets
+    # filed before it was recorded.
+    policy_fingerprint: str | None = None
     contract_id: str
     contract_revision: int = 1
     tier: Tier
@@ -327,6 +330,9 @@ class Entitlement(_Model):
     # pins more years (an activity) before any clock could count past it. None: no country,
     # so no holidays to pin.
     holidays_until: date | None = None
+    # The IANA time zone data release (e.g. "2025b") intake converted local times with; None
+    # on tickets filed before it was recorded.
+    tzdata_version: str | None = None
     coverage_24x7: bool = False
     # Keyed by severity number as a string ("1".."4") so the JSON form is stable.
     response_targets: dict[str, ResponseTarget]
@@ -430,7 +436,7 @@ class Notification(_Model):
     subject: str
     body: str
     page: bool = False
-    # Where it goes (workflows/routing.py); None on notices made before routing existed.
+    # Where it goes (the policy's `routes`); None on notices made before routing existed.
     channel: NoticeChannel | None = None
     # On the pager: what this notice does to the ticket's incident (dedup key = ticket id).
     page_action: PageAction | None = None
@@ -620,6 +626,9 @@ class Terms(_Model):
     """The few pinned terms a ticket answer shows: which contract, policy and ladder it runs under."""
 
     policy_version: str
+    # The fingerprint of the policy document pinned (workflows/policy.py); None on tickets
+    # filed before it was recorded.
+    policy_fingerprint: str | None = None
     contract_id: str
     contract_revision: int
     tier: Tier

@@ -1,16 +1,18 @@
 """Who may see and do what (DESIGN.md §11), as data, and the checks that read it.
 
-Pure: no Temporal, no I/O. The machine checks every action against this table, for updates
-and signals alike, so the API and a system that signals Temporal directly obey one table.
+Pure: no Temporal, no I/O. The machine checks every action against the table of the policy
+version the ticket pinned (workflows/policy.py), in the update's validator and before a
+signal is applied alike, so the API and a system that signals Temporal directly obey one table.
 Reach comes first: a ticket outside a principal's reach is "not found", never "forbidden".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final
+from typing import Any, Protocol
 
-from workflows.models import Principal, ProductType, Role
+from workflows.models import OwningLine, Principal, ProductType, Role, TicketState
 
 
 class Capability(StrEnum):
@@ -42,96 +44,118 @@ class Grant(StrEnum):
     OWN_LINE_CLOCKS = "own line's clocks"
     # Support resolves ConnectSoft's own tickets; the partner resolves with its customer.
     NON_PARTNER_TICKETS = "non-partner tickets"
+    # Support escalates at most one level above its own, but a trigger the policy names
+    # (`escalate_any_level_triggers`) may go straight to any entitled level.
+    ONE_LEVEL_ABOVE_OWN = "one level above its own"
+    # While ConnectSoft owns a partner ticket, the partner may only raise the severity.
+    ONLY_RAISE_WHILE_CONNECTSOFT_OWNS = "only raise while ConnectSoft owns the ticket"
+    # The partner resolves its tickets once ConnectSoft has handed them back.
+    ONCE_HANDED_BACK = "once handed back"
+    # While ConnectSoft owns a partner ticket, the partner closes it only with a reason.
+    WITH_REASON_WHILE_CONNECTSOFT_OWNS = "with a reason while ConnectSoft owns the ticket"
+
+
+class Reach(StrEnum):
+    """Whose tickets a role reaches at all."""
+
+    ALL = "all"
+    OWN_PARTNER = "its partner's customers"
+    OWN_CUSTOMER = "its own"
+
+
+class Rules(Protocol):
+    """The part of a policy version (workflows/policy.py `TicketRules`) these checks read."""
+
+    @property
+    def reach(self) -> Mapping[Role, Reach]: ...
+    @property
+    def permissions(self) -> Mapping[Capability, Mapping[Role, Grant]]: ...
+    @property
+    def forbidden_because(self) -> Mapping[Capability, Mapping[Role, str]]: ...
+    @property
+    def escalate_any_level_triggers(self) -> frozenset[Any]: ...
 
 
 YES, NO = Grant.YES, Grant.NO
-ADMIN, SUPPORT, PARTNER, CUSTOMER = Role.ADMIN, Role.SUPPORT, Role.PARTNER, Role.CUSTOMER
-
-# DESIGN.md §11, row by row. Reach (whose tickets) is `can_reach`; this is what may be done
-# to a ticket within reach. A system principal (the workflow, a trusted tool) may do all.
-PERMISSIONS: Final[dict[Capability, dict[Role, Grant]]] = {
-    Capability.FILE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
-    Capability.READ: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
-    Capability.COMMENT: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
-    Capability.INTERNAL_NOTE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: NO},
-    Capability.ACKNOWLEDGE: {
-        ADMIN: YES,
-        SUPPORT: Grant.OWN_LINE_CLOCKS,
-        PARTNER: Grant.OWN_LINE_CLOCKS,
-        CUSTOMER: NO,
-    },
-    Capability.ESCALATE: {ADMIN: YES, SUPPORT: YES, PARTNER: NO, CUSTOMER: NO},
-    Capability.HANDOFF: {ADMIN: YES, SUPPORT: NO, PARTNER: YES, CUSTOMER: NO},
-    Capability.HANDBACK: {ADMIN: YES, SUPPORT: YES, PARTNER: NO, CUSTOMER: NO},
-    Capability.CHANGE_SEVERITY: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: NO},
-    Capability.WAIT_ON_CUSTOMER: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: NO},
-    Capability.RESUME: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
-    Capability.RESOLVE: {ADMIN: YES, SUPPORT: Grant.NON_PARTNER_TICKETS, PARTNER: YES, CUSTOMER: NO},
-    Capability.REOPEN: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
-    Capability.CLOSE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: YES},
-    Capability.OUTAGE: {ADMIN: YES, SUPPORT: YES, PARTNER: YES, CUSTOMER: NO},
-    # How each notice was delivered (issue 9): ConnectSoft's own operations record.
-    Capability.READ_NOTIFICATIONS: {ADMIN: YES, SUPPORT: YES, PARTNER: NO, CUSTOMER: NO},
-    Capability.CATALOG: {ADMIN: YES, SUPPORT: NO, PARTNER: NO, CUSTOMER: NO},
-}
-
-# Why a cell says no, in words a person can act on.
-FORBIDDEN_BECAUSE: Final[dict[tuple[Capability, Role], str]] = {
-    (Capability.INTERNAL_NOTE, CUSTOMER): "Customers add public comments; internal notes are for "
-    "the support lines.",
-    (Capability.ACKNOWLEDGE, CUSTOMER): "Acknowledging is the support line's first response; "
-    "add a comment instead.",
-    (Capability.ESCALATE, PARTNER): "Partners hand off to ConnectSoft's second line instead of "
-    "escalating; use handoff.",
-    (Capability.ESCALATE, CUSTOMER): "Customers cannot escalate; add a comment saying what is at "
-    "stake and the support line will escalate.",
-    (Capability.HANDOFF, SUPPORT): "Only the partner's first line hands a ticket off to ConnectSoft.",
-    (Capability.HANDOFF, CUSTOMER): "Only the partner's first line hands a ticket off to ConnectSoft.",
-    (Capability.HANDBACK, PARTNER): "Only ConnectSoft hands a ticket back to the partner.",
-    (Capability.HANDBACK, CUSTOMER): "Only ConnectSoft hands a ticket back to the partner.",
-    (Capability.CHANGE_SEVERITY, CUSTOMER): "Customers cannot change the severity; add a comment "
-    "explaining the impact and the support line will re-assess it.",
-    (Capability.WAIT_ON_CUSTOMER, CUSTOMER): "Only the support line puts a ticket on hold for the customer.",
-    (Capability.OUTAGE, CUSTOMER): "The support line records outages; add a comment saying when "
-    "it began and ended.",
-    (Capability.RESOLVE, CUSTOMER): "The support line resolves a ticket; close it to withdraw it instead.",
-    (Capability.READ_NOTIFICATIONS, PARTNER): "Delivery records are ConnectSoft's; the ticket's "
-    "timeline shows what happened on it.",
-    (Capability.READ_NOTIFICATIONS, CUSTOMER): "Delivery records are ConnectSoft's; the ticket's "
-    "timeline shows what happened on it.",
-}
+# The table itself (DESIGN.md §11, row by row), reach, and why a cell says no are in each
+# policy version's document (policies/<version>.json): a ticket is judged by the one it pinned.
 
 
-def can_reach(principal: Principal, *, customer_id: str, partner_id: str | None) -> bool:
+def can_reach(rules: Rules, principal: Principal, *, customer_id: str, partner_id: str | None) -> bool:
     """Whether a ticket of `customer_id` (delivered by `partner_id`) is within reach at all."""
-    match principal.role:
-        case Role.ADMIN | Role.SUPPORT | Role.SYSTEM:
+    if principal.role == Role.SYSTEM:
+        return True
+    match rules.reach.get(principal.role):
+        case Reach.ALL:
             return True
-        case Role.PARTNER:
+        case Reach.OWN_PARTNER:
             return partner_id is not None and partner_id == principal.partner_id
-        case Role.CUSTOMER:
+        case Reach.OWN_CUSTOMER:
             return customer_id == principal.customer_id
     return False
 
 
-def grant(principal: Principal, capability: Capability) -> Grant:
+def grant(rules: Rules, principal: Principal, capability: Capability) -> Grant:
     if principal.role == Role.SYSTEM:
         return YES
-    return PERMISSIONS[capability][principal.role]
+    return rules.permissions.get(capability, {}).get(principal.role, NO)
 
 
 def forbidden_reason(
-    principal: Principal, capability: Capability, *, product_type: ProductType | None = None
+    rules: Rules,
+    principal: Principal,
+    capability: Capability,
+    *,
+    state: TicketState | None = None,
+    action: Any = None,
 ) -> str | None:
-    """None if `principal` may use `capability` on a ticket within reach; else why not."""
-    cell = grant(principal, capability)
+    """None if `principal` may use `capability` on a ticket within reach; else why not.
+
+    Without a ticket (`state`), a restricted cell allows: the ticket decides when there is one.
+    """
+    cell = grant(rules, principal, capability)
     if cell == NO:
-        return FORBIDDEN_BECAUSE.get(
-            (capability, principal.role),
-            f"A {principal.role.value} key may not {capability.value.replace('-', ' ')}.",
+        return rules.forbidden_because.get(capability, {}).get(
+            principal.role, f"A {principal.role.value} key may not {capability.value.replace('-', ' ')}."
         )
-    if cell == Grant.NON_PARTNER_TICKETS and product_type == ProductType.PARTNER_DELIVERED:
-        return (
-            "A partner-delivered ticket is resolved by the partner with its customer; hand it back instead."
-        )
+    if state is None:
+        return None
+    return _restriction(rules, cell, principal, state, action)
+
+
+def _restriction(
+    rules: Rules, cell: Grant, principal: Principal, state: TicketState, action: Any
+) -> str | None:
+    partner_ticket = state.entitlement.product_type == ProductType.PARTNER_DELIVERED
+    connectsoft_owns = partner_ticket and state.owning_line == OwningLine.CONNECTSOFT
+    match cell:
+        case Grant.NON_PARTNER_TICKETS if partner_ticket:
+            return (
+                "A partner-delivered ticket is resolved by the partner with its customer; "
+                "hand it back instead."
+            )
+        case Grant.ONE_LEVEL_ABOVE_OWN:
+            level, own = getattr(action, "level", None), principal.level
+            trigger = getattr(action, "trigger", None)
+            if level is None or own is None or level <= own + 1:
+                return None
+            if trigger in rules.escalate_any_level_triggers:
+                return None
+            anyway = ", ".join(sorted(t.value for t in rules.escalate_any_level_triggers))
+            return f"A Level {own} engineer escalates at most to L{own + 1}" + (
+                f"; name {anyway} to go straight to L{level}." if anyway else "."
+            )
+        case Grant.ONLY_RAISE_WHILE_CONNECTSOFT_OWNS if connectsoft_owns:
+            severity = getattr(action, "severity", None)
+            if severity is not None and severity > state.severity:
+                return "While ConnectSoft owns the ticket, the partner may only raise its severity."
+        case Grant.ONCE_HANDED_BACK if connectsoft_owns:
+            return "ConnectSoft owns this ticket now; it resolves it, or hands it back to you first."
+        case Grant.WITH_REASON_WHILE_CONNECTSOFT_OWNS if connectsoft_owns:
+            note = getattr(action, "note", None)
+            if action is not None and not (note and note.strip()):
+                return (
+                    "ConnectSoft owns this ticket now; to close it, give the reason in the note "
+                    "(for example, the customer withdrew it)."
+                )
     return None

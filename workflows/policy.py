@@ -1,29 +1,29 @@
-"""The support and SLA policy as data (DESIGN.md §3-§7).
+"""The support and SLA policy as a versioned document (DESIGN.md §3-§8, §11).
 
-Pure: no I/O, no Temporal, no holiday lookups (those happen at intake, in entitlement.py, and
-in an activity when a ticket needs more years).
+Pure: no I/O, no Temporal, no holiday lookups. Every value a ticket decides with lives in
+one `TicketRules` document per policy version: the targets and calendars intake copies into
+the entitlement, the ladder and its triggers, where a critical incident goes and who hears of
+it, routing and paging, the permission table and reach, auto-close and the handoff level.
 
-Two kinds of data live here, and an open ticket never reads a live table:
-- `RULES`: what a ticket decides with as it runs (the ladder, the escalation triggers, where a
-  critical incident goes, the audiences of notices, auto-close, the coverage calendars' hours,
-  how far ahead public holidays are pinned), frozen under a policy version. Intake pins the
-  version in the entitlement and the machine reads only `rules_for(version)`. A version is
-  never edited in place (tests/test_policy_versions.py holds each one's fingerprint): a change
-  is a new version, and only tickets filed after it run under it.
-- The defaults intake copies into a ticket's entitlement (targets, channels, the top level a
-  tier is entitled to, the warning ratio), and the live tables GET /policy shows. Editing them
-  changes tickets filed afterwards, never an open one.
+The documents are plain JSON files (policies/<version>.json, validated by `TicketRules`,
+whose JSON schema is policies/schema.json). They are read once, at the start of a process
+(`policies.install()`: the worker, the API, the CLI, the tests), never at the import of a
+workflow module, and registered here. Each registered document must match the fingerprint
+this build pins for its version (`RELEASED`): a document edited in place is refused at start,
+so an open ticket, and the replay of its history, never decides with anything but the
+version it pinned at intake. A change is a new version, and only tickets filed after it run
+under it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+import re
 from datetime import time
-from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Final, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from workflows.calendars import Hours, describe_duration
 from workflows.models import (
@@ -33,43 +33,144 @@ from workflows.models import (
     CoverageCalendar,
     EscalationTrigger,
     HandoffCategory,
+    NoticeChannel,
+    OwningLine,
     ProductType,
     ResponseTarget,
+    Role,
     Severity,
     Tier,
 )
+from workflows.permissions import Capability, Grant, Reach
+
+# The version intake pins on a ticket filed now.
+POLICY_VERSION: Final = "2026.12-1"
+
+# The fingerprint of every released version's document. A version is never edited in place:
+# `register` refuses a document whose fingerprint differs from the one pinned here.
+RELEASED: Final[dict[str, str]] = {
+    "2026.11-2": "f3d9881a85bceff222b90407a64f0299eb22825e542adfd5a59b522b7e773862",
+    # Issue 17 §8: support escalates at most one level above its own (critical_production_incident
+    # anywhere); while ConnectSoft owns a partner ticket the partner only raises the severity,
+    # closes with a reason, and does not resolve.
+    "2026.12-1": "33b8ddfcaee3671d409ba5b720a083efc0662e52d562ab6782d9852f95ce8b26",
+}
 
 
-@dataclass(frozen=True)
-class TicketRules:
-    """Everything an open ticket decides with that its entitlement does not carry.
+class UnknownPolicyVersion(LookupError):
+    """A ticket pinned a policy version this process does not know (a newer deploy filed it)."""
 
-    Frozen: the tables are read-only views of private copies, so nothing edits a version in
-    place by accident, not even a test that patches the live tables below.
-    """
+
+class PolicyMismatch(ValueError):
+    """A policy document whose fingerprint is not the one this build released for its version."""
+
+
+def _parse_hours(value: Any) -> Any:
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", value)
+        if match is None:
+            raise ValueError("hours are 'HH:MM-HH:MM', e.g. '09:00-17:00'")
+        h1, m1, h2, m2 = (int(part) for part in match.groups())
+        return Hours(time(h1, m1), time(h2, m2))
+    return value
+
+
+DayHours = Annotated[
+    Hours,
+    BeforeValidator(_parse_hours),
+    PlainSerializer(lambda hours: f"{hours.opens:%H:%M}-{hours.closes:%H:%M}", return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d\d:\d\d-\d\d:\d\d$"}),
+]
+
+
+Member = TypeVar("Member")
+# A set, written as a sorted list: the document (and its fingerprint) never depends on the
+# order a set happens to iterate in.
+SortedSet = Annotated[
+    frozenset[Member], PlainSerializer(lambda values: sorted(values), return_type=list[Any])
+]
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(_Document):
+    """N minutes of open time on a coverage calendar; a non-binding target is best effort."""
+
+    minutes: int = Field(ge=0)
+    calendar: CoverageCalendar
+    binding: bool = True
+
+
+class NoticeRoute(_Document):
+    audiences: tuple[Audience, ...]
+    channel: NoticeChannel
+    when: str
+
+
+class TicketRules(_Document):
+    """One policy version: everything a ticket decides with that its entitlement does not carry,
+    and the defaults intake copies into the entitlement."""
 
     version: str
-    level_names: Mapping[int, str]
-    level_audiences: Mapping[int, Audience]
-    # A breach at the top of the ladder goes to the lead of the top entitled level
-    # (DESIGN.md §5), keyed by the entitlement's max level.
-    top_of_ladder_audiences: Mapping[int, Audience]
-    escalation_triggers: Mapping[int, tuple[EscalationTrigger, ...]]
-    system_triggers: frozenset[EscalationTrigger]
-    # Where a Sev 1 goes at intake, by tier, within the entitlement; other severities start at L1.
-    critical_intake_levels: Mapping[Tier, int]
-    # Request types that are never more urgent than Sev 4.
-    low_only_categories: frozenset[Category]
-    auto_close_after_resolved_days: int
-    calendar_hours: Mapping[CoverageCalendar, Hours]
-    # Public holidays stay pinned at least this many days ahead of now and of every deadline.
-    holidays_ahead_days: int
+    notes: dict[str, str] = Field(default_factory=dict, description="Prose for people; decides nothing.")
 
-    def __post_init__(self) -> None:
-        for each in fields(self):
-            value = getattr(self, each.name)
-            if isinstance(value, Mapping):
-                object.__setattr__(self, each.name, MappingProxyType(dict(value)))
+    # --- Intake: copied into a ticket's entitlement (DESIGN.md §4, §7) ---
+    response_targets: dict[Tier, dict[Severity, Target]]
+    # The label of a non-binding (best-effort) target.
+    best_effort_label: str
+    # Factory-built: the project's SLA for every severity and tier unless the contract says otherwise.
+    bespoke_response_target: Target
+    periodic_updates: dict[Tier, dict[Severity, Target]]
+    warn_ratio: float = Field(gt=0, lt=1)
+    uptime_targets: dict[ProductType, dict[Tier, float | None]]
+    channels: dict[Tier, list[Channel]]
+    max_level: dict[Tier, int]
+    out_of_scope: dict[Category, str]
+    handoff_categories: list[HandoffCategory]
+    # Request types that are never more urgent than Sev 4.
+    low_only_categories: SortedSet[Category]
+
+    # --- The ladder (DESIGN.md §5) ---
+    level_names: dict[int, str]
+    level_audiences: dict[int, Audience]
+    # A breach at the top of the ladder goes to the lead of the top entitled level, keyed by
+    # the entitlement's max level.
+    top_of_ladder_audiences: dict[int, Audience]
+    escalation_triggers: dict[int, tuple[EscalationTrigger, ...]]
+    system_triggers: SortedSet[EscalationTrigger]
+    # Where a Sev 1 goes, by tier, within the entitlement; other severities start at L1.
+    critical_intake_levels: dict[Tier, int]
+    # Who else hears of a Sev 1 routed by ConnectSoft, once the entitlement reaches a level.
+    critical_audiences_by_max_level: dict[int, Audience]
+    # Who gets the heads-up of a Sev 1 on a partner's first line.
+    partner_critical_heads_up: Audience
+    # The level a partner's handoff lands on at least.
+    handoff_level: int = Field(ge=1, le=4)
+    auto_close_after_resolved_days: int = Field(ge=0)
+
+    # --- Calendars (DESIGN.md §3) ---
+    calendar_hours: dict[CoverageCalendar, DayHours]
+    # Public holidays stay pinned at least this many days ahead of now and of every deadline.
+    holidays_ahead_days: int = Field(ge=1)
+
+    # --- Routing and paging ---
+    routes: tuple[NoticeRoute, ...]
+    # Sev 1 at intake pages on-call for these tiers; a breach of ConnectSoft's clocks pages it
+    # while the ticket is at these levels.
+    page_sev1_tiers: SortedSet[Tier]
+    page_breach_levels: SortedSet[int]
+    # Whose page a line's acknowledgement settles; resolving or closing settles them all.
+    line_pages: dict[OwningLine, Audience]
+    paged_audiences: tuple[Audience, ...]
+
+    # --- Who may do what (DESIGN.md §11) ---
+    reach: dict[Role, Reach]
+    permissions: dict[Capability, dict[Role, Grant]]
+    forbidden_because: dict[Capability, dict[Role, str]] = Field(default_factory=dict)
+    # Triggers a support engineer may name to escalate past one level above its own.
+    escalate_any_level_triggers: SortedSet[EscalationTrigger] = frozenset()
 
     def level_for_trigger(self, trigger: EscalationTrigger) -> int | None:
         for level, triggers in self.escalation_triggers.items():
@@ -81,275 +182,80 @@ class TicketRules:
         """Always escalate critical incidents immediately (DESIGN.md §5)."""
         return self.critical_intake_levels[tier] if severity == Severity.CRITICAL else 1
 
+    def channel_for(self, audience: Audience) -> NoticeChannel:
+        for route in self.routes:
+            if audience in route.audiences:
+                return route.channel
+        raise LookupError(f"policy {self.version} routes no notices to {audience.value}")
+
+    def target(self, target: Target) -> ResponseTarget:
+        """A target as a ticket's entitlement carries it, with its label."""
+        if not target.binding:
+            label = self.best_effort_label
+        else:
+            label = describe_duration(target.minutes, target.calendar)
+            if target.calendar != CoverageCalendar.BUSINESS:
+                label = f"{label} {target.calendar}"
+        return ResponseTarget(
+            minutes=target.minutes, calendar=target.calendar, binding=target.binding, label=label
+        )
+
     def document(self) -> dict[str, Any]:
-        """The version as plain JSON-able data, in a stable form."""
-
-        def plain(value: Any) -> Any:
-            if isinstance(value, Mapping):
-                return {str(plain(k)): plain(v) for k, v in value.items()}
-            if isinstance(value, frozenset):
-                return sorted(plain(v) for v in value)
-            if isinstance(value, tuple | list):
-                return [plain(v) for v in value]
-            if isinstance(value, Hours):
-                return f"{value.opens:%H:%M}-{value.closes:%H:%M}"
-            if isinstance(value, Tier | Audience | EscalationTrigger | Category | CoverageCalendar):
-                return value.value
-            return value
-
-        return {each.name: plain(getattr(self, each.name)) for each in fields(self)}
+        """The version as plain JSON data: what GET /policy serves and the fingerprint hashes."""
+        return self.model_dump(mode="json")
 
     def fingerprint(self) -> str:
         canonical = json.dumps(self.document(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class UnknownPolicyVersion(LookupError):
-    """A ticket pinned a policy version this code does not know (a newer deploy filed it)."""
+# --- The registry: filled at process start by policies.install() ------------------------------
+
+_REGISTRY: dict[str, TicketRules] = {}
+_FINGERPRINTS: dict[str, str] = {}
 
 
-POLICY_VERSION = "2026.11-2"
-
-HOUR = 60
-BUSINESS_DAY = 8 * HOUR
-ALWAYS, EXTENDED, BUSINESS = (
-    CoverageCalendar.ALWAYS,
-    CoverageCalendar.EXTENDED,
-    CoverageCalendar.BUSINESS,
-)
-
-
-def _target(minutes: int, calendar: CoverageCalendar, *, binding: bool = True) -> ResponseTarget:
-    label = describe_duration(minutes, calendar)
-    if calendar != BUSINESS:
-        label = f"{label} {calendar}"
-    return ResponseTarget(minutes=minutes, calendar=calendar, binding=binding, label=label)
-
-
-BEST_EFFORT = ResponseTarget(
-    minutes=3 * BUSINESS_DAY,
-    calendar=BUSINESS,
-    binding=False,
-    label="best effort, typically 2-3 business days",
-)
-
-# First response by the line that owns the ticket (DESIGN.md §4).
-RESPONSE_TARGETS: dict[Tier, dict[Severity, ResponseTarget]] = {
-    Tier.PREMIUM: {
-        Severity.CRITICAL: _target(1 * HOUR, ALWAYS),
-        Severity.HIGH: _target(4 * HOUR, EXTENDED),
-        Severity.MEDIUM: _target(1 * BUSINESS_DAY, BUSINESS),
-        Severity.LOW: _target(2 * BUSINESS_DAY, BUSINESS),
-    },
-    Tier.STANDARD: {
-        Severity.CRITICAL: _target(4 * HOUR, EXTENDED),
-        Severity.HIGH: _target(1 * BUSINESS_DAY, BUSINESS),
-        Severity.MEDIUM: _target(2 * BUSINESS_DAY, BUSINESS),  # assumed
-        Severity.LOW: _target(3 * BUSINESS_DAY, BUSINESS),  # assumed
-    },
-    Tier.BASIC: {severity: BEST_EFFORT for severity in Severity},
-}
-
-# Factory-built: the project's SLA, 1 business day for every severity and every tier (Basic
-# included, and binding) unless the contract sets project terms.
-BESPOKE_RESPONSE = _target(1 * BUSINESS_DAY, BUSINESS)
-
-# Premium Sev 1 gets an update at least every hour while open (assumed).
-PERIODIC_UPDATES: dict[Tier, dict[Severity, ResponseTarget]] = {
-    Tier.PREMIUM: {Severity.CRITICAL: _target(1 * HOUR, ALWAYS)},
-}
-
-WARN_RATIO = 0.75
-AUTO_CLOSE_AFTER_RESOLVED_DAYS = 7
-
-UPTIME_TARGETS: dict[ProductType, dict[Tier, float | None]] = {
-    ProductType.PLATFORM: {Tier.BASIC: None, Tier.STANDARD: 99.5, Tier.PREMIUM: 99.9},
-    ProductType.BESPOKE: {Tier.BASIC: 99.0, Tier.STANDARD: 99.0, Tier.PREMIUM: 99.0},
-    # Partner-defined, on top of the platform SLA the partner's ConnectSoft tier carries.
-    ProductType.PARTNER_DELIVERED: {Tier.BASIC: None, Tier.STANDARD: 99.5, Tier.PREMIUM: 99.9},
-}
-
-CHANNELS: dict[Tier, list[Channel]] = {
-    Tier.BASIC: [Channel.EMAIL, Channel.PORTAL],
-    Tier.STANDARD: [Channel.EMAIL, Channel.PORTAL, Channel.CHAT],
-    Tier.PREMIUM: [Channel.EMAIL, Channel.PORTAL, Channel.CHAT, Channel.ON_CALL],
-}
-
-MAX_LEVEL: dict[Tier, int] = {Tier.BASIC: 2, Tier.STANDARD: 2, Tier.PREMIUM: 4}
-
-L2_TRIGGERS = (
-    EscalationTrigger.NOT_RESOLVED_IN_INITIAL_RESPONSE,
-    EscalationTrigger.REQUIRES_TECHNICAL_EXPERTISE,
-    EscalationTrigger.ARCHITECTURE_OR_DESIGN_QUESTION,
-)
-L3_TRIGGERS = (
-    EscalationTrigger.CRITICAL_BUG_OR_PLATFORM_ISSUE,
-    EscalationTrigger.FACTORY_RELATED_PROBLEM,
-    EscalationTrigger.REQUIRES_ENGINEERING,
-)
-L4_TRIGGERS = (
-    EscalationTrigger.CRITICAL_PRODUCTION_INCIDENT,
-    EscalationTrigger.BUSINESS_CRITICAL_PROBLEM,
-    EscalationTrigger.STRATEGIC_ISSUE,
-)
-
-# --- Frozen policy versions: never edit one in place; add a version and point POLICY_VERSION at it.
-
-RULES: Mapping[str, TicketRules] = MappingProxyType(
-    {
-        rules.version: rules
-        for rules in (
-            TicketRules(
-                version="2026.11-2",
-                level_names={
-                    1: "Support Team",
-                    2: "Senior Support Engineer",
-                    3: "Engineering Team",
-                    4: "CTO / Leadership",
-                },
-                level_audiences={
-                    1: Audience.SUPPORT_L1,
-                    2: Audience.SUPPORT_L2,
-                    3: Audience.ENGINEERING_L3,
-                    4: Audience.LEADERSHIP_L4,
-                },
-                top_of_ladder_audiences={
-                    1: Audience.SUPPORT_LEAD,
-                    2: Audience.SUPPORT_LEAD,
-                    3: Audience.ENGINEERING_L3,
-                    4: Audience.LEADERSHIP_L4,
-                },
-                escalation_triggers={2: L2_TRIGGERS, 3: L3_TRIGGERS, 4: L4_TRIGGERS},
-                system_triggers=frozenset(
-                    {EscalationTrigger.SLA_BREACH, EscalationTrigger.CRITICAL_AT_INTAKE}
-                ),
-                critical_intake_levels={Tier.BASIC: 2, Tier.STANDARD: 2, Tier.PREMIUM: 3},
-                low_only_categories=frozenset(
-                    {Category.FEATURE_REQUEST, Category.DOCUMENTATION, Category.QUESTION}
-                ),
-                auto_close_after_resolved_days=7,
-                calendar_hours={
-                    CoverageCalendar.EXTENDED: Hours(time(8), time(20)),
-                    CoverageCalendar.BUSINESS: Hours(time(9), time(17)),
-                },
-                holidays_ahead_days=365,
-            ),
+def register(rules: TicketRules, *, released: dict[str, str] | None = None) -> None:
+    """Make a version known to this process, if its document is the released one."""
+    pinned = (RELEASED if released is None else released).get(rules.version)
+    if pinned is None:
+        raise PolicyMismatch(f"Policy version {rules.version!r} is not released by this build.")
+    found = rules.fingerprint()
+    if found != pinned:
+        raise PolicyMismatch(
+            f"The document of policy version {rules.version!r} changed in place (fingerprint "
+            f"{found}, released {pinned}): add a new version instead."
         )
-    }
-)
+    _REGISTRY[rules.version] = rules
+    _FINGERPRINTS[rules.version] = found
 
 
-def rules_for(version: str) -> TicketRules:
-    """The frozen rules of a pinned policy version."""
+def registered() -> dict[str, TicketRules]:
+    return dict(_REGISTRY)
+
+
+def rules_for(version: str, fingerprint: str | None = None) -> TicketRules:
+    """The frozen rules of a pinned policy version (and fingerprint, where the ticket has one)."""
     try:
-        return RULES[version]
+        rules = _REGISTRY[version]
     except KeyError:
-        known = ", ".join(RULES)
+        known = ", ".join(_REGISTRY) or "none: policies.install() was not called"
         raise UnknownPolicyVersion(
             f"No policy version {version!r} in this build (it knows {known}); run a worker that has it."
         ) from None
+    if fingerprint is not None and fingerprint != _FINGERPRINTS[version]:
+        raise PolicyMismatch(
+            f"The ticket pinned policy {version!r} with fingerprint {fingerprint}; this process "
+            f"has {_FINGERPRINTS[version]}."
+        )
+    return rules
 
 
-# --- The live tables: copies of the current version, for intake, GET /policy and the API --------
-
-CURRENT = rules_for(POLICY_VERSION)
-LEVEL_NAMES: dict[int, str] = dict(CURRENT.level_names)
-LEVEL_AUDIENCE: dict[int, Audience] = dict(CURRENT.level_audiences)
-TOP_OF_LADDER_AUDIENCE: dict[int, Audience] = dict(CURRENT.top_of_ladder_audiences)
-ESCALATION_TRIGGERS: dict[int, list[EscalationTrigger]] = {
-    level: list(triggers) for level, triggers in CURRENT.escalation_triggers.items()
-}
-SYSTEM_TRIGGERS = CURRENT.system_triggers
-AUTO_CLOSE_AFTER_RESOLVED_DAYS = CURRENT.auto_close_after_resolved_days
-
-# Requests that are not support: the refusal says where they go instead.
-OUT_OF_SCOPE: dict[Category, str] = {
-    Category.CUSTOM_DEVELOPMENT: "Custom development is a separate service: "
-    "ask your account manager for a Factory project quote.",
-    Category.ARCHITECTURE_CONSULTING: "Architecture consulting is a separate service: "
-    "ask your account manager to book an architecture engagement.",
-    Category.TRAINING: "Training is a separate service: ask your account manager for the training catalogue.",
-    Category.INTEGRATION_DEVELOPMENT: "Integration development is handled by professional "
-    "services: ask your account manager for a professional-services engagement.",
-}
-
-# Request types that are never more urgent than Sev 4 (DESIGN.md §7).
-LOW_ONLY_CATEGORIES = CURRENT.low_only_categories
-
-HANDOFF_CATEGORIES = list(HandoffCategory)
+def fingerprint_of(version: str) -> str:
+    rules_for(version)
+    return _FINGERPRINTS[version]
 
 
-def level_for_trigger(trigger: EscalationTrigger) -> int | None:
-    for level, triggers in ESCALATION_TRIGGERS.items():
-        if trigger in triggers:
-            return level
-    return None
-
-
-def intake_level(tier: Tier, severity: Severity) -> int:
-    """Always escalate critical incidents immediately: Premium Sev 1 to L3, others to L2."""
-    return CURRENT.intake_level(tier, severity)
-
-
-def policy_document() -> dict[str, object]:
-    """The whole policy as one JSON-able document, for GET /policy."""
-
-    def table(targets: dict[Severity, ResponseTarget]) -> dict[str, object]:
-        return {f"sev{int(s)}": t.model_dump(mode="json") for s, t in targets.items()}
-
-    return {
-        "policy_version": POLICY_VERSION,
-        "calendars": {
-            "24x7": "all time; absolute elapsed time",
-            "extended": "Mon-Fri 08:00-20:00 customer-local, public holidays off",
-            "business": "Mon-Fri 09:00-17:00 customer-local, public holidays off",
-        },
-        "response_targets": {tier.value: table(RESPONSE_TARGETS[tier]) for tier in Tier},
-        "bespoke_response_target": BESPOKE_RESPONSE.model_dump(mode="json"),
-        "premium_24x7_option": "every Premium target runs on the 24x7 calendar",
-        "periodic_updates": {tier.value: table(targets) for tier, targets in PERIODIC_UPDATES.items()},
-        "resolution_targets": "none by default; contracts may set them per severity",
-        "warn_ratio": WARN_RATIO,
-        "auto_close_after_resolved_days": AUTO_CLOSE_AFTER_RESOLVED_DAYS,
-        "uptime_targets": {
-            pt.value: {tier.value: pct for tier, pct in by_tier.items()}
-            for pt, by_tier in UPTIME_TARGETS.items()
-        },
-        "channels": {tier.value: [c.value for c in CHANNELS[tier]] for tier in Tier},
-        "on_call": "Premium, Sev 1 only",
-        "ladder": {
-            f"L{level}": {
-                "who": name,
-                "entitled_tiers": [t.value for t in Tier if MAX_LEVEL[t] >= level],
-                "triggers": [t.value for t in ESCALATION_TRIGGERS.get(level, [])],
-            }
-            for level, name in LEVEL_NAMES.items()
-        },
-        "sev4_only_categories": sorted(c.value for c in LOW_ONLY_CATEGORIES),
-        "out_of_scope": {c.value: where for c, where in OUT_OF_SCOPE.items()},
-        "handoff_categories": [c.value for c in HANDOFF_CATEGORIES],
-        **_fidelity_rulings(),
-    }
-
-
-def _fidelity_rulings() -> dict[str, object]:
-    """DESIGN.md §3, §4 and §6 as GET /policy says them: holidays by subdivision, indicative
-    clocks, and the partner's own agreement."""
-    return {
-        "public_holidays": {
-            "country": "the contract's ISO 3166-1 country: its nationwide holidays",
-            "subdivision": "the contract's ISO 3166-2 subdivision (GB-ENG, US-NY, DE-BY, AU-NSW): "
-            "its regional holidays too; without one, only nationwide holidays apply",
-            "pinned": "at intake, with the subdivision, as explicit dates",
-        },
-        "indicative_targets": "a target with binding false (Basic, best effort) is indicative: it "
-        "never warns, breaches or escalates; past its time it shows 'indicative, past due', and "
-        "the queue sorts it after every live binding clock",
-        "partner_agreement": {
-            "connectsoft_owes": "on a partner ticket: the handoff targets (the partner's "
-            "connectsoft_tier, on 24x7 with its own coverage_24x7 option), the ladder's top level, "
-            "the channels and Sev 1 routing follow the partner's agreement with ConnectSoft",
-            "partner_owes": "the first line's targets follow the customer's contract with the partner",
-            "pinned": "both at intake, shown in the ticket's terms",
-        },
-    }
+def current() -> TicketRules:
+    """The version a ticket filed now pins."""
+    return rules_for(POLICY_VERSION)

@@ -62,7 +62,7 @@ ACTIVITY_RETRY = RetryPolicy(
 )
 
 
-# Notices go out on their channels (workflows/routing.py), each its own activity, so that a sink
+# Notices go out on their channels (the policy document's `routes`), each its own activity, so that a sink
 # that is down holds back nothing else: not the ticket's timers, not its other notices, not the
 # read model. Temporal retries a failed send with backoff for up to DELIVERY_DEADLINE.
 DELIVERY_PATCH = "deliver-notifications"

@@ -24,7 +24,6 @@ from workflows.models import (
     TicketView,
 )
 from workflows.policy import TicketRules, rules_for
-from workflows.routing import channel_for
 
 
 @dataclass
@@ -66,7 +65,8 @@ class Step:
         self.now = now
         self.notifications: list[Notification] = []
         # Everything the ticket decides with beyond its entitlement, frozen under its version.
-        self.rules: TicketRules = rules_for(state.entitlement.policy_version)
+        ent = state.entitlement
+        self.rules: TicketRules = rules_for(ent.policy_version, ent.policy_fingerprint)
 
     def outcome(self) -> Outcome:
         return Outcome(self.state, self.notifications)
@@ -110,7 +110,7 @@ class Step:
         key = f"{event.seq}-{audience.value}"
         if any(note.key == key for note in self.notifications):
             return  # one notice per audience per event
-        channel = NoticeChannel.PAGER if page_action else channel_for(audience)
+        channel = NoticeChannel.PAGER if page_action else self.rules.channel_for(audience)
         self.notifications.append(
             Notification(
                 key=key,

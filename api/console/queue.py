@@ -36,6 +36,7 @@ from workflows.models import (
     Tier,
 )
 from workflows.permissions import can_reach
+from workflows.policy import current
 
 PAGE_SIZE: Final = 50
 # The queue's default: work that is not done with.
@@ -236,5 +237,6 @@ async def customers_in_reach(*, session: AsyncSession, principal: Principal) -> 
     return [
         CustomerChoice(c.id, c.name, c.contract.tier if c.contract else None)
         for c in found
-        if c.contract is not None and can_reach(principal, customer_id=c.id, partner_id=c.contract.partner_id)
+        if c.contract is not None
+        and can_reach(current(), principal, customer_id=c.id, partner_id=c.contract.partner_id)
     ]

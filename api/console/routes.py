@@ -66,7 +66,7 @@ from workflows.models import (
     TicketStatus,
     Tier,
 )
-from workflows.policy import OUT_OF_SCOPE, rules_for
+from workflows.policy import current, rules_for
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -87,7 +87,7 @@ PRODUCTS: Final = {
     ProductType.BESPOKE: [Product.BESPOKE],
     ProductType.PARTNER_DELIVERED: [Product.PARTNER_SOLUTION],
 }
-IN_SCOPE_CATEGORIES: Final = [c for c in Category if c not in OUT_OF_SCOPE]
+
 # How often the queue and a ticket's clocks refresh themselves (tests set app.state's shorter).
 REFRESH_SECONDS: Final = 15
 
@@ -377,7 +377,7 @@ async def _file_context(
         else [],
         "severities": list(Severity),
         "products": [p.value for p in PRODUCTS[terms.product_type]] if terms else [],
-        "categories": [c.value for c in IN_SCOPE_CATEGORIES],
+        "categories": [c.value for c in Category if c not in current().out_of_scope],
         "quote": response_quote(terms, _severity(severity) or Severity.CRITICAL, datetime.now(UTC))
         if terms
         else None,

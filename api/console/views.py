@@ -2,12 +2,11 @@
 for every colour, and the action forms a principal is offered.
 
 Pure: no I/O. The templates render these; the permission table and the action definitions
-decide what is offered (workflows/permissions.py, workflows/actions.py).
+decide what is offered (the permission table of the ticket's policy version, workflows/actions.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,7 +20,6 @@ from workflows.models import (
     ClockStatus,
     OwningLine,
     Principal,
-    ProductType,
     Role,
     Severity,
     SlaClock,
@@ -29,6 +27,7 @@ from workflows.models import (
     TicketStatus,
 )
 from workflows.permissions import Capability, forbidden_reason
+from workflows.policy import current, rules_for
 
 LINE_NAMES: Final = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "Partner"}
 SEVERITY_NAMES: Final = {
@@ -209,31 +208,6 @@ def next_clock(state: TicketState) -> ClockView | None:
 
 # --- Action forms --------------------------------------------------------------------------------
 
-# Whether an action makes sense for the ticket as it is now. The action's own check still
-# decides (and a refusal shows its sentence); this only keeps forms that cannot apply off the page.
-_OFFERED_WHEN: Final[dict[str, Callable[[TicketState], bool]]] = {
-    "acknowledge": lambda t: t.status not in CLOSED_STATES,
-    "comment": lambda t: True,
-    "escalate": lambda t: (
-        t.status not in CLOSED_STATES
-        and t.owning_line == OwningLine.CONNECTSOFT
-        and t.level < t.entitlement.max_level
-    ),
-    "handoff": lambda t: (
-        t.entitlement.product_type == ProductType.PARTNER_DELIVERED
-        and t.owning_line == OwningLine.PARTNER
-        and t.status not in CLOSED_STATES
-    ),
-    "handback": lambda t: t.owning_line == OwningLine.CONNECTSOFT and t.handoff_category is not None,
-    "change-severity": lambda t: t.status not in CLOSED_STATES,
-    "wait-on-customer": lambda t: t.status in (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED),
-    "resume": lambda t: t.status == TicketStatus.WAITING_ON_CUSTOMER,
-    "resolve": lambda t: t.status not in CLOSED_STATES,
-    "reopen": lambda t: t.status == TicketStatus.RESOLVED,
-    "close": lambda t: True,
-    "outage": lambda t: t.severity == Severity.CRITICAL,
-}
-
 
 @dataclass(frozen=True)
 class ActionForm:
@@ -262,13 +236,9 @@ ACTION_TITLES: Final = {
 }
 
 
-def _always(state: TicketState) -> bool:
-    return True
-
-
 def permitted(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> bool:
-    product_type = state.entitlement.product_type
-    return forbidden_reason(principal, definition.capability, product_type=product_type) is None
+    rules = rules_for(state.entitlement.policy_version)
+    return forbidden_reason(rules, principal, definition.capability, state=state) is None
 
 
 def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
@@ -278,8 +248,9 @@ def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
         return []
     forms = []
     for definition in ACTIONS:
-        offered = _OFFERED_WHEN.get(definition.update, _always)
-        if not permitted(principal, definition, state) or not offered(state):
+        # The definition's own state-only precondition: the action's check still decides (and
+        # a refusal shows its sentence); this only keeps forms that cannot apply off the page.
+        if not permitted(principal, definition, state) or not definition.offered_when(state):
             continue
         title = ACTION_TITLES.get(definition.update) or definition.update.replace("-", " ").capitalize()
         if definition.update == "close" and principal.role == Role.CUSTOMER:
@@ -290,7 +261,7 @@ def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
                 title=title,
                 summary=definition.summary,
                 internal_notes=definition.update == "comment"
-                and forbidden_reason(principal, Capability.INTERNAL_NOTE) is None,
+                and forbidden_reason(current(), principal, Capability.INTERNAL_NOTE) is None,
             )
         )
     return forms

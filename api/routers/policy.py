@@ -7,19 +7,34 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from api.errors import ApiError
 from api.schemas import Problem
-from workflows import policy, routing
+from workflows import policy
 from workflows.entitlement import quote_response_deadline
 from workflows.models import DeadlineQuote, ProductType, Severity, Tier
 
 router = APIRouter(tags=["policy"])
 
 
-@router.get("/policy")
-async def get_policy() -> dict[str, Any]:
-    """The whole support and SLA policy as data, with its version, and who is told of what on
-    which channel (`notification_routing`)."""
-    return {**policy.policy_document(), "notification_routing": routing.routing_document()}
+@router.get("/policy", responses={404: {"model": Problem}})
+async def get_policy(
+    version: Annotated[
+        str | None, Query(max_length=64, description="a released version; the current one by default")
+    ] = None,
+) -> dict[str, Any]:
+    """The policy document a ticket pins: exactly policies/<version>.json (its JSON schema is
+    policies/schema.json). Targets, calendars, the ladder, routing and paging, the permission
+    table, auto-close: everything a ticket decides with."""
+    try:
+        rules = policy.rules_for(version) if version is not None else policy.current()
+    except policy.UnknownPolicyVersion:
+        known = ", ".join(policy.registered())
+        raise ApiError(
+            404,
+            f"No policy version {version!r}; the released versions are {known}.",
+            rule="unknown_policy_version",
+        ) from None
+    return rules.document()
 
 
 @router.get("/sla/deadline", response_model=DeadlineQuote, responses={422: {"model": Problem}})

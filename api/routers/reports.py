@@ -26,6 +26,7 @@ from store import report_sql, sla_report, uptime_report
 from store.catalog import CATALOG_ID, CATALOG_ID_RULE
 from workflows.models import Principal, Role
 from workflows.permissions import Capability, Grant, grant
+from workflows.policy import current
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -50,7 +51,7 @@ def _csv_or_json(description: str) -> dict[int | str, dict[str, Any]]:
 
 def _reach(principal: Principal) -> dict[str, str | None]:
     """The principal's reach as report scope, the same as the ticket list's."""
-    if grant(principal, Capability.READ) == Grant.NO:
+    if grant(current(), principal, Capability.READ) == Grant.NO:
         raise ApiError(403, f"Reports are not readable as {principal}.", rule="forbidden")
     return {
         "scope_customer_id": principal.customer_id if principal.role == Role.CUSTOMER else None,

@@ -33,6 +33,7 @@ from workflows.models import (
     Tier,
 )
 from workflows.permissions import Capability, can_reach, forbidden_reason
+from workflows.policy import current
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -120,7 +121,9 @@ async def get_ticket(ticket_id: str, principal: PrincipalDep, client: ClientDep)
 async def _reachable_row(session: AsyncSession, principal: Principal, ticket_id: str) -> TicketRow:
     """The ticket's read-model row, or the 404 a missing ticket gets when it is out of reach."""
     row = await read_model.get_ticket_row(session=session, ticket_id=ticket_id)
-    if row is None or not can_reach(principal, customer_id=row.customer_id, partner_id=row.partner_id):
+    if row is None or not can_reach(
+        current(), principal, customer_id=row.customer_id, partner_id=row.partner_id
+    ):
         raise service.not_found(ticket_id)
     return row
 
@@ -142,7 +145,7 @@ async def get_notifications(ticket_id: str, principal: PrincipalDep, session: Se
     """Every notice the ticket raised and how it went out: channel, recipients, sink, attempts,
     last error, delivery time. Admins and support only."""
     await _reachable_row(session, principal, ticket_id)
-    reason = forbidden_reason(principal, Capability.READ_NOTIFICATIONS)
+    reason = forbidden_reason(current(), principal, Capability.READ_NOTIFICATIONS)
     if reason is not None:
         raise ApiError(403, reason, rule="forbidden")
     rows = await notifications.list_deliveries(session=session, ticket_id=ticket_id)

@@ -40,6 +40,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
+import policies
 from runtime.settings import Settings
 from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
 from store.tickets import get_timeline
@@ -870,4 +871,5 @@ async def record(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    policies.install()
     asyncio.run(record(sys.argv[1:]))
