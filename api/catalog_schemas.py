@@ -12,10 +12,10 @@ from store.catalog import (
     CATALOG_ID,
     MAX_TARGET_MINUTES,
     CatalogCustomer,
-    CatalogPartner,
     CatalogRefused,
 )
 from store.keys import ApiKeyPublic
+from store.partners import CatalogPartner
 from workflows.models import ContractTerms, CoverageCalendar, ProductType, TargetOverrides, Tier
 from workflows.text import CleanText
 

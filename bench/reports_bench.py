@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.common import Result
 from store import sla_report, uptime_report
-from store.catalog import seed_demo_catalog
 from store.clock_outcomes import refresh_report_rollups
 from store.db import (
     Contract,
@@ -44,6 +43,7 @@ from store.db import (
     make_sessionmaker,
     migrate,
 )
+from store.demo_catalog import seed_demo_catalog
 from workflows.models import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
 
 YEAR = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))

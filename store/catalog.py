@@ -10,7 +10,6 @@ names the field and the rule.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -20,10 +19,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.db import Contact, Contract, Customer, Partner, SupportTeam, dialect_insert, utcnow
+from store.db import Contract, Customer, Partner, utcnow
 from workflows.calendars import describe_duration
 from workflows.entitlement import IntakeRefused, check_subdivision, check_timezone, public_holidays
-from workflows.models import Audience, ContractTerms, CoverageCalendar, ProductType, Severity, Tier
+from workflows.models import ContractTerms, CoverageCalendar, ProductType, Severity, Tier
 from workflows.text import check_clean_text
 
 
@@ -82,137 +81,6 @@ class CatalogCustomer(BaseModel):
     contract: ContractTerms | None
 
 
-class CatalogPartner(BaseModel):
-    """A partner and its own agreement with ConnectSoft: the tier and 24/7 option that set
-    what ConnectSoft owes on its customers' tickets (DESIGN.md §6)."""
-
-    id: str
-    name: str
-    connectsoft_tier: Tier
-    coverage_24x7: bool = False
-
-
-@dataclass(frozen=True)
-class PartnerSeed:
-    id: str
-    name: str
-    connectsoft_tier: Tier
-    coverage_24x7: bool = False
-
-
-@dataclass(frozen=True)
-class ContactSeed:
-    """A demo contact of one customer or one partner (store/contacts.py)."""
-
-    name: str
-    email: str
-    customer_id: str | None = None
-    partner_id: str | None = None
-    role: ContactRole = ContactRole.NOTIFY
-    timezone: str | None = None
-
-
-@dataclass(frozen=True)
-class SupportTeamSeed:
-    audience: Audience
-    name: str
-    email: str
-    chat_channel: str
-    timezone: str = "UTC"
-
-
-@dataclass(frozen=True)
-class DemoCatalog:
-    partners: tuple[PartnerSeed, ...]
-    contracts: tuple[ContractTerms, ...]
-    contacts: tuple[ContactSeed, ...] = ()
-    support_teams: tuple[SupportTeamSeed, ...] = ()
-
-
-# DESIGN.md section 8. Time zones for umbrella and contoso are assumed (the table is silent).
-DEMO_CATALOG: Final = DemoCatalog(
-    partners=(PartnerSeed(id="northwind", name="Northwind", connectsoft_tier=Tier.PREMIUM),),
-    contracts=(
-        ContractTerms(
-            contract_id="ctr-acme",
-            customer_id="acme",
-            customer_name="Acme",
-            tier=Tier.PREMIUM,
-            product_type=ProductType.PLATFORM,
-            timezone="Europe/Berlin",
-            country="DE",
-        ),
-        ContractTerms(
-            contract_id="ctr-globex",
-            customer_id="globex",
-            customer_name="Globex",
-            tier=Tier.STANDARD,
-            product_type=ProductType.PLATFORM,
-            timezone="America/New_York",
-            country="US",
-        ),
-        ContractTerms(
-            contract_id="ctr-initech",
-            customer_id="initech",
-            customer_name="Initech",
-            tier=Tier.BASIC,
-            product_type=ProductType.PLATFORM,
-            timezone="UTC",
-        ),
-        ContractTerms(
-            contract_id="ctr-umbrella",
-            customer_id="umbrella",
-            customer_name="Umbrella",
-            tier=Tier.STANDARD,
-            product_type=ProductType.BESPOKE,
-            timezone="Europe/London",
-            country="GB",
-            # England's own bank holidays (Easter Monday, August) too (DESIGN.md §3).
-            subdivision="GB-ENG",
-            project="umbrella-portal",
-        ),
-        ContractTerms(
-            contract_id="ctr-contoso",
-            customer_id="contoso",
-            customer_name="Contoso",
-            tier=Tier.PREMIUM,
-            product_type=ProductType.PARTNER_DELIVERED,
-            timezone="Europe/Amsterdam",
-            country="NL",
-            partner_id="northwind",
-            partner_tier=Tier.PREMIUM,
-        ),
-    ),
-    contacts=(
-        ContactSeed(
-            customer_id="acme", name="Acme Operations", email="ops@acme.example", timezone="Europe/Berlin"
-        ),
-        ContactSeed(customer_id="globex", name="Globex IT", email="it@globex.example"),
-        ContactSeed(customer_id="initech", name="Initech Help Desk", email="helpdesk@initech.example"),
-        ContactSeed(customer_id="umbrella", name="Umbrella Portal Team", email="portal@umbrella.example"),
-        ContactSeed(customer_id="contoso", name="Contoso Operations", email="ops@contoso.example"),
-        ContactSeed(partner_id="northwind", name="Northwind Support", email="support@northwind.example"),
-        ContactSeed(
-            partner_id="northwind",
-            name="Northwind On-call",
-            email="oncall@northwind.example",
-            role=ContactRole.ON_CALL,
-        ),
-    ),
-    support_teams=(
-        SupportTeamSeed(Audience.SUPPORT_L1, "Support L1", "l1@connectsoft.example", "#support-l1"),
-        SupportTeamSeed(Audience.SUPPORT_L2, "Support L2", "l2@connectsoft.example", "#support-l2"),
-        SupportTeamSeed(
-            Audience.ENGINEERING_L3, "Engineering L3", "l3@connectsoft.example", "#engineering-l3"
-        ),
-        SupportTeamSeed(Audience.LEADERSHIP_L4, "Leadership L4", "l4@connectsoft.example", "#leadership-l4"),
-        SupportTeamSeed(
-            Audience.SUPPORT_LEAD, "Support lead", "support-lead@connectsoft.example", "#support-lead"
-        ),
-        SupportTeamSeed(Audience.ON_CALL, "On-call", "oncall@connectsoft.example", "#on-call"),
-    ),
-)
-
 # Contract columns a catalog edit may change; ids and names are not contract terms.
 EDITABLE_TERMS: Final = frozenset(
     {
@@ -229,71 +97,9 @@ EDITABLE_TERMS: Final = frozenset(
 )
 
 
-def _contract_columns(terms: ContractTerms) -> dict[str, Any]:
+def contract_columns(terms: ContractTerms) -> dict[str, Any]:
     dumped = terms.model_dump(mode="json", include=set(EDITABLE_TERMS))
     return dumped | {"id": terms.contract_id, "customer_id": terms.customer_id}
-
-
-async def seed_demo_catalog(*, session: AsyncSession) -> None:
-    """Insert the demo catalog where absent, then commit. Existing rows are never changed.
-
-    Contacts are seeded only for a customer or partner that has none, so an admin's edit of
-    them stands (one emptied altogether gets the demo ones back).
-    """
-    for partner in DEMO_CATALOG.partners:
-        await session.execute(
-            dialect_insert(session, Partner)
-            .values(
-                id=partner.id,
-                name=partner.name,
-                connectsoft_tier=partner.connectsoft_tier,
-                coverage_24x7=partner.coverage_24x7,
-            )
-            .on_conflict_do_nothing()
-        )
-    for terms in DEMO_CATALOG.contracts:
-        await session.execute(
-            dialect_insert(session, Customer)
-            .values(id=terms.customer_id, name=terms.customer_name)
-            .on_conflict_do_nothing()
-        )
-        # No conflict target: a customer who already has another active contract keeps it.
-        await session.execute(
-            dialect_insert(session, Contract).values(_contract_columns(terms)).on_conflict_do_nothing()
-        )
-    owners = {
-        (customer_id, partner_id)
-        for customer_id, partner_id in await session.execute(
-            select(Contact.customer_id, Contact.partner_id).distinct()
-        )
-    }
-    for contact in DEMO_CATALOG.contacts:
-        if (contact.customer_id, contact.partner_id) not in owners:
-            await session.execute(
-                dialect_insert(session, Contact)
-                .values(
-                    customer_id=contact.customer_id,
-                    partner_id=contact.partner_id,
-                    role=contact.role.value,
-                    name=contact.name,
-                    email=contact.email,
-                    timezone=contact.timezone,
-                )
-                .on_conflict_do_nothing()
-            )
-    for team in DEMO_CATALOG.support_teams:
-        await session.execute(
-            dialect_insert(session, SupportTeam)
-            .values(
-                audience=team.audience.value,
-                name=team.name,
-                email=team.email,
-                chat_channel=team.chat_channel,
-                timezone=team.timezone,
-            )
-            .on_conflict_do_nothing()
-        )
-    await session.commit()
 
 
 # Customer and partner ids appear in URLs, ticket ids and search attributes: keep them plain.
@@ -395,12 +201,12 @@ def deactivated_customer_message(customer_id: str) -> str:
 # --- Checks -----------------------------------------------------------------------------------
 
 
-def _check_id(field: str, value: str) -> None:
+def check_id(field: str, value: str) -> None:
     if not CATALOG_ID.fullmatch(value):
         raise CatalogRefused(field, "invalid_id", f"{value!r} is not a valid id: use {CATALOG_ID_RULE}.")
 
 
-def _check_name(field: str, value: str) -> str:
+def check_name(field: str, value: str) -> str:
     name = value.strip()
     if not 1 <= len(name) <= 200:
         raise CatalogRefused(field, "invalid_name", "a name has 1-200 characters.")
@@ -523,8 +329,8 @@ async def create_customer(
     overrides: Any = None,
 ) -> CatalogCustomer:
     """Onboard a customer with its first contract (revision 1), and commit."""
-    _check_id("id", customer_id)
-    name = _check_name("name", name)
+    check_id("id", customer_id)
+    name = check_name("name", name)
     if await session.get(Customer, customer_id) is not None:
         raise _duplicate_customer(customer_id)
     try:
@@ -552,7 +358,7 @@ async def create_customer(
         session.add(Customer(id=customer_id, name=name, active=True))
         # The customer row first: the contract refers to it.
         await session.flush()
-        session.add(Contract(**_contract_columns(terms), active=True, revision=1, updated_at=utcnow()))
+        session.add(Contract(**contract_columns(terms), active=True, revision=1, updated_at=utcnow()))
         await session.commit()
     except IntegrityError:
         # Another request onboarded the same id between the check and the commit.
@@ -643,53 +449,3 @@ async def update_contract(*, session: AsyncSession, customer_id: str, **changes:
     if updated is None:
         raise ContractNotFound(customer_id)
     return updated
-
-
-# --- Partners ---------------------------------------------------------------------------------
-
-
-async def create_partner(
-    *,
-    session: AsyncSession,
-    partner_id: str,
-    name: str,
-    connectsoft_tier: Tier | str,
-    coverage_24x7: bool = False,
-) -> CatalogPartner:
-    """Register a partner (who delivers first-line support to its own customers) with its own
-    agreement with ConnectSoft, and commit. Its customers' tickets pin that agreement at
-    intake (DESIGN.md §6)."""
-    _check_id("id", partner_id)
-    name = _check_name("name", name)
-    try:
-        tier = Tier(connectsoft_tier)
-    except ValueError:
-        raise CatalogRefused(
-            "connectsoft_tier", "invalid_tier", f"use one of {', '.join(t.value for t in Tier)}."
-        ) from None
-    if coverage_24x7 and tier != Tier.PREMIUM:
-        raise CatalogRefused(
-            "coverage_24x7",
-            "coverage_24x7_premium_only",
-            f"the 24/7 option is for Premium agreements; this one is {tier.value}.",
-        )
-    duplicate = DuplicateId("id", "duplicate_partner", f"partner {partner_id!r} already exists.")
-    if await session.get(Partner, partner_id) is not None:
-        raise duplicate
-    session.add(Partner(id=partner_id, name=name, connectsoft_tier=tier.value, coverage_24x7=coverage_24x7))
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise duplicate from None
-    return CatalogPartner(id=partner_id, name=name, connectsoft_tier=tier, coverage_24x7=coverage_24x7)
-
-
-async def list_partners(*, session: AsyncSession) -> list[CatalogPartner]:
-    partners = await session.scalars(select(Partner).order_by(Partner.id))
-    return [
-        CatalogPartner(
-            id=p.id, name=p.name, connectsoft_tier=Tier(p.connectsoft_tier), coverage_24x7=p.coverage_24x7
-        )
-        for p in partners
-    ]

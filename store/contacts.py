@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.catalog import CATALOG_ID, CatalogRefused, ContactRole, _check_name
+from store.catalog import CATALOG_ID, CatalogRefused, ContactRole, check_name
 from store.db import Contact, Customer, Partner, SupportTeam, dialect_insert
 from workflows.entitlement import IntakeRefused, check_timezone
 from workflows.models import Audience
@@ -168,7 +168,7 @@ def _checked_contacts(
         timezone = None if contact.timezone is None else _check_zone(f"{field}.timezone", contact.timezone)
         checked.append(
             CatalogContact(
-                name=_check_name(f"{field}.name", contact.name), email=email, role=role, timezone=timezone
+                name=check_name(f"{field}.name", contact.name), email=email, role=role, timezone=timezone
             )
         )
     return checked
@@ -310,7 +310,7 @@ async def set_support_team(
     team = team_audience(audience)
     checked = CatalogSupportTeam(
         audience=team,
-        name=_check_name("name", name),
+        name=check_name("name", name),
         email=None if email is None else check_email("email", email),
         chat_channel=None if chat_channel is None else _check_chat_channel("chat_channel", chat_channel),
         timezone=_check_zone("timezone", timezone),

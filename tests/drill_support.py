@@ -42,7 +42,6 @@ from temporalio.client import Client, WorkflowHandle
 from bench.stack_bench import free_port, ticket_body
 from runtime.codec import data_converter
 from runtime.settings import Settings
-from store.catalog import seed_demo_catalog
 from store.db import (
     OutboxNotification,
     Ticket,
@@ -51,6 +50,7 @@ from store.db import (
     make_sessionmaker,
     migrate,
 )
+from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, seed_demo_keys
 from tests.factories import opened_ticket
 from worker.devserver import DevServerError

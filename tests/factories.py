@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowHandle
 
-from store.catalog import DEMO_CATALOG
+from store.demo_catalog import DEMO_CATALOG
 from workflows.entitlement import build_entitlement
 from workflows.models import (
     SYSTEM,

@@ -22,8 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from runtime.settings import Settings
 from store import tickets as read_model
-from store.catalog import seed_demo_catalog
 from store.db import make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from worker.worker import build_worker
 from workflows.models import TicketEvent

@@ -47,7 +47,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 from runtime.settings import Settings
-from store.catalog import DEMO_CATALOG
+from store.demo_catalog import DEMO_CATALOG
 from tests.fixtures_api import Stack
 
 # The document only: building the app runs no lifespan, so nothing connects at import time.

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runtime.settings import get_settings
 from store import keys
-from store.catalog import CatalogRefused, seed_demo_catalog
+from store.catalog import CatalogRefused
 from store.db import ApiKey
+from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
 from tests.fixtures_api import Stack
 from worker import cli

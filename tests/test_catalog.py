@@ -12,25 +12,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store.catalog import (
-    DEMO_CATALOG,
     CatalogRefused,
     ContractNotFound,
     CustomerDeactivated,
     CustomerStatus,
     DuplicateId,
     create_customer,
-    create_partner,
     customer_status,
     customer_terms,
     deactivate_customer,
     get_contract_terms,
     get_customer,
     list_customers,
-    list_partners,
-    seed_demo_catalog,
     update_contract,
 )
 from store.db import Contract, Customer, Partner, alembic_config
+from store.demo_catalog import DEMO_CATALOG, seed_demo_catalog
+from store.partners import create_partner, list_partners
 from workflows.models import (
     ContractTerms,
     CoverageCalendar,

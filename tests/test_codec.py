@@ -50,8 +50,8 @@ from runtime.codec import (
 )
 from runtime.settings import Settings
 from runtime.temporal import connect_client
-from store.catalog import seed_demo_catalog
 from store.db import make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from tests.fixtures_api import Stack, wait_until_recorded
 from worker.worker import build_worker

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runtime.settings import Settings, get_settings
-from store.catalog import CatalogRefused, ContactRole, seed_demo_catalog
+from store.catalog import CatalogRefused, ContactRole
 from store.contacts import (
     CatalogContact,
     NewContact,
@@ -35,6 +35,7 @@ from store.contacts import (
     set_support_team,
 )
 from store.db import Contact, SupportTeam
+from store.demo_catalog import seed_demo_catalog
 from store.recipients import Recipients, recipients_for
 from tests.fixtures_api import Stack
 from worker import cli

@@ -28,8 +28,8 @@ from temporalio.worker import Replayer, Worker
 from activities.delivery import NotificationDelivery
 from runtime.settings import Settings
 from store import tickets as read_model
-from store.catalog import seed_demo_catalog
 from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
 from tests.factories import SUPPORT, TEST_OVER, opened_ticket, partner
 from tests.fixtures_api import Stack, sqlite_stack
 from tests.receivers import HttpReceiver, SmtpReceiver

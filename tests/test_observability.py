@@ -31,8 +31,8 @@ from api.main import create_app
 from runtime.settings import Settings
 from runtime.telemetry import JsonLogFormatter, ticket_id_of, worker_runtime
 from runtime.temporal import connect_client
-from store.catalog import seed_demo_catalog
 from store.db import make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from tests.factories import TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, completed_activity, wait_for_event

@@ -41,7 +41,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store import report_sql, sla_report, uptime_report
-from store.catalog import seed_demo_catalog
 from store.clock_outcomes import (
     ClockRow,
     clock_rows,
@@ -50,6 +49,7 @@ from store.clock_outcomes import (
     refresh_report_rollups,
 )
 from store.db import Contract, Ticket, TicketClockRecord
+from store.demo_catalog import seed_demo_catalog
 from store.report_sql import ReportRangeError
 from store.sla_report import ReportGroupBy, SlaGroup
 from store.tickets import record_events, upsert_ticket_row

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.settings import Settings, get_settings
 from runtime.telemetry import configure_logging
-from store import catalog, contacts, keys
+from store import catalog, contacts, keys, partners
 from store.db import make_engine, make_sessionmaker, migrate
 from workflows.models import ProductType, Tier
 
@@ -283,7 +283,7 @@ async def run_customers_deactivate(session: AsyncSession, args: argparse.Namespa
 PARTNER_COLUMNS = ("ID", "NAME", "CONNECTSOFT TIER", "24X7")
 
 
-def partner_row(partner: catalog.CatalogPartner) -> tuple[object, ...]:
+def partner_row(partner: partners.CatalogPartner) -> tuple[object, ...]:
     return (
         partner.id,
         partner.name,
@@ -293,7 +293,7 @@ def partner_row(partner: catalog.CatalogPartner) -> tuple[object, ...]:
 
 
 async def run_partners_add(session: AsyncSession, args: argparse.Namespace) -> int:
-    created = await catalog.create_partner(
+    created = await partners.create_partner(
         session=session,
         partner_id=args.partner_id,
         name=args.name,
@@ -305,7 +305,7 @@ async def run_partners_add(session: AsyncSession, args: argparse.Namespace) -> i
 
 
 async def run_partners_list(session: AsyncSession, args: argparse.Namespace) -> int:
-    found = await catalog.list_partners(session=session)
+    found = await partners.list_partners(session=session)
     print_table(PARTNER_COLUMNS, [partner_row(p) for p in found])
     return 0
 

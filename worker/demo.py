@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.settings import Settings
 from runtime.telemetry import worker_metrics_address
-from store.catalog import seed_demo_catalog
+from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, seed_demo_keys
 from worker.devserver import DevServer
 from workflows.models import Principal, Role

@@ -23,8 +23,8 @@ import uvicorn
 from runtime.settings import Settings, get_settings
 from runtime.telemetry import configure_logging, process_tracer_provider, worker_runtime
 from runtime.temporal import connect_client
-from store.catalog import seed_demo_catalog
 from store.db import make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from worker.devserver import DevServerError
 from worker.worker import run_worker

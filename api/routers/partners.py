@@ -10,7 +10,7 @@ from api.auth import AdminDep
 from api.catalog_schemas import PartnerCreate, PartnerPublic, refusal
 from api.deps import SessionDep
 from api.errors import problem_responses
-from store import catalog
+from store import catalog, partners
 
 log = logging.getLogger("escalator.catalog")
 
@@ -22,7 +22,7 @@ REFUSALS = problem_responses(401, 403)
 
 @router.get("", response_model=list[PartnerPublic], responses=REFUSALS)
 async def list_partners(admin: AdminDep, session: SessionDep) -> list[PartnerPublic]:
-    return [PartnerPublic.of(partner) for partner in await catalog.list_partners(session=session)]
+    return [PartnerPublic.of(partner) for partner in await partners.list_partners(session=session)]
 
 
 @router.post(
@@ -36,7 +36,7 @@ async def create_partner(
 ) -> PartnerPublic:
     """Register a partner; then its customers' contracts can name it (`partner_delivered`)."""
     try:
-        created = await catalog.create_partner(
+        created = await partners.create_partner(
             session=session,
             partner_id=body.id,
             name=body.name,

@@ -20,8 +20,9 @@ from temporalio.client import Client
 
 from api.main import create_app
 from runtime.settings import Settings
-from store.catalog import create_customer, seed_demo_catalog
+from store.catalog import create_customer
 from store.db import make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from worker.worker import build_worker
 
