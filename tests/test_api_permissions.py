@@ -413,6 +413,33 @@ async def test_filing_is_allowed_within_reach_only(module_stack: Stack, who: str
         assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_a_contract_quote_answers_within_reach_and_like_a_missing_customer_outside_it(
+    module_stack: Stack, who: str
+) -> None:
+    """GET /sla/deadline?customer_id= quotes the customer's own contract for a key that reaches
+    it (issue 15: the quote and the console's intake form use the contract's terms)."""
+    stack = module_stack
+    query = {"severity": 2, "submitted_at": "2026-12-01T10:00:00Z"}
+    own = await stack.http.get(
+        "/sla/deadline", params=query | {"customer_id": OWN[who]}, headers=stack.as_(who)
+    )
+    assert own.status_code == 200, own.text
+    anonymous = await stack.http.get("/sla/deadline", params=query | {"customer_id": OWN[who]})
+    assert anonymous.status_code == 401
+    missing = await stack.http.get(
+        "/sla/deadline", params=query | {"customer_id": "no-such-customer"}, headers=stack.as_(who)
+    )
+    assert missing.status_code == NOT_FOUND
+    if who in FOREIGN:
+        foreign = await stack.http.get(
+            "/sla/deadline", params=query | {"customer_id": FOREIGN[who]}, headers=stack.as_(who)
+        )
+        # The same answer as a customer that does not exist, but for the id it names.
+        named = {"detail": foreign.json()["detail"].replace(FOREIGN[who], "no-such-customer")}
+        assert (foreign.status_code, foreign.json() | named) == (missing.status_code, missing.json())
+
+
 # The catalog's notification recipients: admin only, like the rest of the catalog. The
 # admin's bodies are the demo catalog's own, so even the allowed cells leave the rows as seeded.
 CATALOG_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [

@@ -121,6 +121,37 @@ async def test_deadline_calculator_and_cli_give_the_same_answer(
     assert json.loads(capsys.readouterr().out) == body
 
 
+async def test_a_quote_on_a_customers_contract_uses_its_overrides_like_its_tickets(stack: Stack) -> None:
+    """GET /sla/deadline?customer_id= quotes the contract's own terms (issue 15: one deadline
+    arithmetic): hooli's Sev 2 is 120 minutes on the extended calendar, not a business day."""
+    admin = {"Authorization": "Bearer dev-admin"}
+    contract = {
+        "tier": "standard",
+        "product_type": "platform",
+        "timezone": "America/Los_Angeles",
+        "country": "US",
+        "overrides": {"response": {"2": {"minutes": 120, "calendar": "extended"}}},
+    }
+    created = await stack.http.post(
+        "/customers", json={"id": "hooli", "name": "Hooli", "contract": contract}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    # Tuesday 19:30 in Los Angeles: 30 minutes of extended hours left, 90 more from 08:00.
+    query = {"severity": 2, "submitted_at": "2026-12-01T19:30", "customer_id": "hooli"}
+    quote = await stack.http.get("/sla/deadline", params=query, headers=admin)
+    assert quote.status_code == 200, quote.text
+    assert (quote.json()["response_due"], quote.json()["target_minutes"]) == ("2026-12-02T17:30:00Z", 120)
+    # Without the contract, the same moment quotes Standard's default: one business day.
+    default = await stack.http.get(
+        "/sla/deadline",
+        params={"tier": "standard", "severity": 2, "submitted_at": "2026-12-01T19:30"}
+        | {"timezone": "America/Los_Angeles", "country": "US"},
+    )
+    assert default.json()["target_minutes"] == 8 * 60
+    no_terms = await stack.http.get("/sla/deadline", params={"severity": 2, "submitted_at": "2026-12-01"})
+    assert (no_terms.status_code, no_terms.json()["rule"]) == (422, "quote_terms_missing")
+
+
 async def test_deadline_with_an_unknown_timezone_is_a_clear_422(stack: Stack) -> None:
     response = await stack.http.get(
         "/sla/deadline",

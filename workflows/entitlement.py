@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_calendars
 
 from workflows import policy
-from workflows.calendars import add_open_time
+from workflows.clocks import due_after
 from workflows.models import (
     Category,
     Channel,
@@ -234,6 +234,18 @@ def check_intake(
 QUOTE_YEARS = range(1970, 2201)
 
 
+def quoted_submission(submitted_at: datetime, timezone: str) -> datetime:
+    """A quote's submission time: within QUOTE_YEARS, and a naive one read as local to `timezone`."""
+    zone = check_timezone(timezone)
+    if not QUOTE_YEARS[0] <= submitted_at.year <= QUOTE_YEARS[-1]:
+        raise IntakeRefused(
+            "submitted_at_out_of_range",
+            f"Quotes cover tickets submitted in {QUOTE_YEARS[0]}-{QUOTE_YEARS[-1]}; "
+            f"{submitted_at.year} is outside that range.",
+        )
+    return submitted_at.replace(tzinfo=zone) if submitted_at.tzinfo is None else submitted_at
+
+
 def quote_response_deadline(
     *,
     tier: Tier,
@@ -250,15 +262,7 @@ def quote_response_deadline(
     A naive `submitted_at` is read as local time in `timezone`. This is the same arithmetic
     the ticket workflow runs, so the quote and the ticket never disagree.
     """
-    zone = check_timezone(timezone)
-    if not QUOTE_YEARS[0] <= submitted_at.year <= QUOTE_YEARS[-1]:
-        raise IntakeRefused(
-            "submitted_at_out_of_range",
-            f"Quotes cover tickets submitted in {QUOTE_YEARS[0]}-{QUOTE_YEARS[-1]}; "
-            f"{submitted_at.year} is outside that range.",
-        )
-    if submitted_at.tzinfo is None:
-        submitted_at = submitted_at.replace(tzinfo=zone)
+    submitted_at = quoted_submission(submitted_at, timezone)
     if subdivision:
         # "GB-ENG" names its country; a country given as well must be the same one.
         subdivision = subdivision.upper()
@@ -277,16 +281,18 @@ def quote_response_deadline(
         partner_tier=tier,
         partner_coverage_24x7=coverage_24x7,
     )
+    return quote_first_response(terms, severity=severity, submitted_at=submitted_at)
+
+
+def quote_first_response(
+    terms: ContractTerms, *, severity: Severity, submitted_at: datetime
+) -> DeadlineQuote:
+    """When a first response to a ticket filed at `submitted_at` under `terms` is due: the
+    entitlement intake would pin and the clock arithmetic the ticket runs (clocks.due_after),
+    so a quote, the console's intake form and the ticket never disagree."""
     ent = build_entitlement(terms, received_at=submitted_at)
     target = ent.response_target(severity)
-    due = add_open_time(
-        submitted_at,
-        timedelta(minutes=target.minutes),
-        target.calendar,
-        ent.timezone,
-        ent.holidays,
-        policy.rules_for(ent.policy_version).calendar_hours,
-    )
+    due = due_after(ent, target, submitted_at, 0, policy.rules_for(ent.policy_version).calendar_hours)
     return DeadlineQuote(
         response_due=due.astimezone(UTC),
         target=target.label,

@@ -50,8 +50,7 @@ from store import report_sql, sla_report, uptime_report
 from store import tickets as read_model
 from store.catalog import get_contract_terms
 from workflows.calendars import CalendarError
-from workflows.clocks import due_after
-from workflows.entitlement import IntakeRefused, build_entitlement
+from workflows.entitlement import IntakeRefused, build_entitlement, quote_first_response
 from workflows.models import (
     Category,
     HandoffCategory,
@@ -409,10 +408,9 @@ async def file_page(
 def response_quote(terms: Any, severity: Severity, now: datetime) -> dict[str, Any]:
     """When a first response to a ticket filed `now` would be due, under the contract's own
     terms: the arithmetic of GET /sla/deadline and of the ticket's workflow."""
-    ent = build_entitlement(terms, received_at=now)
-    target = ent.response_target(severity)
-    due = due_after(ent, target, now, 0, rules_for(ent.policy_version).calendar_hours)
-    return {"due": due, "target": target, "timezone": ent.timezone, "severity": severity}
+    quote = quote_first_response(terms, severity=severity, submitted_at=now)
+    target = {"label": quote.target, "minutes": quote.target_minutes, "binding": quote.binding}
+    return {"due": quote.response_due, "target": target, "timezone": terms.timezone, "severity": severity}
 
 
 @router.get("/file/quote")

@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth import bearer, current_principal
+from api.deps import SessionDep
 from api.errors import ApiError
 from api.schemas import Problem
+from store.catalog import get_contract_terms
 from workflows import policy
-from workflows.entitlement import quote_response_deadline
-from workflows.models import DeadlineQuote, ProductType, Severity, Tier
+from workflows.entitlement import quote_first_response, quote_response_deadline, quoted_submission
+from workflows.models import ContractTerms, DeadlineQuote, ProductType, Severity, Tier
+from workflows.permissions import can_reach
+from workflows.policy import current
 
 router = APIRouter(tags=["policy"])
 
@@ -37,12 +44,19 @@ async def get_policy(
     return rules.document()
 
 
-@router.get("/sla/deadline", response_model=DeadlineQuote, responses={422: {"model": Problem}})
+@router.get(
+    "/sla/deadline",
+    response_model=DeadlineQuote,
+    responses={401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+)
 async def get_deadline(
-    tier: Tier,
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     severity: Annotated[Severity, Query(description="1 critical .. 4 low")],
-    submitted_at: Annotated[datetime, Query(description="ISO 8601; local to `timezone` if naive")],
-    timezone: Annotated[str, Query(min_length=1, max_length=64, examples=["Europe/Berlin"])],
+    submitted_at: Annotated[datetime, Query(description="ISO 8601; local to the time zone if naive")],
+    tier: Tier | None = None,
+    timezone: Annotated[str | None, Query(min_length=1, max_length=64, examples=["Europe/Berlin"])] = None,
     product: ProductType = ProductType.PLATFORM,
     country: Annotated[str | None, Query(min_length=2, max_length=3, examples=["DE"])] = None,
     subdivision: Annotated[
@@ -55,9 +69,30 @@ async def get_deadline(
         ),
     ] = None,
     coverage_24x7: bool = False,
+    customer_id: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="quote on this customer's own contract, its overrides included, instead of "
+            "the terms above; needs an API key that reaches the customer",
+        ),
+    ] = None,
 ) -> DeadlineQuote:
-    """When is a first response due? The same answer the ticket workflow would give.
-    Without a `subdivision`, only the country's nationwide holidays count."""
+    """When is a first response due? The same answer the ticket workflow would give: the
+    default terms of `tier`, `timezone` and the rest, or, with `customer_id` and a key, the
+    customer's contract. Without a `subdivision`, only the country's nationwide holidays count."""
+    if customer_id is not None:
+        terms = await _contract_in_reach(request, session, credentials, customer_id)
+        submitted = quoted_submission(submitted_at, terms.timezone)
+        return quote_first_response(terms, severity=severity, submitted_at=submitted)
+    if tier is None or timezone is None:
+        missing = "tier" if tier is None else "timezone"
+        raise ApiError(
+            422,
+            f"`{missing}` is needed to quote default terms; or name a contract with `customer_id` "
+            "(and an API key that reaches it).",
+            rule="quote_terms_missing",
+        )
     return quote_response_deadline(
         tier=tier,
         severity=severity,
@@ -68,3 +103,23 @@ async def get_deadline(
         subdivision=subdivision,
         coverage_24x7=coverage_24x7,
     )
+
+
+async def _contract_in_reach(
+    request: Request,
+    session: AsyncSession,
+    credentials: HTTPAuthorizationCredentials | None,
+    customer_id: str,
+) -> ContractTerms:
+    principal = await current_principal(request, credentials)
+    terms = await get_contract_terms(session=session, customer_id=customer_id)
+    # A customer outside the key's reach is as unknown as one that does not exist.
+    if terms is None or not can_reach(
+        current(), principal, customer_id=terms.customer_id, partner_id=terms.partner_id
+    ):
+        raise ApiError(
+            404,
+            f"No customer {customer_id!r}: use the customer id on your support contract.",
+            rule="unknown_customer",
+        )
+    return terms
