@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Executable, Update, and_, bindparam, func,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
-from workflows.models import ClockKind, ClockStatus, CoverageCalendar, OwningLine, SlaClock
+from workflows.models import ESCALATION_KINDS, ClockKind, ClockStatus, CoverageCalendar, OwningLine, SlaClock
 
 ESCALATION_LEVELS = (2, 3, 4)
 
@@ -147,10 +147,10 @@ def response_clock(clock: type[TicketClockRecord] = TicketClockRecord) -> Column
 
 
 def escalation_event(event: type[TicketEventRecord] = TicketEventRecord) -> ColumnElement[bool]:
-    """An escalation: `escalated`, or ConnectSoft's `critical_incident` routing. The partner's
-    critical-incident notice pages the partner's own on-call and routes nothing."""
+    """TicketEvent.is_escalation in SQL: an event of ESCALATION_KINDS that is not the partner's
+    own critical-incident notice."""
     partner_notice = func.coalesce(event.detail["line"].as_string(), "") == OwningLine.PARTNER.value
-    return or_(event.kind == "escalated", and_(event.kind == "critical_incident", ~partner_notice))
+    return and_(event.kind.in_(sorted(kind.value for kind in ESCALATION_KINDS)), ~partner_notice)
 
 
 def _rollup_counts(*, clocks: bool, escalations: bool) -> dict[str, Any]:

@@ -72,11 +72,11 @@ START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 # lines in sentences), the kinds of things (which clocks are responses, which states are
 # closed, which events count as escalations), the action table itself, and the registry.
 NOT_RULES = {
-    "ticket": {"ACTIONS", "CLOCK_NAMES", "ESCALATIONS"},
+    "ticket": {"ACTIONS", "CLOCK_NAMES"},
     "machine": {"ACTIONS", "CLOCK_NAMES", "RESPONSE_CLOCKS", "LINE_NAMES"},
     "actions": {"ACTIONS", "CLOCK_NAMES", "RESPONSE_CLOCKS", "CLOSED_STATES", "LINE_SUBJECTS", "_BY_MODEL"},
     "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES"},
-    "models": {"CLOSED_STATES", "_ACTION_MODELS"},
+    "models": {"CLOSED_STATES", "_ACTION_MODELS", "ESCALATION_KINDS"},
     "search_attributes": {"ALL_KEYS"},
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -421,6 +421,17 @@ class TicketEvent(_Model):
     actor: str = "system"
     level: int | None = None
     detail: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_escalation(self) -> bool:
+        """What the reports count as an escalation (store/clock_outcomes.escalation_event is
+        the same rule in SQL)."""
+        return self.kind in ESCALATION_KINDS and self.detail.get("line") != OwningLine.PARTNER.value
+
+
+# A move up the ladder, or ConnectSoft's critical-incident routing at intake. The partner's own
+# critical-incident notice (its line in the detail) pages the partner and routes nothing.
+ESCALATION_KINDS: Final = frozenset({EventKind.ESCALATED, EventKind.CRITICAL_INCIDENT})
 
 
 class Notification(_Model):

@@ -35,7 +35,6 @@ from workflows.clocks import CLOCK_NAMES
 from workflows.models import (
     Delivery,
     DeliveryOutcome,
-    EventKind,
     Notification,
     PinnedHolidays,
     RecordedClock,
@@ -51,7 +50,6 @@ from workflows.timeline import headline
 
 TicketWorkflowT = TypeVar("TicketWorkflowT")
 # Events the read model counts as escalations, with the ticket's facts (record_ticket_facts).
-ESCALATIONS = frozenset({EventKind.ESCALATED, EventKind.CRITICAL_INCIDENT})
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Writes must land eventually; retry for as long as the database is away.
@@ -384,7 +382,7 @@ class TicketWorkflow:
                 outage_ended_at=state.outage_ended_at,
             )
             # The facts travel when they changed, or with an escalation (they recount those).
-            escalates = any(event.kind in ESCALATIONS for event in events)
+            escalates = any(event.is_escalation for event in events)
             record = TicketRecord(
                 row=state.row(now),
                 events=events,
