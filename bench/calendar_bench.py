@@ -13,6 +13,7 @@ from bench.common import Result, interleaved
 from workflows.calendars import add_open_time
 from workflows.entitlement import public_holidays
 from workflows.models import CoverageCalendar
+from workflows.policy import current
 
 TIMEZONE = "Europe/Berlin"
 COUNTRY = "DE"
@@ -41,15 +42,16 @@ def run(calls: int = 20_000, rounds: int = 5) -> Result:
     holidays: list[date] = public_holidays(COUNTRY, YEARS)
     cases = make_cases(calls)
     always = CoverageCalendar.ALWAYS
+    hours = current().calendar_hours
 
     def subject() -> int:
         for start, duration, calendar in cases:
-            add_open_time(start, duration, calendar, TIMEZONE, holidays)
+            add_open_time(start, duration, calendar, TIMEZONE, holidays, hours=hours)
         return len(cases)
 
     def baseline() -> int:
         for start, duration, _ in cases:
-            add_open_time(start, duration, always, TIMEZONE, holidays)
+            add_open_time(start, duration, always, TIMEZONE, holidays, hours=hours)
         return len(cases)
 
     subject_s, baseline_s = interleaved(subject, baseline, rounds)

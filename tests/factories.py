@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from temporalio.client import WorkflowHandle
 
 from store.demo_catalog import DEMO_CATALOG
+from workflows import policy
 from workflows.entitlement import build_entitlement
 from workflows.models import (
     SYSTEM,
@@ -54,6 +55,8 @@ def customer(customer_id: str) -> Principal:
 
 
 # The same contracts `make up` seeds, as intake reads them from the catalog.
+# The opening hours of the current policy, for tests of the calendar math itself.
+CALENDAR_HOURS = policy.current().calendar_hours
 DEMO_TERMS: dict[str, ContractTerms] = {terms.customer_id: terms for terms in DEMO_CATALOG.contracts}
 
 PRODUCT_FOR = {

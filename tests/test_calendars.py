@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from workflows.calendars import (
-    CalendarError,
-    add_open_time,
-    is_open,
-    open_time_between,
-    open_windows,
-)
+from tests.factories import CALENDAR_HOURS
+from workflows import calendars
+from workflows.calendars import CalendarError
 from workflows.entitlement import build_entitlement, default_response_targets, public_holidays
 from workflows.models import ContractTerms, CoverageCalendar, ProductType, Severity, Tier
+
+# The calendar math on the current policy's opening hours (a ticket passes its pinned ones).
+add_open_time = partial(calendars.add_open_time, hours=CALENDAR_HOURS)
+open_time_between = partial(calendars.open_time_between, hours=CALENDAR_HOURS)
+open_windows = partial(calendars.open_windows, hours=CALENDAR_HOURS)
+is_open = partial(calendars.is_open, hours=CALENDAR_HOURS)
 
 ALWAYS, EXTENDED, BUSINESS = CoverageCalendar.ALWAYS, CoverageCalendar.EXTENDED, CoverageCalendar.BUSINESS
 

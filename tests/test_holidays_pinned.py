@@ -8,15 +8,15 @@ would fall past them, so no clock ever counts a holiday as an open day.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from tests.factories import DEMO_TERMS, SUPPORT, close_when_done, engineer, opened_ticket
+from tests.factories import CALENDAR_HOURS, DEMO_TERMS, SUPPORT, close_when_done, engineer, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, skip_to
-from workflows import machine
-from workflows.calendars import add_open_time, open_time_between
+from workflows import calendars, machine
 from workflows.entitlement import public_holidays
 from workflows.models import (
     Acknowledge,
@@ -31,6 +31,10 @@ from workflows.models import (
     WaitOnCustomer,
 )
 from workflows.ticket import TicketWorkflow
+
+# The calendar math on the current policy's opening hours (a ticket passes its pinned ones).
+add_open_time = partial(calendars.add_open_time, hours=CALENDAR_HOURS)
+open_time_between = partial(calendars.open_time_between, hours=CALENDAR_HOURS)
 
 NEW_YORK = ZoneInfo("America/New_York")
 FILED = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York

@@ -31,7 +31,7 @@ from tests.factories import ADMIN, SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from tests.test_workflow_determinism import WORKFLOW_MODULES
 from worker.worker import TICKET_WORKFLOWS
-from workflows import calendars, machine, policy
+from workflows import machine, policy
 from workflows.models import (
     Acknowledge,
     Audience,
@@ -80,7 +80,6 @@ NOT_RULES = {
     "search_attributes": {"ALL_KEYS"},
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).
-    "calendars": {"DEFAULT_HOURS"},
 }
 
 
@@ -164,7 +163,6 @@ def edit_the_policy(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         monkeypatch.setattr(policy, "_FINGERPRINTS", dict(policy._FINGERPRINTS))
         policy.register(EDITED)
         monkeypatch.setattr(policy, "POLICY_VERSION", EDITED.version)
-        monkeypatch.setattr(calendars, "DEFAULT_HOURS", dict(EDITED.calendar_hours))
 
     return edit
 

@@ -25,12 +25,9 @@ class Hours:
     closes: time
 
 
-# The default hours. A ticket counts on the hours its policy version pinned
-# (workflows/policy.py), passed in as `hours`.
-DEFAULT_HOURS: Mapping[CoverageCalendar, Hours] = {
-    CoverageCalendar.EXTENDED: Hours(time(8), time(20)),
-    CoverageCalendar.BUSINESS: Hours(time(9), time(17)),
-}
+# The opening hours are a rule: a ticket counts on the hours its policy version pinned
+# (TicketRules.calendar_hours), always passed in as `hours`; there is no default here.
+CalendarHours = Mapping[CoverageCalendar, Hours]
 
 BUSINESS_DAY = timedelta(hours=8)
 
@@ -49,11 +46,12 @@ def open_windows(
     calendar: CoverageCalendar,
     tz: ZoneInfo,
     holidays: Collection[date] = (),
-    hours: Mapping[CoverageCalendar, Hours] | None = None,
+    *,
+    hours: CalendarHours,
 ) -> Iterator[tuple[datetime, datetime]]:
     """Open windows (UTC, half-open) that end after `start`, in order."""
     _require_aware(start)
-    day_hours = (hours or DEFAULT_HOURS)[calendar]
+    day_hours = hours[calendar]
     first = start.astimezone(tz).date()
     if not date.min + timedelta(days=1) <= first <= date.max - timedelta(days=_MAX_DAYS + 1):
         raise CalendarError(f"{start.isoformat()} is outside the range the calendars can count in")
@@ -77,7 +75,8 @@ def add_open_time(
     calendar: CoverageCalendar,
     tz: ZoneInfo | str,
     holidays: Collection[date] = (),
-    hours: Mapping[CoverageCalendar, Hours] | None = None,
+    *,
+    hours: CalendarHours,
 ) -> datetime:
     """The instant when `duration` of open time has elapsed since `start` (UTC result).
 
@@ -95,7 +94,7 @@ def add_open_time(
             raise CalendarError(f"{start.isoformat()} + {duration} is past the end of time") from err
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     remaining = duration
-    for opens, closes in open_windows(start, calendar, zone, holidays, hours):
+    for opens, closes in open_windows(start, calendar, zone, holidays, hours=hours):
         available = closes - opens
         if remaining <= available:
             return opens + remaining
@@ -109,7 +108,8 @@ def open_time_between(
     calendar: CoverageCalendar,
     tz: ZoneInfo | str,
     holidays: Collection[date] = (),
-    hours: Mapping[CoverageCalendar, Hours] | None = None,
+    *,
+    hours: CalendarHours,
 ) -> timedelta:
     """Open time inside [start, end). Zero when end is not after start."""
     _require_aware(start)
@@ -121,7 +121,7 @@ def open_time_between(
         return end - start
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     total = timedelta(0)
-    for opens, closes in open_windows(start, calendar, zone, holidays, hours):
+    for opens, closes in open_windows(start, calendar, zone, holidays, hours=hours):
         if opens >= end:
             break
         total += min(closes, end) - opens
@@ -133,12 +133,14 @@ def is_open(
     calendar: CoverageCalendar,
     tz: ZoneInfo | str,
     holidays: Collection[date] = (),
+    *,
+    hours: CalendarHours,
 ) -> bool:
     _require_aware(instant)
     if calendar == CoverageCalendar.ALWAYS:
         return True
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-    opens, _ = next(open_windows(instant, calendar, zone, holidays))
+    opens, _ = next(open_windows(instant, calendar, zone, holidays, hours=hours))
     return opens <= instant.astimezone(UTC)
 
 

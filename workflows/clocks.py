@@ -7,24 +7,20 @@ hours its policy version pinned. The events and notices a deadline raises are th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from workflows.calendars import Hours, add_open_time, open_time_between
+from workflows.calendars import CalendarHours, add_open_time, open_time_between
 from workflows.models import (
     CLOSED_STATES,
     ClockKind,
     ClockStatus,
-    CoverageCalendar,
     Entitlement,
     ResponseTarget,
     SlaClock,
     TicketState,
 )
 from workflows.timeline import Step
-
-CalendarHours = Mapping[CoverageCalendar, Hours]
 
 # Clocks that a person's acknowledgement stops: each is one line's response.
 RESPONSE_CLOCKS = (ClockKind.FIRST_RESPONSE, ClockKind.ESCALATION_ACK, ClockKind.HANDOFF_RESPONSE)
@@ -51,14 +47,14 @@ def due_after(
     ent: Entitlement,
     target: ResponseTarget,
     started_at: datetime,
-    extra_seconds: float = 0,
-    hours: CalendarHours | None = None,
+    extra_seconds: float,
+    hours: CalendarHours,
 ) -> datetime:
     span = timedelta(minutes=target.minutes, seconds=extra_seconds)
-    return add_open_time(started_at, span, target.calendar, ent.timezone, ent.holidays, hours)
+    return add_open_time(started_at, span, target.calendar, ent.timezone, ent.holidays, hours=hours)
 
 
-def schedule(clock: SlaClock, ent: Entitlement, hours: CalendarHours | None = None) -> None:
+def schedule(clock: SlaClock, ent: Entitlement, hours: CalendarHours) -> None:
     """(Re)compute a clock's due and warning instants from its start and banked pause."""
     target = clock.target
     clock.due_at = due_after(ent, target, clock.started_at, clock.paused_seconds, hours)
@@ -66,18 +62,18 @@ def schedule(clock: SlaClock, ent: Entitlement, hours: CalendarHours | None = No
         warn_seconds = target.minutes * 60 * ent.warn_ratio + clock.paused_seconds
         span = timedelta(seconds=warn_seconds)
         clock.warn_at = add_open_time(
-            clock.started_at, span, target.calendar, ent.timezone, ent.holidays, hours
+            clock.started_at, span, target.calendar, ent.timezone, ent.holidays, hours=hours
         )
     else:
         clock.warn_at = None
 
 
 def bank_pause(
-    clock: SlaClock, ent: Entitlement, since: datetime, until: datetime, hours: CalendarHours | None = None
+    clock: SlaClock, ent: Entitlement, since: datetime, until: datetime, hours: CalendarHours
 ) -> None:
     """Resume a paused clock at `until`, banking the open time it spent paused since `since`."""
     target = clock.target
-    banked = open_time_between(since, until, target.calendar, ent.timezone, ent.holidays, hours)
+    banked = open_time_between(since, until, target.calendar, ent.timezone, ent.holidays, hours=hours)
     clock.paused_seconds += banked.total_seconds()
     clock.paused_since = None
     clock.status, clock.stopped_at = ClockStatus.RUNNING, None
