@@ -485,7 +485,7 @@ def test_make_up_and_test_bootstrap_the_venv_from_pyproject() -> None:
     for step in (
         ".venv/bin/ruff check .",
         ".venv/bin/ruff format --check .",
-        ".venv/bin/mypy workflows activities store runtime sinks api worker",
+        ".venv/bin/mypy workflows policies activities store runtime sinks api worker",
         ".venv/bin/pytest -q",
     ):
         assert step in test_recipe
