@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -134,6 +135,13 @@ class TicketPublic(BaseModel):
     partner_sla_breached: bool = Field(description="The partner's first line breached one of its clocks")
     outage_started_at: datetime | None = None
     outage_ended_at: datetime | None = None
+    read_model: Literal["current", "behind"] = Field(
+        default="current",
+        description="`behind` once the read model refused a write of this ticket on its data: "
+        "the write is quarantined for an operator, and the list, timeline and reports may miss "
+        "part of the ticket, which runs on regardless",
+    )
+    records_quarantined: int = Field(default=0, description="The ticket's writes set aside so far")
     clocks: list[ClockPublic]
     terms: TermsPublic
 
@@ -167,6 +175,8 @@ class TicketPublic(BaseModel):
             partner_sla_breached=view.partner_sla_breached,
             outage_started_at=view.outage_started_at,
             outage_ended_at=view.outage_ended_at,
+            read_model="behind" if view.records_quarantined else "current",
+            records_quarantined=view.records_quarantined,
             clocks=[ClockPublic.of(c) for c in view.clocks],
             terms=TermsPublic(
                 policy_version=terms.policy_version,

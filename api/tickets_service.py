@@ -41,6 +41,7 @@ from workflows.models import (
     TicketView,
     workflow_id_for,
 )
+from workflows.outages import outage_times_problem
 from workflows.permissions import can_reach
 from workflows.policy import current, rules_for
 from workflows.ticket import TicketWorkflow
@@ -125,12 +126,17 @@ def check_outage_at_intake(request: TicketCreate, received_at: datetime) -> None
         )
     if started is None:
         raise ApiError(422, "outage_started_at: say when the outage began.", rule="outage_times")
-    if started > received_at or (ended is not None and ended > received_at):
-        raise ApiError(
-            422, "outage_started_at: an outage cannot begin or end in the future.", rule="outage_times"
-        )
-    if ended is not None and ended < started:
-        raise ApiError(422, "outage_ended_at: the outage cannot end before it began.", rule="outage_times")
+    # The action's bounds (workflows/outages.py), with intake's own clock as now.
+    problem = outage_times_problem(
+        received_at=received_at,
+        now=received_at,
+        started_at=started,
+        ended_at=ended,
+        started_field="outage_started_at",
+        ended_field="outage_ended_at",
+    )
+    if problem is not None:
+        raise ApiError(422, str(problem), rule=problem.rule)
 
 
 async def open_ticket(

@@ -328,6 +328,37 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class QuarantinedRecord(Base):
+    """A read-model write the database refused on its data (store/quarantine.py), kept with
+    its error for an operator instead of being retried for ever (issue 17 §1).
+
+    No foreign key and no length limits: the ticket's row may never have been written, and
+    nothing here may be refused in turn.
+    """
+
+    __tablename__ = "quarantined_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(Text, index=True)
+    # The activity that tried the write: a retry after a crash sets the same record aside once.
+    run_id: Mapped[str] = mapped_column(Text)
+    activity_id: Mapped[str] = mapped_column(Text)
+    # overflow, data or integrity; the error's own words, escaped to ASCII.
+    error_kind: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    # The TicketRecord the workflow sent, as ASCII JSON: replayable once the cause is fixed.
+    record: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+Index(
+    "ix_quarantined_records_run_activity",
+    QuarantinedRecord.run_id,
+    QuarantinedRecord.activity_id,
+    unique=True,
+)
+
+
 # --- Engine ---------------------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from workflows.models import (
     TicketStatus,
     _Model,
 )
+from workflows.outages import outage_times_problem
 from workflows.permissions import Capability, can_reach, forbidden_reason
 from workflows.policy import rules_for
 from workflows.text import CleanText
@@ -101,6 +102,8 @@ class ActionDefinition(Generic[Action]):
     offered_when: Callable[[TicketState], bool] = lambda state: True
     # The event its effect records on the timeline (tests/test_machine_properties.py checks it).
     event: EventKind = field(kw_only=True)
+    # A check that needs the machine's now (a time the client sent must not be in the future).
+    check_at: Callable[[TicketState, Action, datetime], None] | None = None
 
     @property
     def method(self) -> str:
@@ -766,6 +769,15 @@ def _check_outage_times(started_at: datetime, ended_at: datetime | None) -> None
         raise Refusal(INVALID, "The outage cannot end before it started; check ended_at.")
 
 
+def _check_outage_window(state: TicketState, action: RecordOutage, now: datetime) -> None:
+    """The bounds of workflows/outages.py, at the machine's now (issue 17 §1)."""
+    problem = outage_times_problem(
+        received_at=state.received_at, now=now, started_at=action.started_at, ended_at=action.ended_at
+    )
+    if problem is not None:
+        raise Refusal(INVALID, f"{problem} (rule {problem.rule})")
+
+
 def record_outage(step: Step, action: RecordOutage) -> None:
     state = step.state
     state.outage_started_at, state.outage_ended_at = action.started_at, action.ended_at
@@ -789,6 +801,7 @@ OUTAGE: Final = ActionDefinition(
     record_outage,
     offered_when=lambda t: t.severity == Severity.CRITICAL,
     event=EventKind.OUTAGE_RECORDED,
+    check_at=_check_outage_window,
 )
 
 
@@ -857,6 +870,14 @@ def check(state: TicketState, action: ActionModel) -> None:
     if state.status == TicketStatus.CLOSED:
         raise Refusal(CONFLICT, "The ticket is closed; file a new ticket instead.")
     definition_of(action).check(state, action)
+
+
+def check_at(state: TicketState, action: ActionModel, now: datetime) -> None:
+    """Raise Refusal when `action` cannot be taken at `now`: the checks that need the time
+    (the update's validator runs them; a replayed update does not run them again)."""
+    timed = definition_of(action).check_at
+    if timed is not None:
+        timed(state, action, now)
 
 
 def take(step: Step, action: ActionModel) -> None:

@@ -32,6 +32,7 @@ from workflows.actions import (
     TicketAction,
     authorize,
     check,
+    check_at,
     definition_of,
     not_found,
     take,
@@ -144,15 +145,19 @@ def open_ticket(opened: TicketOpened) -> Outcome:
 # --- Actions ----------------------------------------------------------------------------------
 
 
-def validate(state: TicketState, action: ActionModel, now: datetime) -> None:
+def validate(state: TicketState, action: ActionModel, now: datetime, *, timed: bool = True) -> None:
     """Raise Refusal when `action` cannot be applied at `now`. Never mutates.
 
     Checked against the ticket as of `now`, deadlines fired: an acknowledgement after the
-    deadline is judged as the late response it is.
+    deadline is judged as the late response it is. With `timed`, also the checks that need
+    `now` itself (outage times never in the future); `apply` repeats only the others, so an
+    update replayed from history never meets a bound its validator did not.
     """
     as_of = _as_of(state, now)
     authorize(as_of, action)
     check(as_of, action)
+    if timed:
+        check_at(as_of, action, now)
 
 
 def _as_of(state: TicketState, now: datetime) -> TicketState:

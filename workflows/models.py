@@ -550,6 +550,10 @@ class TicketState(_TicketClocks, _Model):
     # The ticket's open incidents on the pager, by audience (on_call, partner_on_call), each
     # triggered or acknowledged. Resolving or closing the ticket resolves them all.
     pages: dict[Audience, PageAction] = Field(default_factory=dict)
+    # Writes of this ticket to the read model that the database refused on their data
+    # (overflow, a value it cannot store, an integrity error): set aside in its quarantine
+    # table rather than retried for ever. Above 0, the read model is behind this state.
+    records_quarantined: int = 0
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""
@@ -614,6 +618,7 @@ class TicketState(_TicketClocks, _Model):
             handoff_category=self.handoff_category,
             outage_started_at=self.outage_started_at,
             outage_ended_at=self.outage_ended_at,
+            records_quarantined=self.records_quarantined,
             terms=Terms(
                 policy_version=ent.policy_version,
                 contract_id=ent.contract_id,
@@ -679,6 +684,7 @@ class TicketView(_TicketClocks, _Model):
     handoff_category: HandoffCategory | None = None
     outage_started_at: datetime | None = None
     outage_ended_at: datetime | None = None
+    records_quarantined: int = 0
     terms: Terms
 
     @property

@@ -75,6 +75,14 @@ DELIVERY_RETRY = RetryPolicy(
 # TicketDeliveries workflow of their own: a sink down for hours never keeps a ticket open.
 CLOSE_GRACE = timedelta(minutes=1)
 
+# A record the read model refused on its data (activities/read_model.py) is set aside there,
+# never retried; the ticket counts it and carries on (issue 17 §1).
+RECORD_QUARANTINED = "RecordQuarantined"
+QUARANTINE_PATCH = "quarantine-refused-records"
+# Signals meet the checks that need the time (outage times never in the future) from here on;
+# signals in older histories replay as they were taken.
+TIMED_SIGNAL_CHECKS_PATCH = "timed-signal-checks"
+
 
 def refusal_error(refusal: machine.Refusal) -> ApplicationError:
     return ApplicationError(refusal.message, type=refusal.kind.value, non_retryable=True)
@@ -391,6 +399,20 @@ class TicketWorkflow:
                 facts=facts if escalates or facts != self._recorded_facts else None,
                 deliveries=outcomes,
             )
+            if await self._write_record(record):
+                self._recorded_clocks, self._recorded_facts = snapshot, facts
+            else:
+                # The next record carries every clock and the facts again, to catch up.
+                self._recorded_clocks, self._recorded_facts = [], None
+            if events:
+                last = events[-1].seq
+                # Actions may have added events while the activity ran: those stay pending.
+                state.events = [event for event in state.events if event.seq > last]
+
+    async def _write_record(self, record: TicketRecord) -> bool:
+        """Run one `record_ticket`: True once written, False when the read model refused its
+        data and set it aside (quarantined). A database that is away is retried, as ever."""
+        try:
             await workflow.execute_activity(
                 "record_ticket",
                 record,
@@ -398,11 +420,20 @@ class TicketWorkflow:
                 retry_policy=ACTIVITY_RETRY,
                 summary=_record_summary(record),
             )
-            self._recorded_clocks, self._recorded_facts = snapshot, facts
-            if events:
-                last = events[-1].seq
-                # Actions may have added events while the activity ran: those stay pending.
-                state.events = [event for event in state.events if event.seq > last]
+        except ActivityError as failed:
+            cause = failed.cause
+            refused = isinstance(cause, ApplicationError) and cause.type == RECORD_QUARANTINED
+            if not refused or not workflow.patched(QUARANTINE_PATCH):
+                raise
+            self._state.records_quarantined += 1
+            workflow.logger.error(
+                "The read model refused a record of ticket %s and set it aside (%s); the ticket "
+                "carries on, its read model behind",
+                self._state.ticket_id,
+                cause,
+            )
+            return False
+        return True
 
     def _send(self, notifications: list[Notification]) -> None:
         if not self._delivers:
@@ -485,8 +516,9 @@ class TicketWorkflow:
 
     def _signalled(self, action: ActionModel) -> None:
         # A signal cannot be refused back to its sender: log it and leave the ticket as is.
+        timed = machine.definition_of(action).check_at is None or workflow.patched(TIMED_SIGNAL_CHECKS_PATCH)
         try:
-            machine.validate(self._state, action, workflow.now())
+            machine.validate(self._state, action, workflow.now(), timed=timed)
             self._apply(action)
         except machine.Refusal as refusal:
             workflow.logger.warning("Ignored %s signal: %s", type(action).__name__, refusal.message)
