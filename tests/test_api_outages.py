@@ -80,7 +80,9 @@ async def test_an_outage_filed_at_intake_and_ended_later_lowers_the_months_avail
             {"severity": 2, "channel": "email", "outage_started_at": "2026-11-02T08:00:00Z"},
             "outage_sev1_only",
         ),
-        ({"outage_started_at": "2999-01-01T00:00:00Z"}, "outage_times"),
+        ({"outage_started_at": "2999-01-01T00:00:00Z"}, "outage_window"),
+        # No UTC equivalent: it used to wedge the ticket's record (issue 17 §1).
+        ({"outage_started_at": "0001-01-01T00:00:00+14:00"}, "outage_window"),
         (
             {"outage_started_at": "2026-11-02T08:00:00Z", "outage_ended_at": "2026-11-02T07:00:00Z"},
             "outage_times",

@@ -39,6 +39,7 @@ WORKFLOW_MODULES = [
     "permissions",
     "text",
     "search_attributes",
+    "outages",
 ]
 FORBIDDEN_MODULES = {
     "random",

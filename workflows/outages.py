@@ -54,24 +54,21 @@ def outage_times_problem(
         return OutageTimesProblem(
             field, "outage_times", "give outage times with a UTC offset, e.g. 2026-11-27T09:30:00Z."
         )
+    if ended_at is not None and ended_at < started_at:
+        return OutageTimesProblem(ended_field, "outage_times", "the outage cannot end before it began.")
     earliest = received_at - OUTAGE_LOOKBACK
     if started_at < earliest:
         return OutageTimesProblem(
             started_field,
             "outage_window",
             f"an outage recorded on a ticket begins no earlier than {OUTAGE_LOOKBACK.days} days "
-            f"before the ticket was received, {_at(earliest)}; file the older outage with its own "
-            "ticket.",
+            f"before the ticket was received, {_at(earliest)}.",
         )
     if started_at > now:
         return OutageTimesProblem(
             started_field, "outage_window", f"an outage cannot begin in the future (now is {_at(now)})."
         )
-    if ended_at is None:
-        return None
-    if ended_at < started_at:
-        return OutageTimesProblem(ended_field, "outage_times", "the outage cannot end before it began.")
-    if ended_at > now:
+    if ended_at is not None and ended_at > now:
         return OutageTimesProblem(
             ended_field,
             "outage_window",
