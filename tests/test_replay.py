@@ -41,6 +41,7 @@ REQUIRED_PATHS = {
     "continue-as-new": "continue_as_new",
     "signals, and a refused signal ignored": "signals",
     "an outage recorded, then ended": "outage",
+    "a read-model write refused on its data and quarantined": "record_quarantined",
 }
 
 

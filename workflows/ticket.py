@@ -422,15 +422,16 @@ class TicketWorkflow:
             )
         except ActivityError as failed:
             cause = failed.cause
-            refused = isinstance(cause, ApplicationError) and cause.type == RECORD_QUARANTINED
-            if not refused or not workflow.patched(QUARANTINE_PATCH):
+            if not isinstance(cause, ApplicationError) or cause.type != RECORD_QUARANTINED:
+                raise
+            if not workflow.patched(QUARANTINE_PATCH):
                 raise
             self._state.records_quarantined += 1
             workflow.logger.error(
-                "The read model refused a record of ticket %s and set it aside (%s); the ticket "
-                "carries on, its read model behind",
+                "The read model refused a record of ticket %s and set it aside; the ticket carries on, "
+                "its read model behind: %s",
                 self._state.ticket_id,
-                cause,
+                cause.message,
             )
             return False
         return True

@@ -31,7 +31,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -43,6 +43,7 @@ from temporalio.testing import WorkflowEnvironment
 import policies
 from runtime.settings import Settings
 from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
+from store.quarantine import quarantined_records
 from store.tickets import get_timeline
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from worker.worker import build_worker
@@ -757,6 +758,42 @@ async def outage(run: Run) -> list[WorkflowHandle[Any, Any]]:
     check(
         recorded[-1].detail.get("ended_at") == came_back.isoformat(), "the second record says when it ended"
     )
+    return [t.pinned()]
+
+
+@scenario(
+    "a read-model write refused on its data: the breach's record is quarantined, not retried; the "
+    "ticket climbs, is answered and closes, and its later records are written"
+)
+async def record_quarantined(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    async with run.sessions.begin() as session:
+        # The database refuses the breach's event (an IntegrityError), as it would a bad value.
+        await session.execute(
+            text(
+                "CREATE TRIGGER refuse_breach BEFORE INSERT ON ticket_events WHEN NEW.kind = 'sla_breached' "
+                "BEGIN SELECT RAISE(ABORT, 'refused for the replay history'); END"
+            )
+        )
+    t = await run.open("acme", 2, terms=ACME_24X7)  # Premium Sev 2: 4 h on 24x7, at L1
+    l2 = engineer(2, "bo")
+    await run.sleep(timedelta(hours=4, minutes=1))
+    await t.act("acknowledge", Acknowledge(actor=l2, note="looking at it"))
+    await t.act("close", Close(actor=l2, note="fixed"))
+    await t.handle.result()
+    state = await t.state()
+    async with run.sessions() as session:
+        timeline = await get_timeline(session=session, ticket_id=t.ticket_id)
+        kept = await quarantined_records(session=session, ticket_id=t.ticket_id)
+    kinds = [event.kind for event in timeline]
+    check(state.records_quarantined == 1 and len(kept) == 1, "one record is quarantined")
+    check(
+        "sla_breached" in kept[0].record and "sla_breached" not in kinds, "the breach's record is set aside"
+    )
+    check(kinds[0] == "opened" and kinds[-1] == "closed", "the records before and after it are written")
+    check(state.sla_breached and state.level == 2, "the ticket breached and climbed all the same")
+    history = await t.pinned().fetch_history()
+    failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    check(len(failed) == 1, "the refused record failed once, not retried")
     return [t.pinned()]
 
 
