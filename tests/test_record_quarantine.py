@@ -38,12 +38,15 @@ from store.db import OutboxNotification, Ticket, make_engine, make_sessionmaker
 from store.quarantine import data_error_kind, quarantined_records
 from tests.factories import SUPPORT, TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, running_stack
+from tests.fixtures_temporal import WorkerFactory
+from tests.test_replay import markers
 from worker.worker import build_worker
 from workflows import machine
 from workflows.actions import RecordOutage
 from workflows.models import (
     ClockKind,
     ClockStatus,
+    Comment,
     EventKind,
     TicketEvent,
     TicketFacts,
@@ -52,7 +55,7 @@ from workflows.models import (
     workflow_id_for,
 )
 from workflows.outages import OUTAGE_LOOKBACK, outage_times_problem
-from workflows.ticket import RECORD_QUARANTINED, TicketWorkflow
+from workflows.ticket import RECORD_QUARANTINED, TIMED_SIGNAL_CHECKS_PATCH, TicketWorkflow
 
 # Converts to no UTC time at all: the read model's OverflowError of issue 17.
 NO_UTC = datetime.fromisoformat("0001-01-01T00:00:00+14:00")
@@ -350,3 +353,23 @@ async def test_an_outage_time_with_no_utc_equivalent_is_refused_at_intake_and_in
         assert "(rule outage_window)" in refused.json()["detail"]
     assert state["outage_started_at"] is None
     assert filed.status_code == 201
+
+
+async def test_an_outage_signal_with_no_utc_equivalent_is_ignored_on_the_patched_branch(
+    time_skipping_env: WorkflowEnvironment, ticket_worker: WorkerFactory
+) -> None:
+    env = time_skipping_env
+    async with ticket_worker(env.client) as tickets:
+        received = (await env.get_current_time()).replace(microsecond=0)
+        handle = await tickets.start(opened_ticket("acme", 1, received))
+        await handle.signal("outage-signal", RecordOutage(actor=SUPPORT, started_at=NO_UTC))
+        # An update after the signal: its answer follows it.
+        ignored = await handle.execute_update("comment", Comment(actor=SUPPORT, body="on it"))
+        began = received - timedelta(minutes=5)
+        await handle.signal("outage-signal", RecordOutage(actor=SUPPORT, started_at=began))
+        taken = await handle.execute_update("comment", Comment(actor=SUPPORT, body="still on it"))
+        history = await handle.fetch_history()
+
+    assert ignored["outage_started_at"] is None
+    assert datetime.fromisoformat(taken["outage_started_at"]) == began
+    assert TIMED_SIGNAL_CHECKS_PATCH in markers(history)

@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 
 from tests.histories.record import SCENARIOS
 from worker.worker import TICKET_WORKFLOWS
-from workflows.ticket import DELIVERY_PATCH
+from workflows.ticket import DELIVERY_PATCH, QUARANTINE_PATCH
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
@@ -131,3 +131,16 @@ async def test_history_replays_under_current_code(path: Path) -> None:
     replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+def test_the_quarantine_history_sets_the_refused_record_aside_on_the_patched_branch() -> None:
+    history = load(HISTORY_DIR / "record_quarantined.json")
+    failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    assert QUARANTINE_PATCH in markers(history)
+    assert [
+        e.activity_task_failed_event_attributes.failure.application_failure_info.type for e in failed
+    ] == ["RecordQuarantined"]
+    # Every other history predates the quarantine: none takes its branch.
+    assert not any(
+        QUARANTINE_PATCH in markers(load(path)) for path in HISTORIES if path.stem != "record_quarantined"
+    )
