@@ -339,7 +339,10 @@ async def test_an_outage_time_with_no_utc_equivalent_is_refused_at_intake_and_in
     )
     too_long = await stack.http.post(
         f"/tickets/{ticket_id}/outage",
-        json={"started_at": datetime.now(UTC).isoformat(), "ended_at": "3026-01-01T00:00:00Z"},
+        json={
+            "started_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+            "ended_at": "3026-01-01T00:00:00Z",
+        },
         headers=SUPPORT_KEY,
     )
     state = await stack.handle(ticket_id).query("state")
