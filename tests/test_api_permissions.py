@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -73,6 +74,10 @@ class Cell:
 
 PARTNER_TICKET = {ADMIN: "contoso", SUPPORT: "contoso", PARTNER: "contoso"}
 HANDOFF = ("handoff", {"category": "platform_bug"})
+
+# An outage that began an hour ago and is over: an outage time is never in the future.
+_NOW = datetime.now(UTC).replace(microsecond=0)
+RECENT_OUTAGE = ((_NOW - timedelta(hours=1)).isoformat(), (_NOW - timedelta(minutes=10)).isoformat())
 
 # The permission table of DESIGN.md §11, for tickets within reach.
 CELLS = [
@@ -193,7 +198,8 @@ CELLS = [
     Cell("close", {"note": "No longer needed"}, dict.fromkeys(PRINCIPALS, OK), "closed"),
     Cell(
         "outage",
-        {"started_at": "2026-11-02T08:00:00Z", "ended_at": "2026-11-02T09:30:00Z"},
+        # Within the bounds (workflows/outages.py): began after the ticket's 30-day floor, ended.
+        {"started_at": RECENT_OUTAGE[0], "ended_at": RECENT_OUTAGE[1]},
         {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN},
         "outage_recorded",
         setup=(("change-severity", {"severity": 1, "reason": "Everyone is down"}),),

@@ -109,7 +109,7 @@ def test_the_outage_action_refuses_a_time_with_no_utc_equivalent_at_the_machines
         with pytest.raises(machine.Refusal) as raised:
             machine.validate(state, action, later)
         assert raised.value.kind == machine.RefusalKind.INVALID
-        assert "(rule outage_window)" in raised.value.message
+        assert "(rule outage_window)." in raised.value.message
         # apply (outside the workflow) validates first: nothing changes.
         with pytest.raises(machine.Refusal):
             machine.apply(state, action, later)
@@ -353,7 +353,7 @@ async def test_an_outage_time_with_no_utc_equivalent_is_refused_at_intake_and_in
     for refused, field in ((in_action, "started_at"), (too_long, "ended_at")):
         assert refused.status_code == 422
         assert refused.json()["detail"].startswith(f"{field}: ")
-        assert "(rule outage_window)" in refused.json()["detail"]
+        assert "(rule outage_window)." in refused.json()["detail"]
     assert state["outage_started_at"] is None
     assert filed.status_code == 201
 

@@ -775,7 +775,7 @@ def _check_outage_window(state: TicketState, action: RecordOutage, now: datetime
         received_at=state.received_at, now=now, started_at=action.started_at, ended_at=action.ended_at
     )
     if problem is not None:
-        raise Refusal(INVALID, f"{problem} (rule {problem.rule})")
+        raise Refusal(INVALID, f"{problem.field}: {problem.message.rstrip('.')} (rule {problem.rule}).")
 
 
 def record_outage(step: Step, action: RecordOutage) -> None:
