@@ -33,8 +33,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.read_model import RECORD_FAILURES, TicketReadModel
 from runtime.settings import Settings
-from store.catalog import seed_demo_catalog
 from store.db import OutboxNotification, Ticket, make_engine, make_sessionmaker
+from store.demo_catalog import seed_demo_catalog
 from store.quarantine import data_error_kind, quarantined_records
 from tests.factories import SUPPORT, TEST_OVER, opened_ticket
 from tests.fixtures_api import Stack, running_stack
