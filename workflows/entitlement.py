@@ -148,10 +148,13 @@ def _on_24x7(target: ResponseTarget) -> ResponseTarget:
     return target.model_copy(update={"calendar": CoverageCalendar.ALWAYS, "label": f"{hours} 24x7"})
 
 
-def build_entitlement(terms: ContractTerms, *, received_at: datetime) -> Entitlement:
-    """The snapshot of `terms` that a ticket received at `received_at` runs under."""
+def build_entitlement(
+    terms: ContractTerms, *, received_at: datetime, rules: TicketRules | None = None
+) -> Entitlement:
+    """The snapshot of `terms` that a ticket received at `received_at` runs under: the current
+    policy version's, or `rules`' (a what-if run of a candidate contract under a pinned version)."""
     check_timezone(terms.timezone)
-    rules = policy.current()
+    rules = rules or policy.current()
     # What the partner owes its customer follows the customer's contract; what ConnectSoft
     # owes on a partner ticket follows the partner's own agreement (DESIGN.md §6).
     response = default_response_targets(

@@ -20,6 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import time
 from typing import Annotated, Any, Final, TypeVar
 
@@ -213,6 +216,22 @@ class TicketRules(_Document):
 
 _REGISTRY: dict[str, TicketRules] = {}
 _FINGERPRINTS: dict[str, str] = {}
+# Candidate documents a what-if simulation runs under (workflows/whatif.py), by their own key:
+# known to the calling context only, never registered, so no ticket can pin one.
+_CANDIDATES: ContextVar[dict[str, TicketRules] | None] = ContextVar("policy_candidates", default=None)
+CANDIDATE_PREFIX: Final = "candidate:"
+
+
+@contextmanager
+def candidate(rules: TicketRules) -> Iterator[str]:
+    """Make a candidate document known to this context (not the registry) while it runs; yields
+    the version key an entitlement names to decide with it (`candidate:<fingerprint>`)."""
+    key = f"{CANDIDATE_PREFIX}{rules.fingerprint()}"
+    token = _CANDIDATES.set({**(_CANDIDATES.get() or {}), key: rules})
+    try:
+        yield key
+    finally:
+        _CANDIDATES.reset(token)
 
 
 def register(rules: TicketRules, *, released: dict[str, str] | None = None) -> None:
@@ -236,6 +255,11 @@ def registered() -> dict[str, TicketRules]:
 
 def rules_for(version: str, fingerprint: str | None = None) -> TicketRules:
     """The frozen rules of a pinned policy version (and fingerprint, where the ticket has one)."""
+    if version.startswith(CANDIDATE_PREFIX):
+        found = (_CANDIDATES.get() or {}).get(version)
+        if found is None:
+            raise UnknownPolicyVersion(f"Candidate policy {version!r} is not under simulation here.")
+        return found
     try:
         rules = _REGISTRY[version]
     except KeyError:

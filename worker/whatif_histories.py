@@ -1,0 +1,114 @@
+"""Recorded tickets from Temporal histories (`escalator whatif --from-histories`, issue 20).
+
+A ticket's history holds all a simulation needs, exactly: the `TicketOpened` input (its
+pinned entitlement and holidays), every accepted update and every signal with its body, and
+the time the workflow saw each (`workflow.now()` is the start time of the workflow task that
+ran it). The read model keeps none of the bodies, so the histories are the source
+(workflows/whatif.py says what is done with them).
+
+A workflow that continued as new is one ticket: its runs' histories, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from workflows.actions import ACTIONS, ActionDefinition
+from workflows.models import TicketEvent, TicketOpened, TicketRecord, TicketState
+from workflows.whatif import RecordedAction, RecordedTicket
+
+_BY_UPDATE: dict[str, ActionDefinition[Any]] = {d.update: d for d in ACTIONS}
+_BY_SIGNAL: dict[str, ActionDefinition[Any]] = {d.signal: d for d in ACTIONS}
+_CONVERTER = pydantic_data_converter.payload_converter
+
+
+def _decode(payloads: Payloads, kind: type[Any]) -> Any:
+    return _CONVERTER.from_payloads(list(payloads.payloads), [kind])[0]
+
+
+def _time(event: Any) -> datetime:
+    # As the SDK makes workflow.now() of a task's start: nanoseconds through a float.
+    return datetime.fromtimestamp(event.event_time.ToNanoseconds() / 1e9, UTC)
+
+
+def _actions(history: WorkflowHistory) -> tuple[list[RecordedAction], list[datetime], datetime]:
+    """Every update accepted and every signal received, at the time the workflow ran it; the
+    times the workflow woke (each workflow task's `now`); and the history's last instant."""
+    found: list[RecordedAction] = []
+    ticks: list[datetime] = []
+    task_at: datetime | None = None
+    pending_signals: list[Any] = []
+    last = None
+    for event in history.events:
+        at = _time(event)
+        last = at
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_at = at
+            ticks.append(at)
+            # A signal is delivered to the next workflow task.
+            for attrs in pending_signals:
+                definition = _BY_SIGNAL[attrs.signal_name]
+                found.append(RecordedAction(at, _decode(attrs.input, definition.model), signal=True))
+            pending_signals = []
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            attrs = event.workflow_execution_signaled_event_attributes
+            if attrs.signal_name in _BY_SIGNAL:
+                pending_signals.append(attrs)
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            definition = _BY_UPDATE[request.input.name]
+            assert task_at is not None
+            found.append(RecordedAction(task_at, _decode(request.input.args, definition.model)))
+    assert last is not None
+    return found, ticks, last
+
+
+def opened_of(history: WorkflowHistory) -> TicketOpened:
+    first = history.events[0]
+    assert first.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    opened: TicketOpened = _decode(first.workflow_execution_started_event_attributes.input, TicketOpened)
+    return opened
+
+
+def recorded_ticket(runs: Sequence[WorkflowHistory]) -> RecordedTicket:
+    """One ticket from the histories of its runs, first to last."""
+    opened = opened_of(runs[0])
+    actions: list[RecordedAction] = []
+    ticks: list[datetime] = []
+    until = opened.received_at
+    for history in runs:
+        found, woke, until = _actions(history)
+        actions += found
+        ticks += woke
+    return RecordedTicket(opened=opened, actions=tuple(actions), until=until, ticks=tuple(ticks))
+
+
+def recorded_events(runs: Sequence[WorkflowHistory]) -> list[TicketEvent]:
+    """The events the workflow recorded in the read model (its `record_ticket` inputs)."""
+    events: list[TicketEvent] = []
+    for history in runs:
+        for event in history.events:
+            if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                continue
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "record_ticket":
+                record: TicketRecord = _decode(attrs.input, TicketRecord)
+                events += record.events
+    return events
+
+
+def final_state(runs: Sequence[WorkflowHistory]) -> TicketState | None:
+    """The state the workflow ended with (its result), if its last run completed."""
+    last = runs[-1].events[-1]
+    if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return None
+    state: TicketState = _decode(last.workflow_execution_completed_event_attributes.result, TicketState)
+    return state
