@@ -21,7 +21,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from workflows.actions import ACTIONS, ActionDefinition
-from workflows.models import TicketEvent, TicketOpened, TicketRecord, TicketState
+from workflows.models import Notification, TicketEvent, TicketOpened, TicketRecord, TicketState
 from workflows.whatif import RecordedAction, RecordedTicket
 
 _BY_UPDATE: dict[str, ActionDefinition[Any]] = {d.update: d for d in ACTIONS}
@@ -93,16 +93,19 @@ def recorded_ticket(runs: Sequence[WorkflowHistory]) -> RecordedTicket:
 
 def recorded_events(runs: Sequence[WorkflowHistory]) -> list[TicketEvent]:
     """The events the workflow recorded in the read model (its `record_ticket` inputs)."""
-    events: list[TicketEvent] = []
+    return [event for record in _records(runs) for event in record.events]
+
+
+def _records(runs: Sequence[WorkflowHistory]) -> list[TicketRecord]:
+    records = []
     for history in runs:
         for event in history.events:
             if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 continue
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == "record_ticket":
-                record: TicketRecord = _decode(attrs.input, TicketRecord)
-                events += record.events
-    return events
+                records.append(_decode(attrs.input, TicketRecord))
+    return records
 
 
 def final_state(runs: Sequence[WorkflowHistory]) -> TicketState | None:
@@ -112,3 +115,8 @@ def final_state(runs: Sequence[WorkflowHistory]) -> TicketState | None:
         return None
     state: TicketState = _decode(last.workflow_execution_completed_event_attributes.result, TicketState)
     return state
+
+
+def recorded_notifications(runs: Sequence[WorkflowHistory]) -> list[Notification]:
+    """The notices the workflow recorded in the outbox (its `record_ticket` inputs)."""
+    return [notice for record in _records(runs) for notice in record.notifications]

@@ -273,7 +273,9 @@ def result_of(run: Run, opened: TicketOpened) -> TicketResult:
         n = seen[clock.kind.value]
         name = clock.kind.value if n == 1 else f"{clock.kind.value}#{n}"
         outcomes.append(
-            ClockOutcome(name, clock.kind.value, clock.owner, clock.target.binding, clock.status, clock.due_at)
+            ClockOutcome(
+                name, clock.kind.value, clock.owner, clock.target.binding, clock.status, clock.due_at
+            )
         )
     breaches: dict[str, int] = {}
     escalations: dict[str, int] = {}
@@ -349,4 +351,3 @@ def run_both(
     `policy.candidate` context, when it names a candidate policy)."""
     before = result_of(simulate(ticket, holidays=holidays), ticket.opened)
     return before, result_of(simulate(ticket, after, holidays=holidays), ticket.opened)
-

@@ -130,7 +130,9 @@ def weekly_attainment(pairs: Iterable[tuple[TicketResult, TicketResult]]) -> lis
     ]
 
 
-def report(pairs: Iterable[tuple[TicketResult, TicketResult]], group_by: GroupBy | None = None) -> dict[str, Any]:
+def report(
+    pairs: Iterable[tuple[TicketResult, TicketResult]], group_by: GroupBy | None = None
+) -> dict[str, Any]:
     """The simulation's answer: per group, before and after, and every flip."""
     groups: dict[str, tuple[GroupStats, GroupStats]] = {}
     flips: list[Flip] = []
