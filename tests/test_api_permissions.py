@@ -8,9 +8,11 @@ accepted update. For every allowed cell it proves the action happened, in the ca
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
+import policies
 from api.console.session import KEY_COOKIE, csrf_token_for
 from api.tickets_service import new_ticket_id
 from store.keys import DEMO_KEYS
@@ -30,6 +33,7 @@ from tests.fixtures_api import (
     wait_for_event,
     wait_until_recorded,
 )
+from workflows.policy import POLICY_VERSION
 
 ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
 PRINCIPALS = (ADMIN, SUPPORT, PARTNER, CUSTOMER)
@@ -448,6 +452,7 @@ async def test_a_contract_quote_answers_within_reach_and_like_a_missing_customer
 
 # The catalog's notification recipients: admin only, like the rest of the catalog. The
 # admin's bodies are the demo catalog's own, so even the allowed cells leave the rows as seeded.
+CURRENT_POLICY = json.loads((Path(policies.__file__).parent / f"{POLICY_VERSION}.json").read_text())
 CATALOG_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/customers/acme/contacts", None),
     (
@@ -466,6 +471,8 @@ CATALOG_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
             ]
         },
     ),
+    # What-if (issue 20): admin only, and it changes nothing.
+    ("POST", "/policy/simulate", {"candidate": CURRENT_POLICY, "from": "2026-01-01", "to": "2026-01-02"}),
     ("GET", "/support-teams", None),
     ("GET", "/support-teams/support_l2", None),
     (

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import WorkflowHistory
 
+from runtime.whatif_histories import final_state, recorded_events, recorded_notifications, recorded_ticket
 from tests.factories import ADMIN, opened_ticket
-from worker.whatif_histories import final_state, recorded_events, recorded_notifications, recorded_ticket
 from workflows import policy
 from workflows.models import Acknowledge, ClockStatus
 from workflows.policy import TicketRules

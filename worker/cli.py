@@ -14,6 +14,7 @@
 - escalator contacts  list and replace a customer's or a partner's contacts
 - escalator teams     list and set up ConnectSoft's support teams (who each level is)
 - escalator policy    print a released policy document (worker.policy_cli)
+- escalator whatif    replay a window's tickets under a candidate policy (worker.whatif_cli)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import policies
-from worker import admin, policy_cli, quote, serve, supervisor
+from worker import admin, policy_cli, quote, serve, supervisor, whatif_cli
 
 
 class CommandModule(Protocol):
@@ -41,6 +42,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     quote,  # due
     admin,  # keys, customers, partners, contacts, teams
     policy_cli,  # policy
+    whatif_cli,  # whatif
 )
 
 

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
-from api.auth import bearer, current_principal
-from api.deps import SessionDep
-from api.errors import ApiError
+from api.auth import PrincipalDep, bearer, current_principal
+from api.deps import ClientDep, SessionDep
+from api.errors import ApiError, problem_responses
 from api.schemas import Problem
+from runtime import whatif
 from store.catalog import get_contract_terms
 from workflows import policy
 from workflows.entitlement import quote_first_response, quote_response_deadline, quoted_submission
 from workflows.models import ContractTerms, DeadlineQuote, ProductType, Severity, Tier
-from workflows.permissions import can_reach
-from workflows.policy import current
+from workflows.permissions import Capability, Grant, can_reach, grant
+from workflows.policy import TicketRules, current
+from workflows.whatif_report import GroupBy
 
 router = APIRouter(tags=["policy"])
 
@@ -123,3 +128,52 @@ async def _contract_in_reach(
             rule="unknown_customer",
         )
     return terms
+
+
+class SimulateBody(BaseModel):
+    """A what-if request (DESIGN.md §8): a candidate policy document and a window."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    candidate: dict[str, Any] = Field(description="a policy document, the same schema as GET /policy")
+    start: datetime = Field(alias="from", description="tickets received at or after this instant")
+    to: datetime = Field(description="tickets received before this instant")
+    customer_id: str | None = Field(default=None, max_length=200)
+    group_by: GroupBy | None = None
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+@router.post("/policy/simulate", responses=problem_responses(401, 403, 422))
+async def simulate_policy(
+    body: SimulateBody, request: Request, client: ClientDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """What a candidate policy would have done to the tickets received in [from, to): each runs
+    through the ticket machine with its recorded actions, under its pinned terms and under the
+    candidate. Answers `{"tickets", "groups": [{"key", "before", "after"}], "flips": [{"ticket_id",
+    "clock", "before", "after"}]}`. Changes nothing: no ticket, no notice, no workflow."""
+    # Admin only, like the catalog (DESIGN.md §11): it reads every customer's tickets.
+    if grant(policy.current(), principal, Capability.CATALOG) == Grant.NO:
+        raise ApiError(
+            403,
+            f"Simulating a candidate policy needs an admin key; this request was made as {principal}.",
+            rule="forbidden",
+        )
+    try:
+        candidate = TicketRules.model_validate(body.candidate)
+    except ValidationError as err:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", "candidate", *error["loc"])} for error in err.errors()]
+        ) from None
+    start, end = _aware(body.start), _aware(body.to)
+    if end <= start:
+        raise ApiError(422, "`to` must come after `from`.", rule="empty_window")
+    tickets = await whatif.recorded_tickets(
+        client, request.app.state.sessionmaker, start, end, body.customer_id
+    )
+    answer: dict[str, Any] = await run_in_threadpool(
+        whatif.compare, tickets, whatif.Candidate(rules=candidate), body.group_by
+    )
+    return answer

@@ -1,0 +1,133 @@
+"""What-if over a window of recorded tickets (issue 20): `escalator whatif` and
+`POST /policy/simulate` both run here.
+
+The tickets received in the window are found in the read model (`tickets.received_at`); each
+one's record (its pinned opening and its actions with their times) comes from its Temporal
+history, every run of it (runtime/whatif_histories.py): the read model keeps neither the
+pinned entitlement nor the actions' bodies. Nothing here writes: the read model is only
+queried, and Temporal is only asked for histories, so a simulation changes no ticket, sends
+no notice and starts no workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowHistory
+
+from runtime.whatif_histories import recorded_ticket
+from store.db import Ticket
+from store.tickets import get_timeline
+from workflows import policy
+from workflows.entitlement import build_entitlement
+from workflows.models import ContractTerms, Entitlement
+from workflows.policy import TicketRules
+from workflows.whatif import RecordedTicket, TicketResult, entitlement_under, run_both, simulate
+from workflows.whatif_report import GroupBy, report, weekly_attainment
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A policy document for every ticket, or one customer's contract for its tickets."""
+
+    rules: TicketRules | None = None
+    contract: ContractTerms | None = None
+
+    def entitlement_for(self, ticket: RecordedTicket, key: str | None) -> Entitlement:
+        opened = ticket.opened
+        pinned = opened.entitlement
+        if self.rules is not None:
+            assert key is not None
+            return entitlement_under(pinned, self.rules, key)
+        assert self.contract is not None
+        # Intake, under the policy version the ticket pinned, with the candidate contract.
+        rules = policy.rules_for(pinned.policy_version, pinned.policy_fingerprint)
+        return build_entitlement(self.contract, received_at=opened.received_at, rules=rules)
+
+
+async def ticket_ids(
+    sessionmaker: async_sessionmaker[AsyncSession], start: datetime, end: datetime, customer_id: str | None
+) -> list[str]:
+    """The workflow ids of the tickets received in [start, end), oldest first."""
+    stmt = select(Ticket.workflow_id).where(Ticket.received_at >= start, Ticket.received_at < end)
+    if customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == customer_id)
+    async with sessionmaker() as session:
+        return list(await session.scalars(stmt.order_by(Ticket.received_at, Ticket.ticket_id)))
+
+
+async def histories_of(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every run of a ticket's workflow, first to last (following continue-as-new back)."""
+    runs: list[WorkflowHistory] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs.insert(0, history)
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id or None
+        if run_id is None:
+            return runs
+
+
+async def recorded_tickets(
+    client: Client,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    start: datetime,
+    end: datetime,
+    customer_id: str | None = None,
+) -> list[RecordedTicket]:
+    ids = await ticket_ids(sessionmaker, start, end, customer_id)
+    return [recorded_ticket(await histories_of(client, workflow_id)) for workflow_id in ids]
+
+
+def compare(
+    tickets: Iterable[RecordedTicket],
+    candidate: Candidate,
+    group_by: GroupBy | None = None,
+    *,
+    weeks: bool = False,
+) -> dict[str, Any]:
+    """The answer of POST /policy/simulate; with `weeks`, also the first-response attainment
+    per week before and after (`weeks`, the console's chart)."""
+    pairs: list[tuple[TicketResult, TicketResult]] = []
+    if candidate.rules is not None:
+        with policy.candidate(candidate.rules) as key:
+            pairs = [run_both(t, candidate.entitlement_for(t, key)) for t in tickets]
+    else:
+        assert candidate.contract is not None
+        mine = [t for t in tickets if t.opened.customer_id == candidate.contract.customer_id]
+        pairs = [run_both(t, candidate.entitlement_for(t, None)) for t in mine]
+    answer = report(pairs, group_by)
+    if weeks:
+        answer["weeks"] = weekly_attainment(pairs)
+    return answer
+
+
+async def verify(
+    tickets: Iterable[RecordedTicket], sessionmaker: async_sessionmaker[AsyncSession]
+) -> list[str]:
+    """Each ticket under its pinned terms against what the read model recorded: the tickets
+    whose timeline differs, with the first difference. Empty: the simulation is exact."""
+    differences = []
+    for ticket in tickets:
+        run = simulate(ticket)
+        async with sessionmaker() as session:
+            timeline = await get_timeline(session=session, ticket_id=ticket.opened.ticket_id)
+        made = [event.model_dump() for event in run.events]
+        recorded = [event.model_dump() for event in timeline]
+        if made != recorded:
+            first = next(
+                (
+                    f"event {m['seq']}: {m['kind']} at {m['at']} vs {r['kind']} at {r['at']}"
+                    for m, r in zip(made, recorded, strict=False)
+                    if m != r
+                ),
+                f"{len(made)} events simulated, {len(recorded)} recorded",
+            )
+            differences.append(f"{ticket.opened.ticket_id}: {first}")
+    return differences

@@ -1,0 +1,145 @@
+"""What-if end to end (issue 20): POST /policy/simulate and `escalator whatif` over tickets a
+real stack ran, reading their Temporal histories; nothing changes while they run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from runtime.settings import get_settings
+from store.db import OutboxNotification, TicketEventRecord
+from tests.fixtures_api import Stack, wait_until_recorded
+from worker.cli import main as escalator
+from workflows import policy
+
+ADMIN = "dev-admin"
+TICKETS = [
+    {"customer_id": "acme", "severity": 3, "product": "audit", "category": "performance"},
+    {"customer_id": "globex", "severity": 1, "product": "identity", "category": "incident"},
+]
+
+
+def ticket_body(fields: dict[str, Any]) -> dict[str, Any]:
+    return {"title": "Export slow", "description": "It takes minutes", "channel": "email", **fields}
+
+
+async def file_and_acknowledge(stack: Stack) -> list[str]:
+    ids = []
+    for fields in TICKETS:
+        response = await stack.http.post("/tickets", json=ticket_body(fields), headers=stack.as_(ADMIN))
+        assert response.status_code == 201, response.text
+        ticket_id = response.json()["ticket_id"]
+        answer = await stack.http.post(f"/tickets/{ticket_id}/acknowledge", json={}, headers=stack.as_(ADMIN))
+        assert answer.status_code == 200, answer.text
+        await wait_until_recorded(stack, ticket_id)
+        ids.append(ticket_id)
+    return ids
+
+
+def window() -> dict[str, str]:
+    now = datetime.now(UTC)
+    return {"from": (now - timedelta(hours=1)).isoformat(), "to": (now + timedelta(hours=1)).isoformat()}
+
+
+async def footprint(stack: Stack, ids: list[str]) -> tuple[Any, ...]:
+    """What a simulation must leave alone: histories, timelines, the outbox."""
+    lengths = [len((await stack.handle(each).fetch_history()).events) for each in ids]
+    async with stack.sessionmaker() as session:
+        events = await session.scalar(select(func.count()).select_from(TicketEventRecord))
+        notices = await session.scalar(select(func.count()).select_from(OutboxNotification))
+    return (*lengths, events, notices)
+
+
+async def test_simulating_the_unchanged_policy_flips_nothing_and_changes_nothing(stack: Stack) -> None:
+    ids = await file_and_acknowledge(stack)
+    before = await footprint(stack, ids)
+    body = {"candidate": policy.current().document(), **window(), "group_by": "customer"}
+
+    response = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert set(answer) == {"tickets", "groups", "flips"}
+    assert answer["tickets"] == 2
+    assert answer["flips"] == []
+    assert [group["key"] for group in answer["groups"]] == ["acme", "globex"]
+    for group in answer["groups"]:
+        assert group["before"] == group["after"]
+        assert group["before"]["first_response_met"] == 1
+    assert await footprint(stack, ids) == before
+
+
+async def test_the_window_and_the_customer_choose_the_tickets(stack: Stack) -> None:
+    await file_and_acknowledge(stack)
+    document = policy.current().document()
+    later = {"from": (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "to": window()["to"]}
+    cases = [({**window(), "customer_id": "globex"}, 1), (later, 0)]
+    for chosen, expected in cases:
+        body = {"candidate": document, **chosen}
+        response = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+        assert response.status_code == 200, response.text
+        assert response.json()["tickets"] == expected
+
+
+async def test_a_candidate_that_fails_validation_is_a_422_naming_the_field(stack: Stack) -> None:
+    document = policy.current().document()
+    document["response_targets"]["standard"]["1"]["minutes"] = -5
+    body = {"candidate": document, **window()}
+
+    response = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+
+    assert response.status_code == 422
+    problem = response.json()
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert problem["rule"] == "invalid_request"
+    assert "candidate.response_targets.standard.1.minutes" in problem["detail"]
+
+
+async def test_an_empty_window_is_refused(stack: Stack) -> None:
+    now = datetime.now(UTC).isoformat()
+    body = {"candidate": policy.current().document(), "from": now, "to": now}
+    response = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+    assert response.status_code == 422
+    assert response.json()["rule"] == "empty_window"
+
+
+@pytest.fixture
+def cli_settings(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """`escalator` in this process, pointed at the stack's database and Temporal."""
+    bind = stack.sessionmaker.kw["bind"]
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", bind.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("ESCALATOR_TEMPORAL_ADDRESS", stack.client.service_client.config.target_host)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def test_the_cli_verifies_and_simulates_the_same_tickets(
+    stack: Stack, cli_settings: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    await file_and_acknowledge(stack)
+    span = window()
+    dates = ["--from", span["from"], "--to", span["to"]]
+
+    assert await asyncio.to_thread(escalator, ["whatif", "--verify", *dates]) == 0
+    assert "2 tickets, 0 differ from the read model" in capsys.readouterr().out
+
+    candidate = tmp_path / "candidate.json"
+    candidate.write_text(json.dumps(policy.current().document()))
+    assert await asyncio.to_thread(escalator, ["whatif", "--candidate", str(candidate), *dates]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    body = {"candidate": policy.current().document(), **span}
+    response = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+    assert printed == response.json()
+    assert printed["tickets"] == 2 and printed["flips"] == []
+
+    candidate.write_text(json.dumps({**policy.current().document(), "warn_ratio": 2}))
+    assert await asyncio.to_thread(escalator, ["whatif", "--candidate", str(candidate), *dates]) == 2
+    assert "warn_ratio" in capsys.readouterr().err
