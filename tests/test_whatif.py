@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import WorkflowHistory
 
+from runtime.whatif import Candidate, compare
 from runtime.whatif_histories import final_state, recorded_events, recorded_notifications, recorded_ticket
-from tests.factories import ADMIN, opened_ticket
+from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy
-from workflows.models import Acknowledge, ClockStatus
+from workflows.models import Acknowledge, ClockStatus, CoverageCalendar, ResponseTarget, TargetOverrides
 from workflows.policy import TicketRules
 from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, run_both, simulate
 from workflows.whatif_report import GroupBy, report
@@ -147,3 +148,30 @@ def test_a_candidate_is_never_registered() -> None:
     assert key not in policy.registered()
     with pytest.raises(policy.UnknownPolicyVersion):
         policy.rules_for(key)
+
+
+def test_a_candidate_contract_for_one_customer_flips_the_same_clocks() -> None:
+    """The same 2 h, offered to globex alone as a contract override, built the way intake
+    builds it under each ticket's pinned policy version; other customers' tickets are left out."""
+    terms = DEMO_TERMS["globex"].model_copy(
+        update={
+            "overrides": TargetOverrides(
+                response={
+                    "1": ResponseTarget(minutes=120, calendar=CoverageCalendar.EXTENDED, label="2 h extended")
+                }
+            ),
+            "revision": 2,
+        }
+    )
+    tickets = [
+        acked("globex", 1, WEDNESDAY_9, timedelta(hours=1)),
+        acked("globex", 1, WEDNESDAY_9, timedelta(hours=3)),
+        acked("acme", 1, WEDNESDAY_9, timedelta(hours=3)),
+    ]
+    answer = compare(tickets, Candidate(contract=terms))
+    assert answer["tickets"] == 2
+    between = tickets[1].opened.ticket_id
+    assert sorted((f["ticket_id"], f["clock"], f["before"], f["after"]) for f in answer["flips"]) == [
+        (between, "escalation_ack", "met", "breached"),
+        (between, "first_response", "met", "breached"),
+    ]
