@@ -1,4 +1,4 @@
-"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill]`: benchmarks and ratios.
+"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif]`: benchmarks.
 
 `stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
 it takes about 10 minutes with its defaults. The full storm of issue 7:
@@ -18,10 +18,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import policies
-from bench import calendar_bench, drill_bench, machine_bench, reports_bench, stack_bench, workflow_bench
+from bench import (
+    calendar_bench,
+    drill_bench,
+    machine_bench,
+    reports_bench,
+    stack_bench,
+    whatif_bench,
+    workflow_bench,
+)
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill")
+NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill", "whatif")
 
 
 def table(results: list[Result]) -> str:
@@ -73,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument(
         "--drill-rounds", type=int, default=2, help="pairs of runs, undisturbed and killed (2: ABBA)"
     )
+    parser.add_argument("--whatif-tickets", type=int, default=100_000, help="whatif: tickets simulated")
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(NAMES)
     unknown = sorted(set(names) - set(NAMES))
@@ -97,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         ),
         "drill": lambda: drill_bench.run(args.drill_tickets, args.drill_rounds),
+        "whatif": lambda: [whatif_bench.run(args.whatif_tickets, 1)],
     }
     print(
         f"# bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import WorkflowHistory
 
-from runtime.whatif import Candidate, compare
+from api.whatif_service import Candidate, compare
 from runtime.whatif_histories import final_state, recorded_events, recorded_notifications, recorded_ticket
 from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy

@@ -6,7 +6,7 @@
     escalator whatif --verify --from DATE --to DATE
 
 Tickets come from the read model (received in the window), their records from their
-Temporal histories (runtime/whatif.py). It writes nothing, sends nothing, starts nothing.
+Temporal histories (api/whatif_service.py). It writes nothing, sends nothing, starts nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runtime import whatif
+from api import whatif_service as whatif
 from runtime.settings import get_settings
 from runtime.temporal import connect_client
 from store.db import make_engine, make_sessionmaker

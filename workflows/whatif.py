@@ -23,6 +23,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from workflows import machine, policy
@@ -185,7 +186,23 @@ def _retarget(
     }
 
 
+# The defaults of one contract shape under one document, computed once per simulation: every
+# ticket of a tier asks for the same. Keyed by the document's identity, which the entry keeps.
+_DEFAULTS: dict[tuple[Any, ...], tuple[TicketRules, dict[str, dict[str, ResponseTarget]]]] = {}
+
+
 def _defaults(ent: Entitlement, rules: TicketRules) -> dict[str, dict[str, ResponseTarget]]:
+    key = (
+        id(rules),
+        ent.tier,
+        ent.product_type,
+        ent.coverage_24x7,
+        ent.partner_tier,
+        ent.partner_coverage_24x7,
+    )
+    cached = _DEFAULTS.get(key)
+    if cached is not None and cached[0] is rules:
+        return cached[1]
     response = default_response_targets(
         ent.tier, ent.product_type, coverage_24x7=ent.coverage_24x7, rules=rules
     )
@@ -195,7 +212,11 @@ def _defaults(ent: Entitlement, rules: TicketRules) -> dict[str, dict[str, Respo
             ent.partner_tier, ProductType.PLATFORM, coverage_24x7=ent.partner_coverage_24x7, rules=rules
         )
     periodic = {sev: rules.target(t) for sev, t in rules.periodic_updates.get(ent.tier, {}).items()}
-    return {"response": _by_key(response), "handoff": _by_key(handoff), "periodic": _by_key(periodic)}
+    found = {"response": _by_key(response), "handoff": _by_key(handoff), "periodic": _by_key(periodic)}
+    if len(_DEFAULTS) > 256:
+        _DEFAULTS.clear()
+    _DEFAULTS[key] = (rules, found)
+    return found
 
 
 def entitlement_under(ent: Entitlement, candidate: TicketRules, key: str) -> Entitlement:
@@ -212,7 +233,8 @@ def entitlement_under(ent: Entitlement, candidate: TicketRules, key: str) -> Ent
     return ent.model_copy(
         update={
             "policy_version": key,
-            "policy_fingerprint": candidate.fingerprint(),
+            # The key names the candidate's fingerprint (policy.candidate): not hashed again per ticket.
+            "policy_fingerprint": key.removeprefix(policy.CANDIDATE_PREFIX),
             "response_targets": _retarget(ent.response_targets, was["response"], now["response"]),
             "handoff_targets": _retarget(ent.handoff_targets, was["handoff"], now["handoff"]),
             "periodic_update": _retarget(ent.periodic_update, was["periodic"], now["periodic"]),

@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
+from api import whatif_service as whatif
 from api.auth import PrincipalDep, bearer, current_principal
 from api.deps import ClientDep, SessionDep
 from api.errors import ApiError, problem_responses
 from api.schemas import Problem
-from runtime import whatif
 from store.catalog import get_contract_terms
 from workflows import policy
 from workflows.entitlement import quote_first_response, quote_response_deadline, quoted_submission

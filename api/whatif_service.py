@@ -1,4 +1,4 @@
-"""What-if over a window of recorded tickets (issue 20): `escalator whatif` and
+"""What-if over a window of recorded tickets (issue 20): `escalator whatif` (worker/whatif_cli.py) and
 `POST /policy/simulate` both run here.
 
 The tickets received in the window are found in the read model (`tickets.received_at`); each
