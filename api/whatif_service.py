@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHistory
 
-from runtime.whatif_histories import recorded_ticket
+from runtime.whatif_histories import decode_history, recorded_ticket
 from store.db import Ticket
 from store.tickets import get_timeline
 from workflows import policy
@@ -67,7 +67,7 @@ async def histories_of(client: Client, workflow_id: str) -> list[WorkflowHistory
     run_id: str | None = None
     while True:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        runs.insert(0, history)
+        runs.insert(0, await decode_history(history, client.data_converter.payload_codec))
         started = history.events[0].workflow_execution_started_event_attributes
         run_id = started.continued_execution_run_id or None
         if run_id is None:

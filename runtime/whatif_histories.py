@@ -19,6 +19,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 
 from workflows.actions import ACTIONS, ActionDefinition
 from workflows.models import Notification, TicketEvent, TicketOpened, TicketRecord, TicketState
@@ -69,6 +70,34 @@ def _actions(history: WorkflowHistory) -> tuple[list[RecordedAction], list[datet
             found.append(RecordedAction(task_at, _decode(request.input.args, definition.model)))
     assert last is not None
     return found, ticks, last
+
+
+async def decode_history(history: WorkflowHistory, codec: PayloadCodec | None) -> WorkflowHistory:
+    """The history with the payloads read here (the opening, updates, signals, records and the
+    result) decoded by `codec`: with encrypted history (runtime/codec.py) they are ciphertext."""
+    if codec is None:
+        return history
+    for event in history.events:
+        for payloads in payloads_of(event):
+            decoded = await codec.decode(list(payloads.payloads))
+            del payloads.payloads[:]
+            payloads.payloads.extend(decoded)
+    return history
+
+
+def payloads_of(event: Any) -> list[Payloads]:
+    kind = event.event_type
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return [event.workflow_execution_started_event_attributes.input]
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        return [event.workflow_execution_signaled_event_attributes.input]
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        return [event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args]
+    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        return [event.activity_task_scheduled_event_attributes.input]
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return [event.workflow_execution_completed_event_attributes.result]
+    return []
 
 
 def opened_of(history: WorkflowHistory) -> TicketOpened:

@@ -3,15 +3,27 @@ are the ones worked out by hand."""
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import WorkflowHistory
 
 from api.whatif_service import Candidate, compare
-from runtime.whatif_histories import final_state, recorded_events, recorded_notifications, recorded_ticket
+from runtime.codec import EncryptionCodec
+from runtime.settings import Settings
+from runtime.whatif_histories import (
+    decode_history,
+    final_state,
+    payloads_of,
+    recorded_events,
+    recorded_notifications,
+    recorded_ticket,
+)
 from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy
 from workflows.models import Acknowledge, ClockStatus, CoverageCalendar, ResponseTarget, TargetOverrides
@@ -175,3 +187,23 @@ def test_a_candidate_contract_for_one_customer_flips_the_same_clocks() -> None:
         (between, "escalation_ack", "met", "breached"),
         (between, "first_response", "met", "breached"),
     ]
+
+
+async def test_an_encrypted_history_is_read_through_the_codec() -> None:
+    """With encrypted history (runtime/codec.py) the payloads are ciphertext until decoded."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    codec = EncryptionCodec.from_settings(Settings(codec_keys={"k1": SecretStr(key)}, codec_key_id="k1"))
+    assert codec is not None
+    path = HISTORIES / "manual_escalation.json"
+    [history] = runs_of(path)
+    for event in history.events:
+        for payloads in payloads_of(event):
+            encoded = await codec.encode(list(payloads.payloads))
+            del payloads.payloads[:]
+            payloads.payloads.extend(encoded)
+    with pytest.raises(Exception):  # noqa: B017 - ciphertext is no TicketOpened
+        recorded_ticket([history])
+
+    decoded = await decode_history(history, codec)
+
+    assert recorded_ticket([decoded]) == recorded_ticket(runs_of(path))
