@@ -65,7 +65,9 @@ def test_the_simulation_reproduces_the_recorded_ticket(path: Path) -> None:
     assert [n.model_dump(exclude=exclude) for n in made] == [n.model_dump(exclude=exclude) for n in recorded]
     ended = final_state(runs)
     if ended is not None:
-        assert run.state.model_dump() == ended.model_dump()
+        # How many records the read model refused is the activity's outcome, not the machine's.
+        outside = {"records_quarantined"}
+        assert run.state.model_dump(exclude=outside) == ended.model_dump(exclude=outside)
 
 
 @pytest.mark.parametrize("path", FIRST_RUNS, ids=lambda p: str(p.relative_to(HISTORIES)))

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from runtime.settings import get_settings
 from store.db import OutboxNotification, TicketEventRecord
-from tests.fixtures_api import Stack, wait_until_recorded
+from tests.fixtures_api import Stack, wait_until_quiet, wait_until_recorded
 from worker.cli import main as escalator
 from workflows import policy
 
@@ -49,7 +49,10 @@ def window() -> dict[str, str]:
 
 
 async def footprint(stack: Stack, ids: list[str]) -> tuple[Any, ...]:
-    """What a simulation must leave alone: histories, timelines, the outbox."""
+    """What a simulation must leave alone: histories, timelines, the outbox (taken once every
+    ticket is asleep on its timer, its notices delivered and recorded)."""
+    for each in ids:
+        await wait_until_quiet(stack.handle(each))
     lengths = [len((await stack.handle(each).fetch_history()).events) for each in ids]
     async with stack.sessionmaker() as session:
         events = await session.scalar(select(func.count()).select_from(TicketEventRecord))
