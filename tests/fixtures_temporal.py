@@ -70,19 +70,11 @@ async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(Settings()),
-        test_server_existing_path=_binary("temporal-test-server"),
-    )
-    # The test server knows no custom search attributes until they are added.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={key.name: key.indexed_value_type for key in search_attributes.ALL_KEYS},
-        )
-    )
-    yield env
-    await env.shutdown()
+    """One time-skipping server for the session: its clock only moves forward, so after the
+    long skips of earlier tests it can be a century ahead. A test that needs a calendar year
+    the `holidays` package still covers (up to 2100) takes own_time_skipping_env."""
+    async with started_time_skipping_env() as env:
+        yield env
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from api.tickets_service import new_ticket_id
 from store.keys import DEMO_KEYS
-from tests.fixtures_api import Stack, wait_until_recorded
+from tests.fixtures_api import Stack, settled_state, wait_until_recorded
 
 SUPPORT = "dev-support"
 DOWN = {
@@ -22,13 +22,6 @@ DOWN = {
     "channel": "on_call",
     "category": "incident",
 }
-
-
-async def settled_state(stack: Stack, ticket_id: str) -> dict[str, object]:
-    """The ticket's state once its events are recorded (they then leave the workflow's state)."""
-    await wait_until_recorded(stack, ticket_id)
-    state: dict[str, object] = await stack.handle(ticket_id).query("state")
-    return state
 
 
 def month_overlap_minutes(start: datetime, end: datetime, month_start: datetime) -> float:
