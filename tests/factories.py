@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowHandle
 
+import policies
 from store.demo_catalog import DEMO_CATALOG
 from workflows import policy
 from workflows.entitlement import build_entitlement
@@ -55,7 +56,9 @@ def customer(customer_id: str) -> Principal:
 
 
 # The same contracts `make up` seeds, as intake reads them from the catalog.
-# The opening hours of the current policy, for tests of the calendar math itself.
+# The opening hours of the current policy, for tests of the calendar math itself (the
+# benchmarks import this module before bench/__main__ installs the policy documents).
+policies.install()
 CALENDAR_HOURS = policy.current().calendar_hours
 DEMO_TERMS: dict[str, ContractTerms] = {terms.customer_id: terms for terms in DEMO_CATALOG.contracts}
 
