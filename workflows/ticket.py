@@ -1,7 +1,8 @@
 """TicketWorkflow: the thin Temporal shell around the pure ticket machine.
 
 It does four things: feeds actions and timer firings into the machine, runs the effects as
-activities, sleeps until the next deadline, and answers queries from the state. Its update
+activities (what each `record_ticket` carries is the change tracker's, workflows/changes.py),
+sleeps until the next deadline, and answers queries from the state. Its update
 and signal handlers are generated from the machine's table of actions (workflows/actions.py):
 one definition per action makes its `<update>` update (with its validator) and its
 `<update>-signal` signal here, and its route in the API.
