@@ -1,19 +1,37 @@
 """The change tracker (workflows/changes.py): what each record carries to the read model.
 
-Plain and fast: no Temporal, no database. The property replays random lives of a ticket with
-records that the read model takes or refuses, and checks that what it was sent adds up to
-the ticket.
+Plain and fast: no Temporal server, no database. The property replays random lives of a
+ticket with records that the read model takes or refuses, and checks that what it was sent
+adds up to the ticket. Last, every committed history is replayed and each `record_ticket`
+input today's code builds is compared, byte for byte, with the one in the history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 from tests.factories import SUPPORT, opened_ticket
+from tests.test_replay import HISTORIES, load
+from worker.worker import TICKET_WORKFLOWS
 from workflows import machine
 from workflows.changes import ChangeTracker, facts_of
 from workflows.models import (
@@ -207,3 +225,65 @@ def test_the_records_add_up_to_the_ticket(steps: list[tuple[str, int, bool]], se
     assert seqs == list(range(1, len(seqs) + 1))
     assert [taken.clocks[n] for n in sorted(taken.clocks)] == state.clocks
     assert taken.facts == facts_of(state, now)
+
+
+# --- The record_ticket inputs of every committed history, rebuilt byte for byte by today's code.
+
+
+class _CaptureRecords(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_CapturingOutbound(outbound))
+
+
+class _CapturingOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        if input.activity == "record_ticket":
+            # At once: the record shares its clocks with the state, which changes on.
+            CAPTURED.append(pydantic_data_converter.payload_converter.to_payloads(input.args)[0].data)
+        return super().start_activity(input)
+
+
+class _Capture(Interceptor):
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _CaptureRecords
+
+
+CAPTURED: list[bytes] = []
+
+
+def recorded_inputs(history: WorkflowHistory) -> list[bytes]:
+    return [
+        event.activity_task_scheduled_event_attributes.input.payloads[0].data
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket"
+    ]
+
+
+# Recorded by older code, whose first record of a new ticket still carried its (empty) facts:
+# today's code, before the change tracker too, leaves them out. The histories in
+# before_delivery/ predate fields of the record as well, so they are not compared.
+OLDER_RECORDS = {"partner_handoff_handback"}
+COMPARED = [
+    pytest.param(
+        path,
+        id=path.stem,
+        marks=[pytest.mark.xfail(strict=True, reason="recorded by older code")]
+        if path.stem in OLDER_RECORDS
+        else [],
+    )
+    for path in HISTORIES
+]
+
+
+@pytest.mark.parametrize("path", COMPARED)
+async def test_replay_rebuilds_every_record_byte_for_byte(path: Path) -> None:
+    history = load(path)
+    CAPTURED.clear()
+    replayer = Replayer(
+        workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter, interceptors=[_Capture()]
+    )
+    await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert CAPTURED == recorded_inputs(history)
