@@ -36,6 +36,7 @@ from workflows import machine
 from workflows.changes import ChangeTracker, facts_of
 from workflows.models import (
     Acknowledge,
+    ClockStatus,
     Comment,
     Escalate,
     EscalationTrigger,
@@ -99,13 +100,17 @@ def test_a_later_record_carries_only_the_clocks_and_facts_that_changed() -> None
     later = TUESDAY + timedelta(minutes=10)
     machine.apply(state, Acknowledge(actor=SUPPORT), later, in_place=True)
 
-    record = tracker.next_record(state, later, [], []).record
+    acknowledged = tracker.next_record(state, later, [], [])
+    tracker.settle(state, acknowledged, written=True)
+    machine.apply(state, Comment(actor=SUPPORT, body="Fix under way"), later, in_place=True)
+    commented = tracker.next_record(state, later, [], []).record
 
-    assert record.clocks  # the first response clock stopped
-    for each in record.clocks:
-        assert each.clock == state.clocks[each.clock_no]
-    assert len(record.clocks) < len(state.clocks) or len(state.clocks) == 1
-    assert record.facts is not None and record.facts.acknowledged_at == later
+    # The acknowledgement stopped the first response clock and set a fact; the comment neither.
+    assert [(each.clock_no, each.clock.status) for each in acknowledged.record.clocks] == [
+        (0, ClockStatus.MET)
+    ]
+    assert acknowledged.record.facts is not None and acknowledged.record.facts.acknowledged_at == later
+    assert commented.events and commented.clocks == [] and commented.facts is None
 
 
 def test_an_escalation_carries_the_facts_even_unchanged() -> None:
