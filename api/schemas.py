@@ -147,51 +147,29 @@ class TicketPublic(BaseModel):
 
     @classmethod
     def of(cls, ticket: TicketState | TicketView) -> TicketPublic:
-        """From an update's answer (the view) or the full state (the `state` query, intake)."""
+        """From an update's answer (the view) or the full state (the `state` query, intake).
+
+        Every field not derived here is the view's attribute of the same name
+        (workflows/models.py `_TicketFields`).
+        """
         view = ticket.view() if isinstance(ticket, TicketState) else ticket
-        terms = view.terms
-        first = view.clock(ClockKind.FIRST_RESPONSE)
-        return cls(
-            ticket_id=view.ticket_id,
-            workflow_id=view.workflow_id,
-            customer_id=view.customer_id,
-            partner_id=terms.partner_id,
-            title=view.title,
-            summary=headline(view),
-            product=view.product,
-            product_type=terms.product_type,
-            channel=view.channel,
-            category=view.category,
-            tier=terms.tier,
-            severity=view.severity,
-            status=view.status,
-            level=view.level,
-            owning_line=view.owning_line,
-            received_at=view.received_at,
-            response_due=view.response_due,
-            response_target=first.target.label if first else None,
-            binding=first.target.binding if first else False,
-            sla_breached=view.sla_breached,
-            partner_sla_breached=view.partner_sla_breached,
-            outage_started_at=view.outage_started_at,
-            outage_ended_at=view.outage_ended_at,
-            read_model="behind" if view.records_quarantined else "current",
-            records_quarantined=view.records_quarantined,
-            clocks=[ClockPublic.of(c) for c in view.clocks],
-            terms=TermsPublic(
-                policy_version=terms.policy_version,
-                contract_id=terms.contract_id,
-                contract_revision=terms.contract_revision,
-                timezone=terms.timezone,
-                country=terms.country,
-                subdivision=terms.subdivision,
-                coverage_24x7=terms.coverage_24x7,
-                max_level=terms.max_level,
-                channels=terms.channels,
-                partner_tier=terms.partner_tier,
-                partner_coverage_24x7=terms.partner_coverage_24x7,
-            ),
-        )
+        derived = derived_fields(view)
+        copied = {name: getattr(view, name) for name in cls.model_fields if name not in derived}
+        return cls(**copied, **derived)
+
+
+def derived_fields(view: TicketView) -> dict[str, object]:
+    """The fields of TicketPublic that are not the ticket's own under the same name."""
+    first = view.clock(ClockKind.FIRST_RESPONSE)
+    derived: dict[str, object] = {
+        "summary": headline(view),
+        "response_target": first.target.label if first else None,
+        "binding": first.target.binding if first else False,
+        "read_model": "behind" if view.records_quarantined else "current",
+        "clocks": [ClockPublic.of(c) for c in view.clocks],
+        "terms": TermsPublic(**{name: getattr(view.terms, name) for name in TermsPublic.model_fields}),
+    }
+    return derived
 
 
 class TicketList(BaseModel):

@@ -187,7 +187,8 @@ class SupportTeam(Base):
 
 
 class Ticket(Base):
-    """Mirrors workflows.models.TicketRow. No foreign keys: it is a projection of workflows."""
+    """Mirrors workflows.models.TicketRow (a column per field, tests/test_ticket_projections.py),
+    plus the report facts and rollups. No foreign keys: it is a projection of workflows."""
 
     __tablename__ = "tickets"
 

@@ -40,6 +40,7 @@ WORKFLOW_MODULES = [
     "text",
     "search_attributes",
     "outages",
+    "changes",
 ]
 FORBIDDEN_MODULES = {
     "random",

@@ -12,8 +12,12 @@ Time comes first (DESIGN.md §5): an action at `now` is validated and applied on
 every deadline due at or before `now` has fired, so an outcome never depends on how late
 the worker wakes up.
 
-Every function leaves the state it is given alone and returns a new one, unless it is told
-`in_place=True`: the workflow, which validated first, changes its own state without a copy.
+`apply` and `advance` leave the state they are given alone and return the new one in their
+outcome (`advance` with nothing due returns the very state, unchanged), unless told
+`in_place=True`: then they change the given state itself, without a copy, and `apply` skips
+`validate` (permissions and the checks that need the time) and re-checks the state only, so
+its caller validates first (the workflow in its validator or signal handler, what-if before
+each action). `pin_holidays` always changes the state in place.
 """
 
 from __future__ import annotations

@@ -485,12 +485,23 @@ class DeliveryOutcome(_Model):
     recorded: bool = True
 
 
-class _TicketClocks:
-    """What the full state and the view both answer about a ticket's clocks and ids."""
+class _TicketFields:
+    """What the full state and the view both answer about a ticket, by the names the row and
+    the API use: the one place the ticket's projections are read from.
+
+    `TicketState.row()` fills every field of `TicketRow`, `TicketState.view()` every field of
+    `TicketView`, and the API's `TicketPublic.of` every field of its own that is not derived,
+    from the attribute of the same name: a new field is declared on the models that show it
+    (and its column and migration, for the row), never copied by hand
+    (tests/test_ticket_projections.py).
+    """
 
     if TYPE_CHECKING:
         ticket_id: str
         clocks: list[SlaClock]
+
+        @property
+        def pinned(self) -> Entitlement | Terms: ...
 
     def clock(self, kind: ClockKind) -> SlaClock | None:
         """The newest clock of a kind."""
@@ -508,8 +519,34 @@ class _TicketClocks:
     def workflow_id(self) -> str:
         return workflow_id_for(self.ticket_id)
 
+    # The pinned terms the row and the API show beside the ticket's own fields.
+    @property
+    def tier(self) -> Tier:
+        return self.pinned.tier
 
-class TicketState(_TicketClocks, _Model):
+    @property
+    def product_type(self) -> ProductType:
+        return self.pinned.product_type
+
+    @property
+    def partner_id(self) -> str | None:
+        return self.pinned.partner_id
+
+    @property
+    def contract_id(self) -> str:
+        return self.pinned.contract_id
+
+    @property
+    def policy_version(self) -> str:
+        return self.pinned.policy_version
+
+    def row(self, updated_at: datetime) -> TicketRow:
+        """The read model's row, as of `updated_at`."""
+        fields = {name: getattr(self, name) for name in TicketRow.model_fields if name != "updated_at"}
+        return TicketRow(**fields, updated_at=updated_at)
+
+
+class TicketState(_TicketFields, _Model):
     ticket_id: str
     customer_id: str
     title: str
@@ -568,74 +605,13 @@ class TicketState(_TicketClocks, _Model):
         return self
 
     @property
-    def tier(self) -> Tier:
-        return self.entitlement.tier
-
-    def row(self, updated_at: datetime) -> TicketRow:
-        ent = self.entitlement
-        return TicketRow(
-            ticket_id=self.ticket_id,
-            workflow_id=self.workflow_id,
-            customer_id=self.customer_id,
-            partner_id=ent.partner_id,
-            contract_id=ent.contract_id,
-            policy_version=ent.policy_version,
-            title=self.title,
-            product=self.product,
-            product_type=ent.product_type,
-            tier=ent.tier,
-            severity=self.severity,
-            status=self.status,
-            level=self.level,
-            owning_line=self.owning_line,
-            received_at=self.received_at,
-            response_due=self.response_due,
-            sla_breached=self.sla_breached,
-            partner_sla_breached=self.partner_sla_breached,
-            updated_at=updated_at,
-        )
+    def pinned(self) -> Entitlement:
+        return self.entitlement
 
     def view(self) -> TicketView:
+        fields = {name: getattr(self, name) for name in TicketView.model_fields if name != "terms"}
         ent = self.entitlement
-        return TicketView(
-            ticket_id=self.ticket_id,
-            customer_id=self.customer_id,
-            title=self.title,
-            product=self.product,
-            channel=self.channel,
-            category=self.category,
-            severity=self.severity,
-            status=self.status,
-            level=self.level,
-            owning_line=self.owning_line,
-            received_at=self.received_at,
-            clocks=self.clocks,
-            sla_breached=self.sla_breached,
-            partner_sla_breached=self.partner_sla_breached,
-            acknowledged_at=self.acknowledged_at,
-            resolved_at=self.resolved_at,
-            closed_at=self.closed_at,
-            handoff_category=self.handoff_category,
-            outage_started_at=self.outage_started_at,
-            outage_ended_at=self.outage_ended_at,
-            records_quarantined=self.records_quarantined,
-            terms=Terms(
-                policy_version=ent.policy_version,
-                contract_id=ent.contract_id,
-                contract_revision=ent.contract_revision,
-                tier=ent.tier,
-                product_type=ent.product_type,
-                timezone=ent.timezone,
-                country=ent.country,
-                subdivision=ent.subdivision,
-                coverage_24x7=ent.coverage_24x7,
-                max_level=ent.max_level,
-                channels=ent.channels,
-                partner_id=ent.partner_id,
-                partner_tier=ent.partner_tier,
-                partner_coverage_24x7=ent.partner_coverage_24x7,
-            ),
-        )
+        return TicketView(**fields, terms=Terms(**{name: getattr(ent, name) for name in Terms.model_fields}))
 
 
 class Terms(_Model):
@@ -660,7 +636,7 @@ class Terms(_Model):
     partner_coverage_24x7: bool = False
 
 
-class TicketView(_TicketClocks, _Model):
+class TicketView(_TicketFields, _Model):
     """What an action answers: the ticket as it is now, without its description, pending
     events or the entitlement's holidays and target tables (the `state` query has those)."""
 
@@ -688,8 +664,8 @@ class TicketView(_TicketClocks, _Model):
     terms: Terms
 
     @property
-    def tier(self) -> Tier:
-        return self.terms.tier
+    def pinned(self) -> Terms:
+        return self.terms
 
 
 class TicketRow(_Model):

@@ -1,7 +1,8 @@
 """TicketWorkflow: the thin Temporal shell around the pure ticket machine.
 
 It does four things: feeds actions and timer firings into the machine, runs the effects as
-activities, sleeps until the next deadline, and answers queries from the state. Its update
+activities (what each `record_ticket` carries is the change tracker's, workflows/changes.py),
+sleeps until the next deadline, and answers queries from the state. Its update
 and signal handlers are generated from the machine's table of actions (workflows/actions.py):
 one definition per action makes its `<update>` update (with its validator) and its
 `<update>-signal` signal here, and its route in the API.
@@ -31,15 +32,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows import machine
 from workflows import search_attributes as sa
 from workflows.actions import ACTIONS, ActionDefinition, ActionModel
+from workflows.changes import ChangeTracker
 from workflows.clocks import CLOCK_NAMES
 from workflows.models import (
     Delivery,
     DeliveryOutcome,
     Notification,
     PinnedHolidays,
-    RecordedClock,
-    SlaClock,
-    TicketFacts,
     TicketOpened,
     TicketRecord,
     TicketState,
@@ -49,7 +48,6 @@ from workflows.models import (
 from workflows.timeline import headline
 
 TicketWorkflowT = TypeVar("TicketWorkflowT")
-# Events the read model counts as escalations, with the ticket's facts (record_ticket_facts).
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Writes must land eventually; retry for as long as the database is away.
@@ -243,12 +241,8 @@ class TicketWorkflow:
         self._delivers = False
         # Set once the last notices are handed to TicketDeliveries: this run no longer awaits them.
         self._handed_off = False
-        # The row changed without a new event (holidays pinned): write it on the next flush.
-        self._row_stale = False
-        # The clocks and facts as last recorded, so a record carries only what changed since.
-        self._recorded_clocks: list[SlaClock] = []
-        # A new ticket's row starts with no facts; a continued one writes its facts once more.
-        self._recorded_facts: TicketFacts | None = TicketFacts() if opened.carried_state is None else None
+        # What the read model already has, so a record carries only what changed since.
+        self._changes = ChangeTracker.starting(continued=opened.carried_state is not None)
         # The API starts a ticket with its search attributes: publish only what changes.
         started = workflow.info().typed_search_attributes
         self._published: dict[str, Any] = {
@@ -287,7 +281,7 @@ class TicketWorkflow:
             not self._changed
             and not self._outbox
             and not self._state.events
-            and not self._row_stale
+            and not self._changes.row_stale
             and not self._sending
             and not self._unrecorded
             and not self._to_record
@@ -328,7 +322,7 @@ class TicketWorkflow:
                 f"{needed.first_year}-{needed.stop_year - 1}",
             )
             machine.pin_holidays(self._state, needed, pinned.dates, workflow.now())
-            self._row_stale = True
+            self._changes.row_changed()
             needed = machine.holidays_needed(self._state, workflow.now())
 
     async def _flush(self) -> None:
@@ -360,54 +354,20 @@ class TicketWorkflow:
 
     def _record_due(self) -> bool:
         notices = self._to_record if self._delivers else self._outbox
-        return bool(self._state.events or notices or self._row_stale or self._unrecorded)
+        return self._changes.due(self._state, notices, self._unrecorded)
 
     async def _record_pending(self) -> None:
         """Record new events and their notifications, one activity at a time, until nothing is
-        left. Recorded events leave the state: the read model and the history keep them."""
-        state = self._state
+        left. What each record carries is the change tracker's (workflows/changes.py)."""
         while self._record_due():
-            now = workflow.now()
-            events = list(state.events)
             if self._delivers:
                 notifications, self._to_record = self._to_record, []
             else:
                 notifications, self._outbox = self._outbox, []
             outcomes, self._unrecorded = self._unrecorded, []
-            self._row_stale = False
-            recorded = self._recorded_clocks
-            clocks = [
-                RecordedClock(clock_no=n, clock=clock)
-                for n, clock in enumerate(state.clocks)
-                if n >= len(recorded) or clock != recorded[n]
-            ]
-            snapshot = [clock.model_copy() for clock in state.clocks]
-            facts = TicketFacts(
-                acknowledged_at=state.acknowledged_at,
-                resolved_at=state.resolved_at,
-                waiting_seconds=state.waiting_seconds(now),
-                outage_started_at=state.outage_started_at,
-                outage_ended_at=state.outage_ended_at,
-            )
-            # The facts travel when they changed, or with an escalation (they recount those).
-            escalates = any(event.is_escalation for event in events)
-            record = TicketRecord(
-                row=state.row(now),
-                events=events,
-                notifications=notifications,
-                clocks=clocks,
-                facts=facts if escalates or facts != self._recorded_facts else None,
-                deliveries=outcomes,
-            )
-            if await self._write_record(record):
-                self._recorded_clocks, self._recorded_facts = snapshot, facts
-            else:
-                # The next record carries every clock and the facts again, to catch up.
-                self._recorded_clocks, self._recorded_facts = [], None
-            if events:
-                last = events[-1].seq
-                # Actions may have added events while the activity ran: those stay pending.
-                state.events = [event for event in state.events if event.seq > last]
+            pending = self._changes.next_record(self._state, workflow.now(), notifications, outcomes)
+            written = await self._write_record(pending.record)
+            self._changes.settle(self._state, pending, written=written)
 
     async def _write_record(self, record: TicketRecord) -> bool:
         """Run one `record_ticket`: True once written, False when the read model refused its
