@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,7 @@ from api.routers.codec import CodecCorsMiddleware
 from runtime.settings import Settings, get_settings
 from runtime.telemetry import process_tracer_provider
 from runtime.temporal import connect_client
+from store import published_policies
 from store.db import make_engine, make_sessionmaker
 
 
@@ -52,9 +54,19 @@ def create_app(
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(own_engine)
         app.state.temporal_client = await connect_client(settings, tracer_provider=tracer_provider)
+        # The versions an admin published: the newest is the one intake pins.
+        stop_refresh = asyncio.Event()
+        refresh = asyncio.create_task(
+            published_policies.keep_installed(
+                app.state.sessionmaker, settings.policy_refresh_seconds, stop_refresh
+            ),
+            name="policy-refresh",
+        )
         try:
             yield
         finally:
+            stop_refresh.set()
+            await refresh
             if engine is None:
                 await own_engine.dispose()
 

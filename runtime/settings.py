@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # one pair of queries; 0 counts afresh on every scrape.
     metrics_cache_seconds: float = 5.0
 
+    # The API and the worker load the policy versions an admin published (`escalator policy
+    # publish`) at start and then this often (store/published_policies.py).
+    policy_refresh_seconds: float = Field(default=10.0, gt=0)
+
     # `escalator up` restarts a child (the worker or the API) that dies, after a backoff that
     # starts here and doubles with each restart within the window (at most 30 s). More than
     # `up_restart_limit` restarts of one child within the window is a crash loop: the stack stops.

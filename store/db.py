@@ -452,3 +452,17 @@ def dialect_insert(session: AsyncSession, entity: type[Base]) -> PostgresInsert 
     if name == "sqlite":
         return sqlite_insert(entity)
     raise ValueError(f"the read model supports sqlite and postgresql, not {name}")
+
+
+class PublishedPolicy(Base):
+    """A policy version an admin published (`escalator policy publish`): the next version for
+    tickets filed after it, beside the versions the build released (policies/*.json). Never
+    edited: the fingerprint recorded here must still match the document when it is loaded."""
+
+    __tablename__ = "published_policies"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    published_by: Mapped[str] = mapped_column(String(200))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)

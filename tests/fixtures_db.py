@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from runtime.settings import get_settings
 from store.db import async_database_url, make_engine, make_sessionmaker, migrate
 
 POSTGRES_URL = os.environ.get("ESCALATOR_TEST_POSTGRES_URL")
@@ -57,3 +58,14 @@ async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(db_engine)
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """ESCALATOR_DATABASE_URL for the `escalator` commands a test runs: a SQLite file of its own."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", url)
+    monkeypatch.setenv("ESCALATOR_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()

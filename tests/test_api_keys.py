@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from runtime.settings import get_settings
 from store import keys
 from store.catalog import CatalogRefused
 from store.db import ApiKey
@@ -281,16 +278,6 @@ async def test_the_openapi_document_declares_bearer_authentication(stack: Stack)
 
 
 # --- `escalator keys` ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("ESCALATOR_DATABASE_URL", url)
-    monkeypatch.setenv("ESCALATOR_LOG_LEVEL", "WARNING")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
 
 
 def test_cli_creates_lists_and_revokes_keys_without_ever_listing_a_secret(

@@ -286,7 +286,9 @@ async def test_closed_ticket_refuses_actions_with_409(stack: Stack) -> None:
     assert (await stack.http.get(f"/tickets/{tid}", headers=stack.as_(SUPPORT))).json()["status"] == "closed"
 
 
-def test_the_cli_prints_the_document_of_a_version(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_prints_the_document_of_a_version(
+    cli_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert escalator(["policy", "show", "2026.11-2"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(
         (policies.DIRECTORY / "2026.11-2.json").read_text()

@@ -6,14 +6,11 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from runtime.settings import get_settings
 from tests.fixtures_api import Stack
 from worker import cli
 
@@ -269,16 +266,6 @@ async def test_bad_contract_edit_is_422_naming_field_and_rule_and_keeps_the_revi
 
 
 # --- `escalator customers` and `escalator partners` -------------------------------------------
-
-
-@pytest.fixture
-def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("ESCALATOR_DATABASE_URL", url)
-    monkeypatch.setenv("ESCALATOR_LOG_LEVEL", "WARNING")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
 
 
 def customer_rows(output: str) -> dict[str, list[str]]:

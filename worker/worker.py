@@ -19,6 +19,7 @@ from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.read_model import TicketReadModel
 from runtime.settings import Settings
+from store import published_policies
 from store.db import make_engine, make_sessionmaker
 from workflows.ticket import TicketDeliveries, TicketWorkflow
 
@@ -114,14 +115,23 @@ async def run_worker(
     """
     engine = make_engine(settings.database_url)
     try:
-        worker = build_worker(client, make_sessionmaker(engine), settings)
+        sessionmaker = make_sessionmaker(engine)
+        worker = build_worker(client, sessionmaker, settings)
+        stop = stop or asyncio.Event()
+        # Published policy versions, so that a ticket that pinned one runs here (its first
+        # workflow task is retried until this has loaded it).
+        refresh = asyncio.create_task(
+            published_policies.keep_installed(sessionmaker, settings.policy_refresh_seconds, stop),
+            name="policy-refresh",
+        )
         running = asyncio.create_task(worker.run(), name="temporal-worker")
-        stopping = asyncio.create_task((stop or asyncio.Event()).wait(), name="worker-stop")
+        stopping = asyncio.create_task(stop.wait(), name="worker-stop")
         log.info("worker polling task queue %r on %s", settings.task_queue, client.namespace)
         try:
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+            refresh.cancel()
             if not running.done():
                 await worker.shutdown()
         # Re-raises a fatal worker error; returns quietly after a requested stop.

@@ -280,6 +280,31 @@ def fingerprint_of(version: str) -> str:
     return _FINGERPRINTS[version]
 
 
+# The newest version an admin published (`escalator policy publish`, store/published_policies.py),
+# when there is one: it replaces POLICY_VERSION for tickets filed from then on.
+_published_current: str | None = None
+
+
+def register_published(rules: TicketRules, fingerprint: str) -> None:
+    """Make a published version known to this process. Its document must still have the
+    fingerprint recorded when it was published: a row edited in place is refused."""
+    if rules.version in RELEASED:
+        raise PolicyMismatch(f"Policy version {rules.version!r} is released by this build, not published.")
+    register(rules, released={rules.version: fingerprint})
+
+
+def set_current(version: str | None) -> None:
+    """Tickets filed from now on pin `version` (a registered one), or POLICY_VERSION with None."""
+    global _published_current
+    if version is not None:
+        rules_for(version)
+    _published_current = version
+
+
+def current_version() -> str:
+    return _published_current or POLICY_VERSION
+
+
 def current() -> TicketRules:
     """The version a ticket filed now pins."""
-    return rules_for(POLICY_VERSION)
+    return rules_for(current_version())
