@@ -196,6 +196,9 @@ class Registry:
     def __len__(self) -> int:
         return len(self._definitions)
 
+    def __contains__(self, definition: object) -> bool:
+        return definition in self._definitions.values()
+
     def register(self, definition: ActionDefinition[Any]) -> ActionDefinition[Any]:
         if definition.update in self._definitions or definition.model in self._by_model:
             raise ValueError(f"An action {definition.update!r} (or its model) is already registered.")
