@@ -245,9 +245,11 @@ def test_an_action_not_offered_for_a_state_is_refused_in_it(
     customer_id: str, severity: int, history: list[Any], action: ActionModel
 ) -> None:
     """The console offers a form only when the definition's state-only precondition holds;
-    where it does not, the action's own check refuses it whatever its body."""
+    where it does not, `check` refuses it whatever its body, and for every action of the list
+    in the action's own words (not the registry's fallback for a check that says nothing)."""
     definition = ACTIONS.of(action)
     for state in run(customer_id, severity, history).states:
         if not definition.offered_when(state):
-            with pytest.raises(Refusal):
+            with pytest.raises(Refusal) as refused:
                 check(state, action)
+            assert "it cannot take" not in refused.value.message

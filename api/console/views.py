@@ -20,7 +20,6 @@ from workflows.models import (
     ClockStatus,
     OwningLine,
     Principal,
-    Role,
     Severity,
     SlaClock,
     TicketState,
@@ -246,9 +245,7 @@ def permitted(principal: Principal, definition: ActionDefinition[Any], state: Ti
 
 
 def action_form(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> ActionForm:
-    title = definition.label
-    if definition.update == "close" and principal.role == Role.CUSTOMER:
-        title = "Withdraw (close)"
+    title = definition.title_for(principal)
     fields = tuple(
         FieldView.of(field, state)
         for field in definition.form

@@ -145,6 +145,8 @@ class ActionDefinition(Generic[Action]):
     offered_when: Callable[[TicketState], bool] = field(default=anytime, kw_only=True)
     # Its console form: a title and fields. No fields is a form with only its button.
     title: str = field(default="", kw_only=True)
+    # A role that knows the action by another name (a customer withdraws its ticket).
+    titles: Mapping[Role, str] = field(default_factory=dict, kw_only=True)
     form: tuple[FormField, ...] = field(default=(), kw_only=True)
     grants: Mapping[Role, Grant] = field(default_factory=dict, kw_only=True)
     # When one action needs more than one permission, by its body (an internal note).
@@ -164,6 +166,9 @@ class ActionDefinition(Generic[Action]):
     @property
     def label(self) -> str:
         return self.title or self.update.replace("-", " ").capitalize()
+
+    def title_for(self, principal: Principal) -> str:
+        return self.titles.get(principal.role) or self.label
 
     def needs(self, action: Action) -> str:
         return self.capability_of(action) if self.capability_of else self.capability
@@ -264,11 +269,12 @@ def check(state: TicketState, action: ActionModel) -> None:
     if state.status == TicketStatus.CLOSED:
         raise Refusal(CONFLICT, "The ticket is closed; file a new ticket instead.")
     definition = ACTIONS.of(action)
-    definition.check(state, action)
-    # Its own check says why in its words; what it leaves unsaid, the precondition decides.
     if not definition.offered_when(state):
+        # Not for a ticket as it is: the action's own check says why in its words, else this.
+        definition.check(state, action)
         status = state.status.value.replace("_", " ")
         raise Refusal(CONFLICT, f"The ticket is {status}; it cannot take {definition.update} now.")
+    definition.check(state, action)
 
 
 def check_at(state: TicketState, action: ActionModel, now: datetime) -> None:

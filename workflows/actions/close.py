@@ -23,6 +23,7 @@ from workflows.models import (
     ClockStatus,
     EventKind,
     PageAction,
+    Role,
     TicketState,
     TicketStatus,
 )
@@ -74,5 +75,6 @@ CLOSE: Final = ActionDefinition(
     close,
     event=EventKind.CLOSED,
     title="Close",
+    titles={Role.CUSTOMER: "Withdraw (close)"},
     form=note_field("Reason (needed while an SLA clock is still open)"),
 )
