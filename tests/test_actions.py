@@ -16,7 +16,8 @@ from tests.factories import SUPPORT, customer, opened_ticket
 from workflows import machine, ticket
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal, RefusalKind
-from workflows.models import EventKind, TicketState, TicketStatus, TicketView
+from workflows.actions.comment import Comment, visibility_of
+from workflows.models import EventKind, OwningLine, TicketState, TicketStatus, TicketView, Visibility
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.ticket import TicketWorkflow
@@ -157,3 +158,14 @@ def the_machine_and_the_handlers_take_a_nudge() -> None:
     assert (route.update, route.summary) == ("nudge", "Remind the owning line.")
     assert set(route.body.model_fields) == {"note"}
     assert route.action(route.body(note="any news?"), SUPPORT) == Nudge(actor=SUPPORT, note="any news?")
+
+
+def test_line_names_and_note_visibility_are_one_enum_each() -> None:
+    # One table of line names (workflows/models.py), for the console, sentences and refusals.
+    assert [(line.label, line.in_sentence, line.subject) for line in OwningLine] == [
+        ("ConnectSoft", "ConnectSoft", "ConnectSoft"),
+        ("Partner", "the partner's first line", "The partner's first line"),
+    ]
+    # The visibility of a comment's event keeps the strings DESIGN.md §8 fixes.
+    assert [v.value for v in Visibility] == ["public", "internal", "partner_internal"]
+    assert visibility_of(Comment(actor=SUPPORT, body="x", public=False)) == Visibility.INTERNAL
