@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from workflows.actions import ACTIONS, ActionDefinition, ActionModel, TicketAction
+from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel
 from workflows.models import Principal
 
 
@@ -34,7 +34,7 @@ def action_body(action: type[BaseModel]) -> type[BaseModel]:
 @dataclass(frozen=True)
 class ActionRoute:
     """One action as a route: its workflow update name, its model, its body, and what the route
-    says. Made from the action's one definition (workflows/actions.py)."""
+    says. Made from the action's one definition (workflows/actions/)."""
 
     update: str
     model: type[ActionModel]
@@ -48,8 +48,15 @@ class ActionRoute:
     def body(self) -> type[BaseModel]:
         return action_body(self.model)
 
-    def action(self, body: BaseModel, principal: Principal) -> TicketAction:
-        return cast(TicketAction, self.model.model_validate({**body.model_dump(), "actor": principal}))
+    def action(self, body: BaseModel, principal: Principal) -> ActionModel:
+        return self.model.model_validate({**body.model_dump(), "actor": principal})
 
 
-ACTION_ROUTES: Final[tuple[ActionRoute, ...]] = tuple(ActionRoute.of(definition) for definition in ACTIONS)
+def action_routes() -> tuple[ActionRoute, ...]:
+    """A route per registered action, in the registry's order."""
+    return tuple(ActionRoute.of(definition) for definition in ACTIONS)
+
+
+def action_route(update: str) -> ActionRoute | None:
+    definition = ACTIONS.get(update)
+    return ActionRoute.of(definition) if definition is not None else None

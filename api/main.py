@@ -89,6 +89,7 @@ def create_app(
     # so that they see every answer, those middleware's own too.
     observability.install(app, tracer_provider=tracer_provider)
     app.include_router(tickets.router)
+    app.include_router(tickets.action_router())
     app.include_router(policy.router)
     app.include_router(health.router)
     app.include_router(customers.router)

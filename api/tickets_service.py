@@ -29,16 +29,18 @@ from store import idempotency
 from store.catalog import CustomerStatus, customer_terms, deactivated_customer_message
 from workflows import machine
 from workflows import search_attributes as sa
+from workflows.actions.base import ActionModel, RefusalKind
+from workflows.actions.base import not_found as no_such_ticket
 from workflows.entitlement import build_entitlement, check_intake
 from workflows.models import (
     Principal,
     Role,
     Severity,
-    TicketAction,
     TicketEvent,
     TicketOpened,
     TicketState,
     TicketView,
+    Visibility,
     workflow_id_for,
 )
 from workflows.outages import outage_times_problem
@@ -49,10 +51,10 @@ from workflows.ticket import TicketWorkflow
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-2b0e-4d8e-9a55-0f3b7c1d2e90")
 
 REFUSAL_STATUS = {
-    machine.RefusalKind.CONFLICT.value: 409,
-    machine.RefusalKind.INVALID.value: 422,
-    machine.RefusalKind.FORBIDDEN.value: 403,
-    machine.RefusalKind.NOT_FOUND.value: 404,
+    RefusalKind.CONFLICT.value: 409,
+    RefusalKind.INVALID.value: 422,
+    RefusalKind.FORBIDDEN.value: 403,
+    RefusalKind.NOT_FOUND.value: 404,
 }
 
 
@@ -86,7 +88,7 @@ def received_now() -> datetime:
 
 
 def not_found(ticket_id: str) -> ApiError:
-    return ApiError(404, machine.not_found(ticket_id).message, rule="unknown_ticket")
+    return ApiError(404, no_such_ticket(ticket_id).message, rule="unknown_ticket")
 
 
 def unknown_customer(customer_id: str) -> ApiError:
@@ -243,7 +245,7 @@ async def act(
     principal: Principal,
     ticket_id: str,
     update: str,
-    action: TicketAction,
+    action: ActionModel,
     idempotency_key: str | None = None,
 ) -> TicketView:
     """Run one validated workflow update; a refusal becomes a 4xx and leaves no history.
@@ -277,9 +279,9 @@ async def act(
 
 # Which internal notes each role may not read (DESIGN.md §11): customers none of them,
 # partners not ConnectSoft's own.
-HIDDEN_VISIBILITY: dict[Role, frozenset[str]] = {
-    Role.CUSTOMER: frozenset({"internal", "partner_internal"}),
-    Role.PARTNER: frozenset({"internal"}),
+HIDDEN_VISIBILITY: dict[Role, frozenset[Visibility]] = {
+    Role.CUSTOMER: frozenset({Visibility.INTERNAL, Visibility.PARTNER_INTERNAL}),
+    Role.PARTNER: frozenset({Visibility.INTERNAL}),
 }
 
 

@@ -15,7 +15,9 @@ from datetime import timedelta
 from bench.common import Result, interleaved
 from bench.machine_bench import make_tickets
 from workflows import policy
-from workflows.models import Acknowledge, Principal, Resolve, Role
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.resolve import Resolve
+from workflows.models import Principal, Role
 from workflows.policy import TicketRules
 from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, result_of, simulate
 from workflows.whatif_report import GroupBy, flips_of, report

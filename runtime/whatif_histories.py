@@ -21,12 +21,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 
-from workflows.actions import ACTIONS, ActionDefinition
+from workflows.actions.base import ACTIONS, ActionDefinition
 from workflows.models import Notification, TicketEvent, TicketOpened, TicketRecord, TicketState
 from workflows.whatif import RecordedAction, RecordedTicket
 
-_BY_UPDATE: dict[str, ActionDefinition[Any]] = {d.update: d for d in ACTIONS}
-_BY_SIGNAL: dict[str, ActionDefinition[Any]] = {d.signal: d for d in ACTIONS}
+
+def _by_signal(name: str) -> ActionDefinition[Any] | None:
+    return ACTIONS.get(name.removesuffix("-signal")) if name.endswith("-signal") else None
+
+
 _CONVERTER = pydantic_data_converter.payload_converter
 
 
@@ -56,16 +59,18 @@ def _actions(history: WorkflowHistory) -> tuple[list[RecordedAction], list[datet
             ticks.append(at)
             # A signal is delivered to the next workflow task.
             for attrs in pending_signals:
-                definition = _BY_SIGNAL[attrs.signal_name]
+                definition = _by_signal(attrs.signal_name)
+                assert definition is not None
                 found.append(RecordedAction(at, _decode(attrs.input, definition.model), signal=True))
             pending_signals = []
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             attrs = event.workflow_execution_signaled_event_attributes
-            if attrs.signal_name in _BY_SIGNAL:
+            if _by_signal(attrs.signal_name) is not None:
                 pending_signals.append(attrs)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-            definition = _BY_UPDATE[request.input.name]
+            definition = ACTIONS.get(request.input.name)
+            assert definition is not None
             assert task_at is not None
             found.append(RecordedAction(task_at, _decode(request.input.args, definition.model)))
     assert last is not None

@@ -57,7 +57,7 @@ from worker.devserver import DevServerError
 from worker.serve import PARENT_PID_VARIABLE
 from worker.supervisor import SupervisedDevServer, polling_worker_pids
 from workflows import machine
-from workflows.actions import Close
+from workflows.actions.close import Close
 from workflows.models import Category, TicketState, TicketStatus, workflow_id_for
 from workflows.ticket import TicketWorkflow
 

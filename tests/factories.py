@@ -12,12 +12,12 @@ from temporalio.client import WorkflowHandle
 import policies
 from store.demo_catalog import DEMO_CATALOG
 from workflows import policy
+from workflows.actions.close import Close
 from workflows.entitlement import build_entitlement
 from workflows.models import (
     SYSTEM,
     Category,
     Channel,
-    Close,
     ContractTerms,
     Principal,
     Product,

@@ -27,7 +27,8 @@ from store.db import make_engine, make_sessionmaker, migrate
 from store.tickets import get_timeline
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import search_attributes
-from workflows.models import SYSTEM, Close, TicketEvent, TicketOpened, TicketState, workflow_id_for
+from workflows.actions.close import Close
+from workflows.models import SYSTEM, TicketEvent, TicketOpened, TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 BIN_DIR = Path(sys.executable).parent

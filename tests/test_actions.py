@@ -1,5 +1,6 @@
-"""One definition per action (workflows/actions.py): the update, its validator, the signal and
-the HTTP route all come from it, so adding an action is one definition and its tests."""
+"""One definition per action (workflows/actions/): the update, its validator, the signal and
+the HTTP route all come from it, so adding an action is one definition and its tests
+(tests/test_action_end_to_end.py runs a new one through the whole stack)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import pytest
 from pydantic import Field
 from temporalio import workflow
 
-from api.actions import ACTION_ROUTES, ActionRoute
-from api.routers.tickets import router
+from api.actions import ActionRoute, action_routes
+from api.routers.tickets import action_router
 from tests.factories import SUPPORT, customer, opened_ticket
-from workflows import actions, machine, ticket
-from workflows.actions import ACTIONS, ActionDefinition, ActionModel, Refusal, RefusalKind
-from workflows.models import EventKind, TicketState, TicketStatus, TicketView
+from workflows import machine, ticket
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal, RefusalKind
+from workflows.actions.comment import Comment, visibility_of
+from workflows.models import EventKind, OwningLine, TicketState, TicketStatus, TicketView, Visibility
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.ticket import TicketWorkflow
@@ -62,12 +65,12 @@ def test_the_workflow_has_an_update_with_a_validator_and_a_signal_per_definition
 
 
 def test_the_api_routes_come_from_the_same_definitions() -> None:
-    assert [(r.update, r.model, r.summary) for r in ACTION_ROUTES] == [
+    assert [(r.update, r.model, r.summary) for r in action_routes()] == [
         (d.update, d.model, d.summary) for d in ACTIONS
     ]
-    paths = {getattr(route, "path", "") for route in router.routes}
+    paths = {getattr(route, "path", "") for route in action_router().routes}
     assert {f"/tickets/{{ticket_id}}/{name}" for name in UPDATES} <= paths
-    for route in ACTION_ROUTES:
+    for route in action_routes():
         assert "actor" not in route.body.model_fields
         assert set(route.body.model_fields) == set(route.model.model_fields) - {"actor"}
 
@@ -123,8 +126,13 @@ NUDGE = ActionDefinition(
 )
 
 
-def test_a_new_action_is_one_definition(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(actions, "_BY_MODEL", {**actions._BY_MODEL, Nudge: NUDGE})
+def test_a_new_action_is_one_definition() -> None:
+    with ACTIONS.registered(NUDGE):
+        the_machine_and_the_handlers_take_a_nudge()
+    assert ACTIONS.get("nudge") is None
+
+
+def the_machine_and_the_handlers_take_a_nudge() -> None:
     state = machine.open_ticket(opened_ticket("globex", 3, NOW)).state
 
     # The machine checks and applies it, permission table first.
@@ -132,12 +140,12 @@ def test_a_new_action_is_one_definition(monkeypatch: pytest.MonkeyPatch) -> None
     assert nudged.state.events[-1].summary == "Nudged: any news?"
     assert nudged.state.events[-1].kind == NUDGE.event
     assert NUDGE.offered_when(state) and not NUDGE.offered_when(
-        machine.apply(state, actions.Acknowledge(actor=SUPPORT), NOW).state
+        machine.apply(state, Acknowledge(actor=SUPPORT), NOW).state
     )
     with pytest.raises(Refusal) as refused:
         machine.apply(state, Nudge(actor=customer("acme"), note="hello"), NOW)
     assert refused.value.kind == RefusalKind.NOT_FOUND
-    acknowledged = machine.apply(state, actions.Acknowledge(actor=SUPPORT), NOW).state
+    acknowledged = machine.apply(state, Acknowledge(actor=SUPPORT), NOW).state
     with pytest.raises(Refusal, match="unanswered"):
         machine.validate(acknowledged, Nudge(actor=SUPPORT, note="?"), NOW)
 
@@ -150,3 +158,14 @@ def test_a_new_action_is_one_definition(monkeypatch: pytest.MonkeyPatch) -> None
     assert (route.update, route.summary) == ("nudge", "Remind the owning line.")
     assert set(route.body.model_fields) == {"note"}
     assert route.action(route.body(note="any news?"), SUPPORT) == Nudge(actor=SUPPORT, note="any news?")
+
+
+def test_line_names_and_note_visibility_are_one_enum_each() -> None:
+    # One table of line names (workflows/models.py), for the console, sentences and refusals.
+    assert [(line.label, line.in_sentence, line.subject) for line in OwningLine] == [
+        ("ConnectSoft", "ConnectSoft", "ConnectSoft"),
+        ("Partner", "the partner's first line", "The partner's first line"),
+    ]
+    # The visibility of a comment's event keeps the strings DESIGN.md §8 fixes.
+    assert [v.value for v in Visibility] == ["public", "internal", "partner_internal"]
+    assert visibility_of(Comment(actor=SUPPORT, body="x", public=False)) == Visibility.INTERNAL

@@ -73,7 +73,8 @@ from tests.test_deploy_static import (
 )
 from worker.supervisor import polling_worker_pids
 from worker.worker import GRACEFUL_SHUTDOWN
-from workflows.actions import ChangeSeverity, Comment
+from workflows.actions.change_severity import ChangeSeverity
+from workflows.actions.comment import Comment
 from workflows.models import (
     EventKind,
     Severity,

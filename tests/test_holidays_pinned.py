@@ -17,18 +17,18 @@ from temporalio.testing import WorkflowEnvironment
 from tests.factories import CALENDAR_HOURS, DEMO_TERMS, SUPPORT, close_when_done, engineer, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, skip_to
 from workflows import calendars, machine
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.resume import Resume
+from workflows.actions.wait_on_customer import WaitOnCustomer
 from workflows.entitlement import public_holidays
 from workflows.models import (
-    Acknowledge,
     ClockKind,
     ClockStatus,
     CoverageCalendar,
     HolidayYears,
     ResponseTarget,
-    Resume,
     TargetOverrides,
     TicketState,
-    WaitOnCustomer,
 )
 from workflows.ticket import TicketWorkflow
 

@@ -11,34 +11,34 @@ import pytest
 from api.schemas import TicketPublic
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from workflows import machine, policy, search_attributes
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.base import ActionModel, Refusal, RefusalKind
+from workflows.actions.change_severity import ChangeSeverity
+from workflows.actions.close import Close
+from workflows.actions.comment import Comment
+from workflows.actions.escalate import Escalate
+from workflows.actions.handback import Handback
+from workflows.actions.handoff import Handoff
+from workflows.actions.reopen import Reopen
+from workflows.actions.resolve import Resolve
+from workflows.actions.resume import Resume
+from workflows.actions.wait_on_customer import WaitOnCustomer
 from workflows.entitlement import quote_response_deadline
 from workflows.models import (
-    Acknowledge,
     Audience,
     Category,
-    ChangeSeverity,
     ClockKind,
     ClockStatus,
-    Close,
-    Comment,
     CoverageCalendar,
-    Escalate,
     EscalationTrigger,
-    Handback,
-    Handoff,
     HandoffCategory,
     Notification,
     OwningLine,
     ProductType,
-    Reopen,
-    Resolve,
-    Resume,
     Severity,
-    TicketAction,
     TicketState,
     TicketStatus,
     Tier,
-    WaitOnCustomer,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -161,26 +161,26 @@ def test_acknowledgement_stops_the_clock() -> None:
 def test_acknowledging_twice_is_refused_as_a_conflict() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
     state = machine.apply(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN)
-    assert refused.value.kind == machine.RefusalKind.CONFLICT
+    assert refused.value.kind == RefusalKind.CONFLICT
 
 
 def test_standard_customer_cannot_escalate_to_level_3() -> None:
     state = machine.open_ticket(opened_ticket("globex", 3, TUESDAY_NEW_YORK)).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.apply(
             state,
             Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING),
             TUESDAY_NEW_YORK,
         )
-    assert refused.value.kind == machine.RefusalKind.INVALID
+    assert refused.value.kind == RefusalKind.INVALID
     assert "Premium" in refused.value.message
 
 
 def test_escalation_needs_a_trigger_of_its_level() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(
             state, Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.STRATEGIC_ISSUE), TUESDAY_BERLIN
         )
@@ -196,7 +196,7 @@ def test_escalation_needs_a_trigger_of_its_level() -> None:
 
 def test_system_triggers_cannot_be_named_by_people() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
-    with pytest.raises(machine.Refusal):
+    with pytest.raises(Refusal):
         machine.validate(
             state, Escalate(actor=SUPPORT, level=2, trigger=EscalationTrigger.SLA_BREACH), TUESDAY_BERLIN
         )
@@ -205,7 +205,7 @@ def test_system_triggers_cannot_be_named_by_people() -> None:
 def test_refused_action_leaves_state_untouched() -> None:
     state = machine.open_ticket(opened_ticket("globex", 3, TUESDAY_NEW_YORK)).state
     before = state.model_dump()
-    with pytest.raises(machine.Refusal):
+    with pytest.raises(Refusal):
         machine.apply(
             state,
             Escalate(actor=SUPPORT, level=4, trigger=EscalationTrigger.STRATEGIC_ISSUE),
@@ -229,16 +229,16 @@ def test_feature_request_cannot_be_raised_above_sev4() -> None:
     state = machine.open_ticket(
         opened_ticket("acme", 4, TUESDAY_BERLIN, category=Category.FEATURE_REQUEST)
     ).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, ChangeSeverity(actor=SUPPORT, severity=2, reason="please"), TUESDAY_BERLIN)
-    assert refused.value.kind == machine.RefusalKind.INVALID
+    assert refused.value.kind == RefusalKind.INVALID
 
 
 def test_partner_ticket_starts_on_partner_line_and_handoff_starts_connectsoft_clock() -> None:
     received = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
     state = machine.open_ticket(opened_ticket("contoso", 2, received)).state
     assert state.owning_line == OwningLine.PARTNER and state.level == 1
-    with pytest.raises(machine.Refusal):
+    with pytest.raises(Refusal):
         machine.validate(
             state, Escalate(actor=partner(), level=2, trigger="requires_technical_expertise"), received
         )
@@ -359,17 +359,17 @@ def test_validation_judges_the_ticket_as_of_now_with_deadlines_fired() -> None:
     state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
     assert state.level == 3
     machine.validate(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN + timedelta(minutes=59))
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Acknowledge(actor=SUPPORT), TUESDAY_BERLIN + timedelta(minutes=61))
-    assert refused.value.kind == machine.RefusalKind.FORBIDDEN
+    assert refused.value.kind == RefusalKind.FORBIDDEN
     assert refused.value.message.startswith("The ticket is at L4; a Level 3 engineer cannot acknowledge it")
 
 
 def test_support_engineer_below_the_tickets_level_cannot_acknowledge() -> None:
     state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.apply(state, Acknowledge(actor=engineer(1)), TUESDAY_BERLIN + timedelta(minutes=5))
-    assert refused.value.kind == machine.RefusalKind.FORBIDDEN
+    assert refused.value.kind == RefusalKind.FORBIDDEN
     assert "The ticket is at L3; a Level 1 engineer cannot acknowledge it" in refused.value.message
     acked = machine.apply(state, Acknowledge(actor=engineer(4)), TUESDAY_BERLIN + timedelta(minutes=5))
     assert acked.state.status == TicketStatus.ACKNOWLEDGED
@@ -377,9 +377,9 @@ def test_support_engineer_below_the_tickets_level_cannot_acknowledge() -> None:
 
 def test_customer_cannot_acknowledge() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Acknowledge(actor=customer("acme")), TUESDAY_BERLIN)
-    assert refused.value.kind == machine.RefusalKind.FORBIDDEN
+    assert refused.value.kind == RefusalKind.FORBIDDEN
 
 
 def test_partner_first_line_breach_is_not_connectsofts_breach() -> None:
@@ -423,9 +423,9 @@ def test_connectsoft_breach_after_handoff_names_connectsoft() -> None:
 def test_support_acks_only_connectsoft_clocks_and_partner_only_its_own() -> None:
     state = machine.open_ticket(opened_ticket("contoso", 2, TUESDAY_AMSTERDAM)).state
     # Before any handoff ConnectSoft has no clock on the partner's ticket.
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Acknowledge(actor=SUPPORT), TUESDAY_AMSTERDAM)
-    assert refused.value.kind == machine.RefusalKind.CONFLICT
+    assert refused.value.kind == RefusalKind.CONFLICT
     assert "ConnectSoft has no response clock" in refused.value.message
     # The partner hands off without having answered: both lines now owe a response.
     at = TUESDAY_AMSTERDAM + timedelta(minutes=20)
@@ -437,17 +437,17 @@ def test_support_acks_only_connectsoft_clocks_and_partner_only_its_own() -> None
     assert first.status == ClockStatus.RUNNING  # the partner's clock is the partner's to stop
     assert state.acknowledged_lines == [OwningLine.CONNECTSOFT]
     assert state.status == TicketStatus.ACKNOWLEDGED  # ConnectSoft owns the ticket now
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Acknowledge(actor=SUPPORT), at + timedelta(minutes=6))
-    assert refused.value.kind == machine.RefusalKind.CONFLICT
+    assert refused.value.kind == RefusalKind.CONFLICT
     assert "ConnectSoft has already acknowledged" in refused.value.message
     state = machine.apply(state, Acknowledge(actor=partner()), at + timedelta(minutes=7)).state
     assert state.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.MET  # type: ignore[union-attr]
     assert state.acknowledged_lines == [OwningLine.CONNECTSOFT, OwningLine.PARTNER]
     assert state.events[-1].detail == {"line": "partner", "met": "first_response"}
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Acknowledge(actor=partner()), at + timedelta(minutes=8))
-    assert refused.value.kind == machine.RefusalKind.CONFLICT
+    assert refused.value.kind == RefusalKind.CONFLICT
     assert refused.value.message.startswith("The partner's first line has already acknowledged")
 
 
@@ -507,9 +507,9 @@ def test_comments_record_who_may_see_them() -> None:
 
 def test_customer_cannot_write_an_internal_note() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, Comment(actor=customer("acme"), body="x", public=False), TUESDAY_BERLIN)
-    assert refused.value.kind == machine.RefusalKind.FORBIDDEN
+    assert refused.value.kind == RefusalKind.FORBIDDEN
 
 
 def test_standard_breach_at_the_top_notifies_the_l2_lead_never_l4() -> None:
@@ -562,7 +562,7 @@ def test_partner_sev1_pages_the_partner_on_call_and_gives_l2_a_heads_up() -> Non
 def test_partner_ticket_never_notifies_the_customer_directly() -> None:
     notices: list[Notification] = []
 
-    def act(state: TicketState, action: TicketAction, at: datetime) -> TicketState:
+    def act(state: TicketState, action: ActionModel, at: datetime) -> TicketState:
         outcome = machine.apply(state, action, at)
         notices.extend(outcome.notifications)
         return outcome.state
@@ -633,7 +633,7 @@ def route_to_a_new_level(route: str) -> tuple[TicketState, datetime, ClockKind]:
     at = TUESDAY_BERLIN + timedelta(minutes=30)
     if route == "handoff":
         state = machine.open_ticket(opened_ticket("contoso", 2, TUESDAY_AMSTERDAM)).state
-        action: TicketAction = Handoff(actor=partner(), category=HandoffCategory.PLATFORM_BUG)
+        action: ActionModel = Handoff(actor=partner(), category=HandoffCategory.PLATFORM_BUG)
         return machine.apply(state, action, at).state, at, ClockKind.HANDOFF_RESPONSE
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
     if route == "breach":
@@ -736,11 +736,11 @@ def test_resolving_cancels_the_other_lines_open_clock_instead_of_meeting_it() ->
 def test_closing_with_a_live_binding_clock_needs_a_reason_and_records_it() -> None:
     state = machine.open_ticket(opened_ticket("acme", 3, TUESDAY_BERLIN)).state
     at = TUESDAY_BERLIN + timedelta(hours=1)
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.apply(state, Close(actor=SUPPORT), at)
-    assert refused.value.kind == machine.RefusalKind.INVALID
+    assert refused.value.kind == RefusalKind.INVALID
     assert refused.value.message.startswith("The first response clock is still open; give the reason")
-    with pytest.raises(machine.Refusal):
+    with pytest.raises(Refusal):
         machine.validate(state, Close(actor=SUPPORT, note="  "), at)
     closed = machine.apply(state, Close(actor=SUPPORT, note="customer withdrew it by phone"), at).state
     event = closed.events[-1]
@@ -807,7 +807,7 @@ def test_validate_judges_as_of_now_without_changing_the_ticket() -> None:
     state = machine.open_ticket(opened_ticket("acme", 1, TUESDAY_BERLIN)).state
     before = state.model_dump()
     # Two hours on, L3's hour is long gone and the ticket climbed to L4: L3 may no longer answer.
-    with pytest.raises(machine.Refusal, match="at L4"):
+    with pytest.raises(Refusal, match="at L4"):
         machine.validate(state, Acknowledge(actor=engineer(3)), TUESDAY_BERLIN + timedelta(hours=2))
     assert state.model_dump() == before
 

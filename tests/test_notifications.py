@@ -35,7 +35,9 @@ from tests.fixtures_api import Stack, sqlite_stack
 from tests.receivers import HttpReceiver, SmtpReceiver
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import machine, policy
-from workflows.actions import Acknowledge, Close, Resolve
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.close import Close
+from workflows.actions.resolve import Resolve
 from workflows.models import (
     Audience,
     ClockKind,

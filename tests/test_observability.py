@@ -39,7 +39,7 @@ from tests.fixtures_api import Stack, completed_activity, wait_for_event
 from tests.fixtures_temporal import BIN_DIR
 from worker import supervisor
 from worker.worker import build_worker
-from workflows.actions import Resume
+from workflows.actions.resume import Resume
 from workflows.models import (
     SYSTEM,
     EventKind,

@@ -17,18 +17,19 @@ import pytest
 
 from tests.factories import ADMIN, engineer, opened_ticket, partner
 from workflows import machine, policy
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.base import Refusal, RefusalKind
+from workflows.actions.change_severity import ChangeSeverity
+from workflows.actions.close import Close
+from workflows.actions.comment import Comment
+from workflows.actions.escalate import Escalate
+from workflows.actions.handback import Handback
+from workflows.actions.handoff import Handoff
+from workflows.actions.resolve import Resolve
 from workflows.models import (
-    Acknowledge,
-    ChangeSeverity,
-    Close,
-    Comment,
-    Escalate,
     EscalationTrigger,
-    Handback,
-    Handoff,
     HandoffCategory,
     OwningLine,
-    Resolve,
     Role,
     Severity,
     TicketOpened,
@@ -52,8 +53,8 @@ def acme(version: str = policy.POLICY_VERSION, severity: int = 3) -> TicketState
     return machine.open_ticket(under(version, opened_ticket("acme", severity, START))).state
 
 
-def refusal(state: TicketState, action: object) -> machine.Refusal:
-    with pytest.raises(machine.Refusal) as refused:
+def refusal(state: TicketState, action: object) -> Refusal:
+    with pytest.raises(Refusal) as refused:
         machine.apply(state, action, SOON)  # type: ignore[arg-type]
     return refused.value
 
@@ -85,7 +86,7 @@ def test_support_escalates_at_most_one_level_above_its_own(
         assert machine.apply(state, action, SOON).state.level == target
     else:
         refused = refusal(state, action)
-        assert refused.kind == machine.RefusalKind.FORBIDDEN
+        assert refused.kind == RefusalKind.FORBIDDEN
         assert f"A Level {level} engineer escalates at most to L{level + 1}" in refused.message
         assert "critical_production_incident" in refused.message
 
@@ -122,16 +123,16 @@ def test_while_connectsoft_owns_the_partner_comments_raises_and_closes_with_a_re
     closed = machine.apply(state, Close(actor=NORTHWIND, note="The customer withdrew it"), SOON)
     assert closed.state.closed_at == SOON
     bare = refusal(state, Close(actor=NORTHWIND))
-    assert bare.kind == machine.RefusalKind.FORBIDDEN and "give the reason" in bare.message
+    assert bare.kind == RefusalKind.FORBIDDEN and "give the reason" in bare.message
 
 
 def test_while_connectsoft_owns_lowering_and_resolving_are_connectsofts() -> None:
     state = handed_off()
     lower = ChangeSeverity(actor=NORTHWIND, severity=Severity.LOW, reason="less urgent")
     lowered = refusal(state, lower)
-    assert lowered.kind == machine.RefusalKind.FORBIDDEN and "only raise" in lowered.message
+    assert lowered.kind == RefusalKind.FORBIDDEN and "only raise" in lowered.message
     resolved = refusal(state, Resolve(actor=NORTHWIND, resolution="done"))
-    assert resolved.kind == machine.RefusalKind.FORBIDDEN and "hands it back" in resolved.message
+    assert resolved.kind == RefusalKind.FORBIDDEN and "hands it back" in resolved.message
     # ConnectSoft may do both.
     assert (
         machine.apply(state, lower.model_copy(update={"actor": ADMIN}), SOON).state.severity == Severity.LOW

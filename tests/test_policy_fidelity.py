@@ -18,6 +18,9 @@ from sinks.channels import format_due
 from tests.factories import DEMO_TERMS, SUPPORT, opened_ticket, partner
 from tests.test_machine_properties import run, steps
 from workflows import machine
+from workflows.actions.base import Refusal
+from workflows.actions.escalate import Escalate
+from workflows.actions.handoff import Handoff
 from workflows.entitlement import (
     IntakeRefused,
     build_entitlement,
@@ -33,9 +36,7 @@ from workflows.models import (
     ClockKind,
     ContractTerms,
     Entitlement,
-    Escalate,
     EscalationTrigger,
-    Handoff,
     HandoffCategory,
     HolidayYears,
     ProductType,
@@ -89,7 +90,7 @@ def test_premium_customer_of_a_standard_partner_gets_standards_connectsoft_terms
 def test_a_standard_partners_ticket_cannot_be_escalated_to_l3_whatever_the_customers_tier() -> None:
     state = handed_off(contoso(partner_tier=Tier.STANDARD, partner_24x7=False)).state
     escalate = Escalate(actor=SUPPORT, level=3, trigger=EscalationTrigger.REQUIRES_ENGINEERING)
-    with pytest.raises(machine.Refusal) as refused:
+    with pytest.raises(Refusal) as refused:
         machine.validate(state, escalate, TUESDAY + timedelta(minutes=10))
     assert "Standard partner agreement is entitled to L1-L2" in refused.value.message
 
@@ -298,7 +299,7 @@ def test_no_history_takes_a_standard_partners_ticket_past_l2_or_to_leadership(
         else:
             try:
                 outcome = machine.apply(state, action, now)  # type: ignore[arg-type]
-            except machine.Refusal:
+            except Refusal:
                 continue
         state = outcome.state
         notices += outcome.notifications

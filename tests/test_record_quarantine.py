@@ -42,11 +42,12 @@ from tests.fixtures_temporal import WorkerFactory
 from tests.test_replay import markers
 from worker.worker import build_worker
 from workflows import machine
-from workflows.actions import RecordOutage
+from workflows.actions.base import Refusal, RefusalKind
+from workflows.actions.comment import Comment
+from workflows.actions.outage import RecordOutage
 from workflows.models import (
     ClockKind,
     ClockStatus,
-    Comment,
     EventKind,
     TicketEvent,
     TicketFacts,
@@ -106,12 +107,12 @@ def test_the_outage_action_refuses_a_time_with_no_utc_equivalent_at_the_machines
     fine = RecordOutage(actor=SUPPORT, started_at=RECEIVED - timedelta(days=29), ended_at=later)
 
     for action in (refused, in_future):
-        with pytest.raises(machine.Refusal) as raised:
+        with pytest.raises(Refusal) as raised:
             machine.validate(state, action, later)
-        assert raised.value.kind == machine.RefusalKind.INVALID
+        assert raised.value.kind == RefusalKind.INVALID
         assert "(rule outage_window)." in raised.value.message
         # apply (outside the workflow) validates first: nothing changes.
-        with pytest.raises(machine.Refusal):
+        with pytest.raises(Refusal):
             machine.apply(state, action, later)
     assert machine.apply(state, fine, later).state.outage_ended_at == later
 

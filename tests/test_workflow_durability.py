@@ -28,13 +28,13 @@ from tests.fixtures_api import wait_for_event
 from tests.fixtures_temporal import events_so_far, skip_to
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import machine, search_attributes
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.comment import Comment
+from workflows.actions.escalate import Escalate
 from workflows.models import (
-    Acknowledge,
     ClockKind,
     ClockStatus,
-    Comment,
     CoverageCalendar,
-    Escalate,
     EscalationTrigger,
     ResponseTarget,
     TargetOverrides,

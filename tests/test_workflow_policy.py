@@ -13,7 +13,8 @@ from store.db import OutboxNotification
 from tests.factories import SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from workflows import search_attributes
-from workflows.models import ChangeSeverity, ClockKind, Severity
+from workflows.actions.change_severity import ChangeSeverity
+from workflows.models import ClockKind, Severity
 from workflows.ticket import TicketWorkflow
 
 BERLIN = ZoneInfo("Europe/Berlin")

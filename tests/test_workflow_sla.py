@@ -17,15 +17,10 @@ from store.db import Ticket, TicketClockRecord
 from store.tickets import get_ticket_row, get_timeline
 from tests.factories import SUPPORT, close_when_done, engineer, next_local, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
-from workflows.models import (
-    Acknowledge,
-    ClockKind,
-    ClockStatus,
-    Comment,
-    Escalate,
-    EscalationTrigger,
-    TicketStatus,
-)
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.comment import Comment
+from workflows.actions.escalate import Escalate
+from workflows.models import ClockKind, ClockStatus, EscalationTrigger, TicketStatus
 from workflows.ticket import TicketWorkflow
 
 

@@ -4,8 +4,8 @@ No Temporal imports and no I/O. TicketWorkflow feeds it actions and timer firing
 the notifications it asks for, records the events it appends, and sleeps until
 `next_wakeup`. The same functions answer what-if questions in tests and tools.
 
-By concern: clocks.py (when deadlines fall), ladder.py (routing between levels), actions.py
-(one definition per action), timeline.py (events and notices); this module is intake, time,
+By concern: clocks.py (when deadlines fall), ladder.py (routing between levels), actions/
+(one module per action), timeline.py (events and notices); this module is intake, time,
 and the entry points.
 
 Time comes first (DESIGN.md §5): an action at `now` is validated and applied only after
@@ -27,18 +27,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from workflows import clocks, ladder
-from workflows.actions import (
-    ACTIONS,
-    ActionDefinition,
+from workflows.actions.base import (
     ActionModel,
-    Refusal,
-    RefusalKind,
-    TicketAction,
     authorize,
     check,
     check_at,
-    definition_of,
-    not_found,
     take,
 )
 from workflows.clocks import CLOCK_NAMES, RESPONSE_CLOCKS
@@ -63,30 +56,21 @@ from workflows.policy import rules_for
 from workflows.timeline import Outcome, Step, headline, working_copy
 
 __all__ = [
-    "ACTIONS",
     "CLOCK_NAMES",
     "RESPONSE_CLOCKS",
-    "ActionDefinition",
     "HolidayYears",
     "Outcome",
-    "Refusal",
-    "RefusalKind",
-    "TicketAction",
     "Wakeup",
     "advance",
     "apply",
-    "definition_of",
     "headline",
     "holidays_needed",
     "next_wakeup",
-    "not_found",
     "open_ticket",
     "pin_holidays",
     "response_target",
     "validate",
 ]
-
-LINE_NAMES = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "the partner's first line"}
 
 
 @dataclass(frozen=True)
@@ -328,7 +312,7 @@ def _breach(step: Step, together: list[SlaClock], at: datetime) -> None:
         state.sla_breached = True
     event = step.record(
         EventKind.SLA_BREACHED,
-        f"{CLOCK_NAMES[clock.kind].capitalize()} SLA breached by {LINE_NAMES[line]} "
+        f"{CLOCK_NAMES[clock.kind].capitalize()} SLA breached by {line.in_sentence} "
         f"({clock.target.label}, due {clock.due_at:%Y-%m-%d %H:%M} UTC)",
         at=at,
         **_clock_detail(together),

@@ -9,23 +9,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from workflows.actions import Acknowledge as Acknowledge
-    from workflows.actions import ChangeSeverity as ChangeSeverity
-    from workflows.actions import Close as Close
-    from workflows.actions import Comment as Comment
-    from workflows.actions import Escalate as Escalate
-    from workflows.actions import Handback as Handback
-    from workflows.actions import Handoff as Handoff
-    from workflows.actions import Reopen as Reopen
-    from workflows.actions import Resolve as Resolve
-    from workflows.actions import Resume as Resume
-    from workflows.actions import TicketAction as TicketAction
-    from workflows.actions import WaitOnCustomer as WaitOnCustomer
 
 
 class Tier(StrEnum):
@@ -43,6 +29,11 @@ class Severity(IntEnum):
     HIGH = 2
     MEDIUM = 3
     LOW = 4
+
+    @property
+    def label(self) -> str:
+        """ "Sev 1 critical" ... "Sev 4 low"."""
+        return f"Sev {int(self)} {self.name.lower()}"
 
 
 class ProductType(StrEnum):
@@ -106,6 +97,36 @@ CLOSED_STATES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 class OwningLine(StrEnum):
     CONNECTSOFT = "connectsoft"
     PARTNER = "partner"
+
+    @property
+    def label(self) -> str:
+        """Its name on a page: "ConnectSoft", "Partner"."""
+        return LINE_LABELS[self][0]
+
+    @property
+    def in_sentence(self) -> str:
+        """Its name inside a sentence: "ConnectSoft", "the partner's first line"."""
+        return LINE_LABELS[self][1]
+
+    @property
+    def subject(self) -> str:
+        """Its name opening a sentence: "ConnectSoft", "The partner's first line"."""
+        return self.in_sentence[:1].upper() + self.in_sentence[1:]
+
+
+# The one table of line names: (on a page, inside a sentence).
+LINE_LABELS: Final = {
+    OwningLine.CONNECTSOFT: ("ConnectSoft", "ConnectSoft"),
+    OwningLine.PARTNER: ("Partner", "the partner's first line"),
+}
+
+
+class Visibility(StrEnum):
+    """Who reads a comment (the `visibility` of its event; DESIGN.md §8 fixes the strings)."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"  # ConnectSoft's own note
+    PARTNER_INTERNAL = "partner_internal"  # the partner's own note
 
 
 class ClockKind(StrEnum):
@@ -743,33 +764,3 @@ class PinnedHolidays(_Model):
 
 
 TicketOpened.model_rebuild()
-
-
-# The action models live beside their rules and effects, one definition per action, in
-# workflows/actions.py; they are also importable from here, as they always were.
-_ACTION_MODELS = frozenset(
-    {
-        "Acknowledge",
-        "Comment",
-        "Escalate",
-        "Handoff",
-        "Handback",
-        "ChangeSeverity",
-        "WaitOnCustomer",
-        "Resume",
-        "Resolve",
-        "Reopen",
-        "Close",
-        "RecordOutage",
-        "TicketAction",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    # Lazily, because workflows.actions imports this module.
-    if name in _ACTION_MODELS:
-        from workflows import actions
-
-        return getattr(actions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from workflows.models import OwningLine, Principal, ProductType, Role, TicketState
 
@@ -95,28 +95,35 @@ def can_reach(rules: Rules, principal: Principal, *, customer_id: str, partner_i
     return False
 
 
-def grant(rules: Rules, principal: Principal, capability: Capability) -> Grant:
+def grant(
+    rules: Rules, principal: Principal, capability: str, row: Mapping[Role, Grant] | None = None
+) -> Grant:
+    """The cell of the pinned table; for a capability the table does not list (an action
+    newer than the policy version), the cell of `row`, the action definition's own grants."""
     if principal.role == Role.SYSTEM:
         return YES
-    return rules.permissions.get(capability, {}).get(principal.role, NO)
+    table = cast(Mapping[str, Mapping[Role, Grant]], rules.permissions)
+    return table.get(capability, row or {}).get(principal.role, NO)
 
 
 def forbidden_reason(
     rules: Rules,
     principal: Principal,
-    capability: Capability,
+    capability: str,
     *,
     state: TicketState | None = None,
     action: Any = None,
+    row: Mapping[Role, Grant] | None = None,
 ) -> str | None:
     """None if `principal` may use `capability` on a ticket within reach; else why not.
 
     Without a ticket (`state`), a restricted cell allows: the ticket decides when there is one.
     """
-    cell = grant(rules, principal, capability)
+    cell = grant(rules, principal, capability, row)
     if cell == NO:
-        return rules.forbidden_because.get(capability, {}).get(
-            principal.role, f"A {principal.role.value} key may not {capability.value.replace('-', ' ')}."
+        because = cast(Mapping[str, Mapping[Role, str]], rules.forbidden_because)
+        return because.get(capability, {}).get(
+            principal.role, f"A {principal.role.value} key may not {str(capability).replace('-', ' ')}."
         )
     if state is None:
         return None

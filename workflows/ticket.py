@@ -3,7 +3,7 @@
 It does four things: feeds actions and timer firings into the machine, runs the effects as
 activities (what each `record_ticket` carries is the change tracker's, workflows/changes.py),
 sleeps until the next deadline, and answers queries from the state. Its update
-and signal handlers are generated from the machine's table of actions (workflows/actions.py):
+and signal handlers are generated from the machine's table of actions (workflows/actions/):
 one definition per action makes its `<update>` update (with its validator) and its
 `<update>-signal` signal here, and its route in the API.
 
@@ -23,7 +23,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -31,7 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import machine
 from workflows import search_attributes as sa
-from workflows.actions import ACTIONS, ActionDefinition, ActionModel
+from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal
 from workflows.changes import ChangeTracker
 from workflows.clocks import CLOCK_NAMES
 from workflows.models import (
@@ -82,7 +82,7 @@ QUARANTINE_PATCH = "quarantine-refused-records"
 TIMED_SIGNAL_CHECKS_PATCH = "timed-signal-checks"
 
 
-def refusal_error(refusal: machine.Refusal) -> ApplicationError:
+def refusal_error(refusal: Refusal) -> ApplicationError:
     return ApplicationError(refusal.message, type=refusal.kind.value, non_retryable=True)
 
 
@@ -212,6 +212,34 @@ def with_action_handlers(cls: type[TicketWorkflowT]) -> type[TicketWorkflowT]:
         setattr(cls, definition.method, _update(definition))
         setattr(cls, f"{definition.method}_signal", _signal(definition))
     return cls
+
+
+def follow_registry(cls: type[Any]) -> None:
+    """Keep the workflow's handlers in step with the registry: an action registered after the
+    class was made (a test's own) gets its update and signal, on the class and in its
+    definition, which each new workflow run copies its handlers from."""
+    defn = workflow._Definition.must_from_class(cls)
+    # The SDK types these as read-only; each new run copies them (temporalio's instance init).
+    updates = cast(dict[str | None, Any], defn.updates)
+    signals = cast(dict[str | None, Any], defn.signals)
+
+    def follow(definition: ActionDefinition[Any], registered: bool) -> None:
+        if not registered:
+            updates.pop(definition.update, None)
+            signals.pop(definition.signal, None)
+            for name in (definition.method, f"{definition.method}_signal"):
+                if name in vars(cls):
+                    delattr(cls, name)
+            return
+        if definition.update in updates:
+            return
+        update, signal = _update(definition), _signal(definition)
+        setattr(cls, definition.method, update)
+        setattr(cls, f"{definition.method}_signal", signal)
+        updates[definition.update] = update._defn  # type: ignore[attr-defined]
+        signals[definition.signal] = getattr(signal, "__temporal_signal_definition")
+
+    ACTIONS.listen(follow)
 
 
 @workflow.defn(name="TicketWorkflow", sandboxed=False)
@@ -458,7 +486,7 @@ class TicketWorkflow:
     def _check(self, action: ActionModel) -> None:
         try:
             machine.validate(self._state, action, workflow.now())
-        except machine.Refusal as refusal:
+        except Refusal as refusal:
             raise refusal_error(refusal) from None
 
     def _apply(self, action: ActionModel) -> None:
@@ -469,7 +497,7 @@ class TicketWorkflow:
     def _act(self, action: ActionModel) -> TicketView:
         try:
             self._apply(action)
-        except machine.Refusal as refusal:
+        except Refusal as refusal:
             # Validated, so only an update accepted together with one that changed the ticket
             # first (in the same workflow task) gets here.
             raise refusal_error(refusal) from None
@@ -477,11 +505,11 @@ class TicketWorkflow:
 
     def _signalled(self, action: ActionModel) -> None:
         # A signal cannot be refused back to its sender: log it and leave the ticket as is.
-        timed = machine.definition_of(action).check_at is None or workflow.patched(TIMED_SIGNAL_CHECKS_PATCH)
+        timed = ACTIONS.of(action).check_at is None or workflow.patched(TIMED_SIGNAL_CHECKS_PATCH)
         try:
             machine.validate(self._state, action, workflow.now(), timed=timed)
             self._apply(action)
-        except machine.Refusal as refusal:
+        except Refusal as refusal:
             workflow.logger.warning("Ignored %s signal: %s", type(action).__name__, refusal.message)
 
     # --- queries --------------------------------------------------------------------------
@@ -489,3 +517,6 @@ class TicketWorkflow:
     @workflow.query
     def state(self) -> TicketState:
         return self._state
+
+
+follow_registry(TicketWorkflow)

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from workflows import machine, policy
-from workflows.actions import ActionModel, Refusal
+from workflows.actions.base import ActionModel, Refusal
 from workflows.clocks import RESPONSE_CLOCKS
 from workflows.entitlement import default_response_targets, public_holidays
 from workflows.models import (

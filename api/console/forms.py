@@ -1,4 +1,5 @@
-"""HTML form fields to the API's request bodies: one body model per action, as the API takes it.
+"""HTML form fields to the API's request bodies: each action's form description
+(workflows/actions/base.py `FormField`) says how its text becomes the body the API takes.
 
 A form sends strings; an empty field is left out, so an optional field keeps its default and
 a required one is reported missing, as the API would report it.
@@ -7,20 +8,23 @@ a required one is reported missing, as the API would report it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from api.actions import ACTION_ROUTES, ActionRoute
+from api.actions import action_route
 from api.errors import describe_validation
+from workflows.actions.base import ACTIONS, FormField, integer, utc_time
 
-ROUTES: Final[dict[str, ActionRoute]] = {route.update: route for route in ACTION_ROUTES}
-# Form fields that are never part of a body.
-_FORM_ONLY: Final = frozenset({"csrf_token", "idempotency_key", "visibility"})
-_INTEGERS: Final = frozenset({"level", "severity"})
-# <input type="datetime-local"> sends no zone; the form labels these fields as UTC.
-_UTC_TIMES: Final = frozenset({"started_at", "ended_at", "outage_started_at", "outage_ended_at"})
+# The filing form (not an action) reads these the way the action forms' fields say.
+_FILING_FIELDS: dict[str, FormField] = {
+    name: FormField(name, name, parse=parse)
+    for name, parse in (
+        ("severity", integer),
+        ("outage_started_at", utc_time),
+        ("outage_ended_at", utc_time),
+    )
+}
 
 
 class FormInvalid(ValueError):
@@ -31,25 +35,22 @@ class FormInvalid(ValueError):
         self.message = message
 
 
-def _value(name: str, raw: str) -> Any:
-    if name in _INTEGERS and raw.lstrip("-").isdigit():
-        return int(raw)
-    if name in _UTC_TIMES:
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            return raw  # the model says what is wrong with it
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return raw
+# Form fields that are never part of a body.
+_FORM_ONLY = frozenset({"csrf_token", "idempotency_key"})
 
 
-def form_fields(form: Mapping[str, Any]) -> dict[str, Any]:
-    """The form's non-empty text fields, converted where the body needs numbers or times."""
+def form_fields(
+    form: Mapping[str, Any], described: Mapping[str, FormField] = _FILING_FIELDS
+) -> dict[str, Any]:
+    """The form's non-empty text fields, converted as their description says; any other field
+    goes through as it is, for the body model to refuse."""
     fields: dict[str, Any] = {}
     for name, raw in form.items():
         if name in _FORM_ONLY or not isinstance(raw, str) or not raw.strip():
             continue
-        fields[name] = _value(name, raw.strip() if name in _INTEGERS | _UTC_TIMES else raw)
+        field = described.get(name)
+        key, value = field.value(raw) if field is not None else (name, raw)
+        fields[key] = value
     return fields
 
 
@@ -62,7 +63,7 @@ def parse(model: type[BaseModel], fields: dict[str, Any]) -> BaseModel:
 
 def action_body(update: str, form: Mapping[str, Any]) -> BaseModel:
     """The action's request body from its form; FormInvalid says what to fix."""
-    fields = form_fields(form)
-    if update == "comment":
-        fields["public"] = form.get("visibility", "public") != "internal"
-    return parse(ROUTES[update].body, fields)
+    definition, route = ACTIONS.get(update), action_route(update)
+    assert definition is not None and route is not None
+    described = {field.name: field for field in definition.form}
+    return parse(route.body, form_fields(form, described))

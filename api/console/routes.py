@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api import tickets_service as service
+from api.actions import action_route
 from api.console import forms, session
 from api.console.queue import (
     ACTIVE,
@@ -53,7 +54,6 @@ from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused, build_entitlement, quote_first_response
 from workflows.models import (
     Category,
-    HandoffCategory,
     OwningLine,
     Principal,
     Product,
@@ -267,22 +267,15 @@ async def _ticket_page(
         raise
     principal = viewer.principal
     engineer = principal.role in (Role.ADMIN, Role.SUPPORT)
-    rules = rules_for(state.entitlement.policy_version)
     context = {
         "ticket": state,
         "clocks": clock_views(state),
         "timeline": await _timeline(db, principal, state),
         "forms": action_forms(principal, state),
         "refusal": refusal,
+        "level_names": rules_for(state.entitlement.policy_version).level_names,
         "done": request.query_params.get("done"),
         "temporal_link": temporal_ui_link(request, settings, state.workflow_id) if engineer else None,
-        "triggers": {
-            level: [t.value for t in rules.escalation_triggers.get(level, ())]
-            for level in range(state.level + 1, state.entitlement.max_level + 1)
-        },
-        "handoff_categories": [c.value for c in HandoffCategory],
-        "severities": [s for s in Severity if s != state.severity],
-        "level_names": rules.level_names,
         "refresh_seconds": _refresh_seconds(request),
     }
     return render(request, "ticket.html", context, viewer=viewer, status_code=status_code)
@@ -325,7 +318,7 @@ async def take_action(
     client: ClientDep,
     settings: SettingsDep,
 ) -> Response:
-    route = forms.ROUTES.get(update)
+    route = action_route(update)
     if route is None:
         return not_found_page(request, viewer, None)
     form = await request.form()

@@ -2,7 +2,7 @@
 for every colour, and the action forms a principal is offered.
 
 Pure: no I/O. The templates render these; the permission table and the action definitions
-decide what is offered (the permission table of the ticket's policy version, workflows/actions.py).
+decide what is offered (the permission table of the ticket's policy version, workflows/actions/).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from workflows.actions import ACTIONS, ActionDefinition
+from workflows.actions.base import ACTIONS, ActionDefinition, Choice, FormField, Widget
 from workflows.clocks import CLOCK_NAMES
 from workflows.models import (
     CLOSED_STATES,
@@ -20,22 +20,15 @@ from workflows.models import (
     ClockStatus,
     OwningLine,
     Principal,
-    Role,
     Severity,
     SlaClock,
     TicketState,
     TicketStatus,
 )
-from workflows.permissions import Capability, forbidden_reason
-from workflows.policy import current, rules_for
 
-LINE_NAMES: Final = {OwningLine.CONNECTSOFT: "ConnectSoft", OwningLine.PARTNER: "Partner"}
-SEVERITY_NAMES: Final = {
-    Severity.CRITICAL: "Sev 1 critical",
-    Severity.HIGH: "Sev 2 high",
-    Severity.MEDIUM: "Sev 3 medium",
-    Severity.LOW: "Sev 4 low",
-}
+# Derived from the enums' labels (workflows/models.py), for the templates.
+LINE_NAMES: Final = {line: line.label for line in OwningLine}
+SEVERITY_NAMES: Final = {severity: severity.label for severity in Severity}
 STATUS_NAMES: Final = {
     TicketStatus.OPEN: "Open",
     TicketStatus.ACKNOWLEDGED: "Acknowledged",
@@ -120,7 +113,7 @@ class ClockView:
     def of(cls, clock: SlaClock, *, awaited: bool = False) -> ClockView:
         return cls(
             name=CLOCK_NAMES[clock.kind],
-            owner=LINE_NAMES[clock.owner],
+            owner=clock.owner.label,
             level=clock.level,
             target=clock.target.label or f"{clock.target.minutes} min",
             calendar=clock.target.calendar.value,
@@ -210,35 +203,55 @@ def next_clock(state: TicketState) -> ClockView | None:
 
 
 @dataclass(frozen=True)
+class FieldView:
+    """One field of an action form, its choices resolved for the ticket as it is."""
+
+    name: str
+    label: str
+    widget: Widget
+    required: bool
+    rows: int
+    max_length: int
+    choices: tuple[Choice, ...] = ()
+
+    @classmethod
+    def of(cls, field: FormField, state: TicketState) -> FieldView:
+        choices = tuple(field.choices(state)) if field.choices else ()
+        return cls(
+            field.name, field.label, field.widget, field.required, field.rows, field.max_length, choices
+        )
+
+    @property
+    def groups(self) -> list[tuple[str, list[Choice]]]:
+        """The choices by their group, in order (a select's <optgroup>s)."""
+        grouped: dict[str, list[Choice]] = {}
+        for choice in self.choices:
+            grouped.setdefault(choice.group, []).append(choice)
+        return list(grouped.items())
+
+
+@dataclass(frozen=True)
 class ActionForm:
-    """One action form on the ticket page."""
+    """One action form on the ticket page, rendered from the action's form description."""
 
     update: str
     title: str
     summary: str
-    # Comment: whether the principal may also add an internal note.
-    internal_notes: bool = False
-
-
-ACTION_TITLES: Final = {
-    "acknowledge": "Acknowledge",
-    "comment": "Comment",
-    "escalate": "Escalate",
-    "handoff": "Hand off to ConnectSoft",
-    "handback": "Hand back to the partner",
-    "change-severity": "Change severity",
-    "wait-on-customer": "Wait on the customer",
-    "resume": "Resume",
-    "resolve": "Resolve",
-    "reopen": "Reopen",
-    "close": "Close",
-    "outage": "Record the outage",
-}
+    fields: tuple[FieldView, ...] = ()
 
 
 def permitted(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> bool:
-    rules = rules_for(state.entitlement.policy_version)
-    return forbidden_reason(rules, principal, definition.capability, state=state) is None
+    return definition.forbidden(principal, state) is None
+
+
+def action_form(principal: Principal, definition: ActionDefinition[Any], state: TicketState) -> ActionForm:
+    title = definition.title_for(principal)
+    fields = tuple(
+        FieldView.of(field, state)
+        for field in definition.form
+        if field.needs is None or definition.forbidden(principal, state, capability=field.needs) is None
+    )
+    return ActionForm(definition.update, title, definition.summary, fields)
 
 
 def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
@@ -246,22 +259,10 @@ def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
     those that can apply to it now (none once it is closed)."""
     if state.status == TicketStatus.CLOSED:
         return []
-    forms = []
-    for definition in ACTIONS:
-        # The definition's own state-only precondition: the action's check still decides (and
-        # a refusal shows its sentence); this only keeps forms that cannot apply off the page.
-        if not permitted(principal, definition, state) or not definition.offered_when(state):
-            continue
-        title = ACTION_TITLES.get(definition.update) or definition.update.replace("-", " ").capitalize()
-        if definition.update == "close" and principal.role == Role.CUSTOMER:
-            title = "Withdraw (close)"
-        forms.append(
-            ActionForm(
-                update=definition.update,
-                title=title,
-                summary=definition.summary,
-                internal_notes=definition.update == "comment"
-                and forbidden_reason(current(), principal, Capability.INTERNAL_NOTE) is None,
-            )
-        )
-    return forms
+    # The definition's own state-only precondition: the action's check still decides (and a
+    # refusal shows its sentence); this only keeps forms that cannot apply off the page.
+    return [
+        action_form(principal, definition, state)
+        for definition in ACTIONS
+        if permitted(principal, definition, state) and definition.offered_when(state)
+    ]

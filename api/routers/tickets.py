@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import tickets_service as service
-from api.actions import ACTION_ROUTES, ActionRoute
+from api.actions import ActionRoute, action_routes
 from api.auth import PrincipalDep
 from api.deps import ClientDep, SessionDep, SettingsDep
 from api.errors import ApiError, problem_responses
@@ -203,12 +203,16 @@ def _action_endpoint(route: ActionRoute) -> ActionEndpoint:
     return endpoint
 
 
-for _route in ACTION_ROUTES:
-    router.add_api_route(
-        f"/{{ticket_id}}/{_route.update}",
-        _action_endpoint(_route),
-        methods=["POST"],
-        response_model=TicketPublic,
-        responses=problem_responses(401, 403, 404, 409, 422),
-        summary=_route.update.replace("-", " ").capitalize(),
-    )
+def action_router() -> APIRouter:
+    """`POST /tickets/{id}/<update>` for every action registered when the app is made."""
+    actions = APIRouter(prefix="/tickets", tags=["tickets"])
+    for route in action_routes():
+        actions.add_api_route(
+            f"/{{ticket_id}}/{route.update}",
+            _action_endpoint(route),
+            methods=["POST"],
+            response_model=TicketPublic,
+            responses=problem_responses(401, 403, 404, 409, 422),
+            summary=route.update.replace("-", " ").capitalize(),
+        )
+    return actions

@@ -48,36 +48,36 @@ from store.tickets import get_timeline
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from worker.worker import build_worker
 from workflows import search_attributes
-from workflows.actions import RecordOutage
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.base import ActionModel
+from workflows.actions.change_severity import ChangeSeverity
+from workflows.actions.close import Close
+from workflows.actions.comment import Comment
+from workflows.actions.escalate import Escalate
+from workflows.actions.handback import Handback
+from workflows.actions.handoff import Handoff
+from workflows.actions.outage import RecordOutage
+from workflows.actions.reopen import Reopen
+from workflows.actions.resolve import Resolve
+from workflows.actions.resume import Resume
+from workflows.actions.wait_on_customer import WaitOnCustomer
 from workflows.models import (
     TASK_QUEUE,
-    Acknowledge,
-    ChangeSeverity,
     Channel,
     ClockKind,
     ClockStatus,
-    Close,
-    Comment,
     ContractTerms,
     CoverageCalendar,
-    Escalate,
     EscalationTrigger,
-    Handback,
-    Handoff,
     HandoffCategory,
     OwningLine,
-    Reopen,
-    Resolve,
     ResponseTarget,
-    Resume,
     Severity,
     SlaClock,
     TargetOverrides,
-    TicketAction,
     TicketEvent,
     TicketState,
     TicketStatus,
-    WaitOnCustomer,
     workflow_id_for,
 )
 from workflows.ticket import TicketWorkflow
@@ -174,11 +174,11 @@ class Ticket:
     updates: int = 0
     signals: int = 0
 
-    async def act(self, update: str, action: TicketAction) -> None:
+    async def act(self, update: str, action: ActionModel) -> None:
         await self.handle.execute_update(update, action)
         self.updates += 1
 
-    async def refused(self, update: str, action: TicketAction) -> None:
+    async def refused(self, update: str, action: ActionModel) -> None:
         """The validator refuses it, so it leaves no trace in the history."""
         try:
             await self.handle.execute_update(update, action)
@@ -186,7 +186,7 @@ class Ticket:
             return
         raise PathNotCovered(f"the {update} update was accepted; the scenario needs it refused")
 
-    async def signal(self, name: str, action: TicketAction) -> None:
+    async def signal(self, name: str, action: ActionModel) -> None:
         await self.handle.signal(f"{name}-signal", action)
         self.signals += 1
 
