@@ -33,14 +33,15 @@ from tests.factories import SUPPORT, opened_ticket
 from tests.test_replay import HISTORIES, load
 from worker.worker import TICKET_WORKFLOWS
 from workflows import machine
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.base import Refusal
+from workflows.actions.comment import Comment
+from workflows.actions.escalate import Escalate
+from workflows.actions.resolve import Resolve
 from workflows.changes import ChangeTracker, facts_of
 from workflows.models import (
-    Acknowledge,
     ClockStatus,
-    Comment,
-    Escalate,
     EscalationTrigger,
-    Resolve,
     SlaClock,
     TicketEvent,
     TicketFacts,
@@ -219,7 +220,7 @@ def test_the_records_add_up_to_the_ticket(steps: list[tuple[str, int, bool]], se
             else:
                 machine.validate(state, ACTIONS[kind], now)
                 machine.apply(state, ACTIONS[kind], now, in_place=True)
-        except machine.Refusal:
+        except Refusal:
             pass
     # The ticket's last record is taken; after a refusal, the row is written again to catch up.
     tracker.row_changed()
