@@ -303,6 +303,8 @@ class ApiKey(Base):
     """One API key, one principal (DESIGN.md §11). Only the SHA-256 of the secret is stored."""
 
     __tablename__ = "api_keys"
+    # A name names one key per role (issue 17 §4): the audit trail tells people apart by it.
+    __table_args__ = (Index("uq_api_keys_role_name", "role", "name", unique=True),)
 
     # Public id, e.g. key_3f2a9c1b7d4e: safe to show, log and revoke by.
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -317,7 +319,7 @@ class ApiKey(Base):
 
 
 class IdempotencyRecord(Base):
-    """What an Idempotency-Key was first used for, per principal (`scope`)."""
+    """What an Idempotency-Key was first used for, per API key (`scope`, the key's id)."""
 
     __tablename__ = "idempotency_keys"
 
@@ -325,6 +327,8 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     # SHA-256 of the request the key was first sent with.
     digest: Mapped[str] = mapped_column(String(64))
+    # What the first request made (a ticket id), so a retry answers with the same one.
+    resource_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

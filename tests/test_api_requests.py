@@ -13,10 +13,15 @@ from sqlalchemy import select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.tickets_service import new_ticket_id
 from store.db import Ticket
-from store.keys import DEMO_KEYS
-from tests.fixtures_api import Stack, completed_activity, recorded_timeline, settled_state, wait_for_event
+from tests.fixtures_api import (
+    Stack,
+    assert_nothing_filed,
+    completed_activity,
+    recorded_timeline,
+    settled_state,
+    wait_for_event,
+)
 
 SUPPORT = "dev-support"
 TICKET = {
@@ -71,7 +76,7 @@ async def test_intake_with_an_unknown_field_is_refused(module_stack: Stack) -> N
         "/tickets", json={**TICKET, "actor": "anna"}, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
     )
     assert response.status_code == 422
-    await assert_no_workflow(stack, new_ticket_id(DEMO_KEYS[SUPPORT], "globex", key))
+    await assert_nothing_filed(stack, key)
 
 
 async def test_the_same_idempotency_key_with_another_body_is_422_and_files_nothing(
@@ -157,7 +162,7 @@ async def test_text_a_database_cannot_store_is_refused_at_intake(
     # A lone surrogate is not text at all: pydantic refuses it before our own check runs.
     reason = "unable to parse raw data as a unicode string" if bad == "\ud800" else "control character"
     assert reason in response.json()["detail"]
-    await assert_no_workflow(stack, new_ticket_id(DEMO_KEYS[SUPPORT], "globex", key))
+    await assert_nothing_filed(stack, key)
 
 
 async def test_newlines_tabs_and_any_script_reach_the_read_model_intact(db_stack: Stack) -> None:
