@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fixtures_api import Stack, assert_nothing_filed, settled_state, wait_until_recorded
+from tests.fixtures_api import Stack, actor_of, assert_nothing_filed, settled_state, wait_until_recorded
 
 SUPPORT = "dev-support"
 DOWN = {
@@ -61,7 +61,7 @@ async def test_an_outage_filed_at_intake_and_ended_later_lowers_the_months_avail
     assert row["target_pct"] == 99.9  # acme is Premium
     timeline = await stack.http.get(f"/tickets/{ticket_id}/timeline", headers=stack.as_(SUPPORT))
     recorded = [e for e in timeline.json()["events"] if e["kind"] == "outage_recorded"]
-    assert len(recorded) == 1 and recorded[0]["actor"] == "support:dev-support"
+    assert len(recorded) == 1 and recorded[0]["actor"] == await actor_of(stack, SUPPORT)
 
 
 @pytest.mark.parametrize(
