@@ -284,6 +284,9 @@ async def act(
             raise ApiError(REFUSAL_STATUS[cause.type], cause.message, rule=update) from err
         raise
     except RPCError as err:
+        if err.status == RPCStatusCode.INVALID_ARGUMENT:
+            # An id Temporal refuses (over-long, say) names no ticket: as missing as any other.
+            raise not_found(ticket_id) from err
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
         raise await _closed_ticket_refusal(handle, principal) from err

@@ -398,6 +398,9 @@ def make_engine(url: str | URL, **engine_kwargs: Any) -> AsyncEngine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # A pooled connection that an outage cut is found out (and replaced) before it is used,
+    # so the first request after the database is back does not fail on it (issue 17 §3).
+    engine_kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(parsed, **engine_kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)

@@ -1,0 +1,162 @@
+"""Issue 17 §3: while the read model is away every route and console page answers a 503 problem
+(or page) with Retry-After, never a bare 500; right after it is back the API answers normally,
+at the first attempt, because the pool tests a connection before it lends it.
+
+On PostgreSQL (when ESCALATOR_TEST_POSTGRES_URL is set) the database sits behind a TCP gate
+that refuses and cuts connections, as a restart or a partition does; on SQLite its directory is
+taken away, so no connection can be opened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
+
+from api.console.session import KEY_COOKIE
+from store.db import async_database_url, make_engine
+from tests.drill_support import TcpGate
+from tests.fixtures_api import running_stack
+from tests.fixtures_db import DB_BACKENDS, POSTGRES_URL
+
+SUPPORT = "dev-support"
+TICKET = {
+    "customer_id": "acme",
+    "title": "Audit export fails",
+    "description": "The nightly export stops at 80%",
+    "severity": 3,
+    "product": "audit",
+    "channel": "email",
+    "category": "bug",
+}
+
+
+@dataclass
+class Outage:
+    """Takes the stack's database away and brings it back."""
+
+    engine: AsyncEngine
+    gate: TcpGate | None = None
+    directory: Path | None = None
+
+    async def begin(self) -> None:
+        if self.gate is not None:
+            self.gate.refuse()  # refuses new connections and cuts the pooled ones
+            return
+        assert self.directory is not None
+        # SQLite cannot cut a connection: drop the pooled ones, and let no new one open.
+        await self.engine.dispose()
+        self.directory.rename(self.directory.with_name("away"))
+
+    async def end(self) -> None:
+        if self.gate is not None:
+            self.gate.admit()
+            return
+        assert self.directory is not None
+        self.directory.with_name("away").rename(self.directory)
+
+
+@asynccontextmanager
+async def outage_prone_database(backend: str, tmp_path: Path) -> AsyncIterator[Outage]:
+    if backend == "sqlite":
+        directory = tmp_path / "db"
+        engine = make_engine(f"sqlite+aiosqlite:///{directory / 'escalator.db'}")
+        try:
+            yield Outage(engine, directory=directory)
+        finally:
+            await engine.dispose()
+        return
+    assert POSTGRES_URL is not None
+    direct = async_database_url(POSTGRES_URL)
+    schema = f"outage_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(direct, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        with TcpGate(direct.host or "127.0.0.1", direct.port or 5432) as gate:
+            gated = direct.set(host="127.0.0.1", port=gate.port)
+            engine = make_engine(gated, connect_args={"server_settings": {"search_path": schema}})
+            try:
+                yield Outage(engine, gate=gate)
+            finally:
+                gate.admit()
+                await engine.dispose()
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+def assert_unavailable(response: httpx.Response, *, page: bool = False) -> None:
+    assert response.status_code == 503, (response.request.url, response.text)
+    assert response.headers["retry-after"] == "5"
+    if page:
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Unavailable for a moment" in response.text
+        return
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["rule"], problem["type"]) == (
+        "database_unavailable",
+        "urn:escalator:problem:database_unavailable",
+    )
+    assert problem["title"] == "Service Unavailable" and "Retry" in problem["detail"]
+
+
+@pytest.mark.parametrize("backend", DB_BACKENDS)
+async def test_a_database_outage_answers_503_with_retry_after_and_then_normally(
+    dev_env: WorkflowEnvironment, tmp_path: Path, backend: str
+) -> None:
+    async with outage_prone_database(backend, tmp_path) as outage:
+        async with running_stack(dev_env, outage.engine) as stack:
+            support, console = stack.as_(SUPPORT), {"Cookie": f"{KEY_COOKIE}={SUPPORT}"}
+            filed = await stack.http.post("/tickets", json=TICKET, headers=support)
+            assert filed.status_code == 201, filed.text
+            ticket_id = filed.json()["ticket_id"]
+            retry_key = {"Idempotency-Key": f"mail-{uuid.uuid4().hex}"}
+
+            # Cut while the pool idles (a database restart between two requests): the next
+            # request is answered at its first attempt, on a connection tested before use.
+            await outage.begin()
+            await outage.end()
+            after_restart = await stack.http.get(f"/tickets/{ticket_id}", headers=support)
+            assert after_restart.status_code == 200, after_restart.text
+
+            await outage.begin()
+            try:
+                # Every request needs the database for its key, at least.
+                assert_unavailable(await stack.http.get(f"/tickets/{ticket_id}", headers=support))
+                assert_unavailable(await stack.http.get("/tickets", headers=support))
+                assert_unavailable(
+                    await stack.http.post("/tickets", json=TICKET, headers=support | retry_key)
+                )
+                assert_unavailable(
+                    await stack.http.post(
+                        f"/tickets/{ticket_id}/comment", json={"body": "Any news?"}, headers=support
+                    )
+                )
+                assert_unavailable(await stack.http.get("/api-keys", headers=stack.as_("dev-admin")))
+                assert_unavailable(await stack.http.get("/console", headers=console), page=True)
+                assert_unavailable(
+                    await stack.http.get(f"/console/tickets/{ticket_id}", headers=console), page=True
+                )
+            finally:
+                await outage.end()
+
+            # Right after: the first attempt of each answers, on connections the outage cut.
+            shown = await stack.http.get(f"/tickets/{ticket_id}", headers=support)
+            assert shown.status_code == 200, shown.text
+            assert (await stack.http.get("/console", headers=console)).status_code == 200
+            # The intake refused during the outage, retried with its key, files one ticket.
+            retried = await stack.http.post("/tickets", json=TICKET, headers=support | retry_key)
+            again = await stack.http.post("/tickets", json=TICKET, headers=support | retry_key)
+            assert (retried.status_code, again.status_code) == (201, 200), retried.text
+            assert retried.json()["ticket_id"] == again.json()["ticket_id"]
