@@ -108,7 +108,7 @@ def assert_unavailable(response: httpx.Response, *, page: bool = False) -> None:
         "database_unavailable",
         "urn:escalator:problem:database_unavailable",
     )
-    assert problem["title"] == "Service Unavailable" and "Retry" in problem["detail"]
+    assert problem["title"] == "Service Unavailable" and "retry in 5 seconds" in problem["detail"]
 
 
 @pytest.mark.parametrize("backend", DB_BACKENDS)
