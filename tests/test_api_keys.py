@@ -7,18 +7,20 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runtime.settings import get_settings
 from store import keys
 from store.catalog import CatalogRefused
-from store.db import ApiKey
+from store.db import ApiKey, alembic_config, migrate
 from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
 from tests.fixtures_api import Stack, recorded_timeline
@@ -477,3 +479,40 @@ async def test_keys_sharing_a_name_are_separate_actors_and_idempotency_scopes(st
     assert first_actor != second_actor and first_actor.split(" ")[0].endswith(
         second_actor.split(" ")[0][-10:]
     )
+
+
+async def test_migration_0010_keeps_the_oldest_name_and_renames_later_duplicates(
+    db_engine: AsyncEngine,
+) -> None:
+    """Keys made before names were unique may share one; the upgrade must not fail on them."""
+
+    def back_to_0009(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+
+    async with db_engine.begin() as connection:
+        await connection.run_sync(back_to_0009)
+        for n, key_id in enumerate(("key_00000000000c", "key_00000000000a", "key_00000000000b")):
+            await connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, name, role, key_hash, created_at) "
+                    "VALUES (:id, 'ops', :role, :hash, :at)"
+                ),
+                {
+                    "id": key_id,
+                    # The second and third are admins named like the first: they get renamed.
+                    "role": "admin",
+                    "hash": key_id.ljust(64, "0"),
+                    "at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n),
+                },
+            )
+    await migrate(db_engine)
+
+    async with db_engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT id, name FROM api_keys ORDER BY created_at"))).all()
+    assert [tuple(row) for row in rows] == [
+        ("key_00000000000c", "ops"),
+        ("key_00000000000a", "ops key_00000000000a"),
+        ("key_00000000000b", "ops key_00000000000b"),
+    ]
