@@ -9,11 +9,15 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from store.db import Ticket
+from api.schemas import TicketCreate
+from api.tickets_service import new_ticket_id, request_digest
+from store import idempotency
+from store.db import IdempotencyRecord, Ticket
+from store.keys import principal_for_secret
 from tests.fixtures_api import (
     Stack,
     assert_nothing_filed,
@@ -187,3 +191,50 @@ async def test_a_comment_with_a_nul_is_refused_and_changes_nothing(module_stack:
     )
     assert response.status_code == 422
     assert await settled_state(stack, ticket_id) == before
+
+
+async def test_a_keyed_intake_retried_after_a_crash_before_the_start_files_the_claimed_ticket_once(
+    module_stack: Stack,
+) -> None:
+    """The first attempt claimed its Idempotency-Key with a fresh random id and died before it
+    started the workflow; the retry finds the claim and files that very ticket, once."""
+    stack = module_stack
+    key = f"mail-{uuid.uuid4().hex}"
+    async with stack.sessionmaker() as session:
+        principal = await principal_for_secret(session, SUPPORT)
+        assert principal is not None
+        digest = request_digest("intake", TicketCreate.model_validate(TICKET).model_dump(mode="json"))
+        claimed = await idempotency.claim(
+            session=session, scope=principal.identity, key=key, digest=digest, resource_id=new_ticket_id()
+        )
+    assert claimed is not None and claimed.resource_id is not None
+    await assert_no_workflow(stack, claimed.resource_id)  # the crash: claimed, never started
+
+    retried = await stack.http.post(
+        "/tickets", json=TICKET, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
+    )
+    again = await stack.http.post(
+        "/tickets", json=TICKET, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
+    )
+
+    assert (retried.status_code, again.status_code) == (201, 200), retried.text
+    assert retried.json()["ticket_id"] == again.json()["ticket_id"] == claimed.resource_id
+
+
+async def test_ticket_ids_are_random_even_for_the_same_key_customer_and_idempotency_key(
+    module_stack: Stack,
+) -> None:
+    """Nothing a caller sends predicts an id (issue 17 §2): the same request under the same
+    Idempotency-Key, filed afresh (its claim gone, as on another deployment), gets a new id."""
+    stack = module_stack
+    key = f"mail-{uuid.uuid4().hex}"
+    headers = {**stack.as_(SUPPORT), "Idempotency-Key": key}
+    first = await stack.http.post("/tickets", json=TICKET, headers=headers)
+    async with stack.sessionmaker() as session:
+        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        await session.commit()
+    second = await stack.http.post("/tickets", json=TICKET, headers=headers)
+
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert first.json()["ticket_id"] != second.json()["ticket_id"]
+    assert all(len(r.json()["ticket_id"]) == 12 for r in (first, second))
