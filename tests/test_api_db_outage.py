@@ -1,4 +1,4 @@
-"""Issue 17 §3: while the read model is away every route and console page answers a 503 problem
+"""Issue 17 §3: while the read model (or Temporal) is away every route and console page answers a 503 problem
 (or page) with Retry-After, never a bare 500; right after it is back the API answers normally,
 at the first attempt, because the pool tests a connection before it lends it.
 
@@ -22,10 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from api.console.session import KEY_COOKIE
-from store.db import async_database_url, make_engine
+from api.main import create_app
+from runtime.settings import Settings
+from store.db import async_database_url, make_engine, make_sessionmaker, migrate
+from store.demo_catalog import seed_demo_catalog
+from store.keys import seed_demo_keys
 from tests.drill_support import TcpGate
 from tests.fixtures_api import running_stack
 from tests.fixtures_db import DB_BACKENDS, POSTGRES_URL
+from tests.fixtures_temporal import BIN_DIR
 
 SUPPORT = "dev-support"
 TICKET = {
@@ -160,3 +165,51 @@ async def test_a_database_outage_answers_503_with_retry_after_and_then_normally(
             again = await stack.http.post("/tickets", json=TICKET, headers=support | retry_key)
             assert (retried.status_code, again.status_code) == (201, 200), retried.text
             assert retried.json()["ticket_id"] == again.json()["ticket_id"]
+
+
+async def test_a_temporal_outage_answers_503_with_retry_after_on_routes_and_console_pages(
+    tmp_path: Path,
+) -> None:
+    """The workflow service stops (a server of the test's own): reads, actions and intake
+    answer a 503 problem, console pages a 503 page, each with Retry-After."""
+    server = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN_DIR / "temporal-test-server")
+    )
+    stopped = False
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'escalator.db'}")
+    try:
+        await migrate(engine)
+        async with make_sessionmaker(engine)() as session:
+            await seed_demo_catalog(session=session)
+            await seed_demo_keys(session=session)
+        settings = Settings(
+            database_url=engine.url.render_as_string(hide_password=False),
+            temporal_address=server.client.service_client.config.target_host,
+        )
+        app = create_app(settings, engine=engine)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                await server.shutdown()
+                stopped = True
+                support, console = (
+                    {"Authorization": f"Bearer {SUPPORT}"},
+                    {"Cookie": f"{KEY_COOKIE}={SUPPORT}"},
+                )
+                answers = [
+                    await http.get("/tickets/0123456789ab", headers=support),
+                    await http.post("/tickets/0123456789ab/comment", json={"body": "hi"}, headers=support),
+                    await http.post("/tickets", json=TICKET, headers=support),
+                ]
+                page = await http.get("/console/tickets/0123456789ab", headers=console)
+    finally:
+        if not stopped:
+            await server.shutdown()
+        await engine.dispose()
+
+    for response in answers:
+        assert response.status_code == 503, (response.request.url, response.text)
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["rule"] == "temporal_unavailable"
+    assert page.status_code == 503 and page.headers["retry-after"] == "5"
+    assert "Unavailable for a moment" in page.text
