@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -45,8 +47,28 @@ _DESCRIPTIONS = {
     409: "Not possible in the resource's current state",
     413: "The request body is over 1 MiB",
     422: "The request is invalid, or a rule refused it",
-    503: "Temporal did not answer; retry",
+    503: "The database or Temporal did not answer; retry after `Retry-After` seconds",
 }
+
+# How long a client should wait before it retries after an outage answer.
+RETRY_AFTER_SECONDS = 5
+
+# What an outage of the read model or of Temporal raises (issue 17 §3). A connection that is
+# refused outright surfaces as the OS's own error (asyncpg raises it unwrapped), one that the
+# pool waited too long for as its timeout.
+SERVICE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    RPCError,
+)
+
+# Temporal statuses where the request's own values were refused (an over-long id, say): the
+# caller must change the request, so a retry would not help.
+_CALLER_AT_FAULT = frozenset(
+    {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.OUT_OF_RANGE, RPCStatusCode.FAILED_PRECONDITION}
+)
 
 
 class ApiError(Exception):
@@ -100,6 +122,58 @@ def problem_response(
     return ProblemResponse(
         problem.model_dump(mode="json", exclude_none=True), status_code=status_code, headers=headers
     )
+
+
+def _database_outage(exc: DBAPIError) -> bool:
+    """Whether the database was unreachable, not a statement it refused (those are bugs)."""
+    return (
+        isinstance(exc, (OperationalError, InterfaceError))
+        or exc.connection_invalidated
+        or isinstance(exc.orig, (OSError, TimeoutError))
+    )
+
+
+def service_error_problem(exc: Exception) -> ProblemResponse | None:
+    """The problem for a database or Temporal failure; None where it is a bug to surface (500).
+
+    An outage is a 503 with Retry-After: nothing was changed that a retry would duplicate, as
+    starts and updates are idempotent by workflow id and Idempotency-Key, and a claimed key
+    keeps the ticket id it will be filed under.
+    """
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(exc, RPCError):
+        if exc.status in _CALLER_AT_FAULT:
+            return problem_response(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "The workflow service refused a value in this request (an id or a text too long, "
+                "say); check the ids and lengths you sent against the API's schema.",
+                rule="invalid_request",
+            )
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return problem_response(404, "No such resource within your reach.", rule="unknown_resource")
+        return problem_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"The workflow service did not answer; retry in {RETRY_AFTER_SECONDS} seconds.",
+            rule="temporal_unavailable",
+            headers=retry,
+        )
+    if isinstance(exc, DBAPIError) and not _database_outage(exc):
+        return None
+    return problem_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"The ticket database did not answer; retry in {RETRY_AFTER_SECONDS} seconds (a retry with "
+        "the same Idempotency-Key applies its change once).",
+        rule="database_unavailable",
+        headers=retry,
+    )
+
+
+async def service_error(request: Request, exc: Exception) -> ProblemResponse:
+    """The exception handler for SERVICE_ERRORS: a problem, or the exception again (a 500)."""
+    problem = service_error_problem(exc)
+    if problem is None:
+        raise exc
+    return problem
 
 
 def problem_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
@@ -212,18 +286,10 @@ def install(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
         return _http_problem(request, exc)
 
-    @app.exception_handler(RPCError)
-    async def _temporal_unavailable(request: Request, exc: RPCError) -> ProblemResponse:
-        if exc.status not in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise exc
-        # Nothing was changed that a retry would duplicate: starts and updates are idempotent
-        # by workflow id and Idempotency-Key.
-        return problem_response(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "The workflow service did not answer in time; retry in a few seconds.",
-            rule="temporal_unavailable",
-            headers={"Retry-After": "5"},
-        )
+    # Database and Temporal outages: a 503 problem with Retry-After on every route (the
+    # console overrides these with its own page for /console).
+    for error in SERVICE_ERRORS:
+        app.add_exception_handler(error, service_error)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> ProblemResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,8 +48,6 @@ from workflows.permissions import can_reach
 from workflows.policy import current, rules_for
 from workflows.ticket import TicketWorkflow
 
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c7a52-2b0e-4d8e-9a55-0f3b7c1d2e90")
-
 REFUSAL_STATUS = {
     RefusalKind.CONFLICT.value: 409,
     RefusalKind.INVALID.value: 422,
@@ -58,11 +56,10 @@ REFUSAL_STATUS = {
 }
 
 
-def new_ticket_id(principal: Principal, customer_id: str, idempotency_key: str | None) -> str:
-    if idempotency_key:
-        name = f"{principal}\n{customer_id}\n{idempotency_key}"
-        return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name).hex[:12]
-    return uuid.uuid4().hex[:12]
+def new_ticket_id() -> str:
+    """A random id: nothing a caller sends (its key, customer or Idempotency-Key) predicts it,
+    so an id's answer never tells anyone which tickets exist (issue 17 §2)."""
+    return secrets.token_hex(6)
 
 
 def request_digest(*parts: object) -> str:
@@ -101,18 +98,28 @@ def unknown_customer(customer_id: str) -> ApiError:
 
 
 async def claim_idempotency_key(
-    *, session: AsyncSession, principal: Principal, key: str | None, digest: str
-) -> None:
-    """Remember what `key` was first used for; the same key for a different request is a 422."""
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    digest: str,
+    resource_id: str | None = None,
+) -> str | None:
+    """Remember what `key` was first used for, per API key; the same key for a different request
+    is a 422. Returns the resource the first request made (`resource_id` if this is the first)."""
     if key is None:
-        return
-    if not await idempotency.claim(session=session, scope=str(principal), key=key, digest=digest):
+        return resource_id
+    claimed = await idempotency.claim(
+        session=session, scope=principal.identity, key=key, digest=digest, resource_id=resource_id
+    )
+    if claimed is None:
         raise ApiError(
             422,
             "This Idempotency-Key was already used for a different request; send a new key "
             "for a new request, or repeat the original request exactly to retry it.",
             rule="idempotency_key_reused",
         )
+    return claimed.resource_id
 
 
 def check_outage_at_intake(request: TicketCreate, received_at: datetime) -> None:
@@ -163,14 +170,18 @@ async def open_ticket(
     entitlement = build_entitlement(terms, received_at=received_at)
     check_intake(entitlement, severity=request.severity, channel=request.channel, category=request.category)
     check_outage_at_intake(request, received_at)
-    await claim_idempotency_key(
+    # A retry finds the id its first attempt claimed, even if that attempt crashed before the
+    # start: the start then happens once, under that id (REJECT_DUPLICATE below).
+    fresh_id = new_ticket_id()
+    ticket_id = await claim_idempotency_key(
         session=session,
         principal=principal,
         key=idempotency_key,
         digest=request_digest("intake", request.model_dump(mode="json")),
+        resource_id=fresh_id,
     )
     opened = TicketOpened(
-        ticket_id=new_ticket_id(principal, request.customer_id, idempotency_key),
+        ticket_id=ticket_id or fresh_id,
         customer_id=request.customer_id,
         title=request.title,
         description=request.description,
@@ -260,18 +271,24 @@ async def act(
         # Only a keyed request needs its fingerprint; most actions send no key.
         digest = request_digest(update, ticket_id, action.model_dump(mode="json", exclude={"actor"}))
         await claim_idempotency_key(session=session, principal=principal, key=idempotency_key, digest=digest)
-        # Scoped by principal: a foreign principal reusing the id must never get this answer back.
-        update_id = f"{update}-{request_digest(str(principal), idempotency_key, digest)[:40]}"
+        # Scoped by the API key's id: another key, even of the same name, never gets this answer.
+        update_id = f"{update}-{request_digest(principal.identity, idempotency_key, digest)[:40]}"
     try:
         # The update answers the ticket's small view; the full state is the `state` query's.
         result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketView)
         return TicketView.model_validate(result)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == RefusalKind.NOT_FOUND.value:
+            # A foreign ticket answers exactly as a missing one, rule and type included.
+            raise not_found(ticket_id) from err
         if isinstance(cause, ApplicationError) and cause.type in REFUSAL_STATUS:
             raise ApiError(REFUSAL_STATUS[cause.type], cause.message, rule=update) from err
         raise
     except RPCError as err:
+        if err.status == RPCStatusCode.INVALID_ARGUMENT:
+            # An id Temporal refuses (over-long, say) names no ticket: as missing as any other.
+            raise not_found(ticket_id) from err
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
         raise await _closed_ticket_refusal(handle, principal) from err

@@ -304,6 +304,8 @@ class ApiKey(Base):
     """One API key, one principal (DESIGN.md §11). Only the SHA-256 of the secret is stored."""
 
     __tablename__ = "api_keys"
+    # A name names one key per role (issue 17 §4): the audit trail tells people apart by it.
+    __table_args__ = (Index("uq_api_keys_role_name", "role", "name", unique=True),)
 
     # Public id, e.g. key_3f2a9c1b7d4e: safe to show, log and revoke by.
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -318,7 +320,7 @@ class ApiKey(Base):
 
 
 class IdempotencyRecord(Base):
-    """What an Idempotency-Key was first used for, per principal (`scope`)."""
+    """What an Idempotency-Key was first used for, per API key (`scope`, the key's id)."""
 
     __tablename__ = "idempotency_keys"
 
@@ -326,6 +328,8 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     # SHA-256 of the request the key was first sent with.
     digest: Mapped[str] = mapped_column(String(64))
+    # What the first request made (a ticket id), so a retry answers with the same one.
+    resource_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -395,6 +399,9 @@ def make_engine(url: str | URL, **engine_kwargs: Any) -> AsyncEngine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # A pooled connection that an outage cut is found out (and replaced) before it is used,
+    # so the first request after the database is back does not fail on it (issue 17 §3).
+    engine_kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(parsed, **engine_kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)

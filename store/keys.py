@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.catalog import CATALOG_ID, CatalogRefused
+from store.catalog import CATALOG_ID, CatalogRefused, DuplicateId
 from store.db import ApiKey, Customer, Partner, dialect_insert, utcnow
 from workflows.models import Principal, Role
 from workflows.text import check_clean_text
@@ -59,6 +59,7 @@ class ApiKeyPublic(BaseModel):
             level=self.level,
             partner_id=self.partner_id,
             customer_id=self.customer_id,
+            key_id=self.id,
         )
 
 
@@ -153,6 +154,7 @@ async def create_key(
     except ValueError as err:
         raise CatalogRefused("name", "invalid_text", f"{err}.") from None
     await _check_scope(session, role=key_role, level=level, partner_id=partner_id, customer_id=customer_id)
+    await _check_name_free(session, role=key_role, name=name)
     secret = new_secret()
     key = ApiKey(
         id=new_key_id(),
@@ -165,8 +167,26 @@ async def create_key(
         created_at=utcnow(),
     )
     session.add(key)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another request took the name between the check and the commit.
+        await session.rollback()
+        await _check_name_free(session, role=key_role, name=name)
+        raise
     return _public(key), secret
+
+
+async def _check_name_free(session: AsyncSession, *, role: Role, name: str) -> None:
+    """A name names one key per role, revoked keys included: the audit trail keeps naming them."""
+    taken = await session.scalar(select(ApiKey.id).where(ApiKey.role == role.value, ApiKey.name == name))
+    if taken is not None:
+        raise DuplicateId(
+            "name",
+            "duplicate_key_name",
+            f"{_a(role)} key named {name!r} exists already ({taken}); choose another name, "
+            "such as the person's full name or the system's purpose.",
+        )
 
 
 async def list_keys(*, session: AsyncSession, include_revoked: bool = True) -> list[ApiKeyPublic]:
@@ -217,7 +237,8 @@ async def seed_demo_keys(*, session: AsyncSession) -> None:
                     key_hash=hash_secret(secret),
                     created_at=utcnow(),
                 )
-                .on_conflict_do_nothing(index_elements=[ApiKey.key_hash])
+                # Neither the same secret nor a key of the same role and name is made twice.
+                .on_conflict_do_nothing()
             )
         except IntegrityError as err:
             await session.rollback()

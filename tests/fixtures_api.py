@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -22,9 +23,9 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from runtime.settings import Settings
 from store import tickets as read_model
-from store.db import make_engine, make_sessionmaker, migrate
+from store.db import IdempotencyRecord, make_engine, make_sessionmaker, migrate
 from store.demo_catalog import seed_demo_catalog
-from store.keys import seed_demo_keys
+from store.keys import principal_for_secret, seed_demo_keys
 from worker.worker import build_worker
 from workflows.models import TicketEvent
 
@@ -212,3 +213,27 @@ async def wait_until_recorded(stack: Stack, ticket_id: str) -> None:
         if len(events) >= recorded_by_now:
             return
     raise AssertionError("the workflow closed before its events were recorded")
+
+
+async def assert_nothing_filed(stack: Stack, idempotency_key: str) -> None:
+    """A refused intake with this Idempotency-Key started no ticket.
+
+    Ticket ids are random (issue 17 §2), so the test cannot name the ticket it fears; but a
+    keyed intake claims its key, with the id it starts, before it starts anything, and every
+    refusal comes before the claim. No claim, no ticket.
+    """
+    async with stack.sessionmaker() as session:
+        claims = await session.scalar(
+            select(func.count())
+            .select_from(IdempotencyRecord)
+            .where(IdempotencyRecord.key == idempotency_key)
+        )
+    assert claims == 0
+
+
+async def actor_of(stack: Stack, secret: str) -> str:
+    """The audit actor of the key with this secret: `role:name (key_...)` (issue 17 §4)."""
+    async with stack.sessionmaker() as session:
+        principal = await principal_for_secret(session, secret)
+    assert principal is not None
+    return str(principal)

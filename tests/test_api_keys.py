@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from alembic import command
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store import keys
 from store.catalog import CatalogRefused
-from store.db import ApiKey
+from store.db import ApiKey, alembic_config, migrate
 from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
-from tests.fixtures_api import Stack
+from tests.fixtures_api import Stack, recorded_timeline
 from worker import cli
 from workflows.models import Principal, Role
 
@@ -70,11 +74,16 @@ async def test_a_secret_finds_its_principal_until_revoked(catalog: Sessionmaker)
         unknown = await principal_for_secret(session, "esk_" + "x" * 43)
         missing = await revoke_key(session=session, key_id="key_000000000000")
 
-    assert found == Principal(role=Role.PARTNER, name="northwind-ops", partner_id="northwind")
+    assert found == Principal(
+        role=Role.PARTNER, name="northwind-ops", partner_id="northwind", key_id=created.id
+    )
     assert revoked is not None and revoked.revoked_at is not None
     assert revoked_again is not None and revoked_again.revoked_at == revoked.revoked_at
     assert after is None and unknown is None and missing is None
-    assert untouched == other.principal == Principal(role=Role.CUSTOMER, name="acme-it", customer_id="acme")
+    assert untouched == other.principal
+    assert other.principal == Principal(
+        role=Role.CUSTOMER, name="acme-it", customer_id="acme", key_id=other.id
+    )
 
 
 async def test_demo_keys_are_seeded_once_and_a_revoked_one_stays_revoked(catalog: Sessionmaker) -> None:
@@ -87,10 +96,48 @@ async def test_demo_keys_are_seeded_once_and_a_revoked_one_stays_revoked(catalog
         listed = await keys.list_keys(session=session)
         support_after = await principal_for_secret(session, "dev-support")
 
-    assert principals == DEMO_KEYS
-    assert str(DEMO_KEYS["dev-support"]) == "support:dev-support" and DEMO_KEYS["dev-support"].level == 3
+    # Each seeded key is its demo principal, with the id it was stored under.
+    assert {
+        secret: p.model_copy(update={"key_id": None}) for secret, p in principals.items() if p
+    } == DEMO_KEYS
+    assert str(principals["dev-support"]) == f"support:dev-support ({support.id})"
+    assert DEMO_KEYS["dev-support"].level == 3
     assert len(listed) == len(DEMO_KEYS)
     assert support_after is None
+
+
+async def test_two_keys_of_one_role_cannot_share_a_name(catalog: Sessionmaker) -> None:
+    async with catalog() as session:
+        first, _ = await create_key(session=session, name="anna", role="support", level=1)
+        with pytest.raises(CatalogRefused) as refused:
+            await create_key(session=session, name=" anna ", role="support", level=3)
+        # Another role may use the name: `support:anna` and `admin:anna` are told apart anyway.
+        admin, _ = await create_key(session=session, name="anna", role="admin")
+        # A revoked key keeps its name: the audit trail still names it.
+        await revoke_key(session=session, key_id=first.id)
+        with pytest.raises(CatalogRefused):
+            await create_key(session=session, name="anna", role="support", level=2)
+
+    assert (refused.value.status, refused.value.rule, refused.value.field) == (
+        409,
+        "duplicate_key_name",
+        "name",
+    )
+    assert first.id in refused.value.detail
+    assert {(row[1], row[2]) for row in await raw_key_rows(catalog)} == {
+        ("anna", "support"),
+        ("anna", "admin"),
+    }
+    assert str(first.principal) == f"support:anna ({first.id})" != str(admin.principal)
+
+
+async def test_the_database_refuses_a_duplicate_name_the_check_missed(catalog: Sessionmaker) -> None:
+    """The unique index of migration 0010 holds even when two requests race past the check."""
+    async with catalog() as session:
+        await create_key(session=session, name="ops", role="admin")
+        session.add(ApiKey(id="key_0123456789ab", name="ops", role="admin", key_hash="0" * 64))
+        with pytest.raises(IntegrityError):
+            await session.commit()
 
 
 BAD_KEYS = [
@@ -189,7 +236,7 @@ async def test_a_key_made_over_http_shows_its_secret_once_and_is_revoked_at_once
     assert (missing.status_code, missing.json()["rule"]) == (404, "unknown_api_key")
 
     assert secret not in caplog.text
-    assert "admin:dev-admin created API key" in caplog.text
+    assert "admin:dev-admin (key_" in caplog.text and f"created API key {key['id']}" in caplog.text
 
 
 async def test_a_key_request_with_the_wrong_scoping_is_422_naming_the_field(stack: Stack) -> None:
@@ -336,3 +383,123 @@ async def test_malformed_ids_are_unknown_on_every_backend(catalog: Sessionmaker)
 
     assert (customer.value.field, customer.value.rule) == ("customer_id", "unknown_customer")
     assert (partner.value.field, partner.value.rule) == ("partner_id", "unknown_partner")
+
+
+async def test_a_duplicate_key_name_over_http_is_409_and_changes_nothing(stack: Stack) -> None:
+    admin = stack.as_("dev-admin")
+    name = f"anna-{uuid.uuid4().hex[:6]}"
+    made = await stack.http.post(
+        "/api-keys", json={"name": name, "role": "support", "level": 1}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    before = await raw_key_rows(stack.sessionmaker)
+
+    again = await stack.http.post(
+        "/api-keys", json={"name": name, "role": "support", "level": 3}, headers=admin
+    )
+
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"] == "application/problem+json"
+    problem = again.json()
+    assert (problem["rule"], problem["type"]) == (
+        "duplicate_key_name",
+        "urn:escalator:problem:duplicate_key_name",
+    )
+    assert problem["detail"].startswith("name: ") and made.json()["id"] in problem["detail"]
+    assert await raw_key_rows(stack.sessionmaker) == before
+
+
+async def two_keys_named_alike(stack: Stack) -> tuple[tuple[str, str], tuple[str, str]]:
+    """An admin key and a support key that share a name: (secret, actor) of each."""
+    name = f"anna-{uuid.uuid4().hex[:6]}"
+    made = []
+    for body in ({"role": "admin"}, {"role": "support", "level": 3}):
+        response = await stack.http.post(
+            "/api-keys", json={"name": name, **body}, headers=stack.as_("dev-admin")
+        )
+        assert response.status_code == 201, response.text
+        key = response.json()
+        made.append((key["secret"], f"{body['role']}:{name} ({key['id']})"))
+    return made[0], made[1]
+
+
+TICKET = {
+    "customer_id": "acme",
+    "title": "Audit export fails",
+    "description": "The nightly export stops at 80%",
+    "severity": 3,
+    "product": "audit",
+    "channel": "email",
+    "category": "bug",
+}
+
+
+async def test_keys_sharing_a_name_are_separate_actors_and_idempotency_scopes(stack: Stack) -> None:
+    (first, first_actor), (second, second_actor) = await two_keys_named_alike(stack)
+    idempotency = {"Idempotency-Key": f"mail-{uuid.uuid4().hex}"}
+
+    # One Idempotency-Key, two keys: two tickets, each in its own key's scope.
+    filed = [
+        await stack.http.post("/tickets", json=TICKET, headers={**stack.as_(secret), **idempotency})
+        for secret in (first, second)
+    ]
+    assert [f.status_code for f in filed] == [201, 201], [f.text for f in filed]
+    assert filed[0].json()["ticket_id"] != filed[1].json()["ticket_id"]
+
+    # The same comment with the same Idempotency-Key from each key is two comments, not one
+    # deduplicated against the other's (the update id is scoped by key id, not by name).
+    ticket_id = filed[0].json()["ticket_id"]
+    comment_key = {"Idempotency-Key": f"comment-{uuid.uuid4().hex}"}
+    for secret in (first, second, first):
+        commented = await stack.http.post(
+            f"/tickets/{ticket_id}/comment",
+            json={"body": "Any news?"},
+            headers={**stack.as_(secret), **comment_key},
+        )
+        assert commented.status_code == 200, commented.text
+
+    timeline = await recorded_timeline(stack, ticket_id)
+    assert timeline[0].actor == first_actor
+    comments = [event.actor for event in timeline if event.kind == "commented"]
+    # The first key's retry is deduplicated against its own first comment only.
+    assert comments == [first_actor, second_actor]
+    assert first_actor != second_actor and first_actor.split(" ")[0].endswith(
+        second_actor.split(" ")[0][-10:]
+    )
+
+
+async def test_migration_0010_keeps_the_oldest_name_and_renames_later_duplicates(
+    db_engine: AsyncEngine,
+) -> None:
+    """Keys made before names were unique may share one; the upgrade must not fail on them."""
+
+    def back_to_0009(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+
+    async with db_engine.begin() as connection:
+        await connection.run_sync(back_to_0009)
+        for n, key_id in enumerate(("key_00000000000c", "key_00000000000a", "key_00000000000b")):
+            await connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, name, role, key_hash, created_at) "
+                    "VALUES (:id, 'ops', :role, :hash, :at)"
+                ),
+                {
+                    "id": key_id,
+                    # The second and third are admins named like the first: they get renamed.
+                    "role": "admin",
+                    "hash": key_id.ljust(64, "0"),
+                    "at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n),
+                },
+            )
+    await migrate(db_engine)
+
+    async with db_engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT id, name FROM api_keys ORDER BY created_at"))).all()
+    assert [tuple(row) for row in rows] == [
+        ("key_00000000000c", "ops"),
+        ("key_00000000000a", "ops key_00000000000a"),
+        ("key_00000000000b", "ops key_00000000000b"),
+    ]

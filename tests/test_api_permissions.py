@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
-from temporalio.service import RPCError, RPCStatusCode
 
 import policies
 from api.console.session import KEY_COOKIE, csrf_token_for
-from api.tickets_service import new_ticket_id
-from store.keys import DEMO_KEYS
 from tests.fixtures_api import (
     Stack,
+    actor_of,
+    assert_nothing_filed,
     completed_activity,
     recorded_timeline,
     settled_state,
@@ -37,7 +37,8 @@ from workflows.policy import POLICY_VERSION
 
 ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
 PRINCIPALS = (ADMIN, SUPPORT, PARTNER, CUSTOMER)
-ACTOR = {
+# Each demo key's actor is `role:name (key id)`; the id is the seeded key's (issue 17 §4).
+ACTOR_NAME = {
     ADMIN: "admin:dev-admin",
     SUPPORT: "support:dev-support",
     PARTNER: "partner:northwind",
@@ -244,6 +245,22 @@ async def unchanged_proof(stack: Stack, ticket_id: str) -> tuple[dict[str, Any],
     return state, accepted
 
 
+def missing_ticket_id() -> str:
+    # The shape of a real id (12 hex digits), so only existence can differ.
+    return uuid.uuid4().hex[:12]
+
+
+def answer(response: httpx.Response, *, ticket_id: str = "", as_id: str = "") -> tuple[int, str, Any]:
+    """Status, media type and body; with `ticket_id`, the body as if it named `as_id` instead.
+
+    A foreign ticket's answer, its id swapped for a missing ticket's, must equal the missing
+    ticket's answer exactly (issue 17 §2).
+    """
+    media_type = response.headers.get("content-type", "")
+    text = response.text.replace(ticket_id, as_id) if ticket_id else response.text
+    return response.status_code, media_type, json.loads(text) if media_type.endswith("json") else text
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 async def test_action_on_a_ticket_within_reach(module_stack: Stack, case: tuple[Cell, str]) -> None:
     cell, who = case
@@ -264,7 +281,9 @@ async def test_action_on_a_ticket_within_reach(module_stack: Stack, case: tuple[
     assert response.status_code == expected, response.text
     if expected == OK:
         last = (await recorded_timeline(stack, ticket_id))[-1]
-        assert (last.kind, last.actor) == (cell.event, ACTOR[who])
+        actor = await actor_of(stack, who)
+        assert actor.startswith(f"{ACTOR_NAME[who]} (key_")
+        assert (last.kind, last.actor) == (cell.event, actor)
     else:
         problem = response.json()
         assert problem["status"] == expected and problem["detail"].endswith(".")
@@ -294,14 +313,15 @@ async def test_support_escalates_at_most_one_level_above_its_own(
 ) -> None:
     stack = module_stack
     if level is None:
-        secret, actor = ADMIN, ACTOR[ADMIN]
+        secret, actor = ADMIN, await actor_of(stack, ADMIN)
     else:
         name = f"l{level}-{uuid.uuid4().hex[:6]}"
         created = await stack.http.post(
             "/api-keys", json={"name": name, "role": "support", "level": level}, headers=stack.as_(ADMIN)
         )
         assert created.status_code == 201, created.text
-        secret, actor = created.json()["secret"], f"support:{name}"
+        secret = created.json()["secret"]
+        actor = f"support:{name} ({created.json()['id']})"
     ticket_id = await file_ticket(stack, "acme")
     before = await unchanged_proof(stack, ticket_id)
 
@@ -334,15 +354,15 @@ async def test_every_action_on_a_foreign_ticket_is_not_found(
     response = await stack.http.post(
         f"/tickets/{ticket_id}/{cell.action}", json=cell.body, headers=stack.as_(who)
     )
+    missing_id = missing_ticket_id()
     missing = await stack.http.post(
-        f"/tickets/nosuch{uuid.uuid4().hex[:6]}/{cell.action}", json=cell.body, headers=stack.as_(who)
+        f"/tickets/{missing_id}/{cell.action}", json=cell.body, headers=stack.as_(who)
     )
 
     assert response.status_code == missing.status_code == NOT_FOUND, response.text
-    # Word for word what a ticket that does not exist answers, but for its id.
-    assert response.json()["detail"].replace(ticket_id, "X") == missing.json()["detail"].replace(
-        missing.url.path.split("/")[2], "X"
-    )
+    # Byte for byte what a ticket that does not exist answers (status, type, title, detail,
+    # rule), but for its id.
+    assert answer(response, ticket_id=ticket_id, as_id=missing_id) == answer(missing)
     assert await unchanged_proof(stack, ticket_id) == before
 
 
@@ -361,10 +381,12 @@ async def test_reads_answer_within_reach_and_404_outside_it(module_stack: Stack,
     listed_ids = {item["ticket_id"] for item in listed["items"]}
     assert own in listed_ids
     if foreign is not None:
-        assert (await stack.http.get(f"/tickets/{foreign}", headers=headers)).status_code == NOT_FOUND
-        assert (
-            await stack.http.get(f"/tickets/{foreign}/timeline", headers=headers)
-        ).status_code == NOT_FOUND
+        missing = missing_ticket_id()
+        for path in ("/tickets/{id}", "/tickets/{id}/timeline", "/tickets/{id}/notifications"):
+            hidden = await stack.http.get(path.format(id=foreign), headers=headers)
+            absent = await stack.http.get(path.format(id=missing), headers=headers)
+            assert hidden.status_code == NOT_FOUND, (path, hidden.text)
+            assert answer(hidden, ticket_id=foreign, as_id=missing) == answer(absent), path
         assert foreign not in listed_ids
         # Not even by asking for that customer by name.
         by_name = await stack.http.get("/tickets", params={"customer_id": FOREIGN[who]}, headers=headers)
@@ -417,10 +439,7 @@ async def test_filing_is_allowed_within_reach_only(module_stack: Stack, who: str
         assert refused.status_code == unknown.status_code == 422
         assert refused.json()["rule"] == unknown.json()["rule"] == "unknown_customer"
         # And no workflow was started for it.
-        ticket_id = new_ticket_id(DEMO_KEYS[who], FOREIGN[who], key)
-        with pytest.raises(RPCError) as missing:
-            await stack.handle(ticket_id).describe()
-        assert missing.value.status == RPCStatusCode.NOT_FOUND
+        await assert_nothing_filed(stack, key)
 
 
 @pytest.mark.parametrize("who", PRINCIPALS)
@@ -671,7 +690,9 @@ async def test_console_action_forms_follow_the_same_table(
         assert response.status_code == 303, response.text
         assert response.headers["location"] == f"/console/tickets/{ticket_id}?done={cell.action}"
         last = (await recorded_timeline(stack, ticket_id))[-1]
-        assert (last.kind, last.actor) == (cell.event, ACTOR[who])
+        actor = await actor_of(stack, who)
+        assert actor.startswith(f"{ACTOR_NAME[who]} (key_")
+        assert (last.kind, last.actor) == (cell.event, actor)
     else:
         assert response.status_code == FORBIDDEN, response.text
         assert "Refused (403):" in response.text
@@ -695,6 +716,13 @@ async def test_console_action_forms_on_a_foreign_ticket_are_not_found(
     )
     assert response.status_code == NOT_FOUND, response.text
     assert "Not found" in response.text
+    missing_id = missing_ticket_id()
+    missing = await stack.http.post(
+        f"/console/tickets/{missing_id}/{cell.action}",
+        data=console_form(who, cell.body),
+        headers=console_as(who),
+    )
+    assert answer(response, ticket_id=ticket_id, as_id=missing_id) == answer(missing)
     assert await unchanged_proof(stack, ticket_id) == before
 
 
@@ -725,8 +753,12 @@ async def test_console_pages_answer_within_reach_and_404_outside_it(module_stack
         assert f'data-ticket="{foreign}"' not in listed
         by_name = await stack.http.get(f"/console/queue?status=all&customer={FOREIGN[who]}", headers=headers)
         assert "data-ticket=" not in by_name.text
-        for path in (f"/console/tickets/{foreign}", f"/console/tickets/{foreign}/clocks"):
-            assert (await stack.http.get(path, headers=headers)).status_code == NOT_FOUND
+        missing = missing_ticket_id()
+        for path in ("/console/tickets/{id}", "/console/tickets/{id}/clocks"):
+            hidden = await stack.http.get(path.format(id=foreign), headers=headers)
+            absent = await stack.http.get(path.format(id=missing), headers=headers)
+            assert hidden.status_code == NOT_FOUND, path
+            assert answer(hidden, ticket_id=foreign, as_id=missing) == answer(absent), path
         # The intake form offers no foreign customer, and filing for one changes nothing.
         assert f'value="{FOREIGN[who]}"' not in (await stack.http.get("/console/file", headers=headers)).text
 
@@ -750,9 +782,7 @@ async def test_console_files_tickets_within_reach_only(module_stack: Stack, who:
             assert (await stack.handle(refused_id).query("state"))["customer_id"] == OWN[who]
         else:
             assert refused.status_code == 422 and "Unknown customer" in refused.text
-            with pytest.raises(RPCError) as missing:
-                await stack.handle(new_ticket_id(DEMO_KEYS[who], FOREIGN[who], key)).describe()
-            assert missing.value.status == RPCStatusCode.NOT_FOUND
+            await assert_nothing_filed(stack, key)
 
 
 CONSOLE_PAGES = [

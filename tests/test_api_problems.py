@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.types import Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -164,6 +165,22 @@ def _bare_app() -> FastAPI:
     async def temporal_down() -> None:
         raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
 
+    @app.get("/temporal-refuses-a-value")
+    async def temporal_refuses_a_value() -> None:
+        raise RPCError("WorkflowId length exceeds limit.", RPCStatusCode.INVALID_ARGUMENT, b"")
+
+    @app.get("/database-down")
+    async def database_down() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
+
+    @app.get("/database-refused-connection")
+    async def database_refused_connection() -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    @app.get("/database-bug")
+    async def database_bug() -> None:
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
     return app
 
 
@@ -196,6 +213,40 @@ async def test_temporal_unavailable_is_a_503_problem_with_retry_after() -> None:
     response = await _get_bare("/temporal-down")
     assert_problem(response, 503, "temporal_unavailable")
     assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("path", ["/database-down", "/database-refused-connection"])
+async def test_a_database_outage_is_a_503_problem_with_retry_after(path: str) -> None:
+    response = await _get_bare(path)
+    assert_problem(response, 503, "database_unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert "Connection refused" not in response.text  # nothing of the driver's own words
+
+
+async def test_a_temporal_refusal_of_the_callers_values_is_a_422_not_a_500() -> None:
+    response = await _get_bare("/temporal-refuses-a-value")
+    assert_problem(response, 422, "invalid_request")
+    assert "retry-after" not in response.headers
+
+
+async def test_a_statement_the_database_refuses_is_a_bug_not_an_outage() -> None:
+    # An integrity error is no outage: it must surface (a 500 and its traceback), not ask for retries.
+    with pytest.raises(IntegrityError):
+        await _get_bare("/database-bug")
+
+
+@pytest.mark.parametrize(("action", "body"), [("comment", {"body": "hi"}), ("acknowledge", {})])
+async def test_an_over_long_ticket_id_answers_as_a_missing_ticket(
+    stack: Stack, action: str, body: dict[str, Any]
+) -> None:
+    """Temporal refuses an id over its limit (INVALID_ARGUMENT); that id names no ticket."""
+    long_id, short_id = "x" * 2000, "y" * 12
+    over_long = await stack.http.post(f"/tickets/{long_id}/{action}", json=body, headers=ADMIN)
+    missing = await stack.http.post(f"/tickets/{short_id}/{action}", json=body, headers=ADMIN)
+    shown = await stack.http.get(f"/tickets/{long_id}", headers=ADMIN)
+    assert over_long.status_code == missing.status_code == shown.status_code == 404, over_long.text
+    assert over_long.json() | {"detail": ""} == missing.json() | {"detail": ""}
+    assert over_long.json()["rule"] == shown.json()["rule"] == "unknown_ticket"
 
 
 def test_the_document_declares_every_error_response_as_problem_json_only() -> None:

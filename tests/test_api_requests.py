@@ -9,14 +9,23 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.tickets_service import new_ticket_id
-from store.db import Ticket
-from store.keys import DEMO_KEYS
-from tests.fixtures_api import Stack, completed_activity, recorded_timeline, settled_state, wait_for_event
+from api.schemas import TicketCreate
+from api.tickets_service import new_ticket_id, request_digest
+from store import idempotency
+from store.db import IdempotencyRecord, Ticket
+from store.keys import principal_for_secret
+from tests.fixtures_api import (
+    Stack,
+    assert_nothing_filed,
+    completed_activity,
+    recorded_timeline,
+    settled_state,
+    wait_for_event,
+)
 
 SUPPORT = "dev-support"
 TICKET = {
@@ -71,7 +80,7 @@ async def test_intake_with_an_unknown_field_is_refused(module_stack: Stack) -> N
         "/tickets", json={**TICKET, "actor": "anna"}, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
     )
     assert response.status_code == 422
-    await assert_no_workflow(stack, new_ticket_id(DEMO_KEYS[SUPPORT], "globex", key))
+    await assert_nothing_filed(stack, key)
 
 
 async def test_the_same_idempotency_key_with_another_body_is_422_and_files_nothing(
@@ -157,7 +166,7 @@ async def test_text_a_database_cannot_store_is_refused_at_intake(
     # A lone surrogate is not text at all: pydantic refuses it before our own check runs.
     reason = "unable to parse raw data as a unicode string" if bad == "\ud800" else "control character"
     assert reason in response.json()["detail"]
-    await assert_no_workflow(stack, new_ticket_id(DEMO_KEYS[SUPPORT], "globex", key))
+    await assert_nothing_filed(stack, key)
 
 
 async def test_newlines_tabs_and_any_script_reach_the_read_model_intact(db_stack: Stack) -> None:
@@ -182,3 +191,50 @@ async def test_a_comment_with_a_nul_is_refused_and_changes_nothing(module_stack:
     )
     assert response.status_code == 422
     assert await settled_state(stack, ticket_id) == before
+
+
+async def test_a_keyed_intake_retried_after_a_crash_before_the_start_files_the_claimed_ticket_once(
+    module_stack: Stack,
+) -> None:
+    """The first attempt claimed its Idempotency-Key with a fresh random id and died before it
+    started the workflow; the retry finds the claim and files that very ticket, once."""
+    stack = module_stack
+    key = f"mail-{uuid.uuid4().hex}"
+    async with stack.sessionmaker() as session:
+        principal = await principal_for_secret(session, SUPPORT)
+        assert principal is not None
+        digest = request_digest("intake", TicketCreate.model_validate(TICKET).model_dump(mode="json"))
+        claimed = await idempotency.claim(
+            session=session, scope=principal.identity, key=key, digest=digest, resource_id=new_ticket_id()
+        )
+    assert claimed is not None and claimed.resource_id is not None
+    await assert_no_workflow(stack, claimed.resource_id)  # the crash: claimed, never started
+
+    retried = await stack.http.post(
+        "/tickets", json=TICKET, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
+    )
+    again = await stack.http.post(
+        "/tickets", json=TICKET, headers={**stack.as_(SUPPORT), "Idempotency-Key": key}
+    )
+
+    assert (retried.status_code, again.status_code) == (201, 200), retried.text
+    assert retried.json()["ticket_id"] == again.json()["ticket_id"] == claimed.resource_id
+
+
+async def test_ticket_ids_are_random_even_for_the_same_key_customer_and_idempotency_key(
+    module_stack: Stack,
+) -> None:
+    """Nothing a caller sends predicts an id (issue 17 §2): the same request under the same
+    Idempotency-Key, filed afresh (its claim gone, as on another deployment), gets a new id."""
+    stack = module_stack
+    key = f"mail-{uuid.uuid4().hex}"
+    headers = {**stack.as_(SUPPORT), "Idempotency-Key": key}
+    first = await stack.http.post("/tickets", json=TICKET, headers=headers)
+    async with stack.sessionmaker() as session:
+        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        await session.commit()
+    second = await stack.http.post("/tickets", json=TICKET, headers=headers)
+
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert first.json()["ticket_id"] != second.json()["ticket_id"]
+    assert all(len(r.json()["ticket_id"]) == 12 for r in (first, second))

@@ -246,8 +246,10 @@ class _Model(BaseModel):
 class Principal(_Model):
     """Who acts: an API key's principal, or the actor a signal names.
 
-    Printed as `role:name`, e.g. `support:anna` or `partner:northwind`; that string is the
-    `actor` of every event.
+    Printed as `role:name (key id)`, e.g. `support:anna (key_ab12cd34ef56)`; that string is
+    the `actor` of every event, so two keys are two actors even where they share a name
+    (issue 17 §4). A principal without a key (the system, or one recorded before keys were
+    named) prints as `role:name`.
     """
 
     role: Role
@@ -256,6 +258,8 @@ class Principal(_Model):
     level: int | None = Field(default=None, ge=1, le=4)
     partner_id: str | None = Field(default=None, max_length=200)
     customer_id: str | None = Field(default=None, max_length=200)
+    # The API key's public id (`key_...`): the identity behind the name.
+    key_id: str | None = Field(default=None, max_length=32)
 
     @model_validator(mode="after")
     def _scoped(self) -> Principal:
@@ -268,7 +272,13 @@ class Principal(_Model):
         return self
 
     def __str__(self) -> str:
-        return f"{self.role.value}:{self.name}"
+        name = f"{self.role.value}:{self.name}"
+        return f"{name} ({self.key_id})" if self.key_id else name
+
+    @property
+    def identity(self) -> str:
+        """What scopes idempotency and update ids: the key's id, never its (reusable) name."""
+        return self.key_id or f"{self.role.value}:{self.name}"
 
     @property
     def line(self) -> OwningLine | None:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import errors
 from api.console import session
 from api.console.routes import render, router, see_other
 
@@ -69,9 +70,23 @@ async def _bad_csrf_token(request: Request, exc: Exception) -> Response:
     return render(request, "forged.html", {}, status_code=403)
 
 
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """An outage on a console page is a page that says so (503, Retry-After), not a problem
+    document; a fragment gets the same page, which htmx swaps in. Elsewhere, the API's problem."""
+    problem = await errors.service_error(request, exc)
+    if problem.status_code != 503 or not request.url.path.startswith("/console"):
+        return problem
+    page = render(request, "unavailable.html", {}, status_code=503)
+    page.headers["Retry-After"] = problem.headers["Retry-After"]
+    return page
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_exception_handler(session.SignInRequired, _sign_in_required)
     app.add_exception_handler(session.BadCsrfToken, _bad_csrf_token)
+    # In place of errors.install's handlers for the same errors (installed before these).
+    for error in errors.SERVICE_ERRORS:
+        app.add_exception_handler(error, _unavailable)
     app.add_middleware(ConsoleHeaders)

@@ -31,7 +31,7 @@ async def list_api_keys(admin: AdminDep, session: SessionDep) -> list[ApiKeyPubl
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=REFUSALS | problem_responses(422),
+    responses=REFUSALS | problem_responses(409, 422),
 )
 async def create_api_key(
     body: ApiKeyCreate, response: Response, admin: AdminDep, session: SessionDep
