@@ -359,6 +359,20 @@ Index(
 )
 
 
+class ConsoleSession(Base):
+    """A signed-in console session (api/console/session.py): its cookie holds a random id, and
+    only the id's SHA-256 is stored here, with the key it acts as and when it ends. Signing
+    out deletes the row; revoking the key ends its sessions too (the key is looked up each time).
+    """
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # --- Engine ---------------------------------------------------------------------------------
 
 

@@ -7,12 +7,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -22,9 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from runtime.settings import Settings
 from store import tickets as read_model
-from store.db import make_engine, make_sessionmaker, migrate
+from store.console_sessions import hash_session_id
+from store.db import ApiKey, ConsoleSession, make_engine, make_sessionmaker, migrate
 from store.demo_catalog import seed_demo_catalog
-from store.keys import seed_demo_keys
+from store.keys import DEMO_KEYS, hash_secret, seed_demo_keys
 from worker.worker import build_worker
 from workflows.models import TicketEvent
 
@@ -42,6 +45,31 @@ class Stack:
     def as_(secret: str) -> dict[str, str]:
         """Headers that act as the key `secret`, e.g. `stack.as_("dev-admin")` (DEMO_KEYS)."""
         return {"Authorization": f"Bearer {secret}"}
+
+
+def console_session_id(secret: str) -> str:
+    """The console session each stack opens for a demo key (`console_as` in the tests), so a
+    test acts in the console as that key without posting the sign-in form first."""
+    return f"test-console-session-{secret}"
+
+
+async def seed_console_sessions(session: AsyncSession) -> None:
+    now = datetime.now(UTC)
+    for secret in DEMO_KEYS:
+        key_id = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_secret(secret)))
+        if (
+            key_id is not None
+            and await session.get(ConsoleSession, hash_session_id(console_session_id(secret))) is None
+        ):
+            session.add(
+                ConsoleSession(
+                    id_hash=hash_session_id(console_session_id(secret)),
+                    key_id=key_id,
+                    created_at=now,
+                    expires_at=now + timedelta(days=1),
+                )
+            )
+    await session.commit()
 
 
 @asynccontextmanager
@@ -62,6 +90,7 @@ async def running_stack(
     async with sessionmaker() as session:
         await seed_demo_catalog(session=session)
         await seed_demo_keys(session=session)
+        await seed_console_sessions(session)
     app = create_app(settings, engine=engine)
     async with app.router.lifespan_context(app):
         async with build_worker(dev_env.client, sessionmaker, settings):

@@ -159,8 +159,8 @@ async def sign_in(
             status_code=status.HTTP_403_FORBIDDEN,
         )
     secret = api_key.strip()
-    principal = await session.principal_for_key(request, secret) if secret else None
-    if principal is None:
+    key = await session.key_for_secret(request, secret) if secret else None
+    if key is None:
         return _sign_in_form(
             request,
             next_url=target,
@@ -169,15 +169,17 @@ async def sign_in(
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     response = see_other(target)
-    session.set_cookie(request, response, session.KEY_COOKIE, secret, max_age=session.MAX_AGE_SECONDS)
+    session_id = await session.sign_in_session(request, key)
+    session.set_cookie(request, response, session.SESSION_COOKIE, session_id, max_age=session.MAX_AGE_SECONDS)
     session.forget_cookie(request, response, session.SIGN_IN_COOKIE)
     return response
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, viewer: session.FormViewer) -> Response:
+    await session.sign_out_session(request)
     response = see_other(session.SIGN_IN_PATH)
-    session.forget_cookie(request, response, session.KEY_COOKIE)
+    session.forget_cookie(request, response, session.SESSION_COOKIE)
     return response
 
 
