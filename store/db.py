@@ -243,7 +243,8 @@ class TicketEventRecord(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column()
-    kind: Mapped[str] = mapped_column(String(64))
+    # Indexed: GET /metrics counts the SLA events by kind (api/metrics.py).
+    kind: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(200))
     level: Mapped[int | None] = mapped_column(Integer)

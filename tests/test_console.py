@@ -17,7 +17,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.console.session import SESSION_COOKIE, csrf_token_for
+from api.console.session import SESSION_COOKIE, SIGN_IN_COOKIE, csrf_token_for
 from store.keys import create_key
 from tests.browser.site import Site, running_console
 from tests.fixtures_api import (
@@ -107,9 +107,12 @@ async def test_the_cookie_is_secure_when_the_public_url_is_https_whatever_the_re
         response = await sign_in(browser, CUSTOMER)
         assert response.status_code == 303
         assert not set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]["secure"]
-    # Behind a proxy that ends TLS the API sees http; the public URL is https, so it is Secure.
     async with sqlite_stack(dev_env, tmp_path / "https.db", public_url="https://support.example") as stack:
+        # Behind a proxy that ends TLS the API sees http; the public URL is https, so it is Secure.
         async with browser_like(stack) as browser:
+            page = await browser.get("/console/sign-in")
+            assert set_cookies(page)[SIGN_IN_COOKIE][SIGN_IN_COOKIE]["secure"] is True
+        async with browser_like(stack, base_url="https://api") as browser:
             response = await sign_in(browser, CUSTOMER)
             assert response.status_code == 303
             assert set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]["secure"] is True

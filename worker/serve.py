@@ -126,9 +126,10 @@ def api_server(settings: Settings) -> EmbeddedApiServer:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
-        # JSON logs: uvicorn's own lines (access log included) go through the root handler
-        # that configure_logging set up, instead of uvicorn's text formatters.
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        # uvicorn's own lines (access log included) go through the root handler that
+        # configure_logging set up, in either format, never uvicorn's formatters: those write
+        # a request's decoded path as it came, so a %0A in a URL could forge a line.
+        log_config=None,
         loop=API_LOOP,
         http=API_HTTP,
     )

@@ -1,6 +1,7 @@
 """Console sessions: the console's cookie holds a random session id, no longer the API key;
 the id's SHA-256 is stored here with the key it acts as and its expiry, and signing out
-deletes it (issue 17 §6).
+deletes it (issue 17 §6). And an index on ticket_events.kind, which GET /metrics counts the SLA
+events by (issue 17 §5: its queries are indexed).
 
 Revision ID: 0011
 Revises: 0009 (for now; 0010 comes from a branch merged alongside, and the merge re-chains it)
@@ -35,9 +36,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_console_sessions_key_id", "console_sessions", ["key_id"])
     op.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
+    op.create_index("ix_ticket_events_kind", "ticket_events", ["kind"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ticket_events_kind", table_name="ticket_events")
     op.drop_index("ix_console_sessions_expires_at", table_name="console_sessions")
     op.drop_index("ix_console_sessions_key_id", table_name="console_sessions")
     op.drop_table("console_sessions")
