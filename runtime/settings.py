@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     rate_limit_reports_burst: int = Field(default=20, ge=1)
     rate_limit_console_per_minute: float = Field(default=300.0, ge=0)
     rate_limit_console_burst: int = Field(default=60, ge=1)
-    # GET /sla/deadline, the SLA chart and the reports reuse an answer computed for the same
-    # caller reach and parameters for this long (api/report_cache.py); 0 computes afresh.
+    # The reports and the SLA chart (API and console) reuse an answer computed for the same
+    # reach and parameters for this long (api/report_cache.py); 0 computes afresh each time.
     report_cache_seconds: float = Field(default=30.0, ge=0)
 
     # `escalator up` restarts a child (the worker or the API) that dies, after a backoff that

@@ -78,12 +78,15 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     """API + worker + read model, wired the way `make up` wires them, on `engine`'s database
     (migrated and seeded here), with any other `configured` settings (the notification sinks).
-    Each stack has its own task queue, so stacks never take each other's work."""
+    Each stack has its own task queue, so stacks never take each other's work. Rate limits
+    and the report cache are off unless `configured` sets them: a module's tests share keys and
+    ask for the same reports around changes (tests/test_abuse_bounds.py tests both)."""
+    unbounded = {f"rate_limit_{kind}_per_minute": 0.0 for kind in ("writes", "reports", "console")}
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         temporal_address=dev_env.client.service_client.config.target_host,
         task_queue=f"tickets-{uuid.uuid4().hex[:8]}",
-        **configured,
+        **(unbounded | {"report_cache_seconds": 0.0} | configured),
     )
     await migrate(engine)
     sessionmaker = make_sessionmaker(engine)
