@@ -32,7 +32,7 @@ from workflows.policy import current
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
-REFUSALS = problem_responses(401, 403, 422)
+REFUSALS = problem_responses(401, 403, 422, 429)
 
 From = Annotated[
     datetime,
