@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -148,6 +149,13 @@ async def test_reports_and_the_console_have_limits_of_their_own(
             200,
         ]
         assert_rate_limited(await stack.http.get("/console", headers=console), retry_after=5)
+        # Signing in again as that key spends the same tokens: it cannot fill the sessions table.
+        async with httpx.AsyncClient(transport=stack.http._transport, base_url="http://api") as browser:
+            page = await browser.get("/console/sign-in")
+            token = re.search(r'name="csrf_token" value="([^"]*)"', page.text)
+            assert token is not None
+            signing_in = {"api_key": SUPPORT, "csrf_token": token.group(1), "next": "/console"}
+            assert_rate_limited(await browser.post("/console/sign-in", data=signing_in), retry_after=5)
         clock.now += 10
         assert (await stack.http.get("/console", headers=console)).status_code == 200
         assert (await stack.http.get(report, headers=support)).status_code == 200

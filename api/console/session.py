@@ -116,7 +116,9 @@ async def key_for_secret(request: Request, secret: str) -> ApiKeyPublic | None:
 
 
 async def sign_in_session(request: Request, key: ApiKeyPublic) -> str:
-    """Open a session for `key`; its id is what the cookie holds."""
+    """Open a session for `key`; its id is what the cookie holds. Signing in spends a token
+    of the key's console limit, so a key cannot fill the sessions table."""
+    check_console_request(request, key.id)
     async with _sessionmaker(request)() as session:
         return await open_session(session=session, key_id=key.id, lifetime=timedelta(seconds=MAX_AGE_SECONDS))
 
