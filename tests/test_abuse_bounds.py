@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from api.console.session import SESSION_COOKIE
@@ -26,6 +28,9 @@ from api.metrics import ReadModelScraper
 from api.rate_limit import Rate, RateLimits, TokenBucket
 from api.report_cache import ReportCache
 from runtime.telemetry import TextLogFormatter, escape_controls
+from store.console_sessions import close_session, key_of_session, open_session
+from store.demo_catalog import seed_demo_catalog
+from store.keys import live_key_for_secret, seed_demo_keys
 from tests.fixtures_api import Stack, console_session_id, sqlite_stack
 from tests.test_api_permissions import file_ticket, ticket_body, unchanged_proof
 from workflows import entitlement
@@ -307,3 +312,35 @@ def test_a_traceback_follows_its_record_indented_so_no_line_of_it_looks_like_a_r
 
 def test_escape_controls_keeps_printable_text_as_it_is() -> None:
     assert escape_controls("Zürich, 東京 ✓ tab\there") == "Zürich, 東京 ✓ tab\\there"
+
+
+# --- The console session store, on every database backend ------------------------------------
+
+
+async def test_a_console_session_stores_only_a_hash_and_ends_at_sign_out_expiry_or_revocation(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        await seed_demo_catalog(session=session)
+        await seed_demo_keys(session=session)
+        key = await live_key_for_secret(session, SUPPORT)
+        assert key is not None
+        now = datetime.now(UTC)
+        session_id = await open_session(session=session, key_id=key.id, lifetime=timedelta(hours=12), now=now)
+        stale = await open_session(session=session, key_id=key.id, lifetime=timedelta(hours=1), now=now)
+    async with sessionmaker() as session:
+        rows = [tuple(row) for row in await session.execute(text("SELECT * FROM console_sessions"))]
+        assert len(rows) == 2 and all(
+            session_id not in str(value) and SUPPORT not in str(value) for row in rows for value in row
+        )
+        found = await key_of_session(session=session, session_id=session_id)
+        assert found is not None and found.id == key.id and found.principal.name == key.name
+        assert await key_of_session(session=session, session_id="not-a-session") is None
+        # Past its expiry a session signs nobody in, and the next sign-in sweeps it away.
+        assert await key_of_session(session=session, session_id=stale, now=now + timedelta(hours=2)) is None
+        await open_session(
+            session=session, key_id=key.id, lifetime=timedelta(hours=1), now=now + timedelta(hours=2)
+        )
+        assert await session.scalar(text("SELECT count(*) FROM console_sessions")) == 2
+        await close_session(session=session, session_id=session_id)
+        assert await key_of_session(session=session, session_id=session_id) is None
