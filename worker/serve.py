@@ -127,8 +127,9 @@ def api_server(settings: Settings) -> EmbeddedApiServer:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         # uvicorn's own lines (access log included) go through the root handler that
-        # configure_logging set up, in either format, never uvicorn's formatters: those write
-        # a request's decoded path as it came, so a %0A in a URL could forge a line.
+        # configure_logging set up, in either format: in text, its escaping and indented
+        # tracebacks then cover uvicorn's "Exception in ASGI application" too, whose message
+        # can carry user text (uvicorn's own formatters write it as it is).
         log_config=None,
         loop=API_LOOP,
         http=API_HTTP,
