@@ -12,6 +12,11 @@ what one key can cost each of them. An API request's bucket is keyed by the SHA-
 secret (what the database stores), the console's by the key's id, so a bucket never holds a
 secret. The table of buckets is bounded: the least recently used key is forgotten first, which
 at worst gives that key a full bucket again.
+
+Why not a library: slowapi (and `limits` under it) is not a dependency, keys limits by client
+address through route decorators, and would add a dependency for one bucket; pyrate-limiter is
+in the environment only through schemathesis (dev), and neither lets a test drive the clock as
+simply. A bucket is twenty lines, and tests/test_abuse_bounds.py drives it with its own clock.
 """
 
 from __future__ import annotations
