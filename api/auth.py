@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.errors import ApiError
+from api.rate_limit import check_api_request
 from store.keys import principal_for_secret
 from workflows.models import Principal
 from workflows.permissions import Capability, Grant, grant
@@ -46,6 +47,8 @@ async def current_principal(
         principal = await principal_for_secret(session, credentials.credentials.strip())
     if principal is None:
         raise _unauthenticated()
+    # Only a known key spends tokens: an unknown one costs a hashed lookup, and no bucket.
+    check_api_request(request, credentials.credentials.strip())
     return principal
 
 

@@ -47,6 +47,7 @@ _DESCRIPTIONS = {
     409: "Not possible in the resource's current state",
     413: "The request body is over 1 MiB",
     422: "The request is invalid, or a rule refused it",
+    429: "Over the key's rate limit for this kind of request: retry after `Retry-After` seconds",
     503: "The database or Temporal did not answer; retry after `Retry-After` seconds",
 }
 

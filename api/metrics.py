@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -246,25 +246,37 @@ class _Families(Collector):
 
 @dataclass
 class ReadModelScraper:
-    """Counts the read model for a scrape, reusing the last counts for `cache_seconds`."""
+    """Counts the read model for a scrape, at most once per `cache_seconds`: scrapes within
+    that time reuse the last counts, and concurrent scrapes wait on one lock, so no number of
+    unauthenticated scrapers costs more than one count per period. A failed count is not
+    kept (the next scrape tries again), but the lock still lets only one try at a time."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     cache_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    counted: int = 0
     _counts: ReadModelCounts | None = None
     _counted_at: float = float("-inf")
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def _fresh(self) -> bool:
+        return self.clock() - self._counted_at < self.cache_seconds
 
     async def counts(self) -> ReadModelCounts | None:
-        now = time.monotonic()
-        if self._counts is not None and now - self._counted_at < self.cache_seconds:
+        if self._fresh():
             return self._counts
-        try:
-            async with asyncio.timeout(READ_MODEL_TIMEOUT), self.sessionmaker() as session:
-                counts = await count_read_model(session)
-        except Exception as err:  # any failure to count: serve the rest, say so in the log
-            log.warning("GET /metrics without the read model: it did not answer (%s)", type(err).__name__)
-            return None
-        self._counts, self._counted_at = counts, now
-        return counts
+        async with self._lock:
+            if self._fresh():  # another scrape counted while this one waited
+                return self._counts
+            self.counted += 1
+            try:
+                async with asyncio.timeout(READ_MODEL_TIMEOUT), self.sessionmaker() as session:
+                    counts = await count_read_model(session)
+            except Exception as err:  # any failure to count: serve the rest, say so in the log
+                log.warning("GET /metrics without the read model: it did not answer (%s)", type(err).__name__)
+                return None
+            self._counts, self._counted_at = counts, self.clock()
+            return counts
 
 
 def exposition(counts: ReadModelCounts | None) -> bytes:

@@ -79,6 +79,19 @@ class Settings(BaseSettings):
     # The API and the worker load the policy versions an admin published (`escalator policy
     # publish`) at start and then this often (store/published_policies.py).
     policy_refresh_seconds: float = Field(default=10.0, gt=0)
+    # Per-key rate limits (api/rate_limit.py, README "Security"): a token bucket per key for
+    # writes (POST, PUT, PATCH, DELETE), for GET /reports/..., and for the console, holding
+    # `burst` requests and refilling at `per_minute`; over it, 429 with Retry-After. Per API
+    # replica. 0 per minute turns that limit off.
+    rate_limit_writes_per_minute: float = Field(default=600.0, ge=0)
+    rate_limit_writes_burst: int = Field(default=120, ge=1)
+    rate_limit_reports_per_minute: float = Field(default=60.0, ge=0)
+    rate_limit_reports_burst: int = Field(default=20, ge=1)
+    rate_limit_console_per_minute: float = Field(default=300.0, ge=0)
+    rate_limit_console_burst: int = Field(default=60, ge=1)
+    # The reports and the SLA chart (API and console) reuse an answer computed for the same
+    # reach and parameters for this long (api/report_cache.py); 0 computes afresh each time.
+    report_cache_seconds: float = Field(default=30.0, ge=0)
 
     # `escalator up` restarts a child (the worker or the API) that dies, after a backoff that
     # starts here and doubles with each restart within the window (at most 30 s). More than

@@ -12,8 +12,10 @@ metrics on a Prometheus port, and OpenTelemetry tracing through Temporal (off by
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -82,6 +84,37 @@ def _temporal_context(record: logging.LogRecord) -> dict[str, Any] | None:
     return None
 
 
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: any of them in user
+# text (a title, a path) could start a forged line in a terminal or a log file.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line: newlines, carriage returns and other controls as backslash escapes."""
+    return _CONTROLS.sub(_escaped, text)
+
+
+class TextLogFormatter(logging.Formatter):
+    """The text format (`make up`), one record per line: the message is escaped (a title with a
+    newline cannot forge a line), and a traceback's lines follow indented, each escaped too, so
+    only a record's own first line starts at the margin."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = copy.copy(record)  # other handlers see the record as it was
+        clean.msg, clean.args = escape_controls(record.getMessage()), None
+        first, *rest = super().format(clean).split("\n")
+        return "\n".join([first, *(f"  {escape_controls(line)}" for line in rest)])
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, and the ticket it concerns.
 
@@ -135,7 +168,7 @@ def configure_logging(settings: Settings) -> None:
         workflow.logger.workflow_info_on_message = False
         activity.logger.activity_info_on_message = False
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextLogFormatter())
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
 
 

@@ -244,7 +244,8 @@ class TicketEventRecord(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column()
-    kind: Mapped[str] = mapped_column(String(64))
+    # Indexed: GET /metrics counts the SLA events by kind (api/metrics.py).
+    kind: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(200))
     level: Mapped[int | None] = mapped_column(Integer)
@@ -362,6 +363,20 @@ Index(
     QuarantinedRecord.activity_id,
     unique=True,
 )
+
+
+class ConsoleSession(Base):
+    """A signed-in console session (api/console/session.py): its cookie holds a random id, and
+    only the id's SHA-256 is stored here, with the key it acts as and when it ends. Signing
+    out deletes the row; revoking the key ends its sessions too (the key is looked up each time).
+    """
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # --- Engine ---------------------------------------------------------------------------------

@@ -246,3 +246,15 @@ async def seed_demo_keys(*, session: AsyncSession) -> None:
                 "seeding the demo keys needs the demo catalog first (customer acme, partner northwind)"
             ) from err
     await session.commit()
+
+
+async def live_key_for_secret(session: AsyncSession, secret: str) -> ApiKeyPublic | None:
+    """The key (id and principal) of a live secret; None for an unknown or revoked one."""
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    return None if key is None or key.revoked_at is not None else _public(key)
+
+
+async def live_key(session: AsyncSession, key_id: str) -> ApiKeyPublic | None:
+    """The key with this id, unless it is unknown or revoked."""
+    key = await session.get(ApiKey, key_id)
+    return None if key is None or key.revoked_at is not None else _public(key)

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ from temporalio.testing import WorkflowEnvironment
 from api.main import create_app
 from runtime.settings import Settings
 from store import tickets as read_model
-from store.db import IdempotencyRecord, make_engine, make_sessionmaker, migrate
+from store.console_sessions import hash_session_id
+from store.db import ApiKey, ConsoleSession, IdempotencyRecord, make_engine, make_sessionmaker, migrate
 from store.demo_catalog import seed_demo_catalog
-from store.keys import principal_for_secret, seed_demo_keys
+from store.keys import DEMO_KEYS, hash_secret, principal_for_secret, seed_demo_keys
 from worker.worker import build_worker
 from workflows.models import TicketEvent
 
@@ -45,24 +47,53 @@ class Stack:
         return {"Authorization": f"Bearer {secret}"}
 
 
+def console_session_id(secret: str) -> str:
+    """The console session each stack opens for a demo key (`console_as` in the tests), so a
+    test acts in the console as that key without posting the sign-in form first."""
+    return f"test-console-session-{secret}"
+
+
+async def seed_console_sessions(session: AsyncSession) -> None:
+    now = datetime.now(UTC)
+    for secret in DEMO_KEYS:
+        key_id = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_secret(secret)))
+        if (
+            key_id is not None
+            and await session.get(ConsoleSession, hash_session_id(console_session_id(secret))) is None
+        ):
+            session.add(
+                ConsoleSession(
+                    id_hash=hash_session_id(console_session_id(secret)),
+                    key_id=key_id,
+                    created_at=now,
+                    expires_at=now + timedelta(days=1),
+                )
+            )
+    await session.commit()
+
+
 @asynccontextmanager
 async def running_stack(
     dev_env: WorkflowEnvironment, engine: AsyncEngine, **configured: Any
 ) -> AsyncIterator[Stack]:
     """API + worker + read model, wired the way `make up` wires them, on `engine`'s database
     (migrated and seeded here), with any other `configured` settings (the notification sinks).
-    Each stack has its own task queue, so stacks never take each other's work."""
+    Each stack has its own task queue, so stacks never take each other's work. Rate limits
+    and the report cache are off unless `configured` sets them: a module's tests share keys and
+    ask for the same reports around changes (tests/test_abuse_bounds.py tests both)."""
+    unbounded = {f"rate_limit_{kind}_per_minute": 0.0 for kind in ("writes", "reports", "console")}
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         temporal_address=dev_env.client.service_client.config.target_host,
         task_queue=f"tickets-{uuid.uuid4().hex[:8]}",
-        **configured,
+        **(unbounded | {"report_cache_seconds": 0.0} | configured),
     )
     await migrate(engine)
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
         await seed_demo_catalog(session=session)
         await seed_demo_keys(session=session)
+        await seed_console_sessions(session)
     app = create_app(settings, engine=engine)
     async with app.router.lifespan_context(app):
         async with build_worker(dev_env.client, sessionmaker, settings):

@@ -22,12 +22,13 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
 import policies
-from api.console.session import KEY_COOKIE, csrf_token_for
+from api.console.session import SESSION_COOKIE, csrf_token_for
 from tests.fixtures_api import (
     Stack,
     actor_of,
     assert_nothing_filed,
     completed_activity,
+    console_session_id,
     recorded_timeline,
     settled_state,
     wait_for_event,
@@ -645,19 +646,21 @@ async def test_public_endpoints_answer_without_a_key(
 
 # --- The console (/console): the same table through its pages and forms ------------------------
 #
-# The console signs in with the same keys (kept in its cookie) and acts through the same services:
-# an action form that applies answers 303 to the ticket page, a refused one re-renders the page
-# with the refusal's status (403 here), and a foreign ticket is a 404 page. Without a valid key a
-# page redirects to the sign-in form and a fragment answers 401 (htmx follows its HX-Redirect).
+# The console signs in with the same keys (each stack opens a session per demo key,
+# tests/fixtures_api.py) and acts through the same services: an action form that applies
+# answers 303 to the ticket page, a refused one re-renders the page with the refusal's status
+# (403 here), and a foreign ticket is a 404 page. Without a valid session a page redirects
+# to the sign-in form and a fragment answers 401 (htmx follows its HX-Redirect).
 
 
 def console_as(who: str | None) -> dict[str, str]:
-    """Headers that carry `who`'s key in the console's cookie, as a signed-in browser does."""
-    return {"Cookie": f"{KEY_COOKIE}={who}"} if who else {}
+    """Headers that carry a session of `who`'s key in the console's cookie, as a signed-in
+    browser does (each stack opens one per demo key)."""
+    return {"Cookie": f"{SESSION_COOKIE}={console_session_id(who)}"} if who else {}
 
 
 def console_form(who: str, body: dict[str, Any]) -> dict[str, str]:
-    form = {"csrf_token": csrf_token_for(who)}
+    form = {"csrf_token": csrf_token_for(console_session_id(who))}
     for name, value in body.items():
         if name == "public":
             form["visibility"] = "public" if value else "internal"

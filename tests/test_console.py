@@ -17,10 +17,17 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.console.session import KEY_COOKIE, csrf_token_for
+from api.console.session import SESSION_COOKIE, SIGN_IN_COOKIE, csrf_token_for
 from store.keys import create_key
 from tests.browser.site import Site, running_console
-from tests.fixtures_api import Stack, completed_activity, settled_state, wait_for_event
+from tests.fixtures_api import (
+    Stack,
+    completed_activity,
+    console_session_id,
+    settled_state,
+    sqlite_stack,
+    wait_for_event,
+)
 from tests.test_api_permissions import console_as, file_ticket, unchanged_proof
 from workflows.models import Role
 
@@ -67,7 +74,7 @@ async def sign_in(client: httpx.AsyncClient, secret: str) -> httpx.Response:
 # --- Signing in and out -----------------------------------------------------------------------
 
 
-async def test_sign_in_keeps_the_key_in_an_httponly_strict_cookie_for_the_console_only(
+async def test_sign_in_keeps_an_opaque_session_id_in_an_httponly_strict_cookie_for_the_console_only(
     module_stack: Stack,
 ) -> None:
     async with browser_like(module_stack) as browser:
@@ -78,38 +85,51 @@ async def test_sign_in_keeps_the_key_in_an_httponly_strict_cookie_for_the_consol
         response = await sign_in(browser, SUPPORT)
 
         assert response.status_code == 303 and response.headers["location"] == "/console"
-        cookie = set_cookies(response)[KEY_COOKIE][KEY_COOKIE]
-        assert cookie.value == SUPPORT
+        cookie = set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]
+        # The cookie holds a random session id, never the key.
+        assert cookie.value != SUPPORT and SUPPORT not in cookie.value and len(cookie.value) >= 43
         assert cookie["httponly"] is True and cookie["samesite"].lower() == "strict"
         assert cookie["path"] == "/console" and not cookie["secure"]
         queue = await browser.get("/console")
         assert queue.status_code == 200 and "support:dev-support" in queue.text
         # The key is never written into a page, only its session's form token.
         assert SUPPORT not in queue.text.replace("support:dev-support", "")
-        assert hidden("csrf_token", queue.text) == csrf_token_for(SUPPORT)
+        assert hidden("csrf_token", queue.text) == csrf_token_for(cookie.value)
         # The API itself does not take the console's cookie: it wants its bearer key.
         assert (await browser.get("/tickets")).status_code == 401
 
 
-async def test_over_https_the_cookie_is_secure(module_stack: Stack) -> None:
+async def test_the_cookie_is_secure_when_the_public_url_is_https_whatever_the_request_scheme(
+    module_stack: Stack, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # The configured public URL is http: a request that says https does not make it Secure.
     async with browser_like(module_stack, base_url="https://api") as browser:
         response = await sign_in(browser, CUSTOMER)
         assert response.status_code == 303
-        assert set_cookies(response)[KEY_COOKIE][KEY_COOKIE]["secure"] is True
+        assert not set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]["secure"]
+    async with sqlite_stack(dev_env, tmp_path / "https.db", public_url="https://support.example") as stack:
+        # Behind a proxy that ends TLS the API sees http; the public URL is https, so it is Secure.
+        async with browser_like(stack) as browser:
+            page = await browser.get("/console/sign-in")
+            assert set_cookies(page)[SIGN_IN_COOKIE][SIGN_IN_COOKIE]["secure"] is True
+        async with browser_like(stack, base_url="https://api") as browser:
+            response = await sign_in(browser, CUSTOMER)
+            assert response.status_code == 303
+            assert set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]["secure"] is True
 
 
 async def test_an_unknown_key_or_a_sign_in_form_from_elsewhere_signs_nobody_in(module_stack: Stack) -> None:
     async with browser_like(module_stack) as browser:
         unknown = await sign_in(browser, "esk_not-a-key")
         assert unknown.status_code == 401 and "unknown or revoked" in unknown.text
-        assert KEY_COOKIE not in set_cookies(unknown)
+        assert SESSION_COOKIE not in set_cookies(unknown)
         assert "esk_not-a-key" not in unknown.text
     async with browser_like(module_stack) as browser:
         # Login CSRF: a post without the sign-in page's own token (its cookie) is refused.
         forged = await browser.post(
             "/console/sign-in", data={"api_key": SUPPORT, "csrf_token": "x" * 43, "next": "/console"}
         )
-        assert forged.status_code == 403 and KEY_COOKIE not in set_cookies(forged)
+        assert forged.status_code == 403 and SESSION_COOKIE not in set_cookies(forged)
         assert (await browser.get("/console")).status_code == 303
 
 
@@ -126,16 +146,28 @@ async def test_sign_in_returns_only_to_console_pages(module_stack: Stack) -> Non
             assert response.headers["location"] == expected
 
 
-async def test_sign_out_needs_the_form_token_and_then_forgets_the_key(module_stack: Stack) -> None:
+async def test_sign_out_needs_the_form_token_and_then_revokes_the_session_on_the_server(
+    module_stack: Stack,
+) -> None:
     async with browser_like(module_stack) as browser:
         await sign_in(browser, ADMIN)
+        old_cookie = browser.cookies[SESSION_COOKIE]
         refused = await browser.post("/console/sign-out", data={})
         assert refused.status_code == 403
         assert (await browser.get("/console")).status_code == 200
-        signed_out = await browser.post("/console/sign-out", data={"csrf_token": csrf_token_for(ADMIN)})
+        token = hidden("csrf_token", (await browser.get("/console")).text)
+        signed_out = await browser.post("/console/sign-out", data={"csrf_token": token})
         assert signed_out.status_code == 303 and signed_out.headers["location"] == "/console/sign-in"
-        assert set_cookies(signed_out)[KEY_COOKIE][KEY_COOKIE]["max-age"] == "0"
+        assert set_cookies(signed_out)[SESSION_COOKIE][SESSION_COOKIE]["max-age"] == "0"
         assert (await browser.get("/console")).status_code == 303
+    # A copy of the old cookie, kept by an attacker or a browser that ignored the deletion,
+    # signs nobody in: the session is gone from the server.
+    replayed = await module_stack.http.get("/console", headers={"Cookie": f"{SESSION_COOKIE}={old_cookie}"})
+    assert replayed.status_code == 303 and replayed.headers["location"].startswith("/console/sign-in")
+    fragment = await module_stack.http.get(
+        "/console/queue", headers={"Cookie": f"{SESSION_COOKIE}={old_cookie}"}
+    )
+    assert fragment.status_code == 401
 
 
 async def test_a_revoked_key_ends_the_console_session(module_stack: Stack) -> None:
@@ -156,7 +188,7 @@ async def test_a_revoked_key_ends_the_console_session(module_stack: Stack) -> No
 
 @pytest.mark.parametrize(
     "token",
-    [None, "", "not-the-token", csrf_token_for(ADMIN)],
+    [None, "", "not-the-token", csrf_token_for(console_session_id(ADMIN))],
     ids=["missing", "empty", "wrong", "another-sessions"],
 )
 async def test_an_action_form_without_the_sessions_token_changes_nothing(
@@ -316,7 +348,7 @@ async def test_a_refusal_shows_its_sentence_next_to_its_form_and_changes_nothing
     stack = module_stack
     ticket_id = await file_ticket(stack, "acme")
     before = await unchanged_proof(stack, ticket_id)
-    form = {"csrf_token": csrf_token_for(SUPPORT)}
+    form = {"csrf_token": csrf_token_for(console_session_id(SUPPORT))}
     closed = await stack.http.post(
         f"/console/tickets/{ticket_id}/close", data=form, headers=console_as(SUPPORT)
     )
@@ -335,7 +367,7 @@ async def test_an_action_that_applies_shows_on_the_page_it_returns_to(module_sta
     stack = module_stack
     ticket_id = await file_ticket(stack, "acme")
     form = {
-        "csrf_token": csrf_token_for(SUPPORT),
+        "csrf_token": csrf_token_for(console_session_id(SUPPORT)),
         "body": "Looking at the export job",
         "visibility": "internal",
     }
@@ -395,7 +427,7 @@ async def test_the_intake_quote_is_the_sla_deadline_answer(module_stack: Stack) 
 
 async def test_a_refused_intake_says_why_and_starts_nothing(module_stack: Stack) -> None:
     form = {
-        "csrf_token": csrf_token_for(SUPPORT),
+        "csrf_token": csrf_token_for(console_session_id(SUPPORT)),
         "customer_id": "globex",
         "title": "Chat please",
         "description": "d",
@@ -523,7 +555,9 @@ async def test_the_key_never_appears_in_the_servers_logs(
                     if not record.name.startswith(("httpx", "httpcore"))
                 )
                 assert "GET /console/queue" in logged  # the access log did run
-                assert secret not in logged and csrf_token_for(secret) not in logged
+                session_id = browser.cookies[SESSION_COOKIE]
+                assert secret not in logged and session_id not in logged
+                assert csrf_token_for(session_id) not in logged
 
 
 @asynccontextmanager

@@ -126,9 +126,11 @@ def api_server(settings: Settings) -> EmbeddedApiServer:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
-        # JSON logs: uvicorn's own lines (access log included) go through the root handler
-        # that configure_logging set up, instead of uvicorn's text formatters.
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        # uvicorn's own lines (access log included) go through the root handler that
+        # configure_logging set up, in either format: in text, its escaping and indented
+        # tracebacks then cover uvicorn's "Exception in ASGI application" too, whose message
+        # can carry user text (uvicorn's own formatters write it as it is).
+        log_config=None,
         loop=API_LOOP,
         http=API_HTTP,
     )

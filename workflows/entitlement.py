@@ -70,7 +70,11 @@ def public_holidays(country: str | None, years: range, subdivision: str | None =
     return list(_public_holidays(country, years.start, years.stop, subdivision))
 
 
-@functools.cache
+# Bounded: a key is (country, years, subdivision), and quotes can ask for many of them.
+HOLIDAY_CACHE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=HOLIDAY_CACHE_SIZE)
 def _public_holidays(
     country: str, first_year: int, stop_year: int, subdivision: str | None = None
 ) -> tuple[date, ...]:
@@ -110,7 +114,17 @@ def check_subdivision(country: str | None, subdivision: str) -> str:
     return code
 
 
+def is_known_country(country: str) -> bool:
+    """Whether the holiday calendars know `country` (ISO 3166-1 alpha-2 or alpha-3, upper case)."""
+    return country in _supported_countries()
+
+
 @functools.cache
+def _supported_countries() -> frozenset[str]:
+    return frozenset(holiday_calendars.list_supported_countries())
+
+
+@functools.lru_cache(maxsize=HOLIDAY_CACHE_SIZE)
 def _subdivisions_of(country: str) -> frozenset[str]:
     return frozenset(holiday_calendars.list_supported_countries().get(country, ()))
 

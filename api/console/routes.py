@@ -17,8 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 
+from api import report_cache
 from api import tickets_service as service
 from api.actions import action_route
 from api.console import forms, session
@@ -159,8 +159,8 @@ async def sign_in(
             status_code=status.HTTP_403_FORBIDDEN,
         )
     secret = api_key.strip()
-    principal = await session.principal_for_key(request, secret) if secret else None
-    if principal is None:
+    key = await session.key_for_secret(request, secret) if secret else None
+    if key is None:
         return _sign_in_form(
             request,
             next_url=target,
@@ -169,15 +169,17 @@ async def sign_in(
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     response = see_other(target)
-    session.set_cookie(request, response, session.KEY_COOKIE, secret, max_age=session.MAX_AGE_SECONDS)
+    session_id = await session.sign_in_session(request, key)
+    session.set_cookie(request, response, session.SESSION_COOKIE, session_id, max_age=session.MAX_AGE_SECONDS)
     session.forget_cookie(request, response, session.SIGN_IN_COOKIE)
     return response
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, viewer: session.FormViewer) -> Response:
+    await session.sign_out_session(request)
     response = see_other(session.SIGN_IN_PATH)
-    session.forget_cookie(request, response, session.KEY_COOKIE)
+    session.forget_cookie(request, response, session.SESSION_COOKIE)
     return response
 
 
@@ -509,11 +511,15 @@ async def reports_page(request: Request, viewer: session.PageViewer, db: Session
     uptime: list[uptime_report.UptimeRow] = []
     try:
         start, end = report_sql.check_period(start, end)
-        groups = await sla_report.sla_report(session=db, start=start, end=end, group_by=group_by, **scope)
+        groups = await report_cache.sla_groups(
+            request, session=db, start=start, end=end, group_by=group_by, scope=scope
+        )
     except report_sql.ReportRangeError as err:
         problems.append(err.message)
     try:
-        uptime = await uptime_report.uptime_report(session=db, month=month, now=datetime.now(UTC), **scope)
+        uptime = await report_cache.uptime_rows(
+            request, session=db, month=month, customer_id=None, scope=scope
+        )
     except report_sql.ReportRangeError as err:
         problems.append(err.message)
     context = {
@@ -538,7 +544,6 @@ async def reports_chart(request: Request, viewer: session.PageViewer, db: Sessio
         start, end = report_sql.check_period(start, end)
     except report_sql.ReportRangeError as err:
         return Response(err.message, status_code=422, media_type="text/plain")
-    weeks = await sla_report.sla_weeks(session=db, start=start, end=end, **_report_scope(viewer.principal))
-    title = f"First-response SLA, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC)"
-    svg = await run_in_threadpool(sla_report.render_sla_chart, weeks, title=title)
+    scope = _report_scope(viewer.principal)
+    svg = await report_cache.sla_chart(request, session=db, start=start, end=end, scope=scope)
     return Response(svg, media_type="image/svg+xml")

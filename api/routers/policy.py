@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,13 +19,22 @@ from api.errors import ApiError, problem_responses
 from api.schemas import Problem
 from store.catalog import get_contract_terms
 from workflows import policy
-from workflows.entitlement import quote_first_response, quote_response_deadline, quoted_submission
+from workflows.entitlement import (
+    is_known_country,
+    quote_first_response,
+    quote_response_deadline,
+    quoted_submission,
+)
 from workflows.models import ContractTerms, DeadlineQuote, ProductType, Severity, Tier
 from workflows.permissions import Capability, Grant, can_reach, grant
 from workflows.policy import TicketRules, current
 from workflows.whatif_report import GroupBy
 
 router = APIRouter(tags=["policy"])
+
+# A quote is for a ticket received within this long of now, either way: a bounded set of years
+# whose holidays are ever looked up (and cached).
+QUOTE_WINDOW = timedelta(days=3653)
 
 
 @router.get("/policy", responses={404: {"model": Problem}})
@@ -86,6 +95,7 @@ async def get_deadline(
     """When is a first response due? The same answer the ticket workflow would give: the
     default terms of `tier`, `timezone` and the rest, or, with `customer_id` and a key, the
     customer's contract. Without a `subdivision`, only the country's nationwide holidays count."""
+    _check_quote_bounds(submitted_at, country)
     if customer_id is not None:
         terms = await _contract_in_reach(request, session, credentials, customer_id)
         submitted = quoted_submission(submitted_at, terms.timezone)
@@ -108,6 +118,26 @@ async def get_deadline(
         subdivision=subdivision,
         coverage_24x7=coverage_24x7,
     )
+
+
+def _check_quote_bounds(submitted_at: datetime, country: str | None) -> None:
+    """Refuse a quote that would compute holidays of far years or of an unknown country."""
+    now = datetime.now(UTC)
+    at = submitted_at if submitted_at.tzinfo else submitted_at.replace(tzinfo=UTC)
+    if not now - QUOTE_WINDOW <= at <= now + QUOTE_WINDOW:
+        raise ApiError(
+            422,
+            "submitted_at: quotes are for tickets received within 10 years of now "
+            f"({(now - QUOTE_WINDOW).date()} to {(now + QUOTE_WINDOW).date()}); send a time in that window.",
+            rule="submitted_at_out_of_range",
+        )
+    if country is not None and not is_known_country(country):
+        raise ApiError(
+            422,
+            f"country: no public-holiday calendar for {country!r}; use an ISO 3166-1 code in upper "
+            "case that the holiday calendars know, such as 'DE', 'GB' or 'US'.",
+            rule="unknown_country",
+        )
 
 
 async def _contract_in_reach(

@@ -1,17 +1,19 @@
 """/reports: SLA attainment, response and resolution times, and uptime (DESIGN.md §12).
 
 Reports are read like the ticket list: a partner's cover its customers' tickets, a
-customer's only its own, admins' and support's all.
+customer's only its own, admins' and support's all. Answers are cached for a short time per
+reach and parameters (api/report_cache.py), and each call spends a token of the key's report
+rate limit (api/rate_limit.py).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Header, Query, Request, Response
 
+from api import report_cache
 from api.auth import PrincipalDep
 from api.deps import SessionDep
 from api.errors import ApiError, problem_responses
@@ -22,7 +24,7 @@ from api.report_schemas import (
     UptimeReportPublic,
     prefers_csv,
 )
-from store import report_sql, sla_report, uptime_report
+from store import report_sql, sla_report
 from store.catalog import CATALOG_ID, CATALOG_ID_RULE
 from workflows.models import Principal, Role
 from workflows.permissions import Capability, Grant, grant
@@ -30,7 +32,7 @@ from workflows.policy import current
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
-REFUSALS = problem_responses(401, 403, 422)
+REFUSALS = problem_responses(401, 403, 422, 429)
 
 From = Annotated[
     datetime,
@@ -72,6 +74,7 @@ def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     responses=_csv_or_json("The groups, as JSON or (Accept: text/csv) CSV") | REFUSALS,
 )
 async def get_sla_report(
+    request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     start: From,
@@ -82,8 +85,8 @@ async def get_sla_report(
     """First-response attainment, MTTA p50/p90, MTTR and escalations per group, for the
     tickets received in [from, to) within the caller's reach (at most 366 days)."""
     start, end = _period(start, to)
-    groups = await sla_report.sla_report(
-        session=session, start=start, end=end, group_by=group_by, **_reach(principal)
+    groups = await report_cache.sla_groups(
+        request, session=session, start=start, end=end, group_by=group_by, scope=_reach(principal)
     )
     report = SlaReportPublic(groups=groups)
     if prefers_csv(accept):
@@ -99,14 +102,15 @@ async def get_sla_report(
         **REFUSALS,
     },
 )
-async def get_sla_chart(principal: PrincipalDep, session: SessionDep, start: From, to: To) -> Response:
+async def get_sla_chart(
+    request: Request, principal: PrincipalDep, session: SessionDep, start: From, to: To
+) -> Response:
     """First-response attainment per week (line) and breaches per week stacked by line (bars),
     for tickets received in [from, to) within the caller's reach, as SVG."""
     start, end = _period(start, to)
-    weeks = await sla_report.sla_weeks(session=session, start=start, end=end, **_reach(principal))
-    title = f"First-response SLA, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC)"
-    # Rendering is CPU work: off the event loop.
-    svg = await run_in_threadpool(sla_report.render_sla_chart, weeks, title=title)
+    svg = await report_cache.sla_chart(
+        request, session=session, start=start, end=end, scope=_reach(principal)
+    )
     return Response(svg, media_type=SVG_MEDIA_TYPE)
 
 
@@ -116,6 +120,7 @@ async def get_sla_chart(principal: PrincipalDep, session: SessionDep, start: Fro
     responses=_csv_or_json("One row per customer and product, as JSON or (Accept: text/csv) CSV") | REFUSALS,
 )
 async def get_uptime_report(
+    request: Request,
     principal: PrincipalDep,
     session: SessionDep,
     month: Annotated[str, Query(max_length=32, description="A UTC calendar month, YYYY-MM")],
@@ -128,8 +133,8 @@ async def get_uptime_report(
     uptime target, with the downtime allowance left. A customer outside the caller's reach
     has no rows, as in the ticket list."""
     try:
-        items = await uptime_report.uptime_report(
-            session=session, month=month, now=datetime.now(UTC), customer_id=customer, **_reach(principal)
+        items = await report_cache.uptime_rows(
+            request, session=session, month=month, customer_id=customer, scope=_reach(principal)
         )
     except report_sql.ReportRangeError as err:
         raise ApiError(422, err.message, rule=err.rule) from None
