@@ -21,14 +21,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
-from api.console.session import KEY_COOKIE
+from api.console.session import SESSION_COOKIE
 from api.main import create_app
 from runtime.settings import Settings
 from store.db import async_database_url, make_engine, make_sessionmaker, migrate
 from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from tests.drill_support import TcpGate
-from tests.fixtures_api import running_stack
+from tests.fixtures_api import console_session_id, running_stack, seed_console_sessions
 from tests.fixtures_db import DB_BACKENDS, POSTGRES_URL
 from tests.fixtures_temporal import BIN_DIR
 
@@ -122,7 +122,8 @@ async def test_a_database_outage_answers_503_with_retry_after_and_then_normally(
 ) -> None:
     async with outage_prone_database(backend, tmp_path) as outage:
         async with running_stack(dev_env, outage.engine) as stack:
-            support, console = stack.as_(SUPPORT), {"Cookie": f"{KEY_COOKIE}={SUPPORT}"}
+            support = stack.as_(SUPPORT)
+            console = {"Cookie": f"{SESSION_COOKIE}={console_session_id(SUPPORT)}"}
             filed = await stack.http.post("/tickets", json=TICKET, headers=support)
             assert filed.status_code == 201, filed.text
             ticket_id = filed.json()["ticket_id"]
@@ -182,6 +183,7 @@ async def test_a_temporal_outage_answers_503_with_retry_after_on_routes_and_cons
         async with make_sessionmaker(engine)() as session:
             await seed_demo_catalog(session=session)
             await seed_demo_keys(session=session)
+            await seed_console_sessions(session)
         settings = Settings(
             database_url=engine.url.render_as_string(hide_password=False),
             temporal_address=server.client.service_client.config.target_host,
@@ -194,7 +196,7 @@ async def test_a_temporal_outage_answers_503_with_retry_after_on_routes_and_cons
                 stopped = True
                 support, console = (
                     {"Authorization": f"Bearer {SUPPORT}"},
-                    {"Cookie": f"{KEY_COOKIE}={SUPPORT}"},
+                    {"Cookie": f"{SESSION_COOKIE}={console_session_id(SUPPORT)}"},
                 )
                 answers = [
                     await http.get("/tickets/0123456789ab", headers=support),
