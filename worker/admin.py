@@ -75,18 +75,6 @@ def add_contract_options(parser: argparse.ArgumentParser, *, editing: bool) -> N
     parser.add_argument("--project", type=optional, help="bespoke: the project name", **extra)
 
 
-CONTRACT_OPTIONS = (
-    "tier",
-    "product_type",
-    "timezone",
-    "country",
-    "subdivision",
-    "coverage_24x7",
-    "partner_id",
-    "project",
-)
-
-
 def add_customers_parser(subcommands: Any) -> argparse.ArgumentParser:
     parser = subcommands.add_parser(
         "customers",
@@ -255,7 +243,8 @@ async def run_customers_list(session: AsyncSession, args: argparse.Namespace) ->
 
 
 async def run_customers_contract(session: AsyncSession, args: argparse.Namespace) -> int:
-    changes = {name: getattr(args, name) for name in CONTRACT_OPTIONS if hasattr(args, name)}
+    # The terms a catalog edit may change (overrides have no option here, so are never given).
+    changes = {name: getattr(args, name) for name in catalog.EDITABLE_TERMS if hasattr(args, name)}
     if not changes:
         print("escalator customers contract: nothing to change; give at least one option.", file=sys.stderr)
         return 2
