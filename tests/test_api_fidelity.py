@@ -13,7 +13,7 @@ from api.metrics import count_read_model, exposition
 from store.sla_report import ReportGroupBy, sla_report
 from tests.fixtures_api import Stack, settled_state
 from tests.test_api_permissions import console_as
-from tests.test_catalog_api import catalog_rows, cli_database  # noqa: F401 (a fixture)
+from tests.test_catalog_api import catalog_rows
 from tests.test_console import queue_rows
 from worker import cli
 
