@@ -389,11 +389,28 @@ async def while_the_read_model_refuses_a_breach_fires_pages_and_it_catches_up(
                     await until(
                         write_at_attempt(stack.handle(ticket_id), 2), timeout=60, what="a write is retried"
                     )
+                # The API during the outage (issue 17 §3): a keyed intake, which must write its
+                # claim, is a 503 problem with Retry-After, and files nothing.
+                async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+                    during = await http.post(
+                        "/tickets",
+                        json=incident("steady", 2),
+                        headers={**SUPPORT, "idempotency-key": "drill-late"},
+                    )
             finally:
                 await asyncio.to_thread(db.gate.admit)
+            # Right after the outage, the first request on each pooled connection is answered
+            # (connections the outage cut are tested before use): the same keyed intake files
+            # its ticket once, and a read answers, each at the first try.
+            async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+                filed_after = await http.post(
+                    "/tickets",
+                    json=incident("steady", 2),
+                    headers={**SUPPORT, "idempotency-key": "drill-late"},
+                )
+                read_after = [await http.get(f"/tickets/{ticket_id}", headers=SUPPORT) for ticket_id in ids]
             # Closed once the database is back, so that the read model can be held against
-            # each ticket's final state. A client that retries: the API's pool may still hold
-            # a connection the outage cut, and its first use fails.
+            # each ticket's final state.
             async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
                 for i, ticket_id in enumerate(ids):
                     closed, _ = await send(
@@ -419,6 +436,11 @@ async def while_the_read_model_refuses_a_breach_fires_pages_and_it_catches_up(
 
     assert not audit.problems, audit.problems
     assert not audit.undelivered, audit.undelivered
+    assert during.status_code == 503, during.text
+    assert during.headers["retry-after"] == "5"
+    assert during.json()["rule"] == "database_unavailable"
+    assert filed_after.status_code == 201, filed_after.text
+    assert [answer.status_code for answer in read_after] == [200] * len(ids)
     for ticket in tickets:
         ticket_id, due_at = ticket["ticket_id"], first_response_due(ticket)
         # The warning and the breach fired at their times, while the database was away.

@@ -11,6 +11,9 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.browser.site import SHORT_CUSTOMER, Site, new_page, serious_violations, sign_in
 
+# The actor names the key by its id as well as its name (issue 17 §4).
+SUPPORT_ACTOR = re.compile(r"^support:dev-support \(key_[0-9a-f]+\)$")
+
 SUPPORT, PARTNER, CUSTOMER = "dev-support", "dev-partner-northwind", "dev-customer-acme"
 
 
@@ -50,7 +53,7 @@ async def test_an_agent_works_the_queue_by_due_time_and_acknowledges_a_ticket(
     context, page = await new_page(browser, site, bypass_csp=True, timezone_id="America/New_York")
     try:
         await sign_in(page, SUPPORT)
-        await expect(page.get_by_test_id("principal")).to_have_text("support:dev-support")
+        await expect(page.get_by_test_id("principal")).to_have_text(SUPPORT_ACTOR)
         await page.goto("/console?customer=acme")
         for ticket_id in (sev1, sev2, sev3):
             await expect(row(page, ticket_id)).to_be_visible()
@@ -90,7 +93,7 @@ async def test_an_agent_works_the_queue_by_due_time_and_acknowledges_a_ticket(
         await expect(first.locator(".countdown")).to_have_attribute("data-signal", "met")
         await expect(page.get_by_test_id("status")).to_have_text("Acknowledged")
         timeline = page.locator("table.timeline tr[data-kind='acknowledged']")
-        await expect(timeline.locator("td").nth(2)).to_have_text("support:dev-support")
+        await expect(timeline.locator("td").nth(2)).to_have_text(SUPPORT_ACTOR)
 
         # Acknowledging again is refused, with the workflow's sentence, next to the form.
         await (
@@ -128,7 +131,7 @@ async def test_a_partner_hands_off_and_connectsofts_clock_appears(site: Site, br
         await expect(page.get_by_test_id("owning-line")).to_have_text("ConnectSoft")
         await expect(page.get_by_test_id("level")).to_have_text(re.compile(r"^L2 "))
         await expect(page.locator("table.timeline tr[data-kind='handed_off'] td").nth(2)).to_have_text(
-            "partner:northwind"
+            re.compile(r"^partner:northwind \(key_[0-9a-f]+\)$")
         )
         # The partner's own clock is still on the same ticket.
         await expect(clock_row(page, "first response", "Partner")).to_be_visible()
