@@ -28,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -140,11 +141,39 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port nobody listens on now, for a server this process is about to start.
+
+    Taken from below the kernel's ephemeral range, never from it: the Temporal dev server binds
+    several ephemeral ports of its own (membership, HTTP) as it starts, and one of them once
+    took the UI port picked a moment before ("bind: address already in use"). A port is handed
+    out once per process, so two picks in a row never agree.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 # --- Processes ------------------------------------------------------------------------------
@@ -253,6 +282,9 @@ def stack_env(root: Path, *, api_port: int, temporal_port: int, ui_port: int) ->
         "ESCALATOR_API_HOST": "127.0.0.1",
         "ESCALATOR_LOG_LEVEL": "WARNING",
         "ESCALATOR_TASK_QUEUE": TASK_QUEUE,
+        # One key files the whole storm: the per-key write limit (600 a minute) would refuse
+        # it; the bench measures the stack, not the limit.
+        "ESCALATOR_RATE_LIMIT_WRITES_PER_MINUTE": "0",
         "PYTHONPATH": str(PROJECT_ROOT),
     }
 

@@ -184,6 +184,9 @@ class ProcessStack:
             # Two workers on one host cannot share the metrics port.
             "ESCALATOR_WORKER_METRICS_PORT": "0",
             "ESCALATOR_LOG_LEVEL": "WARNING",
+            # One support key files every burst: the drills measure what a crash loses, not
+            # the per-key write limit (tests/test_abuse_bounds.py does).
+            "ESCALATOR_RATE_LIMIT_WRITES_PER_MINUTE": "0",
             # Die with this process, whatever kills it (worker.serve.die_with_parent).
             PARENT_PID_VARIABLE: str(os.getpid()),
             **self.settings,

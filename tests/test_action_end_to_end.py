@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.console.session import csrf_token_for
 from tests.factories import SUPPORT
-from tests.fixtures_api import Stack, recorded_timeline, sqlite_stack
+from tests.fixtures_api import Stack, actor_of, console_session_id, recorded_timeline, sqlite_stack
 from tests.test_api_permissions import console_as, file_ticket, unchanged_proof
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Choice, FormField, Widget, integer
 from workflows.models import EventKind, Role, TicketState, TicketStatus, Visibility
@@ -142,23 +142,25 @@ async def test_a_new_action_works_end_to_end(remind_stack: Stack) -> None:
         0
     ) and '<label for="remind-note">What is still needed' in form.group(0)
     assert re.findall(r'<option value="(\d)">', form.group(0)) == ["1", "2", "3"]
+    csrf = csrf_token_for(console_session_id(CUSTOMER))
     posted = await stack.http.post(
         f"/console/tickets/{ticket_id}/remind",
-        data={"csrf_token": csrf_token_for(CUSTOMER), "note": "still down", "urgency": "3"},
+        data={"csrf_token": csrf, "note": "still down", "urgency": "3"},
         headers=console_as(CUSTOMER),
     )
     assert posted.status_code == 303, posted.text
     missing = await stack.http.post(
         f"/console/tickets/{ticket_id}/remind",
-        data={"csrf_token": csrf_token_for(CUSTOMER), "urgency": "2"},
+        data={"csrf_token": csrf, "urgency": "2"},
         headers=console_as(CUSTOMER),
     )
     assert missing.status_code == 422 and "note: is required." in missing.text
 
+    customer = await actor_of(stack, CUSTOMER)  # customer:acme (key_...)
     assert await reminders(stack, ticket_id) == [
-        ("Reminder (urgency 1): any news?", "customer:acme"),
+        ("Reminder (urgency 1): any news?", customer),
         ("Reminder (urgency 2): ping", str(SUPPORT)),
-        ("Reminder (urgency 3): still down", "customer:acme"),
+        ("Reminder (urgency 3): still down", customer),
     ]
 
     # Its precondition: once acknowledged, the form is gone and the update is refused (409).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -12,6 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from bench.stack_bench import free_port
 from sinks.channels import (
     SendFailed,
     build_email,
@@ -57,13 +57,6 @@ async def send_failure(send: Awaitable[None]) -> SendFailed:
     with pytest.raises(SendFailed) as failed:
         await send
     return failed.value
-
-
-def free_port() -> int:
-    """A port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # Email

@@ -30,6 +30,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from api.main import create_app
+from bench.stack_bench import free_port
 from runtime.settings import Settings
 from store.keys import DEMO_KEYS
 from tests.drill_support import until
@@ -502,13 +503,6 @@ def test_ci_runs_make_test_with_postgres() -> None:
 
 
 # --- The dev server, for real ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dev_server(db: Path, **overrides: Any) -> DevServer:

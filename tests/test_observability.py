@@ -28,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.read_model import TicketReadModel
 from api.main import create_app
+from bench.stack_bench import free_port
 from runtime.settings import Settings
 from runtime.telemetry import JsonLogFormatter, ticket_id_of, worker_runtime
 from runtime.temporal import connect_client
@@ -87,13 +88,6 @@ async def scrape(http: httpx.AsyncClient) -> Samples:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return samples(response.text)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def stack_settings(dev_env: WorkflowEnvironment, database_url: str, **changes: Any) -> Settings:

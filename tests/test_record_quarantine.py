@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from activities.read_model import RECORD_FAILURES, TicketReadModel
+from bench.stack_bench import free_port
 from runtime.settings import Settings
 from store.db import OutboxNotification, Ticket, make_engine, make_sessionmaker
 from store.demo_catalog import seed_demo_catalog
@@ -197,12 +197,6 @@ async def refuse_every_ticket_write(engine: AsyncEngine) -> None:
                         f"BEGIN SELECT RAISE(ABORT, '{INJECTED}'); END"
                     )
                 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def worker_metrics(port: int) -> dict[tuple[str, ...], float]:
