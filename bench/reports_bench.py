@@ -44,7 +44,7 @@ from store.db import (
     migrate,
 )
 from store.demo_catalog import seed_demo_catalog
-from workflows.models import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
+from workflows.enums import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
 from workflows.permissions import TicketScope
 
 YEAR = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))

@@ -37,7 +37,7 @@ from store.clock_outcomes import ESCALATION_LEVELS
 from store.db import Ticket
 from store.report_sql import epoch_seconds, minutes_of, percent, week_start
 from store.scope import EVERY_TICKET, in_scope
-from workflows.models import OwningLine
+from workflows.enums import OwningLine
 from workflows.permissions import TicketScope
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Base, Ticket, TicketEventRecord
 from store.scope import EVERY_TICKET, in_scope
-from workflows.models import Severity, TicketEvent, TicketRow, TicketStatus, Tier
+from workflows.enums import Severity, TicketStatus, Tier
+from workflows.models import TicketEvent, TicketRow
 from workflows.permissions import TicketScope
 
 # One statement per database backend, built once on the table: building it (its `excluded`

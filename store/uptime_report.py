@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.db import Contract, Ticket
 from store.report_sql import ReportRangeError, as_utc, epoch_seconds, utc_value
 from store.scope import EVERY_TICKET, AnySelect, in_scope
-from workflows.models import Product, ProductType, Tier
+from workflows.enums import Product, ProductType, Tier
 from workflows.permissions import TicketScope
 from workflows.policy import current
 

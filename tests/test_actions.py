@@ -17,7 +17,8 @@ from workflows import machine, ticket
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal, RefusalKind
 from workflows.actions.comment import Comment, visibility_of
-from workflows.models import EventKind, OwningLine, TicketState, TicketStatus, TicketView, Visibility
+from workflows.enums import EventKind, OwningLine, TicketStatus, Visibility
+from workflows.models import TicketState, TicketView
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.ticket import TicketWorkflow

@@ -26,16 +26,8 @@ from workflows.actions.escalate import Escalate
 from workflows.actions.handback import Handback
 from workflows.actions.handoff import Handoff
 from workflows.actions.resolve import Resolve
-from workflows.models import (
-    EscalationTrigger,
-    HandoffCategory,
-    OwningLine,
-    Principal,
-    Role,
-    Severity,
-    TicketOpened,
-    TicketState,
-)
+from workflows.enums import EscalationTrigger, HandoffCategory, OwningLine, Role, Severity
+from workflows.models import Principal, TicketOpened, TicketState
 from workflows.permissions import Capability, Grant, TicketScope, can_reach
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday

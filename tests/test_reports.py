@@ -56,7 +56,7 @@ from store.tickets import record_events, upsert_ticket_row
 from store.uptime_report import UptimeRow
 from tests.factories import opened_ticket
 from workflows import machine
-from workflows.models import (
+from workflows.enums import (
     ClockKind,
     ClockStatus,
     CoverageCalendar,
@@ -64,11 +64,10 @@ from workflows.models import (
     Product,
     ProductType,
     Severity,
-    TicketEvent,
-    TicketRow,
     TicketStatus,
     Tier,
 )
+from workflows.models import TicketEvent, TicketRow
 from workflows.permissions import TicketScope
 
 Sessionmaker = async_sessionmaker[AsyncSession]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
-from workflows.models import OwningLine, Principal, ProductType, Role, TicketState
+from workflows.enums import OwningLine, ProductType, Role
+from workflows.models import Principal, TicketState
 
 
 class Capability(StrEnum):

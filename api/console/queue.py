@@ -25,16 +25,8 @@ from api.errors import ApiError
 from store.catalog import CATALOG_ID, list_customers
 from store.db import Ticket, TicketClockRecord
 from store.scope import in_scope
-from workflows.models import (
-    ClockStatus,
-    OwningLine,
-    Principal,
-    Severity,
-    TicketRow,
-    TicketState,
-    TicketStatus,
-    Tier,
-)
+from workflows.enums import ClockStatus, OwningLine, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketRow, TicketState
 from workflows.permissions import TicketScope, can_reach
 from workflows.policy import current
 

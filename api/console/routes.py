@@ -52,19 +52,8 @@ from store import tickets as read_model
 from store.catalog import get_contract_terms
 from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused, build_entitlement, quote_first_response
-from workflows.models import (
-    Category,
-    OwningLine,
-    Principal,
-    Product,
-    ProductType,
-    Role,
-    Severity,
-    TicketEvent,
-    TicketState,
-    TicketStatus,
-    Tier,
-)
+from workflows.enums import Category, OwningLine, Product, ProductType, Role, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketEvent, TicketState
 from workflows.permissions import TicketScope
 from workflows.policy import current, rules_for
 

@@ -21,16 +21,8 @@ from api.errors import ApiError, problem_responses
 from api.schemas import NotificationList, NotificationPublic, TicketCreate, TicketList, TicketPublic, Timeline
 from store import notifications
 from store import tickets as read_model
-from workflows.models import (
-    Audience,
-    NoticeChannel,
-    PageAction,
-    Principal,
-    Severity,
-    TicketRow,
-    TicketStatus,
-    Tier,
-)
+from workflows.enums import Audience, NoticeChannel, PageAction, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketRow
 from workflows.permissions import Capability, TicketScope, can_reach, forbidden_reason
 from workflows.policy import current
 
