@@ -162,7 +162,7 @@ def the_machine_and_the_handlers_take_a_nudge() -> None:
 
 
 def test_line_names_and_note_visibility_are_one_enum_each() -> None:
-    # One table of line names (workflows/models.py), for the console, sentences and refusals.
+    # One table of line names (workflows/enums.py), for the console, sentences and refusals.
     assert [(line.label, line.in_sentence, line.subject) for line in OwningLine] == [
         ("ConnectSoft", "ConnectSoft", "ConnectSoft"),
         ("Partner", "the partner's first line", "The partner's first line"),
