@@ -38,7 +38,8 @@ from sinks.channels import SendFailed
 from store.db import OutboxNotification, utcnow
 from store.notifications import record_attempt, record_delivery, record_outcomes
 from store.recipients import DEFAULT_TIMEZONE, Recipients, pager_routing_key, recipients_for
-from workflows.models import Audience, Delivery, DeliveryOutcome, NoticeChannel, Notification, PageAction
+from workflows.enums import Audience, NoticeChannel, PageAction
+from workflows.models import Delivery, DeliveryOutcome, Notification
 
 log = logging.getLogger("escalator.notify")
 

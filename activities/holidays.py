@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows.entitlement import IntakeRefused, public_holidays
-from workflows.models import HolidayYears, PinnedHolidays
+from workflows.terms import HolidayYears, PinnedHolidays
 
 
 @activity.defn(name="public_holidays")

@@ -16,7 +16,8 @@ from store.catalog import (
 )
 from store.keys import ApiKeyPublic
 from store.partners import CatalogPartner
-from workflows.models import ContractTerms, CoverageCalendar, ProductType, TargetOverrides, Tier
+from workflows.enums import CoverageCalendar, ProductType, Tier
+from workflows.terms import ContractTerms, TargetOverrides
 from workflows.text import CleanText
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from store.contacts import MAX_CONTACTS, CatalogContact, CatalogSupportTeam, ContactRole
-from workflows.models import Audience
+from workflows.enums import Audience
 from workflows.text import CleanText
 
 __all__ = ["ContactUpdate", "ContactsPublic", "ContactsUpdate", "SupportTeamPublic", "SupportTeamUpdate"]

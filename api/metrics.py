@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store.db import Ticket, TicketClockRecord, TicketEventRecord
-from workflows.models import CLOSED_STATES, ClockStatus, EventKind, OwningLine, Tier
+from workflows.enums import CLOSED_STATES, ClockStatus, EventKind, OwningLine, Tier
 
 log = logging.getLogger(__name__)
 

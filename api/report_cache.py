@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from store import sla_report, uptime_report
+from workflows.permissions import TicketScope
 
 T = TypeVar("T")
 
@@ -78,11 +79,6 @@ def report_cache(request: Request) -> ReportCache:
     return cache
 
 
-def reach_key(scope: dict[str, str | None]) -> tuple[tuple[str, str | None], ...]:
-    """A reach (the scope a report's rows are filtered by) as part of a cache key."""
-    return tuple(sorted(scope.items()))
-
-
 # --- The reports, cached: the API's /reports and the console's reports page share these --------
 
 
@@ -93,26 +89,28 @@ async def sla_groups(
     start: datetime,
     end: datetime,
     group_by: sla_report.ReportGroupBy,
-    scope: dict[str, str | None],
+    scope: TicketScope,
 ) -> list[sla_report.SlaGroup]:
     async def compute() -> list[sla_report.SlaGroup]:
-        return await sla_report.sla_report(session=session, start=start, end=end, group_by=group_by, **scope)
+        return await sla_report.sla_report(
+            session=session, start=start, end=end, group_by=group_by, scope=scope
+        )
 
-    key = ("sla", reach_key(scope), start, end, group_by.value)
+    key = ("sla", scope, start, end, group_by.value)
     return await report_cache(request).get_or_compute(key, compute)
 
 
 async def sla_chart(
-    request: Request, *, session: AsyncSession, start: datetime, end: datetime, scope: dict[str, str | None]
+    request: Request, *, session: AsyncSession, start: datetime, end: datetime, scope: TicketScope
 ) -> bytes:
     """The SLA chart's SVG; drawing it is CPU work, done off the event loop."""
 
     async def compute() -> bytes:
-        weeks = await sla_report.sla_weeks(session=session, start=start, end=end, **scope)
+        weeks = await sla_report.sla_weeks(session=session, start=start, end=end, scope=scope)
         title = f"First-response SLA, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC)"
         return await run_in_threadpool(sla_report.render_sla_chart, weeks, title=title)
 
-    return await report_cache(request).get_or_compute(("sla_chart", reach_key(scope), start, end), compute)
+    return await report_cache(request).get_or_compute(("sla_chart", scope, start, end), compute)
 
 
 async def uptime_rows(
@@ -121,12 +119,12 @@ async def uptime_rows(
     session: AsyncSession,
     month: str,
     customer_id: str | None,
-    scope: dict[str, str | None],
+    scope: TicketScope,
 ) -> list[uptime_report.UptimeRow]:
     async def compute() -> list[uptime_report.UptimeRow]:
         return await uptime_report.uptime_report(
-            session=session, month=month, now=datetime.now(UTC), customer_id=customer_id, **scope
+            session=session, month=month, now=datetime.now(UTC), customer_id=customer_id, scope=scope
         )
 
-    key = ("uptime", reach_key(scope), month, customer_id)
+    key = ("uptime", scope, month, customer_id)
     return await report_cache(request).get_or_compute(key, compute)

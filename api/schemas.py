@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from workflows.models import (
+from workflows.enums import (
     Audience,
     Category,
     Channel,
@@ -20,14 +20,10 @@ from workflows.models import (
     Product,
     ProductType,
     Severity,
-    SlaClock,
-    TicketEvent,
-    TicketRow,
-    TicketState,
     TicketStatus,
-    TicketView,
     Tier,
 )
+from workflows.models import SlaClock, TicketEvent, TicketRow, TicketState, TicketView
 from workflows.text import CleanText
 from workflows.timeline import headline
 

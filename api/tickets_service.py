@@ -32,17 +32,8 @@ from workflows import search_attributes as sa
 from workflows.actions.base import ActionModel, RefusalKind
 from workflows.actions.base import not_found as no_such_ticket
 from workflows.entitlement import build_entitlement, check_intake
-from workflows.models import (
-    Principal,
-    Role,
-    Severity,
-    TicketEvent,
-    TicketOpened,
-    TicketState,
-    TicketView,
-    Visibility,
-    workflow_id_for,
-)
+from workflows.enums import Role, Severity, Visibility
+from workflows.models import Principal, TicketEvent, TicketOpened, TicketState, TicketView, workflow_id_for
 from workflows.outages import outage_times_problem
 from workflows.permissions import can_reach
 from workflows.policy import current, rules_for

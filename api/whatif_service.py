@@ -25,8 +25,8 @@ from store.db import Ticket
 from store.tickets import get_timeline
 from workflows import policy
 from workflows.entitlement import build_entitlement
-from workflows.models import ContractTerms, Entitlement
 from workflows.policy import TicketRules
+from workflows.terms import ContractTerms, Entitlement
 from workflows.whatif import RecordedTicket, TicketResult, entitlement_under, run_both, simulate
 from workflows.whatif_report import GroupBy, report, weekly_attainment
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from bench.common import Result, interleaved
 from workflows.calendars import add_open_time
 from workflows.entitlement import public_holidays
-from workflows.models import CoverageCalendar
+from workflows.enums import CoverageCalendar
 from workflows.policy import current
 
 TIMEZONE = "Europe/Berlin"

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from bench.common import Result, interleaved
 from tests.factories import DEMO_TERMS, opened_ticket
 from workflows.actions.acknowledge import Acknowledge
+from workflows.enums import Role, Severity
 from workflows.machine import advance, apply, open_ticket
-from workflows.models import Principal, Role, Severity, TicketOpened, TicketState
+from workflows.models import Principal, TicketOpened, TicketState
 
 
 def make_tickets(count: int, seed: int = 2026) -> list[tuple[TicketOpened, datetime]]:

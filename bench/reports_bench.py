@@ -44,7 +44,8 @@ from store.db import (
     migrate,
 )
 from store.demo_catalog import seed_demo_catalog
-from workflows.models import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
+from workflows.enums import ClockKind, ClockStatus, OwningLine, Product, ProductType, Tier
+from workflows.permissions import TicketScope
 
 YEAR = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 CUSTOMERS = 500
@@ -261,7 +262,7 @@ async def measure(
                 start=start,
                 end=end,
                 group_by=sla_report.ReportGroupBy.TIER,
-                scope_partner_id="p03",
+                scope=TicketScope(partner_id="p03"),
             )
 
     subjects: dict[str, Callable[[], Awaitable[object]]] = {

@@ -17,7 +17,8 @@ from bench.machine_bench import make_tickets
 from workflows import policy
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.resolve import Resolve
-from workflows.models import Principal, Role
+from workflows.enums import Role
+from workflows.models import Principal
 from workflows.policy import TicketRules
 from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, result_of, simulate
 from workflows.whatif_report import GroupBy, flips_of, report

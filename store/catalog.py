@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.db import Contract, Customer, Partner, utcnow
 from workflows.calendars import describe_duration
 from workflows.entitlement import IntakeRefused, check_subdivision, check_timezone, public_holidays
-from workflows.models import ContractTerms, CoverageCalendar, ProductType, Severity, Tier
+from workflows.enums import CoverageCalendar, ProductType, Severity, Tier
+from workflows.terms import ContractTerms
 from workflows.text import check_clean_text
 
 

@@ -28,7 +28,8 @@ from sqlalchemy import ColumnElement, Executable, Update, and_, bindparam, func,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
-from workflows.models import ESCALATION_KINDS, ClockKind, ClockStatus, CoverageCalendar, OwningLine, SlaClock
+from workflows.enums import ClockKind, ClockStatus, CoverageCalendar, OwningLine
+from workflows.models import ESCALATION_KINDS, SlaClock
 
 ESCALATION_LEVELS = (2, 3, 4)
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.catalog import CATALOG_ID, CatalogRefused, ContactRole, check_name
 from store.db import Contact, Customer, Partner, SupportTeam, dialect_insert
 from workflows.entitlement import IntakeRefused, check_timezone
-from workflows.models import Audience
+from workflows.enums import Audience
 
 __all__ = [
     "MAX_CONTACTS",

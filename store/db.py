@@ -175,7 +175,7 @@ Index("ix_contacts_partner_role_email", Contact.partner_id, Contact.role, Contac
 
 class SupportTeam(Base):
     """Where ConnectSoft's own audiences are reached: support_l1 ... leadership_l4,
-    support_lead and on_call (workflows.models.Audience). No secrets: pager keys are settings."""
+    support_lead and on_call (workflows.enums.Audience). No secrets: pager keys are settings."""
 
     __tablename__ = "support_teams"
 

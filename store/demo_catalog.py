@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.catalog import ContactRole, contract_columns
 from store.db import Contact, Contract, Customer, Partner, SupportTeam, dialect_insert
-from workflows.models import Audience, ContractTerms, ProductType, Tier
+from workflows.enums import Audience, ProductType, Tier
+from workflows.terms import ContractTerms
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.catalog import CATALOG_ID, CatalogRefused, DuplicateId
 from store.db import ApiKey, Customer, Partner, dialect_insert, utcnow
-from workflows.models import Principal, Role
+from workflows.enums import Role
+from workflows.models import Principal
 from workflows.text import check_clean_text
 
 SECRET_PREFIX: Final = "esk_"

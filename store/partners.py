@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.catalog import CatalogRefused, DuplicateId, check_id, check_name
 from store.db import Partner
-from workflows.models import Tier
+from workflows.enums import Tier
 
 
 class CatalogPartner(BaseModel):

@@ -23,7 +23,7 @@ from runtime.settings import Settings
 from store.catalog import ContactRole
 from store.contacts import TEAM_AUDIENCES
 from store.db import Contact, Contract, SupportTeam
-from workflows.models import Audience
+from workflows.enums import Audience
 
 DEFAULT_TIMEZONE = "UTC"
 

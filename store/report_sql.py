@@ -1,29 +1,26 @@
 """What every report shares (DESIGN.md §12): the period a report may ask for, SQL that runs
-on SQLite and on PostgreSQL alike, and the principal's reach.
+on SQLite and on PostgreSQL alike. A report keeps the tickets of the principal's reach
+(`TicketScope`, applied by store/scope.py as for the ticket list).
 
-Times are UTC throughout. Scope is the principal's reach, as for the ticket list:
-`scope_customer_id` keeps one customer's tickets, `scope_partner_id` a partner's customers'
-tickets, neither keeps all.
+Times are UTC throughout.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Double, Select, String, literal
+from sqlalchemy import ColumnElement, Double, String, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from store.db import Ticket, UTCDateTime
+from store.db import UTCDateTime
 
 # A report spans at most a year (a leap year's 366 days), so it stays one quick query.
 MAX_REPORT_DAYS = 366
 # Ticket times a report may name: 2000-01-01 up to 3000-01-01 (the end of a last period).
 REPORT_YEARS = (datetime(2000, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))
-
-AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 
 
 class ReportRangeError(ValueError):
@@ -130,12 +127,3 @@ def check_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
             f"{(end - start).days}. Ask for one year or less at a time.",
         )
     return start, end
-
-
-def in_reach(stmt: AnySelect, *, scope_customer_id: str | None, scope_partner_id: str | None) -> AnySelect:
-    # The principal's reach, exactly as the ticket list applies it.
-    if scope_customer_id is not None:
-        stmt = stmt.where(Ticket.customer_id == scope_customer_id)
-    if scope_partner_id is not None:
-        stmt = stmt.where(Ticket.partner_id == scope_partner_id)
-    return stmt

@@ -35,8 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.clock_outcomes import ESCALATION_LEVELS
 from store.db import Ticket
-from store.report_sql import epoch_seconds, in_reach, minutes_of, percent, week_start
-from workflows.models import OwningLine
+from store.report_sql import epoch_seconds, minutes_of, percent, week_start
+from store.scope import EVERY_TICKET, in_scope
+from workflows.enums import OwningLine
+from workflows.permissions import TicketScope
 
 
 class ReportGroupBy(StrEnum):
@@ -96,8 +98,7 @@ def _members(
     start: datetime,
     end: datetime,
     group_by: ReportGroupBy,
-    scope_customer_id: str | None,
-    scope_partner_id: str | None,
+    scope: TicketScope,
 ) -> Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]:
     """One row per ticket received in [start, end) within reach and group it is in: its key,
     times, counted first responses and escalations, from the ticket's rollups.
@@ -107,7 +108,6 @@ def _members(
     clocks, and the escalations are ConnectSoft's (the ladder L2-L4 is ConnectSoft's).
     """
     times = (Ticket.received_at, Ticket.acknowledged_at, Ticket.resolved_at, Ticket.waiting_seconds)
-    scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
     received = (Ticket.received_at >= start, Ticket.received_at < end)
     escalations = tuple(getattr(Ticket, f"escalations_l{level}") for level in ESCALATION_LEVELS)
     if group_by != ReportGroupBy.LINE:
@@ -122,7 +122,7 @@ def _members(
                 for column, level in zip(escalations, ESCALATION_LEVELS, strict=True)
             ),
         ).where(*received)
-        return in_reach(stmt, **scope)
+        return in_scope(stmt, scope)
     per_line = []
     for line in OwningLine:
         own_escalations = escalations if line == OwningLine.CONNECTSOFT else (literal(0),) * 3
@@ -136,7 +136,7 @@ def _members(
                 for column, level in zip(own_escalations, ESCALATION_LEVELS, strict=True)
             ),
         ).where(*received, _line_rollup(line, "response_clocks") > 0)
-        per_line.append(in_reach(stmt, **scope))
+        per_line.append(in_scope(stmt, scope))
     return union_all(*per_line)
 
 
@@ -157,8 +157,7 @@ async def sla_report(
     start: datetime,
     end: datetime,
     group_by: ReportGroupBy,
-    scope_customer_id: str | None = None,
-    scope_partner_id: str | None = None,
+    scope: TicketScope = EVERY_TICKET,
 ) -> list[SlaGroup]:
     """GET /reports/sla: per group, for tickets received in [start, end) within reach.
 
@@ -180,8 +179,7 @@ async def sla_report(
 
     Groups come sorted by key, a missing key (no partner) last.
     """
-    scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
-    members = _members(start=start, end=end, group_by=group_by, **scope).cte("members")
+    members = _members(start=start, end=end, group_by=group_by, scope=scope).cte("members")
     m = members.c
 
     received = epoch_seconds(m.received_at)
@@ -237,8 +235,7 @@ async def sla_weeks(
     session: AsyncSession,
     start: datetime,
     end: datetime,
-    scope_customer_id: str | None = None,
-    scope_partner_id: str | None = None,
+    scope: TicketScope = EVERY_TICKET,
 ) -> list[WeekOfSla]:
     """Every week (Monday 00:00 UTC) that [start, end) touches, with the first responses counted
     as in `sla_report` of the tickets received in it: met, and breached by line."""
@@ -253,7 +250,7 @@ async def sla_weeks(
         .where(Ticket.received_at >= start, Ticket.received_at < end)
         .group_by(week)
     )
-    stmt = in_reach(stmt, scope_customer_id=scope_customer_id, scope_partner_id=scope_partner_id)
+    stmt = in_scope(stmt, scope)
     first = start.date() - timedelta(days=start.weekday())
     weeks: dict[date, WeekOfSla] = {}
     monday = first

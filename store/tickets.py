@@ -16,7 +16,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Base, Ticket, TicketEventRecord
-from workflows.models import Severity, TicketEvent, TicketRow, TicketStatus, Tier
+from store.scope import EVERY_TICKET, in_scope
+from workflows.enums import Severity, TicketStatus, Tier
+from workflows.models import TicketEvent, TicketRow
+from workflows.permissions import TicketScope
 
 # One statement per database backend, built once on the table: building it (its `excluded`
 # columns) and the ORM's bulk-insert path cost more than running it. The values are the
@@ -74,8 +77,7 @@ def _event_insert(session: AsyncSession) -> Executable:
 def _filtered(
     stmt: Select[Any],
     *,
-    scope_customer_id: str | None,
-    scope_partner_id: str | None,
+    scope: TicketScope,
     customer_id: str | None,
     status: TicketStatus | None,
     tier: Tier | None,
@@ -83,11 +85,7 @@ def _filtered(
     breached: bool | None,
     partner_breached: bool | None,
 ) -> Select[Any]:
-    # The principal's reach: a customer sees itself, a partner its customers' tickets.
-    if scope_customer_id is not None:
-        stmt = stmt.where(Ticket.customer_id == scope_customer_id)
-    if scope_partner_id is not None:
-        stmt = stmt.where(Ticket.partner_id == scope_partner_id)
+    stmt = in_scope(stmt, scope)
     if customer_id is not None:
         stmt = stmt.where(Ticket.customer_id == customer_id)
     if status is not None:
@@ -106,8 +104,7 @@ def _filtered(
 async def list_tickets(
     *,
     session: AsyncSession,
-    scope_customer_id: str | None = None,
-    scope_partner_id: str | None = None,
+    scope: TicketScope = EVERY_TICKET,
     customer_id: str | None = None,
     status: TicketStatus | None = None,
     tier: Tier | None = None,
@@ -119,12 +116,10 @@ async def list_tickets(
 ) -> tuple[list[TicketRow], int]:
     """One page of tickets within the scope, newest received first, and the total matching.
 
-    `scope_customer_id` / `scope_partner_id` restrict to a principal's reach; the other
-    arguments are the caller's filters.
+    `scope` restricts to a principal's reach; the other arguments are the caller's filters.
     """
     filters: dict[str, Any] = {
-        "scope_customer_id": scope_customer_id,
-        "scope_partner_id": scope_partner_id,
+        "scope": scope,
         "customer_id": customer_id,
         "status": status,
         "tier": tier,

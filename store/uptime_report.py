@@ -15,8 +15,10 @@ from sqlalchemy import Select, Subquery, and_, case, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Contract, Ticket
-from store.report_sql import AnySelect, ReportRangeError, as_utc, epoch_seconds, in_reach, utc_value
-from workflows.models import Product, ProductType, Tier
+from store.report_sql import ReportRangeError, as_utc, epoch_seconds, utc_value
+from store.scope import EVERY_TICKET, AnySelect, in_scope
+from workflows.enums import Product, ProductType, Tier
+from workflows.permissions import TicketScope
 from workflows.policy import current
 
 # The contract's own uptime target, in percent, where it sets one (overrides JSON).
@@ -80,8 +82,7 @@ async def uptime_report(
     month: str,
     now: datetime,
     customer_id: str | None = None,
-    scope_customer_id: str | None = None,
-    scope_partner_id: str | None = None,
+    scope: TicketScope = EVERY_TICKET,
 ) -> list[UptimeRow]:
     """GET /reports/uptime: one month's availability per customer and product.
 
@@ -99,10 +100,9 @@ async def uptime_report(
     """
     month_start, month_end = month_bounds(month)
     cap = min(month_end, max(as_utc(now), month_start))
-    scope = {"scope_customer_id": scope_customer_id, "scope_partner_id": scope_partner_id}
 
     def filtered(stmt: AnySelect) -> AnySelect:
-        stmt = in_reach(stmt, **scope)
+        stmt = in_scope(stmt, scope)
         return stmt if customer_id is None else stmt.where(Ticket.customer_id == customer_id)
 
     outages = _outages_in_month(filtered, month_start, month_end, cap)

@@ -58,7 +58,8 @@ from worker.serve import PARENT_PID_VARIABLE
 from worker.supervisor import SupervisedDevServer, polling_worker_pids
 from workflows import machine
 from workflows.actions.close import Close
-from workflows.models import Category, TicketState, TicketStatus, workflow_id_for
+from workflows.enums import Category, TicketStatus
+from workflows.models import TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 ESCALATOR = Path(sys.executable).parent / "escalator"

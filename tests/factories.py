@@ -14,18 +14,9 @@ from store.demo_catalog import DEMO_CATALOG
 from workflows import policy
 from workflows.actions.close import Close
 from workflows.entitlement import build_entitlement
-from workflows.models import (
-    SYSTEM,
-    Category,
-    Channel,
-    ContractTerms,
-    Principal,
-    Product,
-    ProductType,
-    Role,
-    Severity,
-    TicketOpened,
-)
+from workflows.enums import Category, Channel, Product, ProductType, Role, Severity
+from workflows.models import SYSTEM, Principal, TicketOpened
+from workflows.terms import ContractTerms
 
 # Principals as API keys name them (DESIGN.md §11). `dev-support` is a Level 3 engineer.
 ADMIN = Principal(role=Role.ADMIN, name="root")

@@ -18,7 +18,8 @@ from tests.factories import SUPPORT
 from tests.fixtures_api import Stack, actor_of, console_session_id, recorded_timeline, sqlite_stack
 from tests.test_api_permissions import console_as, file_ticket, unchanged_proof
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Choice, FormField, Widget, integer
-from workflows.models import EventKind, Role, TicketState, TicketStatus, Visibility
+from workflows.enums import EventKind, Role, TicketStatus, Visibility
+from workflows.models import TicketState
 from workflows.permissions import Grant
 from workflows.text import CleanText
 from workflows.ticket import TicketWorkflow

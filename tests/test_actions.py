@@ -17,7 +17,8 @@ from workflows import machine, ticket
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal, RefusalKind
 from workflows.actions.comment import Comment, visibility_of
-from workflows.models import EventKind, OwningLine, TicketState, TicketStatus, TicketView, Visibility
+from workflows.enums import EventKind, OwningLine, TicketStatus, Visibility
+from workflows.models import TicketState, TicketView
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.ticket import TicketWorkflow
@@ -161,7 +162,7 @@ def the_machine_and_the_handlers_take_a_nudge() -> None:
 
 
 def test_line_names_and_note_visibility_are_one_enum_each() -> None:
-    # One table of line names (workflows/models.py), for the console, sentences and refusals.
+    # One table of line names (workflows/enums.py), for the console, sentences and refusals.
     assert [(line.label, line.in_sentence, line.subject) for line in OwningLine] == [
         ("ConnectSoft", "ConnectSoft", "ConnectSoft"),
         ("Partner", "the partner's first line", "The partner's first line"),

@@ -22,7 +22,8 @@ from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, create_key, principal_for_secret, revoke_key, seed_demo_keys
 from tests.fixtures_api import Stack, recorded_timeline
 from worker import cli
-from workflows.models import Principal, Role
+from workflows.enums import Role
+from workflows.models import Principal
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 

@@ -13,8 +13,8 @@ import policies
 from store.catalog import update_contract
 from tests.fixtures_api import Stack, assert_nothing_filed
 from worker.cli import main as escalator
-from workflows.models import ResponseTarget, TargetOverrides
 from workflows.policy import POLICY_VERSION
+from workflows.terms import ResponseTarget, TargetOverrides
 
 TICKET = {
     "customer_id": "acme",

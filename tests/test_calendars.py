@@ -19,7 +19,8 @@ from tests.factories import CALENDAR_HOURS
 from workflows import calendars
 from workflows.calendars import CalendarError
 from workflows.entitlement import build_entitlement, default_response_targets, public_holidays
-from workflows.models import ContractTerms, CoverageCalendar, ProductType, Severity, Tier
+from workflows.enums import CoverageCalendar, ProductType, Severity, Tier
+from workflows.terms import ContractTerms
 
 # The calendar math on the current policy's opening hours (a ticket passes its pinned ones).
 add_open_time = partial(calendars.add_open_time, hours=CALENDAR_HOURS)

@@ -29,14 +29,8 @@ from store.catalog import (
 from store.db import Contract, Customer, Partner, alembic_config
 from store.demo_catalog import DEMO_CATALOG, seed_demo_catalog
 from store.partners import create_partner, list_partners
-from workflows.models import (
-    ContractTerms,
-    CoverageCalendar,
-    ProductType,
-    ResponseTarget,
-    TargetOverrides,
-    Tier,
-)
+from workflows.enums import CoverageCalendar, ProductType, Tier
+from workflows.terms import ContractTerms, ResponseTarget, TargetOverrides
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 

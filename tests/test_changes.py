@@ -39,15 +39,8 @@ from workflows.actions.comment import Comment
 from workflows.actions.escalate import Escalate
 from workflows.actions.resolve import Resolve
 from workflows.changes import ChangeTracker, facts_of
-from workflows.models import (
-    ClockStatus,
-    EscalationTrigger,
-    SlaClock,
-    TicketEvent,
-    TicketFacts,
-    TicketRecord,
-    TicketState,
-)
+from workflows.enums import ClockStatus, EscalationTrigger
+from workflows.models import SlaClock, TicketEvent, TicketFacts, TicketRecord, TicketState
 
 TUESDAY = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 

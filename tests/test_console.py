@@ -29,7 +29,7 @@ from tests.fixtures_api import (
     wait_for_event,
 )
 from tests.test_api_permissions import console_as, file_ticket, unchanged_proof
-from workflows.models import Role
+from workflows.enums import Role
 
 ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
 

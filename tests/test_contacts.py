@@ -39,7 +39,7 @@ from store.demo_catalog import seed_demo_catalog
 from store.recipients import Recipients, recipients_for
 from tests.fixtures_api import Stack
 from worker import cli
-from workflows.models import Audience
+from workflows.enums import Audience
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 

@@ -75,13 +75,8 @@ from worker.supervisor import polling_worker_pids
 from worker.worker import GRACEFUL_SHUTDOWN
 from workflows.actions.change_severity import ChangeSeverity
 from workflows.actions.comment import Comment
-from workflows.models import (
-    EventKind,
-    Severity,
-    TicketState,
-    TicketStatus,
-    workflow_id_for,
-)
+from workflows.enums import EventKind, Severity, TicketStatus
+from workflows.models import TicketState, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 ROUTING_KEY = "drill-routing-key"

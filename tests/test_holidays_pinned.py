@@ -21,15 +21,9 @@ from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.resume import Resume
 from workflows.actions.wait_on_customer import WaitOnCustomer
 from workflows.entitlement import public_holidays
-from workflows.models import (
-    ClockKind,
-    ClockStatus,
-    CoverageCalendar,
-    HolidayYears,
-    ResponseTarget,
-    TargetOverrides,
-    TicketState,
-)
+from workflows.enums import ClockKind, ClockStatus, CoverageCalendar
+from workflows.models import TicketState
+from workflows.terms import HolidayYears, ResponseTarget, TargetOverrides
 from workflows.ticket import TicketWorkflow
 
 # The calendar math on the current policy's opening hours (a ticket passes its pinned ones).

@@ -24,7 +24,7 @@ from workflows.actions.resolve import Resolve
 from workflows.actions.resume import Resume
 from workflows.actions.wait_on_customer import WaitOnCustomer
 from workflows.entitlement import quote_response_deadline
-from workflows.models import (
+from workflows.enums import (
     Audience,
     Category,
     ClockKind,
@@ -32,14 +32,13 @@ from workflows.models import (
     CoverageCalendar,
     EscalationTrigger,
     HandoffCategory,
-    Notification,
     OwningLine,
     ProductType,
     Severity,
-    TicketState,
     TicketStatus,
     Tier,
 )
+from workflows.models import Notification, TicketState
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

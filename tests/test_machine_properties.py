@@ -18,19 +18,17 @@ from pydantic.fields import FieldInfo
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from workflows import machine
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal, check
-from workflows.models import (
-    SYSTEM,
+from workflows.enums import (
     Audience,
     ClockKind,
     ClockStatus,
     EscalationTrigger,
-    Notification,
     OwningLine,
     ProductType,
     Severity,
-    TicketState,
     TicketStatus,
 )
+from workflows.models import SYSTEM, Notification, TicketState
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 # Every kind of actor, some of them outside a ticket's reach (refused as not found).

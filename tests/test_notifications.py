@@ -38,17 +38,8 @@ from workflows import machine, policy
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.close import Close
 from workflows.actions.resolve import Resolve
-from workflows.models import (
-    Audience,
-    ClockKind,
-    Delivery,
-    EventKind,
-    NoticeChannel,
-    Notification,
-    PageAction,
-    TicketState,
-    workflow_id_for,
-)
+from workflows.enums import Audience, ClockKind, EventKind, NoticeChannel, PageAction
+from workflows.models import Delivery, Notification, TicketState, workflow_id_for
 from workflows.ticket import CLOSE_GRACE, TicketWorkflow
 
 ROUTING_KEY = "connectsoft-routing-key"

@@ -41,20 +41,8 @@ from tests.fixtures_temporal import BIN_DIR
 from worker import supervisor
 from worker.worker import build_worker
 from workflows.actions.resume import Resume
-from workflows.models import (
-    SYSTEM,
-    EventKind,
-    OwningLine,
-    Product,
-    ProductType,
-    Severity,
-    TicketEvent,
-    TicketRecord,
-    TicketRow,
-    TicketStatus,
-    Tier,
-    workflow_id_for,
-)
+from workflows.enums import EventKind, OwningLine, Product, ProductType, Severity, TicketStatus, Tier
+from workflows.models import SYSTEM, TicketEvent, TicketRecord, TicketRow, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
 ADMIN = {"Authorization": "Bearer dev-admin"}

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.factories import ADMIN, engineer, opened_ticket, partner
+from tests.factories import ADMIN, customer, engineer, opened_ticket, partner
 from workflows import machine, policy
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.base import Refusal, RefusalKind
@@ -26,16 +26,9 @@ from workflows.actions.escalate import Escalate
 from workflows.actions.handback import Handback
 from workflows.actions.handoff import Handoff
 from workflows.actions.resolve import Resolve
-from workflows.models import (
-    EscalationTrigger,
-    HandoffCategory,
-    OwningLine,
-    Role,
-    Severity,
-    TicketOpened,
-    TicketState,
-)
-from workflows.permissions import Capability, Grant
+from workflows.enums import EscalationTrigger, HandoffCategory, OwningLine, Role, Severity
+from workflows.models import Principal, TicketOpened, TicketState
+from workflows.permissions import Capability, Grant, TicketScope, can_reach
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 SOON = START + timedelta(minutes=5)
@@ -148,3 +141,30 @@ def test_once_handed_back_the_partner_lowers_and_resolves_again() -> None:
     assert machine.apply(state, lower, later).state.severity == Severity.LOW
     assert machine.apply(state, Resolve(actor=NORTHWIND, resolution="done"), later).state.resolved_at == later
     assert machine.apply(state, Close(actor=NORTHWIND), later).state.closed_at == later
+
+
+TICKETS = {"acme": ("acme", None), "globex": ("globex", "northwind"), "initech": ("initech", "contoso")}
+
+
+@pytest.mark.parametrize(
+    ("principal", "scope", "reached"),
+    [
+        (ADMIN, TicketScope(), {"acme", "globex", "initech"}),
+        (engineer(1), TicketScope(), {"acme", "globex", "initech"}),
+        (NORTHWIND, TicketScope(partner_id="northwind"), {"globex"}),
+        (customer("acme"), TicketScope(customer_id="acme"), {"acme"}),
+    ],
+)
+def test_reach_is_one_scope_for_lists_and_single_tickets(
+    principal: Principal, scope: TicketScope, reached: set[str]
+) -> None:
+    # The scope the read-model queries filter by (store/scope.py) is the one `can_reach` judges
+    # a single ticket by.
+    rules = policy.current()
+    assert TicketScope.of(rules, principal) == scope
+    for name, (customer_id, partner_id) in TICKETS.items():
+        assert scope.admits(customer_id=customer_id, partner_id=partner_id) == (name in reached)
+        assert can_reach(rules, principal, customer_id=customer_id, partner_id=partner_id) == (
+            name in reached
+        )
+    assert not TicketScope(nothing=True).admits(customer_id="acme", partner_id=None)

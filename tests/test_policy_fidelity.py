@@ -29,20 +29,18 @@ from workflows.entitlement import (
     public_holidays,
     quote_response_deadline,
 )
-from workflows.models import (
+from workflows.enums import (
     Audience,
     Category,
     Channel,
     ClockKind,
-    ContractTerms,
-    Entitlement,
     EscalationTrigger,
     HandoffCategory,
-    HolidayYears,
     ProductType,
     Severity,
     Tier,
 )
+from workflows.terms import ContractTerms, Entitlement, HolidayYears
 from workflows.ticket import delivery_for
 from workflows.timeline import Outcome
 

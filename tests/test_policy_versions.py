@@ -40,7 +40,7 @@ from workflows.actions.escalate import Escalate
 from workflows.actions.handback import Handback
 from workflows.actions.handoff import Handoff
 from workflows.actions.resolve import Resolve
-from workflows.models import (
+from workflows.enums import (
     Audience,
     Category,
     CoverageCalendar,
@@ -48,14 +48,14 @@ from workflows.models import (
     HandoffCategory,
     NoticeChannel,
     OwningLine,
-    ResponseTarget,
     Role,
     Severity,
-    TicketOpened,
     Tier,
 )
+from workflows.models import TicketOpened
 from workflows.permissions import Grant, Reach
 from workflows.policy import PolicyMismatch, TicketRules, UnknownPolicyVersion, rules_for
+from workflows.terms import ResponseTarget
 from workflows.ticket import TicketWorkflow
 
 # Every version ever released, with the fingerprint of its document. A version is never edited
@@ -92,7 +92,8 @@ NOT_RULES = {
         for name in ("acknowledge", "handback", "wait_on_customer", "resume", "resolve", "reopen", "close")
     },
     "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES"},
-    "models": {"CLOSED_STATES", "ESCALATION_KINDS", "LINE_LABELS"},
+    "models": {"ESCALATION_KINDS"},
+    "enums": {"CLOSED_STATES", "LINE_LABELS"},
     "search_attributes": {"ALL_KEYS"},
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).

@@ -18,26 +18,28 @@ from activities.read_model import TicketReadModel
 from store.db import Base, Ticket, TicketClockRecord, TicketEventRecord, make_engine, migrate
 from store.notifications import list_outbox
 from store.tickets import get_ticket_row, get_timeline, list_tickets
-from workflows.models import (
+from workflows.enums import (
     Audience,
     ClockKind,
     ClockStatus,
     CoverageCalendar,
-    Notification,
     OwningLine,
     Product,
     ProductType,
-    RecordedClock,
-    ResponseTarget,
     Severity,
+    TicketStatus,
+    Tier,
+)
+from workflows.models import (
+    Notification,
+    RecordedClock,
     SlaClock,
     TicketEvent,
     TicketFacts,
     TicketRecord,
     TicketRow,
-    TicketStatus,
-    Tier,
 )
+from workflows.terms import ResponseTarget
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 

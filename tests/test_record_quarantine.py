@@ -45,16 +45,8 @@ from workflows import machine
 from workflows.actions.base import Refusal, RefusalKind
 from workflows.actions.comment import Comment
 from workflows.actions.outage import RecordOutage
-from workflows.models import (
-    ClockKind,
-    ClockStatus,
-    EventKind,
-    TicketEvent,
-    TicketFacts,
-    TicketRecord,
-    TicketState,
-    workflow_id_for,
-)
+from workflows.enums import ClockKind, ClockStatus, EventKind
+from workflows.models import TicketEvent, TicketFacts, TicketRecord, TicketState, workflow_id_for
 from workflows.outages import OUTAGE_LOOKBACK, outage_times_problem
 from workflows.ticket import RECORD_QUARANTINED, TIMED_SIGNAL_CHECKS_PATCH, TicketWorkflow
 

@@ -56,7 +56,7 @@ from store.tickets import record_events, upsert_ticket_row
 from store.uptime_report import UptimeRow
 from tests.factories import opened_ticket
 from workflows import machine
-from workflows.models import (
+from workflows.enums import (
     ClockKind,
     ClockStatus,
     CoverageCalendar,
@@ -64,11 +64,11 @@ from workflows.models import (
     Product,
     ProductType,
     Severity,
-    TicketEvent,
-    TicketRow,
     TicketStatus,
     Tier,
 )
+from workflows.models import TicketEvent, TicketRow
+from workflows.permissions import TicketScope
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -491,14 +491,14 @@ async def test_sla_by_severity_sev1_is_a_n_b_m_k(sessionmaker: Sessionmaker) -> 
     assert sev1 == group("1", 5, 2, 1, 66.67, 20, 300, 150, l2=2, l3=3, l4=1)
 
 
-@pytest.mark.parametrize(("scope", "who"), [({"scope_partner_id": "northwind"}, "partner"),
-                                            ({"scope_customer_id": "acme"}, "customer")])  # fmt: skip
+@pytest.mark.parametrize(("scope", "who"), [(TicketScope(partner_id="northwind"), "partner"),
+                                            (TicketScope(customer_id="acme"), "customer")])  # fmt: skip
 async def test_partner_and_customer_see_only_their_own_tickets(
-    sessionmaker: Sessionmaker, scope: dict[str, str], who: str
+    sessionmaker: Sessionmaker, scope: TicketScope, who: str
 ) -> None:
     await seed_reports(sessionmaker)
 
-    assert await sla(sessionmaker, ReportGroupBy.TIER, **scope) == EXPECTED_SCOPED_TIER[who]
+    assert await sla(sessionmaker, ReportGroupBy.TIER, scope=scope) == EXPECTED_SCOPED_TIER[who]
 
 
 async def test_period_is_half_open_on_received_at(sessionmaker: Sessionmaker) -> None:
@@ -620,9 +620,11 @@ async def test_uptime_for_one_customer_and_by_reach(sessionmaker: Sessionmaker) 
     await seed_reports(sessionmaker)
 
     acme = await uptime_rows(sessionmaker, "2026-03", customer_id="acme")
-    partner = await uptime_rows(sessionmaker, "2026-03", scope_partner_id="northwind")
-    customer = await uptime_rows(sessionmaker, "2026-03", scope_customer_id="acme")
-    outside = await uptime_rows(sessionmaker, "2026-03", scope_customer_id="acme", customer_id="globex")
+    partner = await uptime_rows(sessionmaker, "2026-03", scope=TicketScope(partner_id="northwind"))
+    customer = await uptime_rows(sessionmaker, "2026-03", scope=TicketScope(customer_id="acme"))
+    outside = await uptime_rows(
+        sessionmaker, "2026-03", scope=TicketScope(customer_id="acme"), customer_id="globex"
+    )
 
     assert acme == EXPECTED_UPTIME_MARCH[:2]
     assert customer == EXPECTED_UPTIME_MARCH[:2]

@@ -17,7 +17,8 @@ from api.schemas import TermsPublic, TicketPublic, derived_fields
 from store.db import Ticket
 from tests.factories import DEMO_TERMS, opened_ticket
 from workflows import machine
-from workflows.models import Terms, TicketRow, TicketState, TicketView
+from workflows.models import TicketRow, TicketState, TicketView
+from workflows.terms import Terms
 
 RECEIVED = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 # The row's fields the API shows in the ticket's terms rather than beside them, and the one

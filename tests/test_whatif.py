@@ -27,8 +27,9 @@ from runtime.whatif_histories import (
 from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy
 from workflows.actions.acknowledge import Acknowledge
-from workflows.models import ClockStatus, CoverageCalendar, ResponseTarget, TargetOverrides
+from workflows.enums import ClockStatus, CoverageCalendar
 from workflows.policy import TicketRules
+from workflows.terms import ResponseTarget, TargetOverrides
 from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, run_both, simulate
 from workflows.whatif_report import GroupBy, report
 

@@ -31,17 +31,9 @@ from workflows import machine, search_attributes
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.comment import Comment
 from workflows.actions.escalate import Escalate
-from workflows.models import (
-    ClockKind,
-    ClockStatus,
-    CoverageCalendar,
-    EscalationTrigger,
-    ResponseTarget,
-    TargetOverrides,
-    TicketEvent,
-    TicketState,
-    workflow_id_for,
-)
+from workflows.enums import ClockKind, ClockStatus, CoverageCalendar, EscalationTrigger
+from workflows.models import TicketEvent, TicketState, workflow_id_for
+from workflows.terms import ResponseTarget, TargetOverrides
 from workflows.ticket import TicketWorkflow
 
 

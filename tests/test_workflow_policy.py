@@ -14,7 +14,7 @@ from tests.factories import SUPPORT, close_when_done, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from workflows import search_attributes
 from workflows.actions.change_severity import ChangeSeverity
-from workflows.models import ClockKind, Severity
+from workflows.enums import ClockKind, Severity
 from workflows.ticket import TicketWorkflow
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -20,7 +20,7 @@ from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.comment import Comment
 from workflows.actions.escalate import Escalate
-from workflows.models import ClockKind, ClockStatus, EscalationTrigger, TicketStatus
+from workflows.enums import ClockKind, ClockStatus, EscalationTrigger, TicketStatus
 from workflows.ticket import TicketWorkflow
 
 

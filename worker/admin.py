@@ -17,7 +17,7 @@ from runtime.settings import Settings, get_settings
 from runtime.telemetry import configure_logging
 from store import catalog, contacts, keys, partners
 from store.db import make_engine, make_sessionmaker, migrate
-from workflows.models import ProductType, Tier
+from workflows.enums import ProductType, Tier
 
 CatalogCommand = Callable[[AsyncSession, argparse.Namespace], Awaitable[int]]
 

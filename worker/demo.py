@@ -19,7 +19,8 @@ from runtime.telemetry import worker_metrics_address
 from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, seed_demo_keys
 from worker.devserver import DevServer
-from workflows.models import Principal, Role
+from workflows.enums import Role
+from workflows.models import Principal
 
 EMBEDDED_DATABASE = "escalator.db"
 SAMPLE_AUTHORIZATION = "authorization: Bearer dev-support"

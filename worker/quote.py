@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from workflows.entitlement import IntakeRefused, quote_response_deadline
-from workflows.models import ProductType, Severity, Tier
+from workflows.enums import ProductType, Severity, Tier
 
 
 def add_commands(subcommands: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from workflows.models import CoverageCalendar
+from workflows.enums import CoverageCalendar
 
 # Far enough for any contract target, small enough that a calendar with no open days
 # (every day a holiday) fails loudly instead of looping forever.

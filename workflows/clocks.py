@@ -11,15 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from workflows.calendars import CalendarHours, add_open_time, open_time_between
-from workflows.models import (
-    CLOSED_STATES,
-    ClockKind,
-    ClockStatus,
-    Entitlement,
-    ResponseTarget,
-    SlaClock,
-    TicketState,
-)
+from workflows.enums import CLOSED_STATES, ClockKind, ClockStatus
+from workflows.models import SlaClock, TicketState
+from workflows.terms import Entitlement, ResponseTarget
 from workflows.timeline import Step
 
 # Clocks that a person's acknowledgement stops: each is one line's response.

@@ -17,19 +17,9 @@ import holidays as holiday_calendars
 
 from workflows import policy
 from workflows.clocks import due_after
-from workflows.models import (
-    Category,
-    Channel,
-    ContractTerms,
-    CoverageCalendar,
-    DeadlineQuote,
-    Entitlement,
-    ProductType,
-    ResponseTarget,
-    Severity,
-    Tier,
-)
+from workflows.enums import Category, Channel, CoverageCalendar, ProductType, Severity, Tier
 from workflows.policy import TicketRules
+from workflows.terms import ContractTerms, DeadlineQuote, Entitlement, ResponseTarget
 
 
 class IntakeRefused(ValueError):

@@ -7,16 +7,9 @@ ticket's policy version pinned; the top level a ticket may reach is in its entit
 from __future__ import annotations
 
 from workflows import clocks
-from workflows.models import (
-    Audience,
-    ClockKind,
-    EscalationTrigger,
-    EventKind,
-    OwningLine,
-    ResponseTarget,
-    Severity,
-    TicketState,
-)
+from workflows.enums import Audience, ClockKind, EscalationTrigger, EventKind, OwningLine, Severity
+from workflows.models import TicketState
+from workflows.terms import ResponseTarget
 from workflows.timeline import Step
 
 

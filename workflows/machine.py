@@ -35,24 +35,22 @@ from workflows.actions.base import (
     take,
 )
 from workflows.clocks import CLOCK_NAMES, RESPONSE_CLOCKS
-from workflows.ladder import response_target
-from workflows.models import (
+from workflows.enums import (
     Audience,
     ClockKind,
     ClockStatus,
     EscalationTrigger,
     EventKind,
-    HolidayYears,
     OwningLine,
     PageAction,
     ProductType,
     Severity,
-    SlaClock,
-    TicketOpened,
-    TicketState,
     TicketStatus,
 )
+from workflows.ladder import response_target
+from workflows.models import SlaClock, TicketOpened, TicketState
 from workflows.policy import rules_for
+from workflows.terms import HolidayYears
 from workflows.timeline import Outcome, Step, headline, working_copy
 
 __all__ = [

@@ -1,4 +1,7 @@
-"""The ticket domain as pydantic models.
+"""The ticket's own models: the principal who acts, the workflow's input and state, its
+clocks, events and notices, the views of it (state, view, row) and the activity payloads that
+record it. The vocabularies are in workflows/enums.py, a contract's terms and the entitlement
+a ticket pins in workflows/terms.py, the base model in workflows/payload.py.
 
 Every Temporal payload (workflow input, update/signal input, query result, activity input)
 is one of these models. They are versioned by adding optional fields, never by renaming.
@@ -7,229 +10,31 @@ No Temporal imports here: the pure machine, the API and the activities share the
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from enum import IntEnum, StrEnum
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class Tier(StrEnum):
-    BASIC = "basic"
-    STANDARD = "standard"
-    PREMIUM = "premium"
-
-    @property
-    def label(self) -> str:
-        return self.value.capitalize()
-
-
-class Severity(IntEnum):
-    CRITICAL = 1
-    HIGH = 2
-    MEDIUM = 3
-    LOW = 4
-
-    @property
-    def label(self) -> str:
-        """ "Sev 1 critical" ... "Sev 4 low"."""
-        return f"Sev {int(self)} {self.name.lower()}"
-
-
-class ProductType(StrEnum):
-    PLATFORM = "platform"
-    BESPOKE = "bespoke"
-    PARTNER_DELIVERED = "partner_delivered"
-
-
-class Product(StrEnum):
-    """What the ticket is about. Platforms by name; bespoke and partner work by kind."""
-
-    IDENTITY = "identity"
-    AUDIT = "audit"
-    CONFIG = "config"
-    BOT = "bot"
-    BESPOKE = "bespoke"
-    PARTNER_SOLUTION = "partner_solution"
-
-
-class Channel(StrEnum):
-    EMAIL = "email"
-    PORTAL = "portal"
-    CHAT = "chat"
-    ON_CALL = "on_call"
-
-
-class Category(StrEnum):
-    INCIDENT = "incident"
-    BUG = "bug"
-    PERFORMANCE = "performance"
-    SECURITY = "security"
-    CONFIGURATION = "configuration"
-    QUESTION = "question"
-    DOCUMENTATION = "documentation"
-    FEATURE_REQUEST = "feature_request"
-    # Out of scope: separate services. Listed so the refusal can say where they go.
-    CUSTOM_DEVELOPMENT = "custom_development"
-    ARCHITECTURE_CONSULTING = "architecture_consulting"
-    TRAINING = "training"
-    INTEGRATION_DEVELOPMENT = "integration_development"
-
-
-class CoverageCalendar(StrEnum):
-    ALWAYS = "24x7"
-    EXTENDED = "extended"
-    BUSINESS = "business"
-
-
-class TicketStatus(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    WAITING_ON_CUSTOMER = "waiting_on_customer"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-# A resolved ticket is done with but for reopening; a closed one is done.
-CLOSED_STATES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
-
-
-class OwningLine(StrEnum):
-    CONNECTSOFT = "connectsoft"
-    PARTNER = "partner"
-
-    @property
-    def label(self) -> str:
-        """Its name on a page: "ConnectSoft", "Partner"."""
-        return LINE_LABELS[self][0]
-
-    @property
-    def in_sentence(self) -> str:
-        """Its name inside a sentence: "ConnectSoft", "the partner's first line"."""
-        return LINE_LABELS[self][1]
-
-    @property
-    def subject(self) -> str:
-        """Its name opening a sentence: "ConnectSoft", "The partner's first line"."""
-        return self.in_sentence[:1].upper() + self.in_sentence[1:]
-
-
-# The one table of line names: (on a page, inside a sentence).
-LINE_LABELS: Final = {
-    OwningLine.CONNECTSOFT: ("ConnectSoft", "ConnectSoft"),
-    OwningLine.PARTNER: ("Partner", "the partner's first line"),
-}
-
-
-class Visibility(StrEnum):
-    """Who reads a comment (the `visibility` of its event; DESIGN.md §8 fixes the strings)."""
-
-    PUBLIC = "public"
-    INTERNAL = "internal"  # ConnectSoft's own note
-    PARTNER_INTERNAL = "partner_internal"  # the partner's own note
-
-
-class ClockKind(StrEnum):
-    FIRST_RESPONSE = "first_response"
-    ESCALATION_ACK = "escalation_ack"
-    HANDOFF_RESPONSE = "handoff_response"
-    RESOLUTION = "resolution"
-    PERIODIC_UPDATE = "periodic_update"
-
-
-class ClockStatus(StrEnum):
-    RUNNING = "running"
-    WARNED = "warned"
-    MET = "met"
-    BREACHED = "breached"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-
-
-class EscalationTrigger(StrEnum):
-    # Level 2
-    NOT_RESOLVED_IN_INITIAL_RESPONSE = "not_resolved_in_initial_response"
-    REQUIRES_TECHNICAL_EXPERTISE = "requires_technical_expertise"
-    ARCHITECTURE_OR_DESIGN_QUESTION = "architecture_or_design_question"
-    # Level 3
-    CRITICAL_BUG_OR_PLATFORM_ISSUE = "critical_bug_or_platform_issue"
-    FACTORY_RELATED_PROBLEM = "factory_related_problem"
-    REQUIRES_ENGINEERING = "requires_engineering"
-    # Level 4
-    CRITICAL_PRODUCTION_INCIDENT = "critical_production_incident"
-    BUSINESS_CRITICAL_PROBLEM = "business_critical_problem"
-    STRATEGIC_ISSUE = "strategic_issue"
-    # Set by the system, never accepted from a person.
-    SLA_BREACH = "sla_breach"
-    CRITICAL_AT_INTAKE = "critical_at_intake"
-
-
-class HandoffCategory(StrEnum):
-    PLATFORM_BUG = "platform_bug"
-    FACTORY_RELATED = "factory_related"
-    ARCHITECTURE_QUESTION = "architecture_question"
-    SECURITY_ISSUE = "security_issue"
-
-
-class Audience(StrEnum):
-    SUPPORT_L1 = "support_l1"
-    SUPPORT_L2 = "support_l2"
-    ENGINEERING_L3 = "engineering_l3"
-    LEADERSHIP_L4 = "leadership_l4"
-    # The lead of the top level a Standard or Basic contract is entitled to (L2).
-    SUPPORT_LEAD = "support_lead"
-    ON_CALL = "on_call"
-    CUSTOMER = "customer"
-    PARTNER = "partner"
-    PARTNER_ON_CALL = "partner_on_call"
-
-
-class NoticeChannel(StrEnum):
-    """How a notice reaches its audience (the `routes` of the ticket's policy version say which)."""
-
-    EMAIL = "email"
-    CHAT = "chat"
-    PAGER = "pager"
-
-
-class PageAction(StrEnum):
-    """The PagerDuty Events API v2 `event_action` of a page notice."""
-
-    TRIGGER = "trigger"
-    ACKNOWLEDGE = "acknowledge"
-    RESOLVE = "resolve"
-
-
-class EventKind(StrEnum):
-    """What happened on a ticket: the `kind` of every event on its timeline."""
-
-    OPENED = "opened"
-    CRITICAL_INCIDENT = "critical_incident"
-    ACKNOWLEDGED = "acknowledged"
-    COMMENTED = "commented"
-    ESCALATED = "escalated"
-    HANDED_OFF = "handed_off"
-    HANDED_BACK = "handed_back"
-    SEVERITY_CHANGED = "severity_changed"
-    WAITING_ON_CUSTOMER = "waiting_on_customer"
-    RESUMED = "resumed"
-    RESOLVED = "resolved"
-    REOPENED = "reopened"
-    CLOSED = "closed"
-    SLA_WARNING = "sla_warning"
-    SLA_BREACHED = "sla_breached"
-    UPDATE_OVERDUE = "update_overdue"
-    OUTAGE_RECORDED = "outage_recorded"
-
-
-class Role(StrEnum):
-    """Who a principal is (DESIGN.md §11). `system` is the workflow itself and trusted tools."""
-
-    ADMIN = "admin"
-    SUPPORT = "support"
-    PARTNER = "partner"
-    CUSTOMER = "customer"
-    SYSTEM = "system"
+from workflows.enums import (
+    Audience,
+    Category,
+    Channel,
+    ClockKind,
+    ClockStatus,
+    EventKind,
+    HandoffCategory,
+    NoticeChannel,
+    OwningLine,
+    PageAction,
+    Product,
+    ProductType,
+    Role,
+    Severity,
+    TicketStatus,
+    Tier,
+)
+from workflows.payload import Payload
+from workflows.terms import Entitlement, ResponseTarget, Terms
 
 
 def workflow_id_for(ticket_id: str) -> str:
@@ -239,11 +44,7 @@ def workflow_id_for(ticket_id: str) -> str:
 TASK_QUEUE = "tickets"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=False, extra="ignore")
-
-
-class Principal(_Model):
+class Principal(Payload):
     """Who acts: an API key's principal, or the actor a signal names.
 
     Printed as `role:name (key id)`, e.g. `support:anna (key_ab12cd34ef56)`; that string is
@@ -293,117 +94,7 @@ class Principal(_Model):
 SYSTEM = Principal(role=Role.SYSTEM, name="escalator")
 
 
-class ResponseTarget(_Model):
-    """N minutes of open time on a coverage calendar."""
-
-    minutes: int = Field(ge=0)
-    calendar: CoverageCalendar
-    binding: bool = True
-    label: str = ""
-
-
-class TargetOverrides(_Model):
-    """Per-contract overrides of policy targets, keyed by severity ("1".."4")."""
-
-    response: dict[str, ResponseTarget] = Field(default_factory=dict)
-    handoff: dict[str, ResponseTarget] = Field(default_factory=dict)
-    resolution: dict[str, ResponseTarget] = Field(default_factory=dict)
-    periodic_update: dict[str, ResponseTarget] = Field(default_factory=dict)
-    warn_ratio: float | None = Field(default=None, gt=0, lt=1)
-    # The contract's own monthly uptime target in percent (partner-defined, or negotiated).
-    uptime: float | None = Field(default=None, gt=0, le=100)
-
-
-class ContractTerms(_Model):
-    """A customer's contract as the catalog stores it. Intake turns it into an Entitlement."""
-
-    contract_id: str
-    customer_id: str
-    customer_name: str
-    tier: Tier
-    product_type: ProductType
-    timezone: str = "UTC"
-    country: str | None = None
-    # ISO 3166-2, e.g. "GB-ENG": regional holidays on top of the nationwide ones (DESIGN.md §3).
-    subdivision: str | None = None
-    coverage_24x7: bool = False
-    partner_id: str | None = None
-    # The partner's own agreement with ConnectSoft (DESIGN.md §6): its tier and its 24/7
-    # option set what ConnectSoft owes on the partner's tickets.
-    partner_tier: Tier | None = None
-    partner_coverage_24x7: bool = False
-    project: str | None = None
-    overrides: TargetOverrides = Field(default_factory=TargetOverrides)
-    revision: int = 1
-
-
-class Entitlement(_Model):
-    """The contract terms a ticket runs under, pinned at intake.
-
-    The workflow never reads files or the database to learn its SLA: everything it needs,
-    holidays included, is in here.
-    """
-
-    policy_version: str
-    # The fingerprint of the policy document pinned (workflows/policy.py); None on tickets
-    # filed before it was recorded.
-    policy_fingerprint: str | None = None
-    contract_id: str
-    contract_revision: int = 1
-    tier: Tier
-    product_type: ProductType
-    timezone: str = "UTC"
-    country: str | None = None
-    # ISO 3166-2 ("GB-ENG"): `holidays` are then the subdivision's (DESIGN.md §3).
-    subdivision: str | None = None
-    holidays: list[date] = Field(default_factory=list)
-    # `holidays` holds every public holiday of `country` before this local date. The workflow
-    # pins more years (an activity) before any clock could count past it. None: no country,
-    # so no holidays to pin.
-    holidays_until: date | None = None
-    # The IANA time zone data release (e.g. "2025b") intake converted local times with; None
-    # on tickets filed before it was recorded.
-    tzdata_version: str | None = None
-    coverage_24x7: bool = False
-    # Keyed by severity number as a string ("1".."4") so the JSON form is stable.
-    response_targets: dict[str, ResponseTarget]
-    # ConnectSoft's second-line targets after a partner handoff.
-    handoff_targets: dict[str, ResponseTarget] = Field(default_factory=dict)
-    resolution_targets: dict[str, ResponseTarget] = Field(default_factory=dict)
-    periodic_update: dict[str, ResponseTarget] = Field(default_factory=dict)
-    warn_ratio: float = 0.75
-    max_level: int = Field(ge=1, le=4)
-    channels: list[Channel]
-    partner_id: str | None = None
-    # On a partner ticket, the partner's agreement with ConnectSoft (DESIGN.md §6): ConnectSoft's
-    # handoff targets, ladder top, channels and Sev 1 routing follow it; the first line's
-    # targets follow `tier` and `coverage_24x7`, the customer's contract with the partner.
-    # None on tickets filed before it was pinned: those ran everything on `tier`.
-    partner_tier: Tier | None = None
-    partner_coverage_24x7: bool = False
-    project: str | None = None
-
-    def response_target(self, severity: Severity) -> ResponseTarget:
-        return self.response_targets[str(int(severity))]
-
-    @property
-    def connectsoft_tier(self) -> Tier:
-        """The tier of the agreement ConnectSoft serves this ticket under (DESIGN.md §6)."""
-        return self.partner_tier or self.tier
-
-
-class DeadlineQuote(_Model):
-    """When a first response is due under the default policy: for sales and customers."""
-
-    response_due: datetime
-    target: str
-    target_minutes: int
-    calendar: CoverageCalendar
-    binding: bool
-    policy_version: str
-
-
-class TicketOpened(_Model):
+class TicketOpened(Payload):
     """Workflow input: the intake request plus its pinned entitlement."""
 
     ticket_id: str
@@ -425,7 +116,7 @@ class TicketOpened(_Model):
     carried_state: TicketState | None = None
 
 
-class SlaClock(_Model):
+class SlaClock(Payload):
     kind: ClockKind
     target: ResponseTarget
     started_at: datetime
@@ -444,7 +135,7 @@ class SlaClock(_Model):
         return self.status in (ClockStatus.RUNNING, ClockStatus.WARNED)
 
 
-class TicketEvent(_Model):
+class TicketEvent(Payload):
     seq: int
     at: datetime
     kind: EventKind
@@ -465,7 +156,7 @@ class TicketEvent(_Model):
 ESCALATION_KINDS: Final = frozenset({EventKind.ESCALATED, EventKind.CRITICAL_INCIDENT})
 
 
-class Notification(_Model):
+class Notification(Payload):
     """A message for people: written to the outbox and delivered once on its channel.
 
     `key` (the event's seq and the audience) makes a retry a no-op, in the outbox and at the
@@ -484,7 +175,7 @@ class Notification(_Model):
     page_action: PageAction | None = None
 
 
-class Delivery(_Model):
+class Delivery(Payload):
     """Activity input: one notice to send, with what its message shows about the ticket."""
 
     notification: Notification
@@ -501,7 +192,7 @@ class Delivery(_Model):
     indicative: bool = False
 
 
-class DeliveryOutcome(_Model):
+class DeliveryOutcome(Payload):
     """Activity result: how one notice went out. `recorded` says whether the outbox row
     already says so; if not (the database was away), the next `record_ticket` writes it."""
 
@@ -577,7 +268,7 @@ class _TicketFields:
         return TicketRow(**fields, updated_at=updated_at)
 
 
-class TicketState(_TicketFields, _Model):
+class TicketState(_TicketFields, Payload):
     ticket_id: str
     customer_id: str
     title: str
@@ -645,29 +336,7 @@ class TicketState(_TicketFields, _Model):
         return TicketView(**fields, terms=Terms(**{name: getattr(ent, name) for name in Terms.model_fields}))
 
 
-class Terms(_Model):
-    """The few pinned terms a ticket answer shows: which contract, policy and ladder it runs under."""
-
-    policy_version: str
-    # The fingerprint of the policy document pinned (workflows/policy.py); None on tickets
-    # filed before it was recorded.
-    policy_fingerprint: str | None = None
-    contract_id: str
-    contract_revision: int
-    tier: Tier
-    product_type: ProductType
-    timezone: str
-    country: str | None
-    coverage_24x7: bool
-    max_level: int
-    channels: list[Channel]
-    partner_id: str | None
-    subdivision: str | None = None
-    partner_tier: Tier | None = None
-    partner_coverage_24x7: bool = False
-
-
-class TicketView(_TicketFields, _Model):
+class TicketView(_TicketFields, Payload):
     """What an action answers: the ticket as it is now, without its description, pending
     events or the entitlement's holidays and target tables (the `state` query has those)."""
 
@@ -699,7 +368,7 @@ class TicketView(_TicketFields, _Model):
         return self.terms
 
 
-class TicketRow(_Model):
+class TicketRow(Payload):
     """The read model's row for a ticket: what lists and reports filter on."""
 
     ticket_id: str
@@ -723,7 +392,7 @@ class TicketRow(_Model):
     updated_at: datetime
 
 
-class RecordedClock(_Model):
+class RecordedClock(Payload):
     """A clock that changed since the last record, by its index in the ticket's clock list
     (which only ever grows, so the index names the same clock every time)."""
 
@@ -731,7 +400,7 @@ class RecordedClock(_Model):
     clock: SlaClock
 
 
-class TicketFacts(_Model):
+class TicketFacts(Payload):
     """What the reports count per ticket beside its clocks (DESIGN.md §12)."""
 
     acknowledged_at: datetime | None = None
@@ -743,7 +412,7 @@ class TicketFacts(_Model):
     outage_ended_at: datetime | None = None
 
 
-class TicketRecord(_Model):
+class TicketRecord(Payload):
     """Activity input, one per flush: the ticket's current row, the events not yet recorded
     and the notifications they raised, the clocks that changed and the report facts, written
     in one transaction."""
@@ -755,22 +424,6 @@ class TicketRecord(_Model):
     facts: TicketFacts | None = None
     # Deliveries whose outcome the delivery activity could not write itself.
     deliveries: list[DeliveryOutcome] = Field(default_factory=list)
-
-
-class HolidayYears(_Model):
-    """Activity input: the public holidays of `country` (and of its ISO 3166-2 `subdivision`,
-    if the contract names one) in the years [first_year, stop_year)."""
-
-    country: str
-    first_year: int
-    stop_year: int
-    subdivision: str | None = None
-
-
-class PinnedHolidays(_Model):
-    """Activity result: the holiday dates to pin, for the years asked."""
-
-    dates: list[date]
 
 
 TicketOpened.model_rebuild()

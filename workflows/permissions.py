@@ -9,10 +9,12 @@ Reach comes first: a ticket outside a principal's reach is "not found", never "f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
-from workflows.models import OwningLine, Principal, ProductType, Role, TicketState
+from workflows.enums import OwningLine, ProductType, Role
+from workflows.models import Principal, TicketState
 
 
 class Capability(StrEnum):
@@ -81,18 +83,44 @@ YES, NO = Grant.YES, Grant.NO
 # policy version's document (policies/<version>.json): a ticket is judged by the one it pinned.
 
 
+@dataclass(frozen=True)
+class TicketScope:
+    """The tickets a principal reaches, as filters: the one statement of reach.
+
+    Only `customer_id`'s tickets, only the tickets of `partner_id`'s customers, both, or (both
+    None) every ticket; `nothing` for a role the reach table does not name. `can_reach` judges
+    one ticket by it, and every read-model query applies it as SQL (store/scope.py).
+    """
+
+    customer_id: str | None = None
+    partner_id: str | None = None
+    nothing: bool = False
+
+    @classmethod
+    def of(cls, rules: Rules, principal: Principal) -> TicketScope:
+        if principal.role == Role.SYSTEM:
+            return cls()
+        match rules.reach.get(principal.role):
+            case Reach.ALL:
+                return cls()
+            case Reach.OWN_PARTNER if principal.partner_id:
+                return cls(partner_id=principal.partner_id)
+            case Reach.OWN_CUSTOMER if principal.customer_id:
+                return cls(customer_id=principal.customer_id)
+        return cls(nothing=True)
+
+    def admits(self, *, customer_id: str, partner_id: str | None) -> bool:
+        """Whether a ticket of `customer_id` (delivered by `partner_id`) is in the scope."""
+        if self.nothing:
+            return False
+        if self.customer_id is not None and customer_id != self.customer_id:
+            return False
+        return self.partner_id is None or partner_id == self.partner_id
+
+
 def can_reach(rules: Rules, principal: Principal, *, customer_id: str, partner_id: str | None) -> bool:
     """Whether a ticket of `customer_id` (delivered by `partner_id`) is within reach at all."""
-    if principal.role == Role.SYSTEM:
-        return True
-    match rules.reach.get(principal.role):
-        case Reach.ALL:
-            return True
-        case Reach.OWN_PARTNER:
-            return partner_id is not None and partner_id == principal.partner_id
-        case Reach.OWN_CUSTOMER:
-            return customer_id == principal.customer_id
-    return False
+    return TicketScope.of(rules, principal).admits(customer_id=customer_id, partner_id=partner_id)
 
 
 def grant(

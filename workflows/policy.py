@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from workflows.calendars import Hours, describe_duration
-from workflows.models import (
+from workflows.enums import (
     Audience,
     Category,
     Channel,
@@ -39,12 +39,12 @@ from workflows.models import (
     NoticeChannel,
     OwningLine,
     ProductType,
-    ResponseTarget,
     Role,
     Severity,
     Tier,
 )
 from workflows.permissions import Capability, Grant, Reach
+from workflows.terms import ResponseTarget
 
 # The version intake pins on a ticket filed now.
 POLICY_VERSION: Final = "2026.12-1"

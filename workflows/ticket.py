@@ -34,17 +34,17 @@ from workflows import search_attributes as sa
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel, Refusal
 from workflows.changes import ChangeTracker
 from workflows.clocks import CLOCK_NAMES
+from workflows.enums import TicketStatus
 from workflows.models import (
     Delivery,
     DeliveryOutcome,
     Notification,
-    PinnedHolidays,
     TicketOpened,
     TicketRecord,
     TicketState,
-    TicketStatus,
     TicketView,
 )
+from workflows.terms import PinnedHolidays
 from workflows.timeline import headline
 
 TicketWorkflowT = TypeVar("TicketWorkflowT")

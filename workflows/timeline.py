@@ -11,18 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.models import (
-    Audience,
-    EventKind,
-    NoticeChannel,
-    Notification,
-    OwningLine,
-    PageAction,
-    ProductType,
-    TicketEvent,
-    TicketState,
-    TicketView,
-)
+from workflows.enums import Audience, EventKind, NoticeChannel, OwningLine, PageAction, ProductType
+from workflows.models import Notification, TicketEvent, TicketState, TicketView
 from workflows.policy import TicketRules, rules_for
 
 

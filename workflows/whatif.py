@@ -30,23 +30,18 @@ from workflows import machine, policy
 from workflows.actions.base import ActionModel, Refusal
 from workflows.clocks import RESPONSE_CLOCKS
 from workflows.entitlement import default_response_targets, public_holidays
-from workflows.models import (
+from workflows.enums import (
     ClockStatus,
     CoverageCalendar,
-    Entitlement,
     EventKind,
-    HolidayYears,
-    Notification,
     OwningLine,
     PageAction,
     ProductType,
-    ResponseTarget,
     Severity,
-    TicketEvent,
-    TicketOpened,
-    TicketState,
 )
+from workflows.models import Notification, TicketEvent, TicketOpened, TicketState
 from workflows.policy import TicketRules
+from workflows.terms import Entitlement, HolidayYears, ResponseTarget
 
 # A run never takes more steps than this per action: a machine that stops moving time on is a bug.
 MAX_WAKEUPS = 10_000

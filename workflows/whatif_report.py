@@ -13,7 +13,7 @@ from enum import StrEnum
 from statistics import median
 from typing import Any
 
-from workflows.models import ClockStatus, OwningLine
+from workflows.enums import ClockStatus, OwningLine
 from workflows.whatif import TicketResult, response_clocks
 
 ENDED = (ClockStatus.MET, ClockStatus.BREACHED)

@@ -24,18 +24,10 @@ from api.console.views import ClockView, next_clock
 from api.errors import ApiError
 from store.catalog import CATALOG_ID, list_customers
 from store.db import Ticket, TicketClockRecord
-from workflows.models import (
-    ClockStatus,
-    OwningLine,
-    Principal,
-    Role,
-    Severity,
-    TicketRow,
-    TicketState,
-    TicketStatus,
-    Tier,
-)
-from workflows.permissions import can_reach
+from store.scope import in_scope
+from workflows.enums import ClockStatus, OwningLine, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketRow, TicketState
+from workflows.permissions import TicketScope, can_reach
 from workflows.policy import current
 
 PAGE_SIZE: Final = 50
@@ -152,10 +144,7 @@ def _live_due(*, binding: bool) -> Any:
 
 
 def _scoped(stmt: Select[Any], principal: Principal, filters: QueueFilters) -> Select[Any]:
-    if principal.role == Role.CUSTOMER:
-        stmt = stmt.where(Ticket.customer_id == principal.customer_id)
-    elif principal.role == Role.PARTNER:
-        stmt = stmt.where(Ticket.partner_id == principal.partner_id)
+    stmt = in_scope(stmt, TicketScope.of(current(), principal))
     if filters.status == ACTIVE:
         stmt = stmt.where(Ticket.status.in_(ACTIVE_STATUSES))
     elif filters.status != ALL:

@@ -52,19 +52,9 @@ from store import tickets as read_model
 from store.catalog import get_contract_terms
 from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused, build_entitlement, quote_first_response
-from workflows.models import (
-    Category,
-    OwningLine,
-    Principal,
-    Product,
-    ProductType,
-    Role,
-    Severity,
-    TicketEvent,
-    TicketState,
-    TicketStatus,
-    Tier,
-)
+from workflows.enums import Category, OwningLine, Product, ProductType, Role, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketEvent, TicketState
+from workflows.permissions import TicketScope
 from workflows.policy import current, rules_for
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -464,13 +454,6 @@ async def file_ticket(
 # --- Reports -------------------------------------------------------------------------------------
 
 
-def _report_scope(principal: Principal) -> dict[str, str | None]:
-    return {
-        "scope_customer_id": principal.customer_id if principal.role == Role.CUSTOMER else None,
-        "scope_partner_id": principal.partner_id if principal.role == Role.PARTNER else None,
-    }
-
-
 def _report_period(request: Request) -> tuple[datetime, datetime, str, list[str]]:
     problems: list[str] = []
     today = datetime.now(UTC).date()
@@ -506,7 +489,7 @@ async def reports_page(request: Request, viewer: session.PageViewer, db: Session
         if raw_group in set(sla_report.ReportGroupBy)
         else sla_report.ReportGroupBy.TIER
     )
-    scope = _report_scope(viewer.principal)
+    scope = TicketScope.of(current(), viewer.principal)
     groups: list[sla_report.SlaGroup] = []
     uptime: list[uptime_report.UptimeRow] = []
     try:
@@ -544,6 +527,6 @@ async def reports_chart(request: Request, viewer: session.PageViewer, db: Sessio
         start, end = report_sql.check_period(start, end)
     except report_sql.ReportRangeError as err:
         return Response(err.message, status_code=422, media_type="text/plain")
-    scope = _report_scope(viewer.principal)
+    scope = TicketScope.of(current(), viewer.principal)
     svg = await report_cache.sla_chart(request, session=db, start=start, end=end, scope=scope)
     return Response(svg, media_type="image/svg+xml")

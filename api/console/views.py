@@ -14,19 +14,10 @@ from typing import Any, Final
 
 from workflows.actions.base import ACTIONS, ActionDefinition, Choice, FormField, Widget
 from workflows.clocks import CLOCK_NAMES
-from workflows.models import (
-    CLOSED_STATES,
-    ClockKind,
-    ClockStatus,
-    OwningLine,
-    Principal,
-    Severity,
-    SlaClock,
-    TicketState,
-    TicketStatus,
-)
+from workflows.enums import CLOSED_STATES, ClockKind, ClockStatus, OwningLine, Severity, TicketStatus
+from workflows.models import Principal, SlaClock, TicketState
 
-# Derived from the enums' labels (workflows/models.py), for the templates.
+# Derived from the enums' labels (workflows/enums.py), for the templates.
 LINE_NAMES: Final = {line: line.label for line in OwningLine}
 SEVERITY_NAMES: Final = {severity: severity.label for severity in Severity}
 STATUS_NAMES: Final = {

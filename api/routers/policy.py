@@ -25,9 +25,10 @@ from workflows.entitlement import (
     quote_response_deadline,
     quoted_submission,
 )
-from workflows.models import ContractTerms, DeadlineQuote, ProductType, Severity, Tier
+from workflows.enums import ProductType, Severity, Tier
 from workflows.permissions import Capability, Grant, can_reach, grant
 from workflows.policy import TicketRules, current
+from workflows.terms import ContractTerms, DeadlineQuote
 from workflows.whatif_report import GroupBy
 
 router = APIRouter(tags=["policy"])

@@ -26,8 +26,8 @@ from api.report_schemas import (
 )
 from store import report_sql, sla_report
 from store.catalog import CATALOG_ID, CATALOG_ID_RULE
-from workflows.models import Principal, Role
-from workflows.permissions import Capability, Grant, grant
+from workflows.models import Principal
+from workflows.permissions import Capability, Grant, TicketScope, grant
 from workflows.policy import current
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -51,14 +51,11 @@ def _csv_or_json(description: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _reach(principal: Principal) -> dict[str, str | None]:
+def _reach(principal: Principal) -> TicketScope:
     """The principal's reach as report scope, the same as the ticket list's."""
     if grant(current(), principal, Capability.READ) == Grant.NO:
         raise ApiError(403, f"Reports are not readable as {principal}.", rule="forbidden")
-    return {
-        "scope_customer_id": principal.customer_id if principal.role == Role.CUSTOMER else None,
-        "scope_partner_id": principal.partner_id if principal.role == Role.PARTNER else None,
-    }
+    return TicketScope.of(current(), principal)
 
 
 def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -21,18 +21,9 @@ from api.errors import ApiError, problem_responses
 from api.schemas import NotificationList, NotificationPublic, TicketCreate, TicketList, TicketPublic, Timeline
 from store import notifications
 from store import tickets as read_model
-from workflows.models import (
-    Audience,
-    NoticeChannel,
-    PageAction,
-    Principal,
-    Role,
-    Severity,
-    TicketRow,
-    TicketStatus,
-    Tier,
-)
-from workflows.permissions import Capability, can_reach, forbidden_reason
+from workflows.enums import Audience, NoticeChannel, PageAction, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketRow
+from workflows.permissions import Capability, TicketScope, can_reach, forbidden_reason
 from workflows.policy import current
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -97,8 +88,7 @@ async def list_tickets(
     """Tickets within the caller's reach, from the read model, newest first."""
     rows, total = await read_model.list_tickets(
         session=session,
-        scope_customer_id=principal.customer_id if principal.role == Role.CUSTOMER else None,
-        scope_partner_id=principal.partner_id if principal.role == Role.PARTNER else None,
+        scope=TicketScope.of(current(), principal),
         customer_id=customer_id,
         status=status_,
         tier=tier,

@@ -61,25 +61,19 @@ from workflows.actions.reopen import Reopen
 from workflows.actions.resolve import Resolve
 from workflows.actions.resume import Resume
 from workflows.actions.wait_on_customer import WaitOnCustomer
-from workflows.models import (
-    TASK_QUEUE,
+from workflows.enums import (
     Channel,
     ClockKind,
     ClockStatus,
-    ContractTerms,
     CoverageCalendar,
     EscalationTrigger,
     HandoffCategory,
     OwningLine,
-    ResponseTarget,
     Severity,
-    SlaClock,
-    TargetOverrides,
-    TicketEvent,
-    TicketState,
     TicketStatus,
-    workflow_id_for,
 )
+from workflows.models import TASK_QUEUE, SlaClock, TicketEvent, TicketState, workflow_id_for
+from workflows.terms import ContractTerms, ResponseTarget, TargetOverrides
 from workflows.ticket import TicketWorkflow
 
 HERE = Path(__file__).parent

@@ -21,7 +21,7 @@ from workflows.actions.lines import (
     clocks_acknowledged_by,
 )
 from workflows.clocks import CLOCK_NAMES, RESPONSE_CLOCKS
-from workflows.models import (
+from workflows.enums import (
     CLOSED_STATES,
     Audience,
     ClockKind,
@@ -29,9 +29,9 @@ from workflows.models import (
     EventKind,
     PageAction,
     Role,
-    TicketState,
     TicketStatus,
 )
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
 
-from workflows.models import Principal, Role, TicketState, TicketStatus, _Model
+from workflows.enums import Role, TicketStatus
+from workflows.models import Principal, TicketState
+from workflows.payload import Payload
 from workflows.permissions import Grant, can_reach, forbidden_reason
 from workflows.policy import rules_for
 from workflows.timeline import Step
@@ -54,7 +56,7 @@ def not_found(ticket_id: str) -> Refusal:
 Action = TypeVar("Action", bound="ActionModel")
 
 
-class ActionModel(_Model):
+class ActionModel(Payload):
     """Every action names who takes it: an API key's principal, or the actor a signal names."""
 
     actor: Principal

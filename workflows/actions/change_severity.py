@@ -18,16 +18,16 @@ from workflows.actions.base import (
     Widget,
     integer,
 )
-from workflows.models import (
+from workflows.enums import (
     CLOSED_STATES,
     ClockKind,
     ClockStatus,
     EventKind,
     OwningLine,
     Severity,
-    TicketState,
     TicketStatus,
 )
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.policy import rules_for
 from workflows.text import CleanText

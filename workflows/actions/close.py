@@ -19,14 +19,8 @@ from workflows.actions.lines import (
     end_wait,
 )
 from workflows.clocks import CLOCK_NAMES
-from workflows.models import (
-    ClockStatus,
-    EventKind,
-    PageAction,
-    Role,
-    TicketState,
-    TicketStatus,
-)
+from workflows.enums import ClockStatus, EventKind, PageAction, Role, TicketStatus
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

@@ -17,14 +17,8 @@ from workflows.actions.base import (
 from workflows.actions.lines import (
     speaks_for_owning_line,
 )
-from workflows.models import (
-    ClockKind,
-    ClockStatus,
-    EventKind,
-    Role,
-    TicketState,
-    Visibility,
-)
+from workflows.enums import ClockKind, ClockStatus, EventKind, Role, Visibility
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

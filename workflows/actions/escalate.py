@@ -19,13 +19,8 @@ from workflows.actions.base import (
     integer,
     note_field,
 )
-from workflows.models import (
-    CLOSED_STATES,
-    EscalationTrigger,
-    EventKind,
-    OwningLine,
-    TicketState,
-)
+from workflows.enums import CLOSED_STATES, EscalationTrigger, EventKind, OwningLine
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.policy import rules_for
 from workflows.text import CleanText

@@ -14,14 +14,8 @@ from workflows.actions.base import (
     Refusal,
     note_field,
 )
-from workflows.models import (
-    Audience,
-    ClockKind,
-    ClockStatus,
-    EventKind,
-    OwningLine,
-    TicketState,
-)
+from workflows.enums import Audience, ClockKind, ClockStatus, EventKind, OwningLine
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

@@ -18,7 +18,7 @@ from workflows.actions.base import (
     Widget,
     note_field,
 )
-from workflows.models import (
+from workflows.enums import (
     CLOSED_STATES,
     Audience,
     ClockKind,
@@ -27,8 +27,8 @@ from workflows.models import (
     OwningLine,
     ProductType,
     Severity,
-    TicketState,
 )
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

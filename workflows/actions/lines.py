@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from workflows.clocks import RESPONSE_CLOCKS
-from workflows.models import ClockKind, ClockStatus, OwningLine, Principal, Role, SlaClock, TicketState
+from workflows.enums import ClockKind, ClockStatus, OwningLine, Role
+from workflows.models import Principal, SlaClock, TicketState
 from workflows.timeline import Step
 
 

@@ -18,12 +18,8 @@ from workflows.actions.base import (
     note_field,
     utc_time,
 )
-from workflows.models import (
-    EventKind,
-    Severity,
-    TicketState,
-    TicketStatus,
-)
+from workflows.enums import EventKind, Severity, TicketStatus
+from workflows.models import TicketState
 from workflows.outages import outage_times_problem
 from workflows.permissions import Capability
 from workflows.text import CleanText

@@ -14,13 +14,8 @@ from workflows.actions.base import (
     FormField,
     Refusal,
 )
-from workflows.models import (
-    ClockKind,
-    ClockStatus,
-    EventKind,
-    TicketState,
-    TicketStatus,
-)
+from workflows.enums import ClockKind, ClockStatus, EventKind, TicketStatus
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

@@ -18,16 +18,16 @@ from workflows.actions.lines import (
     acknowledging_lines,
     end_wait,
 )
-from workflows.models import (
+from workflows.enums import (
     CLOSED_STATES,
     Audience,
     ClockKind,
     ClockStatus,
     EventKind,
     PageAction,
-    TicketState,
     TicketStatus,
 )
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

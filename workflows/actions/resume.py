@@ -17,12 +17,8 @@ from workflows.actions.base import (
 from workflows.actions.lines import (
     end_wait,
 )
-from workflows.models import (
-    ClockStatus,
-    EventKind,
-    TicketState,
-    TicketStatus,
-)
+from workflows.enums import ClockStatus, EventKind, TicketStatus
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step

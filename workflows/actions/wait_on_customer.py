@@ -14,15 +14,8 @@ from workflows.actions.base import (
     Refusal,
     note_field,
 )
-from workflows.models import (
-    CLOSED_STATES,
-    Audience,
-    ClockKind,
-    ClockStatus,
-    EventKind,
-    TicketState,
-    TicketStatus,
-)
+from workflows.enums import CLOSED_STATES, Audience, ClockKind, ClockStatus, EventKind, TicketStatus
+from workflows.models import TicketState
 from workflows.permissions import Capability
 from workflows.text import CleanText
 from workflows.timeline import Step
