@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowHistory
 
 from runtime.whatif_histories import decode_history, recorded_ticket
 from store.db import Ticket
+from store.sla_report import ChartSeries, draw_weekly_chart
 from store.tickets import get_timeline
 from workflows import policy
 from workflows.entitlement import build_entitlement
@@ -106,6 +108,37 @@ def compare(
     if weeks:
         answer["weeks"] = weekly_attainment(pairs)
     return answer
+
+
+async def simulate_window(
+    *,
+    client: Client,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rules: TicketRules,
+    start: datetime,
+    end: datetime,
+    customer_id: str | None = None,
+    group_by: GroupBy | None = None,
+    weeks: bool = False,
+) -> dict[str, Any]:
+    """A validated candidate policy over the tickets received in [start, end): the answer of
+    POST /policy/simulate, and of the console's What if page (which asks for `weeks` too)."""
+    tickets = await recorded_tickets(client, sessionmaker, start, end, customer_id)
+    answer: dict[str, Any] = await run_in_threadpool(
+        compare, tickets, Candidate(rules=rules), group_by, weeks=weeks
+    )
+    return answer
+
+
+def weekly_chart(weeks: list[dict[str, Any]], *, title: str) -> bytes:
+    """The `weeks` of an answer as the reports' weekly chart (an SVG): first-response
+    attainment before (id `before`) and after (id `after`) the candidate, week by week."""
+    mondays = [date.fromisocalendar(int(w["week"][:4]), int(w["week"][6:]), 1) for w in weeks]
+    lines = [
+        ChartSeries("Before (pinned terms) %", "tab:blue", "before", [w["before"] for w in weeks]),
+        ChartSeries("After (candidate) %", "tab:orange", "after", [w["after"] for w in weeks]),
+    ]
+    return draw_weekly_chart([f"{monday:%d %b}" for monday in mondays], lines=lines, title=title)
 
 
 async def verify(

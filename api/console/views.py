@@ -25,6 +25,8 @@ from workflows.models import (
     TicketState,
     TicketStatus,
 )
+from workflows.permissions import Capability, Grant, grant
+from workflows.policy import current
 
 # Derived from the enums' labels (workflows/models.py), for the templates.
 LINE_NAMES: Final = {line: line.label for line in OwningLine}
@@ -197,6 +199,12 @@ def next_clock(state: TicketState) -> ClockView | None:
     if not live:
         return None
     return ClockView.of(min(live, key=lambda c: (not c.target.binding, c.due_at)))
+
+
+def may_simulate(principal: Principal) -> bool:
+    """Whether the What if page (and its link) is the principal's: the capability
+    POST /policy/simulate asks for, admin only (DESIGN.md §11)."""
+    return grant(current(), principal, Capability.CATALOG) != Grant.NO
 
 
 # --- Action forms --------------------------------------------------------------------------------
