@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -130,15 +130,28 @@ async def simulate_window(
     return answer
 
 
-def weekly_chart(weeks: list[dict[str, Any]], *, title: str) -> bytes:
+def weekly_chart(weeks: list[dict[str, Any]], *, start: datetime, end: datetime, title: str) -> bytes:
     """The `weeks` of an answer as the reports' weekly chart (an SVG): first-response
-    attainment before (id `before`) and after (id `after`) the candidate, week by week."""
-    mondays = [date.fromisocalendar(int(w["week"][:4]), int(w["week"][6:]), 1) for w in weeks]
+    attainment before (id `before`) and after (id `after`) the candidate, for every week that
+    [start, end) touches, as the SLA chart has them; a week without an ended first response
+    is a gap."""
+    by_week = {w["week"]: w for w in weeks}
+    monday = start.date() - timedelta(days=start.weekday())
+    labels: list[str] = []
+    before: list[float | None] = []
+    after: list[float | None] = []
+    while datetime.combine(monday, time.min, UTC) < end:
+        year, week, _ = monday.isocalendar()
+        shown = by_week.get(f"{year}-W{week:02d}", {})
+        labels.append(f"{monday:%d %b}")
+        before.append(shown.get("before"))
+        after.append(shown.get("after"))
+        monday += timedelta(days=7)
     lines = [
-        ChartSeries("Before (pinned terms) %", "tab:blue", "before", [w["before"] for w in weeks]),
-        ChartSeries("After (candidate) %", "tab:orange", "after", [w["after"] for w in weeks]),
+        ChartSeries("Before (pinned terms) %", "tab:blue", "before", before),
+        ChartSeries("After (candidate) %", "tab:orange", "after", after, marker="x", linestyle="--"),
     ]
-    return draw_weekly_chart([f"{monday:%d %b}" for monday in mondays], lines=lines, title=title)
+    return draw_weekly_chart(labels, lines=lines, title=title)
 
 
 async def verify(

@@ -298,6 +298,9 @@ class ChartSeries:
     colour: str
     gid: str
     values: Sequence[float | int | None]
+    # A line's look, so that two lines on the same points both show.
+    marker: str = "o"
+    linestyle: str = "-"
 
 
 WEEK_AXIS_LABEL = "Week of (Monday, UTC; tickets by the week they were received)"
@@ -330,7 +333,14 @@ def draw_weekly_chart(
     plotted = []
     for series in lines:
         values = [math.nan if pct is None else pct for pct in series.values]
-        (line,) = line_axes.plot(x, values, marker="o", color=series.colour, label=series.label)
+        (line,) = line_axes.plot(
+            x,
+            values,
+            marker=series.marker,
+            linestyle=series.linestyle,
+            color=series.colour,
+            label=series.label,
+        )
         line.set_gid(series.gid)
         plotted.append(line)
     line_axes.set_ylim(0, 105)

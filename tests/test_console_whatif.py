@@ -221,9 +221,11 @@ def test_flips_and_changes_render_from_a_hand_built_answer() -> None:
 def test_the_weekly_chart_draws_before_and_after_with_the_reports_chart() -> None:
     weeks = [
         {"week": "2026-W49", "before": 100.0, "after": 50.0},
-        {"week": "2026-W50", "before": None, "after": 0.0},
+        {"week": "2026-W51", "before": None, "after": 0.0},
     ]
-    svg = weekly_chart(weeks, title="What if").decode()
+    start, end = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 12, 15, tzinfo=UTC)
+    svg = weekly_chart(weeks, start=start, end=end, title="What if").decode()
     assert svg.startswith("<?xml") and 'id="before"' in svg and 'id="after"' in svg
-    # Labelled by the week's Monday, as the SLA chart is.
-    assert "30 Nov" in svg and "07 Dec" in svg
+    # Every week the window touches, by its Monday as the SLA chart labels them; W50 a gap.
+    assert all(monday in svg for monday in ("23 Nov", "30 Nov", "07 Dec", "14 Dec"))
+    assert "21 Dec" not in svg

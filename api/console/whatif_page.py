@@ -198,7 +198,13 @@ async def _results(answer: dict[str, Any], simulation: Simulation) -> dict[str, 
             "First-response attainment per week, before and after the candidate, "
             f"{simulation.start:%Y-%m-%d} to {simulation.end:%Y-%m-%d} (UTC)"
         )
-        svg = await run_in_threadpool(whatif_service.weekly_chart, answer["weeks"], title=title)
+        svg = await run_in_threadpool(
+            whatif_service.weekly_chart,
+            answer["weeks"],
+            start=simulation.start,
+            end=simulation.end,
+            title=title,
+        )
         chart = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
     groups = [
         {"key": group["key"], "rows": comparison_rows(group["before"], group["after"])}
