@@ -124,6 +124,8 @@ async def test_the_page_shows_what_post_policy_simulate_answers_and_changes_noth
     assert shown_flips(page.text) == [f"{f['ticket_id']} {f['clock']}" for f in answer["flips"]]
     assert f"{answer['tickets']} tickets received" in page.text
     assert 'data-testid="whatif-chart"' in page.text and "data:image/svg+xml;base64," in page.text
+    # The chart is an image in the page itself, which the console's CSP lets through.
+    assert "img-src 'self' data:" in page.headers["content-security-policy"]
     # The candidate stays on the page to edit again.
     assert "candidate-standard-sev1" in page.text
     assert await footprint(stack, ids) == unchanged
