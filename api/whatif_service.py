@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client, WorkflowHistory
 
 from runtime.whatif_histories import decode_history, recorded_ticket
 from store.db import Ticket
+from store.sla_report import ChartSeries, draw_weekly_chart
 from store.tickets import get_timeline
 from workflows import policy
 from workflows.entitlement import build_entitlement
@@ -106,6 +108,50 @@ def compare(
     if weeks:
         answer["weeks"] = weekly_attainment(pairs)
     return answer
+
+
+async def simulate_window(
+    *,
+    client: Client,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rules: TicketRules,
+    start: datetime,
+    end: datetime,
+    customer_id: str | None = None,
+    group_by: GroupBy | None = None,
+    weeks: bool = False,
+) -> dict[str, Any]:
+    """A validated candidate policy over the tickets received in [start, end): the answer of
+    POST /policy/simulate, and of the console's What if page (which asks for `weeks` too)."""
+    tickets = await recorded_tickets(client, sessionmaker, start, end, customer_id)
+    answer: dict[str, Any] = await run_in_threadpool(
+        compare, tickets, Candidate(rules=rules), group_by, weeks=weeks
+    )
+    return answer
+
+
+def weekly_chart(weeks: list[dict[str, Any]], *, start: datetime, end: datetime, title: str) -> bytes:
+    """The `weeks` of an answer as the reports' weekly chart (an SVG): first-response
+    attainment before (id `before`) and after (id `after`) the candidate, for every week that
+    [start, end) touches, as the SLA chart has them; a week without an ended first response
+    is a gap."""
+    by_week = {w["week"]: w for w in weeks}
+    monday = start.date() - timedelta(days=start.weekday())
+    labels: list[str] = []
+    before: list[float | None] = []
+    after: list[float | None] = []
+    while datetime.combine(monday, time.min, UTC) < end:
+        year, week, _ = monday.isocalendar()
+        shown = by_week.get(f"{year}-W{week:02d}", {})
+        labels.append(f"{monday:%d %b}")
+        before.append(shown.get("before"))
+        after.append(shown.get("after"))
+        monday += timedelta(days=7)
+    lines = [
+        ChartSeries("Before (pinned terms) %", "tab:blue", "before", before),
+        ChartSeries("After (candidate) %", "tab:orange", "after", after, marker="x", linestyle="--"),
+    ]
+    return draw_weekly_chart(labels, lines=lines, title=title)
 
 
 async def verify(

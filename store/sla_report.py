@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -275,37 +276,80 @@ def render_sla_chart(weeks: Sequence[WeekOfSla], *, title: str) -> bytes:
     """An SVG: attainment per week as a line (right axis, %), breaches per week stacked by line
     as bars (left axis). SVG ids: `attainment` for the line, `breaches-<line>-<week index>` for
     each bar. Weeks without an ended clock leave a gap in the line."""
+    bars = [
+        ChartSeries(
+            f"Breaches: {label}", colour, f"breaches-{line.value}", [w.breached_by_line[line] for w in weeks]
+        )
+        for line, label, colour in CHART_LINES
+    ]
+    attainment = ChartSeries("Attainment %", "tab:blue", "attainment", [w.attainment_pct for w in weeks])
+    labels = [f"{week.week_start:%d %b}" for week in weeks]
+    return draw_weekly_chart(labels, bars=bars, lines=[attainment], title=title)
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """One series of the weekly chart: bars (counts) or a line (percentages, None a gap)."""
+
+    label: str
+    colour: str
+    gid: str
+    values: Sequence[float | int | None]
+    # A line's look, so that two lines on the same points both show.
+    marker: str = "o"
+    linestyle: str = "-"
+
+
+WEEK_AXIS_LABEL = "Week of (Monday, UTC; tickets by the week they were received)"
+
+
+def draw_weekly_chart(
+    labels: Sequence[str],
+    *,
+    bars: Sequence[ChartSeries] = (),
+    lines: Sequence[ChartSeries],
+    title: str,
+    x_label: str = WEEK_AXIS_LABEL,
+) -> bytes:
+    """The reports' weekly chart as an SVG: `bars` stacked (left axis, counts; each bar's id
+    `<gid>-<week index>`), `lines` of attainment (right axis, 0-100 %; id `<gid>`). The SLA
+    chart and the what-if page's before/after chart both draw with it."""
     figure = Figure(figsize=(10, 4.5), layout="constrained")
     # Its own canvas, not pyplot's global state: safe in a worker thread per request.
     FigureCanvasAgg(figure)
     bars_axes = figure.add_subplot()
-    line_axes = bars_axes.twinx()
-    x = list(range(len(weeks)))
-    bottom = [0] * len(weeks)
-    for line, label, colour in CHART_LINES:
-        heights = [week.breached_by_line[line] for week in weeks]
-        container = bars_axes.bar(x, heights, bottom=bottom, color=colour, label=f"Breaches: {label}")
+    line_axes = bars_axes.twinx() if bars else bars_axes
+    x = list(range(len(labels)))
+    bottom = [0] * len(labels)
+    for series in bars:
+        heights = [int(v or 0) for v in series.values]
+        container = bars_axes.bar(x, heights, bottom=bottom, color=series.colour, label=series.label)
         for index, patch in enumerate(container.patches):
-            patch.set_gid(f"breaches-{line.value}-{index}")
+            patch.set_gid(f"{series.gid}-{index}")
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    attainment = [week.attainment_pct for week in weeks]
-    (plotted,) = line_axes.plot(
-        x,
-        [math.nan if pct is None else pct for pct in attainment],
-        marker="o",
-        color="tab:blue",
-        label="Attainment %",
-    )
-    plotted.set_gid("attainment")
+    plotted = []
+    for series in lines:
+        values = [math.nan if pct is None else pct for pct in series.values]
+        (line,) = line_axes.plot(
+            x,
+            values,
+            marker=series.marker,
+            linestyle=series.linestyle,
+            color=series.colour,
+            label=series.label,
+        )
+        line.set_gid(series.gid)
+        plotted.append(line)
     line_axes.set_ylim(0, 105)
     line_axes.set_ylabel("First-response attainment (%)")
-    bars_axes.set_ylabel("Breaches")
-    bars_axes.set_ylim(0, max(max(bottom, default=0), 1) * 1.2)
-    bars_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    bars_axes.set_xticks(x, [f"{week.week_start:%d %b}" for week in weeks], rotation=45, ha="right")
-    bars_axes.set_xlabel("Week of (Monday, UTC; tickets by the week they were received)")
+    if bars:
+        bars_axes.set_ylabel("Breaches")
+        bars_axes.set_ylim(0, max(max(bottom, default=0), 1) * 1.2)
+        bars_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bars_axes.set_xticks(x, list(labels), rotation=45, ha="right")
+    bars_axes.set_xlabel(x_label)
     bars_axes.set_title(title)
-    handles = [*bars_axes.get_legend_handles_labels()[0], plotted]
+    handles = [*(bars_axes.get_legend_handles_labels()[0] if bars else []), *plotted]
     figure.legend(handles=handles, loc="outside upper right", ncols=3)
     out = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "escalator", "svg.fonttype": "none"}):

@@ -766,6 +766,50 @@ async def test_console_pages_answer_within_reach_and_404_outside_it(module_stack
         assert f'value="{FOREIGN[who]}"' not in (await stack.http.get("/console/file", headers=headers)).text
 
 
+# The What if page (issue 20): the console's face of POST /policy/simulate, admin only like it.
+# Every other key gets the console's "no such page", exactly the page a console path that is
+# not there answers, whether it asks for the page or posts the form, and its navigation has no
+# link to it: it cannot read any customer's tickets through it, its own or a foreign one's.
+WHATIF_PAGE = "/console/reports/what-if"
+WHATIF_FORM = {
+    "candidate": json.dumps(CURRENT_POLICY),
+    "from": str(_NOW.date() - timedelta(days=1)),
+    "to": str(_NOW.date() + timedelta(days=2)),
+    "group_by": "customer",
+}
+CONSOLE_ADMIN_ONLY = {ADMIN: OK, SUPPORT: NOT_FOUND, PARTNER: NOT_FOUND, CUSTOMER: NOT_FOUND}
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+async def test_console_whatif_page_is_admin_only(module_stack: Stack, who: str) -> None:
+    stack = module_stack
+    own = await file_ticket(stack, OWN[who])
+    foreign = await file_ticket(stack, FOREIGN.get(who, "contoso"))
+    for ticket_id in (own, foreign):
+        await wait_until_recorded(stack, ticket_id)
+    before = [await unchanged_proof(stack, ticket_id) for ticket_id in (own, foreign)]
+    headers = console_as(who)
+
+    page = await stack.http.get(WHATIF_PAGE, headers=headers)
+    posted = await stack.http.post(WHATIF_PAGE, data=console_form(who, WHATIF_FORM), headers=headers)
+    reports = (await stack.http.get("/console/reports", headers=headers)).text
+
+    assert page.status_code == posted.status_code == CONSOLE_ADMIN_ONLY[who], posted.text
+    if who == ADMIN:
+        assert 'data-group="acme"' in posted.text and 'data-group="contoso"' in posted.text
+        assert f'href="{WHATIF_PAGE}"' in reports
+    else:
+        nowhere = await stack.http.post(
+            f"/console/tickets/{own}/no-such-page", data=console_form(who, {}), headers=headers
+        )
+        assert answer(page) == answer(posted) == answer(nowhere)
+        assert "There is no such page." in page.text
+        assert WHATIF_PAGE not in reports
+        for ticket_id in (own, foreign):
+            assert ticket_id not in posted.text
+    assert [await unchanged_proof(stack, ticket_id) for ticket_id in (own, foreign)] == before
+
+
 @pytest.mark.parametrize("who", PRINCIPALS)
 async def test_console_files_tickets_within_reach_only(module_stack: Stack, who: str) -> None:
     stack = module_stack
@@ -794,11 +838,13 @@ CONSOLE_PAGES = [
     "/console/file",
     "/console/reports",
     "/console/reports/sla-chart.svg",
+    "/console/reports/what-if",
 ]
 CONSOLE_FRAGMENTS = ["/console/queue", "/console/tickets/{id}/clocks", "/console/file/quote"]
 CONSOLE_FORMS = [
     ("/console/file", ticket_body("acme")),
     ("/console/sign-out", {}),
+    ("/console/reports/what-if", {"candidate": "{}", "from": "2026-01-01", "to": "2026-01-02"}),
     *[(f"/console/tickets/{{id}}/{cell.action}", cell.body) for cell in CELLS],
 ]
 

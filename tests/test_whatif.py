@@ -31,7 +31,7 @@ from workflows.enums import ClockStatus, CoverageCalendar
 from workflows.policy import TicketRules
 from workflows.terms import ResponseTarget, TargetOverrides
 from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, run_both, simulate
-from workflows.whatif_report import GroupBy, report
+from workflows.whatif_report import GroupBy, report, weekly_attainment
 
 HISTORIES = Path(__file__).parent / "histories"
 FIRST_RUNS = sorted(path for path in HISTORIES.rglob("*.json") if ".run" not in path.name)
@@ -155,6 +155,32 @@ def test_standard_sev1_in_2_hours_flips_what_it_should() -> None:
     assert before.clocks[0].due_at == datetime(2026, 12, 3, 11, tzinfo=NEW_YORK)
     assert after.clocks[0].due_at == datetime(2026, 12, 3, 9, tzinfo=NEW_YORK)
     assert after.first_response == ClockStatus.BREACHED
+
+
+def test_weekly_attainment_counts_each_week_of_receipt_before_and_after() -> None:
+    """The console's chart: first-response attainment per ISO week of receipt, from the same
+    per-ticket outcomes as the groups (2 h for Standard Sev 1, worked out above)."""
+    next_week = WEDNESDAY_9 + timedelta(days=7)
+    tickets = [
+        # Week 49: met either way, and met at 4 h but breached at 2 h.
+        acked("globex", 1, WEDNESDAY_9, timedelta(hours=1)),
+        acked("globex", 1, WEDNESDAY_9, timedelta(hours=3)),
+        # Week 50: breached either way, and a Sev 2 the candidate leaves met.
+        acked("globex", 1, next_week, timedelta(hours=5)),
+        acked("globex", 2, next_week, timedelta(hours=3)),
+    ]
+    answer = compare(tickets, Candidate(rules=standard_sev1_in(120)), weeks=True)
+
+    assert answer["weeks"] == [
+        {"week": "2026-W49", "before": 100.0, "after": 50.0},
+        {"week": "2026-W50", "before": 50.0, "after": 50.0},
+    ]
+    # The same outcomes as the whole window's group: 3 of 4 met before, 2 of 4 after.
+    [group] = answer["groups"]
+    assert (group["before"]["first_response_met"], group["after"]["first_response_met"]) == (3, 2)
+    pairs = [(b, b) for b, _ in (run_both(t, t.opened.entitlement) for t in tickets)]
+    assert [w["before"] == w["after"] for w in weekly_attainment(pairs)] == [True, True]
+    assert weekly_attainment([]) == []
 
 
 def test_a_candidate_is_never_registered() -> None:

@@ -41,6 +41,7 @@ from api.console.views import (
     action_forms,
     clock_views,
     iso,
+    may_simulate,
     utc_text,
 )
 from api.deps import ClientDep, SessionDep, SettingsDep
@@ -68,6 +69,7 @@ TEMPLATES.env.globals.update(
     STATUS_NAMES=STATUS_NAMES,
     SIGNAL_LABELS=SIGNAL_LABELS,
     CSRF_FIELD=session.CSRF_FIELD,
+    may_simulate=may_simulate,
 )
 
 # Products that make sense for each kind of contract.

@@ -16,6 +16,8 @@ from workflows.actions.base import ACTIONS, ActionDefinition, Choice, FormField,
 from workflows.clocks import CLOCK_NAMES
 from workflows.enums import CLOSED_STATES, ClockKind, ClockStatus, OwningLine, Severity, TicketStatus
 from workflows.models import Principal, SlaClock, TicketState
+from workflows.permissions import Capability, Grant, grant
+from workflows.policy import current
 
 # Derived from the enums' labels (workflows/enums.py), for the templates.
 LINE_NAMES: Final = {line: line.label for line in OwningLine}
@@ -188,6 +190,12 @@ def next_clock(state: TicketState) -> ClockView | None:
     if not live:
         return None
     return ClockView.of(min(live, key=lambda c: (not c.target.binding, c.due_at)))
+
+
+def may_simulate(principal: Principal) -> bool:
+    """Whether the What if page (and its link) is the principal's: the capability
+    POST /policy/simulate asks for, admin only (DESIGN.md §11)."""
+    return grant(current(), principal, Capability.CATALOG) != Grant.NO
 
 
 # --- Action forms --------------------------------------------------------------------------------

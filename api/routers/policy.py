@@ -10,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.concurrency import run_in_threadpool
 
 from api import whatif_service as whatif
 from api.auth import PrincipalDep, bearer, current_principal
@@ -201,10 +200,12 @@ async def simulate_policy(
     start, end = _aware(body.start), _aware(body.to)
     if end <= start:
         raise ApiError(422, "`to` must come after `from`.", rule="empty_window")
-    tickets = await whatif.recorded_tickets(
-        client, request.app.state.sessionmaker, start, end, body.customer_id
+    return await whatif.simulate_window(
+        client=client,
+        sessionmaker=request.app.state.sessionmaker,
+        rules=candidate,
+        start=start,
+        end=end,
+        customer_id=body.customer_id,
+        group_by=body.group_by,
     )
-    answer: dict[str, Any] = await run_in_threadpool(
-        whatif.compare, tickets, whatif.Candidate(rules=candidate), body.group_by
-    )
-    return answer

@@ -3,18 +3,24 @@ and the Temporal dev server. No sleeps: every wait is Playwright's `expect` on t
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.browser.site import SHORT_CUSTOMER, Site, new_page, serious_violations, sign_in
+from tests.fixtures_api import completed_activity, wait_for_event
+from workflows import policy
 
 # The actor names the key by its id as well as its name (issue 17 §4).
 SUPPORT_ACTOR = re.compile(r"^support:dev-support \(key_[0-9a-f]+\)$")
 
 SUPPORT, PARTNER, CUSTOMER = "dev-support", "dev-partner-northwind", "dev-customer-acme"
+ADMIN = "dev-admin"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def row(page: Page, ticket_id: str) -> Locator:
@@ -327,5 +333,68 @@ async def test_reports_show_the_sla_chart_and_the_uptime_table(site: Site, brows
         await assert_accessible(page)
         await page.goto("/console/reports")
         await expect(page).to_have_url("/console/sign-in?next=%2Fconsole%2Freports")
+    finally:
+        await context.close()
+
+
+async def test_an_admin_sees_what_standard_sev1_in_2_hours_would_have_done(
+    site: Site, browser: Browser
+) -> None:
+    """The What if page (issue 20), end to end; it also takes docs/whatif.png for the README."""
+    tickets = [
+        await site.file("globex", severity=1, title="Sign-in fails for every user"),
+        await site.file("acme", severity=2, title="Audit export is slow"),
+    ]
+    acknowledged = await site.api.post(f"/tickets/{tickets[0]}/acknowledge", json={}, headers=site.as_(ADMIN))
+    assert acknowledged.status_code == 200, acknowledged.text
+    for ticket_id in tickets:
+        await wait_for_event(
+            site.client.get_workflow_handle(f"ticket-{ticket_id}"), completed_activity("record_ticket")
+        )
+    candidate = policy.current().document()
+    candidate["version"] = "2027.01-standard-sev1-2h"
+    candidate["response_targets"]["standard"]["1"]["minutes"] = 120
+    # Under the console's own CSP (the chart is a data: image it allows), then with it bypassed
+    # for axe, whose script the CSP would refuse.
+    for bypass_csp in (False, True):
+        context, page = await new_page(
+            browser, site, bypass_csp=bypass_csp, viewport={"width": 1400, "height": 900}
+        )
+        try:
+            await simulate_as_admin(page, candidate)
+            chart = page.get_by_test_id("whatif-chart")
+            await expect(chart).to_have_js_property("complete", True)
+            assert await chart.evaluate("img => img.naturalWidth") > 0
+            if bypass_csp:
+                await assert_accessible(page)
+                await page.screenshot(path=str(DOCS / "whatif.png"), full_page=True)
+        finally:
+            await context.close()
+
+
+async def simulate_as_admin(page: Page, candidate: dict[str, object]) -> None:
+    await sign_in(page, ADMIN)
+    await page.get_by_role("link", name="What if", exact=True).click()
+    await expect(page.get_by_role("heading", name="What if")).to_be_visible()
+    await page.get_by_label("Candidate policy document").fill(json.dumps(candidate, indent=2))
+    await page.get_by_label("Group by").select_option("tier")
+    await page.get_by_role("button", name="Simulate").click()
+    standard = page.locator("[data-testid='whatif-group'][data-group='standard']")
+    await expect(standard).to_be_visible()
+    await expect(standard.locator("tr[data-metric='tickets'] td[data-side='before']")).not_to_have_text("0")
+    await expect(standard.locator("tr[data-metric='attainment_pct'] th")).to_have_text(
+        "First-response attainment (%)"
+    )
+    await expect(page.get_by_test_id("whatif-flips")).to_be_visible()
+
+
+async def test_the_what_if_page_is_not_offered_to_support(site: Site, browser: Browser) -> None:
+    context, page = await new_page(browser, site)
+    try:
+        await sign_in(page, SUPPORT)
+        await expect(page.get_by_role("link", name="Reports", exact=True)).to_be_visible()
+        await expect(page.get_by_role("link", name="What if", exact=True)).to_have_count(0)
+        await page.goto("/console/reports/what-if")
+        await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     finally:
         await context.close()
