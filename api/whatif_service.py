@@ -114,18 +114,22 @@ async def simulate_window(
     *,
     client: Client,
     sessionmaker: async_sessionmaker[AsyncSession],
-    rules: TicketRules,
+    rules: TicketRules | None = None,
+    contract: ContractTerms | None = None,
     start: datetime,
     end: datetime,
     customer_id: str | None = None,
     group_by: GroupBy | None = None,
     weeks: bool = False,
 ) -> dict[str, Any]:
-    """A validated candidate policy over the tickets received in [start, end): the answer of
-    POST /policy/simulate, and of the console's What if page (which asks for `weeks` too)."""
+    """A validated candidate policy (`rules`), or one customer's candidate `contract`, over the
+    tickets received in [start, end): the answer of POST /policy/simulate, and of the console's
+    What if page (which asks for `weeks` too)."""
+    if contract is not None:
+        customer_id = contract.customer_id
     tickets = await recorded_tickets(client, sessionmaker, start, end, customer_id)
     answer: dict[str, Any] = await run_in_threadpool(
-        compare, tickets, Candidate(rules=rules), group_by, weeks=weeks
+        compare, tickets, Candidate(rules=rules, contract=contract), group_by, weeks=weeks
     )
     return answer
 

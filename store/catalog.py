@@ -419,11 +419,9 @@ async def deactivate_customer(*, session: AsyncSession, customer_id: str) -> Cat
     return await get_customer(session=session, customer_id=customer_id)
 
 
-async def update_contract(*, session: AsyncSession, customer_id: str, **changes: Any) -> ContractTerms:
-    """Edit the customer's active contract, bump its revision, and commit.
-
-    Open tickets are unaffected: they run on the terms pinned at intake.
-    """
+async def edited_terms(*, session: AsyncSession, customer_id: str, **changes: Any) -> ContractTerms:
+    """The customer's contract with `changes` applied, checked as an edit is, written nowhere:
+    what a PUT of them would store, and the candidate contract of a what-if (issue 20)."""
     unknown = changes.keys() - EDITABLE_TERMS
     if unknown:
         raise ValueError(f"not editable contract terms: {', '.join(sorted(unknown))}")
@@ -439,7 +437,16 @@ async def update_contract(*, session: AsyncSession, customer_id: str, **changes:
     # Validate through the model so a bad tier or override never reaches the table.
     edited = _labelled(_validated_terms(current.model_dump() | changes))
     await _check_terms(session, edited)
-    contract = await session.get_one(Contract, current.contract_id)
+    return edited
+
+
+async def update_contract(*, session: AsyncSession, customer_id: str, **changes: Any) -> ContractTerms:
+    """Edit the customer's active contract, bump its revision, and commit.
+
+    Open tickets are unaffected: they run on the terms pinned at intake.
+    """
+    edited = await edited_terms(session=session, customer_id=customer_id, **changes)
+    contract = await session.get_one(Contract, edited.contract_id)
     for name, value in edited.model_dump(mode="json", include=set(EDITABLE_TERMS)).items():
         setattr(contract, name, value)
     contract.revision += 1

@@ -146,3 +146,53 @@ async def test_the_cli_verifies_and_simulates_the_same_tickets(
     candidate.write_text(json.dumps({**policy.current().document(), "warn_ratio": 2}))
     assert await asyncio.to_thread(escalator, ["whatif", "--candidate", str(candidate), *dates]) == 2
     assert "warn_ratio" in capsys.readouterr().err
+
+
+async def test_a_candidate_contract_changes_only_its_customers_tickets_and_writes_nothing(
+    stack: Stack, cli_settings: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A candidate contract (the body of PUT /customers/{id}/contract): acme as a Basic
+    customer. Only acme's ticket is run; its first response, met in time, is no longer a binding
+    one under Basic's best effort. The catalog keeps the contract as it was."""
+    ids = await file_and_acknowledge(stack)
+    before = await footprint(stack, ids)
+    current = (await stack.http.get("/customers/acme/contract", headers=stack.as_(ADMIN))).json()
+    basic = {
+        "tier": "basic",
+        "product_type": current["product_type"],
+        "timezone": current["timezone"],
+        "country": current["country"],
+    }
+    body = {"candidate_contract": basic, "customer_id": "acme", **window()}
+
+    response = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["tickets"] == 1
+    [group] = answer["groups"]
+    assert (group["before"]["first_response_met"], group["after"]["first_response_met"]) == (1, 0)
+    assert await footprint(stack, ids) == before
+    after = (await stack.http.get("/customers/acme/contract", headers=stack.as_(ADMIN))).json()
+    assert (after["tier"], after["revision"]) == (current["tier"], current["revision"])
+
+    # The CLI gives the same answer from the same file.
+    path = tmp_path / "contract.json"
+    path.write_text(json.dumps(basic))
+    dates = ["--from", body["from"], "--to", body["to"]]
+    argv = ["whatif", "--candidate-contract", str(path), "--customer", "acme", *dates]
+    assert await asyncio.to_thread(escalator, argv) == 0
+    assert json.loads(capsys.readouterr().out) == answer
+
+    # Refused, naming what to fix: no customer, both candidates, an unknown customer, a bad tier.
+    refusals = [
+        ({"candidate_contract": basic, **window()}, 422, "candidate"),
+        ({**body, "candidate": policy.current().document()}, 422, "candidate"),
+        ({**body, "customer_id": "nobody"}, 404, "unknown_customer"),
+        ({**body, "candidate_contract": {**basic, "tier": "gold"}}, 422, "invalid_request"),
+    ]
+    for refused, status, rule in refusals:
+        answer = await stack.http.post("/policy/simulate", json=refused, headers=stack.as_(ADMIN))
+        assert (answer.status_code, answer.json()["rule"]) == (status, rule), answer.text
+    assert await asyncio.to_thread(escalator, argv[:3] + dates) == 2
+    assert "--customer" in capsys.readouterr().err

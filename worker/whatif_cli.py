@@ -3,6 +3,7 @@
 
     escalator whatif --candidate FILE --from 2026-10-01 --to 2027-01-01 [--customer ID]
                      [--group-by tier|severity|customer|line]
+    escalator whatif --candidate-contract FILE --customer ID --from DATE --to DATE
     escalator whatif --verify --from DATE --to DATE
 
 Tickets come from the read model (received in the window), their records from their
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import whatif_service as whatif
+from api.catalog_schemas import ContractUpdate
 from runtime.settings import get_settings
 from runtime.temporal import connect_client
+from store.catalog import CatalogRefused, ContractNotFound, edited_terms
 from store.db import make_engine, make_sessionmaker
 from workflows.policy import TicketRules
 from workflows.whatif_report import GroupBy
@@ -44,6 +48,12 @@ def add_commands(subcommands: Any) -> None:
     )
     what = command.add_mutually_exclusive_group(required=True)
     what.add_argument("--candidate", type=Path, help="a policy document (JSON, as GET /policy serves)")
+    what.add_argument(
+        "--candidate-contract",
+        type=Path,
+        metavar="FILE",
+        help="a contract for --customer (JSON, the body of PUT /customers/{id}/contract)",
+    )
     what.add_argument(
         "--verify", action="store_true", help="check the simulation against the read model's timelines"
     )
@@ -67,16 +77,57 @@ def load_candidate(path: Path, command: str) -> TicketRules | None:
     return None
 
 
+def load_contract(path: Path) -> ContractUpdate | None:
+    """A candidate contract body, or None after naming each field that fails validation."""
+    try:
+        return ContractUpdate.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        print(f"escalator whatif: cannot read {path}: {err.strerror}", file=sys.stderr)
+    except ValidationError as err:
+        for error in err.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "(contract)"
+            print(f"escalator whatif: {path}: {field}: {error['msg']}", file=sys.stderr)
+    return None
+
+
 def run_whatif(args: argparse.Namespace) -> int:
-    candidate = None
+    candidate: TicketRules | ContractUpdate | None = None
     if args.candidate is not None:
         candidate = load_candidate(args.candidate, "whatif")
-        if candidate is None:
+    elif args.candidate_contract is not None:
+        if args.customer is None:
+            print(
+                "escalator whatif: --candidate-contract is one customer's: add --customer ID", file=sys.stderr
+            )
             return 2
+        candidate = load_contract(args.candidate_contract)
+    if candidate is None and not args.verify:
+        return 2
     return asyncio.run(_run(args, candidate))
 
 
-async def _run(args: argparse.Namespace, candidate: TicketRules | None) -> int:
+async def _candidate(
+    sessions: async_sessionmaker[AsyncSession],
+    args: argparse.Namespace,
+    candidate: TicketRules | ContractUpdate,
+) -> whatif.Candidate | None:
+    if isinstance(candidate, TicketRules):
+        return whatif.Candidate(rules=candidate)
+    async with sessions() as session:
+        try:
+            terms = await edited_terms(session=session, customer_id=args.customer, **candidate.model_dump())
+        except ContractNotFound:
+            print(f"escalator whatif: no customer {args.customer!r}", file=sys.stderr)
+            return None
+        except CatalogRefused as err:
+            print(
+                f"escalator whatif: the candidate contract: {err.detail} (rule: {err.rule})", file=sys.stderr
+            )
+            return None
+    return whatif.Candidate(contract=terms)
+
+
+async def _run(args: argparse.Namespace, candidate: TicketRules | ContractUpdate | None) -> int:
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:
@@ -89,7 +140,10 @@ async def _run(args: argparse.Namespace, candidate: TicketRules | None) -> int:
                 print(line)
             print(f"{len(tickets)} tickets, {len(differences)} differ from the read model")
             return 1 if differences else 0
-        answer = whatif.compare(tickets, whatif.Candidate(rules=candidate), args.group_by)
+        chosen = await _candidate(sessions, args, candidate)
+        if chosen is None:
+            return 2
+        answer = whatif.compare(tickets, chosen, args.group_by)
         print(json.dumps(answer, indent=2, default=str))
         return 0
     finally:

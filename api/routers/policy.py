@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import whatif_service as whatif
 from api.auth import PrincipalDep, bearer, current_principal
+from api.catalog_schemas import ContractUpdate, refusal
 from api.deps import ClientDep, SessionDep
 from api.errors import ApiError, problem_responses
 from api.schemas import Problem
-from store.catalog import get_contract_terms
+from store.catalog import CatalogRefused, ContractNotFound, edited_terms, get_contract_terms
 from workflows import policy
 from workflows.entitlement import (
     is_known_country,
@@ -165,7 +166,14 @@ class SimulateBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    candidate: dict[str, Any] = Field(description="a policy document, the same schema as GET /policy")
+    candidate: dict[str, Any] | None = Field(
+        default=None, description="a policy document, the same schema as GET /policy"
+    )
+    candidate_contract: ContractUpdate | None = Field(
+        default=None,
+        description="instead of `candidate`: a contract for `customer_id`, the same body as "
+        "PUT /customers/{id}/contract; only that customer's tickets are simulated",
+    )
     start: datetime = Field(alias="from", description="tickets received at or after this instant")
     to: datetime = Field(description="tickets received before this instant")
     customer_id: str | None = Field(default=None, max_length=200)
@@ -176,7 +184,7 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-@router.post("/policy/simulate", responses=problem_responses(401, 403, 422))
+@router.post("/policy/simulate", responses=problem_responses(401, 403, 404, 422))
 async def simulate_policy(
     body: SimulateBody, request: Request, client: ClientDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -191,21 +199,55 @@ async def simulate_policy(
             f"Simulating a candidate policy needs an admin key; this request was made as {principal}.",
             rule="forbidden",
         )
-    try:
-        candidate = TicketRules.model_validate(body.candidate)
-    except ValidationError as err:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", "candidate", *error["loc"])} for error in err.errors()]
-        ) from None
     start, end = _aware(body.start), _aware(body.to)
     if end <= start:
         raise ApiError(422, "`to` must come after `from`.", rule="empty_window")
+    rules, contract = await _simulated(body, request)
     return await whatif.simulate_window(
         client=client,
         sessionmaker=request.app.state.sessionmaker,
-        rules=candidate,
+        rules=rules,
+        contract=contract,
         start=start,
         end=end,
         customer_id=body.customer_id,
         group_by=body.group_by,
     )
+
+
+async def _simulated(body: SimulateBody, request: Request) -> tuple[TicketRules | None, ContractTerms | None]:
+    """The candidate of a what-if: a policy document, or one customer's contract (checked as
+    PUT /customers/{id}/contract checks it, and written nowhere)."""
+    if (body.candidate is None) == (body.candidate_contract is None):
+        raise ApiError(
+            422,
+            "Send exactly one of `candidate` (a policy document) and `candidate_contract` (a "
+            "contract, with `customer_id`).",
+            rule="candidate",
+        )
+    if body.candidate is not None:
+        try:
+            return TicketRules.model_validate(body.candidate), None
+        except ValidationError as err:
+            raise RequestValidationError(
+                [{**error, "loc": ("body", "candidate", *error["loc"])} for error in err.errors()]
+            ) from None
+    assert body.candidate_contract is not None
+    if body.customer_id is None:
+        raise ApiError(
+            422, "A `candidate_contract` is one customer's: name it in `customer_id`.", rule="candidate"
+        )
+    async with request.app.state.sessionmaker() as session:
+        try:
+            terms = await edited_terms(
+                session=session, customer_id=body.customer_id, **body.candidate_contract.model_dump()
+            )
+        except ContractNotFound:
+            raise ApiError(
+                404,
+                f"No customer {body.customer_id!r}: check the id in GET /customers.",
+                rule="unknown_customer",
+            ) from None
+        except CatalogRefused as err:
+            raise refusal(err) from None
+    return None, terms
