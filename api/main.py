@@ -54,7 +54,9 @@ def create_app(
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(own_engine)
         app.state.temporal_client = await connect_client(settings, tracer_provider=tracer_provider)
-        # The versions an admin published: the newest is the one intake pins.
+        # The versions an admin published: the newest is the one intake pins, from the first
+        # request on.
+        await published_policies.refresh(app.state.sessionmaker)
         stop_refresh = asyncio.Event()
         refresh = asyncio.create_task(
             published_policies.keep_installed(

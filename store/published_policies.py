@@ -3,7 +3,7 @@ document here, and every process (the API, the worker, the CLI) registers the st
 beside the released ones (policies/*.json). The newest published version is the one tickets
 filed from then on pin; an open ticket keeps the version it pinned at intake.
 
-A process loads the table at start and again every ESCALATOR_POLICY_REFRESH_SECONDS. A ticket
+A process loads the table before it serves and again every ESCALATOR_POLICY_REFRESH_SECONDS. A ticket
 filed under a version its worker has not loaded yet fails its first workflow task
 (UnknownPolicyVersion) and Temporal retries the task until the worker has it.
 """
@@ -15,7 +15,7 @@ import logging
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.db import PublishedPolicy, utcnow
@@ -23,6 +23,9 @@ from workflows import policy
 from workflows.policy import TicketRules
 
 log = logging.getLogger(__name__)
+
+# The width of published_policies.version (migration 0012).
+VERSION_LENGTH = 64
 
 
 class PublishRefused(ValueError):
@@ -50,6 +53,10 @@ async def publish(session: AsyncSession, rules: TicketRules, *, published_by: st
             f"version: {rules.version!r} is already published, and a version never changes; give the "
             "document a new one."
         )
+    if len(rules.version) > VERSION_LENGTH:
+        raise PublishRefused(
+            f"version: at most {VERSION_LENGTH} characters; give the document a shorter one."
+        )
     row = PublishedPolicy(
         version=rules.version,
         document=rules.model_dump_json(),
@@ -58,13 +65,22 @@ async def publish(session: AsyncSession, rules: TicketRules, *, published_by: st
         published_at=utcnow(),
     )
     session.add(row)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another publish of the same version won the race.
+        await session.rollback()
+        raise PublishRefused(
+            f"version: {rules.version!r} is already published; give the document a new one."
+        ) from None
     return row
 
 
 async def published(session: AsyncSession) -> list[PublishedPolicy]:
     """Every published version, oldest first."""
-    rows = await session.scalars(select(PublishedPolicy).order_by(PublishedPolicy.published_at))
+    rows = await session.scalars(
+        select(PublishedPolicy).order_by(PublishedPolicy.published_at, PublishedPolicy.version)
+    )
     return list(rows)
 
 
@@ -86,18 +102,22 @@ async def install_from(session: AsyncSession) -> str | None:
     return newest
 
 
+async def refresh(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """install_published; a database that does not answer, or a row that fails its
+    fingerprint, is logged (the process runs on with what it has) rather than raised."""
+    try:
+        await install_published(sessionmaker)
+    except (SQLAlchemyError, OSError, policy.PolicyMismatch, ValidationError) as err:
+        log.warning("published policies not loaded (%s: %s)", type(err).__name__, err)
+
+
 async def keep_installed(
     sessionmaker: async_sessionmaker[AsyncSession], every: float, stop: asyncio.Event | None = None
 ) -> None:
-    """install_published now and every `every` seconds until `stop`; a database that does not
-    answer, or a row that fails its fingerprint, is logged and tried again next time."""
+    """refresh every `every` seconds until `stop` (the caller refreshes once before it serves)."""
     stop = stop or asyncio.Event()
     while not stop.is_set():
         try:
-            await install_published(sessionmaker)
-        except (SQLAlchemyError, OSError, policy.PolicyMismatch, ValidationError) as err:
-            log.warning("published policies not loaded (%s); retrying in %.0f s", type(err).__name__, every)
-        try:
             await asyncio.wait_for(stop.wait(), timeout=every)
         except TimeoutError:
-            pass
+            await refresh(sessionmaker)

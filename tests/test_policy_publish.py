@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import update
 from temporalio.testing import WorkflowEnvironment
 
+from api.main import create_app
+from runtime.settings import Settings
 from store import published_policies
 from store.db import PublishedPolicy
 from tests.fixtures_api import settled_state, sqlite_stack
@@ -77,6 +79,8 @@ def test_the_cli_publishes_a_new_version_and_refuses_a_reused_or_invalid_one(
     bad["response_targets"]["standard"]["1"]["minutes"] = -5
     assert escalator(["policy", "publish", str(write(tmp_path, bad))]) == 2
     assert "response_targets.standard.1.minutes" in capsys.readouterr().err
+    assert escalator(["policy", "publish", str(write(tmp_path, candidate(version="v" * 65)))]) == 2
+    assert "at most 64 characters" in capsys.readouterr().err
     assert escalator(["policy", "publish", str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert escalator(["policy", "versions"]) == 0
@@ -95,6 +99,17 @@ async def test_tickets_filed_after_a_publish_pin_it_and_open_tickets_keep_theirs
             await published_policies.publish(
                 session, TicketRules.model_validate(candidate()), published_by="test"
             )
+        # An API that starts now pins the newest version from its first request on.
+        engine = stack.sessionmaker.kw["bind"]
+        settings = Settings(
+            database_url=engine.url.render_as_string(hide_password=False),
+            temporal_address=dev_env.client.service_client.config.target_host,
+            policy_refresh_seconds=3600,
+        )
+        fresh = create_app(settings, engine=engine)
+        async with fresh.router.lifespan_context(fresh):
+            assert policy.current().version == NEXT
+        policy.set_current(None)
         # What the API's and the worker's refresh do every ESCALATOR_POLICY_REFRESH_SECONDS.
         assert await published_policies.install_published(stack.sessionmaker) == NEXT
         after = (await stack.http.post("/tickets", json=TICKET, headers=headers)).json()["ticket_id"]

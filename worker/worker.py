@@ -120,6 +120,7 @@ async def run_worker(
         stop = stop or asyncio.Event()
         # Published policy versions, so that a ticket that pinned one runs here (its first
         # workflow task is retried until this has loaded it).
+        await published_policies.refresh(sessionmaker)
         refresh = asyncio.create_task(
             published_policies.keep_installed(sessionmaker, settings.policy_refresh_seconds, stop),
             name="policy-refresh",
