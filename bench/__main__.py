@@ -1,10 +1,12 @@
-"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif]`: benchmarks.
+"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif] [events]`.
 
 `stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
 it takes about 10 minutes with its defaults. The full storm of issue 7:
 `python -m bench stack --storm-open 10000 --storm-due 9000 --storm-target-minutes 3`.
 `drill` times a burst with one of two worker processes SIGKILLed against the same burst
 undisturbed (issue 10), ABBA on fresh stacks, about 4 minutes with its defaults.
+`events` counts the history events per path of a ticket and of the raw deadline baseline
+(issue 18; about a minute).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import policies
 from bench import (
     calendar_bench,
     drill_bench,
+    events_bench,
     machine_bench,
     reports_bench,
     stack_bench,
@@ -29,7 +32,7 @@ from bench import (
 )
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill", "whatif")
+NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill", "whatif", "events")
 
 
 def table(results: list[Result]) -> str:
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "drill": lambda: drill_bench.run(args.drill_tickets, args.drill_rounds),
         "whatif": lambda: [whatif_bench.run(args.whatif_tickets, 1)],
+        "events": events_bench.run,
     }
     print(
         f"# bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "
