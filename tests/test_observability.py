@@ -251,6 +251,11 @@ async def test_readyz_is_503_until_the_database_answers_while_healthz_stays_200(
     directory = tmp_path / "db"
     app = create_app(stack_settings(dev_env, f"sqlite+aiosqlite:///{directory / 'escalator.db'}"))
     async with serving(app) as http:
+        # The API read the published policies as it started (store/published_policies.py):
+        # let go of that pooled connection and the file it made, so nothing holds it open.
+        await app.state.sessionmaker.kw["bind"].dispose()
+        for leftover in directory.iterdir():
+            leftover.unlink()
         directory.rmdir()
         down = await http.get("/readyz")
         alive = await http.get("/healthz")
