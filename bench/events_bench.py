@@ -12,7 +12,6 @@ override), so it takes a little over a minute.
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,18 +23,15 @@ from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.common import Result
-from runtime.codec import data_converter
+from bench.workflow_bench import start_dev_server
 from runtime.settings import Settings
 from store.db import make_engine, make_sessionmaker, migrate
 from tests.factories import DEMO_TERMS, SUPPORT, opened_ticket
 from tests.fixtures_api import wait_until_quiet
-from worker.devserver import SQLITE_PRAGMAS
 from worker.worker import build_worker
-from workflows import search_attributes
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.comment import Comment
 from workflows.enums import CoverageCalendar
@@ -44,7 +40,6 @@ from workflows.terms import ResponseTarget, TargetOverrides
 from workflows.ticket import TicketWorkflow
 
 DUE_AFTER = timedelta(minutes=1)
-BIN_DIR = Path(sys.executable).parent
 
 
 @activity.defn(name="bench_raw_record")
@@ -159,15 +154,7 @@ async def raw_paths(client: Client, task_queue: str) -> dict[str, int]:
 
 async def measure() -> tuple[dict[str, int], dict[str, int]]:
     with tempfile.TemporaryDirectory(prefix="escalator-events-") as tmp:
-        pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
-        env = await WorkflowEnvironment.start_local(
-            data_converter=data_converter(Settings()),
-            dev_server_existing_path=str(BIN_DIR / "temporal"),
-            dev_server_database_filename=str(Path(tmp) / "temporal.db"),
-            dev_server_extra_args=pragmas,
-            dev_server_log_level="error",
-            search_attributes=search_attributes.ALL_KEYS,
-        )
+        env = await start_dev_server(Path(tmp))
         engine = make_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'escalator.db'}")
         try:
             await migrate(engine)

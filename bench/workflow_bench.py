@@ -161,17 +161,23 @@ def ticket_batch(count: int) -> list[TicketOpened]:
     return batch
 
 
+async def start_dev_server(directory: Path) -> WorkflowEnvironment:
+    """A dev server on a SQLite file in `directory`, with `escalator up`'s pragmas and the
+    ticket search attributes."""
+    pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
+    return await WorkflowEnvironment.start_local(
+        data_converter=data_converter(Settings()),
+        dev_server_existing_path=str(BIN_DIR / "temporal"),
+        dev_server_database_filename=str(directory / "temporal.db"),
+        dev_server_extra_args=pragmas,
+        dev_server_log_level="error",
+        search_attributes=search_attributes.ALL_KEYS,
+    )
+
+
 async def run_phase(phase: str, n: int) -> PhaseResult:
     with tempfile.TemporaryDirectory(prefix="escalator-bench-") as tmp:
-        pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
-        env = await WorkflowEnvironment.start_local(
-            data_converter=data_converter(Settings()),
-            dev_server_existing_path=str(BIN_DIR / "temporal"),
-            dev_server_database_filename=str(Path(tmp) / "temporal.db"),
-            dev_server_extra_args=pragmas,
-            dev_server_log_level="error",
-            search_attributes=search_attributes.ALL_KEYS,
-        )
+        env = await start_dev_server(Path(tmp))
         database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'escalator.db'}"
         engine = make_engine(database_url)
         try:
