@@ -1,8 +1,10 @@
 """`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif] [events]`.
 
 `stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
-it takes about 10 minutes with its defaults. The full storm of issue 7:
-`python -m bench stack --storm-open 10000 --storm-due 9000 --storm-target-minutes 3`.
+its storm is issue 18's full storm by default (10,000 open, 9,000 first responses due 6 minutes
+after intake, then the raw storm of the same deadlines on no-op workflows): about 30 minutes.
+Issue 7's smaller storm: `python -m bench stack --storm-open 2000 --storm-due 1800
+--storm-target-minutes 2`; `--storm-restart` SIGKILLs the worker half way through the deadlines.
 `drill` times a burst with one of two worker processes SIGKILLed against the same burst
 undisturbed (issue 10), ABBA on fresh stacks, about 4 minutes with its defaults.
 `events` counts the history events per path of a ticket and of the raw deadline baseline
@@ -63,13 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     stack = parser.add_argument_group("stack (the real `escalator up`)")
     stack.add_argument("--intake", type=int, default=400, help="requests per intake phase (ABBA)")
     stack.add_argument("--concurrency", type=int, default=50, help="requests in flight")
-    stack.add_argument("--storm-open", type=int, default=2_000, help="open tickets in the breach storm")
-    stack.add_argument("--storm-due", type=int, default=1_800, help="of them, due within minutes")
+    stack.add_argument("--storm-open", type=int, default=10_000, help="open tickets in the breach storm")
+    stack.add_argument("--storm-due", type=int, default=9_000, help="of them, due within minutes")
     stack.add_argument(
-        "--storm-workers", default="1,2", help="worker processes per storm run, comma-separated (1,2)"
+        "--storm-workers", default="1", help="worker processes per storm run, comma-separated (e.g. 1,2)"
     )
     stack.add_argument(
-        "--storm-target-minutes", type=int, default=2, help="the storm customer's Sev 3 response target"
+        "--storm-target-minutes", type=int, default=6, help="the storm customer's Sev 3 response target"
+    )
+    stack.add_argument(
+        "--storm-no-raw",
+        action="store_true",
+        help="skip the raw storm (the same deadlines on no-op workflows, run after the ticket storm)",
+    )
+    stack.add_argument(
+        "--storm-restart",
+        action="store_true",
+        help="SIGKILL the worker half way through the deadlines (`escalator up` restarts it)",
     )
     stack.add_argument(
         "--storm-grace", type=float, default=90.0, help="seconds to wait past the last due time at most"
@@ -105,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 storm_workers=tuple(int(w) for w in args.storm_workers.split(",") if w),
                 storm_target_minutes=args.storm_target_minutes,
                 storm_grace=args.storm_grace,
+                storm_raw=not args.storm_no_raw,
+                storm_restart=args.storm_restart,
                 parts=tuple(p for p in args.stack_parts.split(",") if p),
             )
         ),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import signal
@@ -36,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +49,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.common import Result
+from bench import storm_parts
+from bench.common import Result, percentile
 from bench.noop_workflow import NoopWorkflow
 from runtime.codec import data_converter
 from runtime.settings import Settings
@@ -78,15 +78,6 @@ POLLER_PERIOD = 60.0  # seconds: the cron-style poller the breach lag is compare
 
 
 # --- Numbers --------------------------------------------------------------------------------
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The q-th percentile (0-100), nearest rank; nan for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def poller_lags(due: list[datetime], period: float = POLLER_PERIOD, phases: int = 600) -> list[float]:
@@ -396,8 +387,14 @@ async def serve_noop(address: str, task_queue: str) -> None:
     """Run the no-op worker; print `touched N` whenever the count changes; stop on SIGTERM."""
     client = await Client.connect(address, data_converter=data_converter(Settings()))
     touches = Touches()
+    workflows: list[type] = [NoopWorkflow]
+    activities: list[Callable[..., Any]] = [touches.touch]
+    if raw_db := os.environ.get(storm_parts.RAW_DB_ENV):
+        # The raw storm's deadlines, recording into the stack's own read-model file.
+        workflows.append(storm_parts.RawStormDeadline)
+        activities.append(storm_parts.RawRecorder(raw_db).fire)
     worker = Worker(
-        client, task_queue=task_queue, workflows=[NoopWorkflow], activities=[touches.touch], **worker_tuning()
+        client, task_queue=task_queue, workflows=workflows, activities=activities, **worker_tuning()
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -746,6 +743,17 @@ async def run_plumbing(n: int, concurrency: int) -> list[Result]:
 
 
 @dataclass
+class RawStorm:
+    """The same deadlines on no-op workflows (bench/storm_parts.py), after the ticket storm."""
+
+    started: int
+    start_seconds: float
+    lags: list[float]
+    missing: int
+    waited_after_last_due: float
+
+
+@dataclass
 class Storm:
     workers: int
     open_tickets: int
@@ -757,11 +765,19 @@ class Storm:
     missing_warnings: int
     waited_after_last_due: float
     worker_rss: list[int]
+    quiet_probes: list[storm_parts.Probe] = field(default_factory=list)
+    probes: list[storm_parts.Probe] = field(default_factory=list)
+    restarted_at: float | None = None  # monotonic, when the worker was SIGKILLed mid-storm
+    raw: RawStorm | None = None
 
     def summary(self, lags: list[float]) -> str:
         if not lags:
             return "none notified"
         return f"p50 {percentile(lags, 50):.2f} s, p99 {percentile(lags, 99):.2f} s, max {max(lags):.2f} s"
+
+    def counted_lags(self) -> list[float]:
+        # Missing breaches count as lags past the end of the wait, so they never flatter p99.
+        return self.breach_lags + [self.waited_after_last_due] * self.missing_breaches
 
 
 def storm_contract(target_minutes: int) -> dict[str, Any]:
@@ -793,24 +809,114 @@ def first_notices(read_model: Path, ids: set[str]) -> tuple[dict[str, datetime],
     return breaches, warnings
 
 
-async def run_storm(
-    open_tickets: int, due_tickets: int, workers: int, target_minutes: int, grace: float, concurrency: int
-) -> Storm:
+def written_rows(read_model: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=30)) as db:
+        events = db.execute("SELECT count(*) FROM ticket_events").fetchone()[0]
+        notices = db.execute("SELECT count(*) FROM notifications WHERE delivered_at IS NOT NULL").fetchone()[
+            0
+        ]
+    return int(events) + int(notices)
+
+
+async def until_quiet(read_model: Path, still: float = 15.0, bound: float = 600.0) -> None:
+    """Until the read model has taken no write for `still` seconds (the storm's backlog is done),
+    so that the raw storm does not share the server with it. Bounded."""
+    deadline = time.monotonic() + bound
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_rows = await asyncio.to_thread(written_rows, read_model)
+        if now_rows != last:
+            last, since = now_rows, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
+        await asyncio.sleep(1.0)
+
+
+async def run_raw_storm(
+    stack: Stack, offsets: list[timedelta], calm: int, concurrency: int, grace: float
+) -> RawStorm:
+    """The same deadlines (`offsets` from the start of filing) on no-op workflows, on the same
+    dev server, recorded into the same read-model file."""
+    storm_parts.create_raw_table(stack.read_model)
+    queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    noop = await spawn(
+        "raw storm worker",
+        [sys.executable, "-m", "bench.stack_bench", "noop-worker", stack.temporal_address, queue],
+        env={**stack.env, storm_parts.RAW_DB_ENV: str(stack.read_model)},
+        cwd=PROJECT_ROOT,
+    )
+    stack.extra.append(noop)
+    await wait_for_pollers(stack, 1, queue)
+    run = uuid.uuid4().hex[:8]
+    began_at = datetime.now(UTC)
+    due_at = [began_at + offset for offset in offsets]
+
+    async def start(i: int) -> None:
+        if i < calm:
+            await stack.client.start_workflow(NoopWorkflow.run, id=f"raw-calm-{run}-{i}", task_queue=queue)
+        else:
+            due = due_at[i - calm].isoformat()
+            await stack.client.start_workflow(
+                storm_parts.RawStormDeadline.run, due, id=f"raw-due-{run}-{i}", task_queue=queue
+            )
+
+    started = time.perf_counter()
+    await timed_all(calm + len(offsets), concurrency, start)
+    start_seconds = time.perf_counter() - started
+    last_due = max(due_at)
+    while True:
+        fired = await asyncio.to_thread(storm_parts.raw_fired, stack.read_model)
+        if len(fired) >= len(offsets) or datetime.now(UTC) > last_due + timedelta(seconds=grace):
+            break
+        await asyncio.sleep(1.0)
+    waited = (datetime.now(UTC) - last_due).total_seconds()
+    return RawStorm(
+        started=calm + len(offsets),
+        start_seconds=start_seconds,
+        lags=list(fired.values()),
+        missing=len(offsets) - len(fired),
+        waited_after_last_due=waited,
+    )
+
+
+async def kill_worker_at(stack: Stack, at: datetime) -> float:
+    """SIGKILL the stack's worker process(es) at `at`; `escalator up` starts it again. The
+    monotonic time it did."""
+    await asyncio.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()))
+    for pid in stack.processes()["worker"]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return time.monotonic()
+
+
+async def run_storm(options: Options, workers: int) -> Storm:
+    open_tickets, due_tickets = options.storm_open, options.storm_due
+    concurrency, grace = options.concurrency, options.storm_grace
     async with running_stack(workers) as stack:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, limits=limits) as http:
+        prober = storm_parts.Prober(stack.api_url, SUPPORT, ticket_body(0, customer="acme", severity=3))
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=600, limits=limits) as http:
             made = await http.post(
                 "/customers",
-                json={"id": STORM_CUSTOMER, "name": "Storm Ltd", "contract": storm_contract(target_minutes)},
+                json={
+                    "id": STORM_CUSTOMER,
+                    "name": "Storm Ltd",
+                    "contract": storm_contract(options.storm_target_minutes),
+                },
                 headers=ADMIN,
             )
             if made.status_code != 201:
                 raise RuntimeError(f"POST /customers answered {made.status_code}: {made.text[:300]}")
             polling = sorted(await worker_pids(stack.client))
             rss = [sum(rss_of(pid) for pid in polling)]
+            # A person's action on a quiet stack: the baseline of the probes through the storm.
+            async with httpx.AsyncClient(base_url=stack.api_url, timeout=600) as quiet:
+                quiet_probes = [await prober.one(quiet) for _ in range(3)]
+            probing = asyncio.create_task(prober.run())
             # Tickets with long targets first, then the storm: short targets, due together.
             calm = [ticket_body(i) for i in range(open_tickets - due_tickets)]
             stormy = [ticket_body(i, customer=STORM_CUSTOMER, severity=3) for i in range(due_tickets)]
+            filing_began = datetime.now(UTC)
             started = time.perf_counter()
             await file_tickets(http, calm, concurrency)
             filed, _ = await file_tickets(http, stormy, concurrency)
@@ -821,7 +927,12 @@ async def run_storm(
             warn = datetime.fromisoformat(clock["warn_at"]) if clock.get("warn_at") else None
             due.append((ticket["ticket_id"], datetime.fromisoformat(clock["due_at"]), warn))
         ids = {t for t, _, _ in due}
-        last_due = max(d for _, d, _ in due)
+        first_due, last_due = min(d for _, d, _ in due), max(d for _, d, _ in due)
+        killing = (
+            asyncio.create_task(kill_worker_at(stack, first_due + (last_due - first_due) / 2))
+            if options.storm_restart
+            else None
+        )
         # Bounded wait: until every breach and warning is notified, or `grace` past the last due.
         while True:
             breaches, warnings = await asyncio.to_thread(first_notices, stack.read_model, ids)
@@ -831,7 +942,16 @@ async def run_storm(
                 break
             await asyncio.sleep(1.0)
         waited = (datetime.now(UTC) - last_due).total_seconds()
-        rss.append(sum(rss_of(pid) for pid in polling if alive(pid)))
+        restarted_at = await killing if killing else None
+        prober.stop.set()
+        await probing
+        # After a restart the worker is another process: measure the ones polling now.
+        rss.append(sum(rss_of(pid) for pid in await worker_pids(stack.client) if alive(pid)))
+        raw: RawStorm | None = None
+        if options.storm_raw:
+            await until_quiet(stack.read_model)
+            offsets = [d - filing_began for _, d, _ in due]
+            raw = await run_raw_storm(stack, offsets, open_tickets - due_tickets, concurrency, grace)
     breach_lags = [(breaches[t] - d).total_seconds() for t, d, _ in due if t in breaches]
     warning_lags = [(warnings[t] - w).total_seconds() for t, _, w in due if w and t in warnings]
     return Storm(
@@ -845,44 +965,20 @@ async def run_storm(
         missing_warnings=sum(1 for t, _, w in due if w and t not in warnings),
         waited_after_last_due=waited,
         worker_rss=rss,
+        quiet_probes=quiet_probes,
+        probes=prober.probes,
+        restarted_at=restarted_at,
+        raw=raw,
     )
 
 
 def storm_results(storms: list[Storm]) -> list[Result]:
     results = []
-    one = storms[0]
     for storm in storms:
-        due_times = [d for _, d, _ in storm.due]
-        poller = poller_lags(due_times)
-        spread = (max(due_times) - min(due_times)).total_seconds()
-        # Missing breaches count as lags past the end of the wait, so they never flatter p99.
-        lags = storm.breach_lags + [storm.waited_after_last_due] * storm.missing_breaches
-        mib = 1024 * 1024
-        notes = [
-            f"{storm.open_tickets} open tickets on {storm.workers} worker process(es), {len(storm.due)} "
-            f"of them due within {spread:.0f} s; filed in {storm.filing_seconds:.0f} s",
-            f"breach notification lag: {storm.summary(storm.breach_lags)}; missing {storm.missing_breaches} "
-            f"of {len(storm.due)} after waiting {storm.waited_after_last_due:.0f} s past the last due time",
-            f"75% warning lag: {storm.summary(storm.warning_lags)}; missing {storm.missing_warnings}",
-            f"60 s poller, same due times (600 phases pooled): {storm.summary(poller)}",
-            f"worker RSS {storm.worker_rss[0] / mib:.0f} -> {storm.worker_rss[-1] / mib:.0f} MiB "
-            "(all workers)",
-        ]
-        results.append(
-            Result(
-                name="stack",
-                metric=f"breach lag p99, {storm.open_tickets} open / {len(storm.due)} due, "
-                f"{storm.workers} worker(s), vs a 60 s poller",
-                unit="s",
-                subject=percentile(lags, 99),
-                baseline=percentile(poller, 99),
-                goal="p99 < 1 s, none missing",
-                notes=notes,
-            )
-        )
+        results += storm_result(storm)
+    one = storms[0]
     for storm in storms[1:]:
-        lags = storm.breach_lags + [storm.waited_after_last_due] * storm.missing_breaches
-        one_lags = one.breach_lags + [one.waited_after_last_due] * one.missing_breaches
+        lags, one_lags = storm.counted_lags(), one.counted_lags()
         results.append(
             Result(
                 name="stack",
@@ -897,6 +993,86 @@ def storm_results(storms: list[Storm]) -> list[Result]:
     return results
 
 
+def storm_result(storm: Storm) -> list[Result]:
+    due_times = [d for _, d, _ in storm.due]
+    poller = poller_lags(due_times)
+    spread = (max(due_times) - min(due_times)).total_seconds()
+    lags = storm.counted_lags()
+    mib = 1024 * 1024
+    shape = f"{storm.open_tickets} open / {len(storm.due)} due, {storm.workers} worker(s)"
+    notes = [
+        f"{storm.open_tickets} open tickets on {storm.workers} worker process(es), {len(storm.due)} "
+        f"of them due within {spread:.0f} s; filed in {storm.filing_seconds:.0f} s "
+        f"({storm.open_tickets / storm.filing_seconds:.1f}/s)",
+        f"breach notification lag: {storm.summary(storm.breach_lags)}; missing {storm.missing_breaches} "
+        f"of {len(storm.due)} after waiting {storm.waited_after_last_due:.0f} s past the last due time",
+        f"75% warning lag: {storm.summary(storm.warning_lags)}; missing {storm.missing_warnings}",
+        f"60 s poller, same due times (600 phases pooled): {storm.summary(poller)}",
+        f"worker RSS {storm.worker_rss[0] / mib:.0f} -> {storm.worker_rss[-1] / mib:.0f} MiB (all workers)",
+    ]
+    baseline, against = percentile(poller, 99), "a 60 s poller"
+    results: list[Result] = []
+    if storm.raw is not None:
+        raw = storm.raw
+        raw_lags = raw.lags + [raw.waited_after_last_due] * raw.missing
+        baseline, against = percentile(raw_lags, 99), "the raw storm"
+        notes.append(
+            f"raw storm, the same deadlines on no-op workflows: {storm.summary(raw.lags)}; "
+            f"missing {raw.missing}; {raw.started} started in {raw.start_seconds:.0f} s "
+            f"({raw.started / raw.start_seconds:.1f}/s)"
+        )
+        results.append(
+            Result(
+                name="stack",
+                metric=f"storm intake rate, POST /tickets vs raw starts, {shape}",
+                unit="/s",
+                subject=storm.open_tickets / storm.filing_seconds,
+                baseline=raw.started / raw.start_seconds,
+                goal=">= 0.9x",
+            )
+        )
+    results.insert(
+        0,
+        Result(
+            name="stack",
+            metric=f"breach lag p99, {shape}, vs {against}",
+            unit="s",
+            subject=percentile(lags, 99),
+            baseline=baseline,
+            goal="<= 2x the raw storm and < 5 s, none missing",
+            notes=notes,
+        ),
+    )
+    results += action_results(storm, shape)
+    return results
+
+
+def action_results(storm: Storm, shape: str) -> list[Result]:
+    """A person's comment or acknowledgement through the storm, against the same on a quiet stack."""
+    quiet = storm_parts.worst_action(storm.quiet_probes)
+    before = [p for p in storm.probes if storm.restarted_at is None or p.at < storm.restarted_at]
+    after = [p for p in storm.probes if storm.restarted_at is not None and p.at >= storm.restarted_at]
+    results = []
+    for label, probes in (("during the storm", before), ("after a worker restart mid-storm", after)):
+        if not probes:
+            continue
+        results.append(
+            Result(
+                name="stack",
+                metric=f"a person's action, worst, {label}, {shape}, vs a quiet stack",
+                unit="s",
+                subject=storm_parts.worst_action(probes),
+                baseline=quiet,
+                goal="<= 2 s at worst",
+                notes=[
+                    storm_parts.probe_summary(probes, label),
+                    storm_parts.probe_summary(storm.quiet_probes, "quiet stack"),
+                ],
+            )
+        )
+    return results
+
+
 # --- Entry points -----------------------------------------------------------------------------
 
 
@@ -904,11 +1080,15 @@ def storm_results(storms: list[Storm]) -> list[Result]:
 class Options:
     intake: int = 400
     concurrency: int = 50
-    storm_open: int = 2_000
-    storm_due: int = 1_800
-    storm_workers: tuple[int, ...] = (1, 2)
-    storm_target_minutes: int = 2
+    # The full storm of issue 18 by default: 10,000 open, 9,000 first responses due 6 minutes
+    # after their intake, so they fall due over about as long as the filing took.
+    storm_open: int = 10_000
+    storm_due: int = 9_000
+    storm_workers: tuple[int, ...] = (1,)
+    storm_target_minutes: int = 6
     storm_grace: float = 90.0
+    storm_raw: bool = True
+    storm_restart: bool = False
     parts: tuple[str, ...] = ("intake", "plumbing", "storm")
 
 
@@ -922,17 +1102,7 @@ def run(options: Options | None = None) -> list[Result]:
         if "plumbing" in options.parts:
             results += await run_plumbing(options.intake, options.concurrency)
         if "storm" in options.parts:
-            storms = [
-                await run_storm(
-                    options.storm_open,
-                    options.storm_due,
-                    workers,
-                    options.storm_target_minutes,
-                    options.storm_grace,
-                    options.concurrency,
-                )
-                for workers in options.storm_workers
-            ]
+            storms = [await run_storm(options, workers) for workers in options.storm_workers]
             results += storm_results(storms)
         return results
 

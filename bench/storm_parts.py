@@ -1,0 +1,162 @@
+"""Issue 18's companions to the stack's storm (bench/stack_bench.py):
+
+- **the raw storm**: the least any design must pay for "a deadline fired and was recorded".
+  The same number of workflows as the storm has open tickets, on the same dev server in the
+  same run: the calm ones are bench/noop_workflow.py's (one empty activity, then they wait),
+  and each of the due ones sleeps until the due time of one storm ticket (the same offset from
+  the start of filing), then runs one activity that writes one row to the same read-model
+  database. Served by a no-op worker process with the ticket worker's tuning.
+- **a person's action through the storm**: every few seconds a fresh ticket is filed, then
+  commented on and acknowledged, each answer timed, on a connection pool of its own (a person
+  does not queue behind the storm's load generator).
+
+Nothing here runs at import time; the workflow is unsandboxed and deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio import activity, workflow
+
+from bench.common import percentile
+
+RAW_TABLE = "bench_raw_deadlines"
+RAW_DB_ENV = "BENCH_RAW_DB"  # the no-op worker's read-model file, for the raw storm's writes
+
+
+class RawRecorder:
+    """The raw storm's one write per fired deadline, on one SQLite connection per process."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def _write(self, workflow_id: str, due_at: str) -> None:
+        with self._lock:
+            if self._db is None:
+                self._db = sqlite3.connect(self._path, timeout=60, check_same_thread=False)
+            fired = datetime.now(UTC).isoformat()
+            self._db.execute(
+                f"INSERT OR REPLACE INTO {RAW_TABLE} (workflow_id, due_at, fired_at) VALUES (?, ?, ?)",
+                (workflow_id, due_at, fired),
+            )
+            self._db.commit()
+
+    @activity.defn(name="bench_raw_fire")
+    async def fire(self, workflow_id: str, due_at: str) -> None:
+        await asyncio.to_thread(self._write, workflow_id, due_at)
+
+
+@workflow.defn(name="BenchRawStormDeadline", sandboxed=False)
+class RawStormDeadline:
+    """Sleeps until its due time (ISO 8601, UTC), then records that it fired."""
+
+    @workflow.run
+    async def run(self, due_at: str) -> None:
+        delay = (datetime.fromisoformat(due_at) - workflow.now()).total_seconds()
+        if delay > 0:
+            await workflow.sleep(delay)
+        await workflow.execute_activity(
+            "bench_raw_fire",
+            args=[workflow.info().workflow_id, due_at],
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+
+
+def create_raw_table(read_model: Path) -> None:
+    with contextlib.closing(sqlite3.connect(read_model, timeout=60)) as db:
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} "
+            "(workflow_id TEXT PRIMARY KEY, due_at TEXT NOT NULL, fired_at TEXT NOT NULL)"
+        )
+        db.commit()
+
+
+def raw_fired(read_model: Path) -> dict[str, float]:
+    """Per raw deadline written so far: its lag, written - due, in seconds."""
+    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=60)) as db:
+        rows = db.execute(f"SELECT workflow_id, due_at, fired_at FROM {RAW_TABLE}").fetchall()
+    return {
+        wid: (datetime.fromisoformat(fired) - datetime.fromisoformat(due)).total_seconds()
+        for wid, due, fired in rows
+    }
+
+
+# --- A person's action through the storm ------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    at: float  # monotonic, when it started
+    intake: float
+    comment: float
+    acknowledge: float
+    failed: str | None = None
+
+
+@dataclass
+class Prober:
+    """Acts on a fresh ticket every `every` seconds until stopped."""
+
+    base_url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    every: float = 5.0
+    probes: list[Probe] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=600) as http:
+            while not self.stop.is_set():
+                self.probes.append(await self.one(http))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), self.every)
+
+    async def one(self, http: httpx.AsyncClient) -> Probe:
+        began = time.monotonic()
+        times: list[float] = []
+        steps = [
+            ("POST", "/tickets", self.body, 201),
+            ("POST", "/tickets/{id}/comment", {"body": "Looking into it (bench probe)."}, 200),
+            ("POST", "/tickets/{id}/acknowledge", {}, 200),
+        ]
+        ticket_id = ""
+        for method, path, body, expected in steps:
+            started = time.perf_counter()
+            answer = await http.request(method, path.format(id=ticket_id), json=body, headers=self.headers)
+            times.append(time.perf_counter() - started)
+            if answer.status_code != expected:
+                times += [float("nan")] * (3 - len(times))
+                failed = f"{path} {answer.status_code}: {answer.text[:120]}"
+                return Probe(began, times[0], times[1], times[2], failed)
+            if not ticket_id:
+                ticket_id = answer.json()["ticket_id"]
+        return Probe(began, times[0], times[1], times[2])
+
+
+def probe_summary(probes: list[Probe], what: str) -> str:
+    done = [p for p in probes if not p.failed]
+    failed = len(probes) - len(done)
+    if not done:
+        return f"{what}: no probe answered ({failed} failed)"
+    parts = []
+    for name in ("intake", "comment", "acknowledge"):
+        values = [getattr(p, name) for p in done]
+        parts.append(f"{name} p50 {percentile(values, 50):.2f} s, max {max(values):.2f} s")
+    return f"{what} ({len(done)} probes, {failed} failed): " + "; ".join(parts)
+
+
+def worst_action(probes: list[Probe]) -> float:
+    done = [p for p in probes if not p.failed]
+    return max((max(p.comment, p.acknowledge) for p in done), default=float("nan"))
