@@ -18,12 +18,18 @@ from workflows.enums import (
     OwningLine,
     PageAction,
     Product,
-    ProductType,
     Severity,
-    TicketStatus,
     Tier,
 )
-from workflows.models import SlaClock, TicketEvent, TicketRow, TicketState, TicketView
+from workflows.models import (
+    SlaClock,
+    TicketComputed,
+    TicketEvent,
+    TicketRow,
+    TicketShown,
+    TicketState,
+    TicketView,
+)
 from workflows.text import CleanText
 from workflows.timeline import headline
 
@@ -107,37 +113,20 @@ class TermsPublic(BaseModel):
     )
 
 
-class TicketPublic(BaseModel):
-    ticket_id: str
-    workflow_id: str
-    customer_id: str
-    partner_id: str | None
-    title: str
+class TicketPublic(TicketComputed, TicketShown):
     summary: str
-    product: Product
-    product_type: ProductType
-    channel: Channel
-    category: Category
-    tier: Tier
-    severity: Severity
-    status: TicketStatus
-    level: int
-    owning_line: OwningLine
-    received_at: datetime
-    response_due: datetime | None
     response_target: str | None
     binding: bool
+    # The ticket's own fields, with what the API says of them.
     sla_breached: bool = Field(description="ConnectSoft breached one of its own SLA clocks")
     partner_sla_breached: bool = Field(description="The partner's first line breached one of its clocks")
-    outage_started_at: datetime | None = None
-    outage_ended_at: datetime | None = None
+    records_quarantined: int = Field(default=0, description="The ticket's writes set aside so far")
     read_model: Literal["current", "behind"] = Field(
         default="current",
         description="`behind` once the read model refused a write of this ticket on its data: "
         "the write is quarantined for an operator, and the list, timeline and reports may miss "
         "part of the ticket, which runs on regardless",
     )
-    records_quarantined: int = Field(default=0, description="The ticket's writes set aside so far")
     clocks: list[ClockPublic]
     terms: TermsPublic
 
