@@ -135,7 +135,7 @@ class TicketPublic(TicketComputed, TicketShown):
         """From an update's answer (the view) or the full state (the `state` query, intake).
 
         Every field not derived here is the view's attribute of the same name
-        (workflows/models.py `_TicketFields`).
+        (workflows/models.py `TicketShown`, `TicketComputed`).
         """
         view = ticket.view() if isinstance(ticket, TicketState) else ticket
         derived = derived_fields(view)

@@ -210,20 +210,19 @@ class DeliveryOutcome(Payload):
 class TicketCore(Payload):
     """The ticket's fields that every projection shows by the same name: the state holds them,
     the view carries them, the read-model row stores them (a column each, made from the type:
-    store/db.py `add_row_columns`) and the API answers them (api/schemas.py `TicketPublic`).
+    store/db.py `add_columns`) and the API answers them (api/schemas.py `TicketPublic`).
 
     Where a field is declared says where it is shown:
 
-    | declared on      | state | view | row | API |
-    |------------------|-------|------|-----|-----|
-    | `TicketCore`     | yes   | yes  | yes | yes |
-    | `TicketShown`    | yes   | yes  |     | yes |
-    | `TicketViewed`   | yes   | yes  |     |     |
-    | `TicketComputed` | a property of the state and the view | | yes | yes |
-    | `TicketState`    | yes   |      |     |     |
+    | declared on      | state    | view     | row | API |
+    |------------------|----------|----------|-----|-----|
+    | `TicketCore`     | yes      | yes      | yes | yes |
+    | `TicketShown`    | yes      | yes      |     | yes |
+    | `TicketViewed`   | yes      | yes      |     |     |
+    | `TicketComputed` | computed | computed | yes | yes |
 
-    A new field is one line on the class that shows it where it should be shown (optional,
-    with a default, like every payload field), plus its migration for a row field
+    A new field is one line on the class that shows it where it should be (optional, with a
+    default, like every payload field), plus the migration of its column for a row field
     (README "Adding a field", tests/test_ticket_projections.py).
     """
 
