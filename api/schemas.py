@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -30,6 +30,7 @@ from workflows.models import (
     TicketState,
     TicketView,
 )
+from workflows.payload import in_order
 from workflows.text import CleanText
 from workflows.timeline import headline
 
@@ -113,6 +114,41 @@ class TermsPublic(BaseModel):
     )
 
 
+# The order of the answer's fields before they moved to the shared bases (workflows/models.py):
+# kept, so that answers and the OpenAPI schema read as they did. Never extended: a field added
+# since comes after these.
+ANSWERED_ORDER: Final = (
+    "ticket_id",
+    "workflow_id",
+    "customer_id",
+    "partner_id",
+    "title",
+    "summary",
+    "product",
+    "product_type",
+    "channel",
+    "category",
+    "tier",
+    "severity",
+    "status",
+    "level",
+    "owning_line",
+    "received_at",
+    "response_due",
+    "response_target",
+    "binding",
+    "sla_breached",
+    "partner_sla_breached",
+    "outage_started_at",
+    "outage_ended_at",
+    "read_model",
+    "records_quarantined",
+    "clocks",
+    "terms",
+)
+
+
+@in_order(ANSWERED_ORDER)
 class TicketPublic(TicketComputed, TicketShown):
     summary: str
     response_target: str | None

@@ -28,11 +28,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateColumn
 
 import store.db
-from api.schemas import TermsPublic, TicketPublic, derived_fields
+from api.schemas import ANSWERED_ORDER, TermsPublic, TicketPublic, derived_fields
 from store.db import Ticket, column_for
 from tests.factories import DEMO_TERMS, opened_ticket
 from workflows import machine
 from workflows.models import (
+    RECORDED_ORDER,
     TicketComputed,
     TicketCore,
     TicketRow,
@@ -135,6 +136,24 @@ def test_where_a_field_is_declared_says_where_it_is_shown() -> None:
         assert isinstance(getattr(TicketView, name), property), name
 
 
+@pytest.mark.parametrize(
+    ("model", "order"),
+    [
+        (TicketState, RECORDED_ORDER),
+        (TicketView, RECORDED_ORDER),
+        (TicketRow, RECORDED_ORDER),
+        (TicketPublic, ANSWERED_ORDER),
+    ],
+)
+def test_payloads_and_answers_keep_the_order_they_had_before_their_fields_moved_to_the_bases(
+    model: type[Any], order: tuple[str, ...]
+) -> None:
+    """Recorded records rebuild byte for byte (tests/test_changes.py), answers read as before."""
+    fields = list(model.model_fields)
+    kept = [name for name in order if name in fields]
+    assert fields[: len(kept)] == kept
+
+
 def ddl(column: Column[Any]) -> list[str]:
     return [str(CreateColumn(column).compile(dialect=d)) for d in (sqlite.dialect(), postgresql.dialect())]
 
@@ -216,6 +235,11 @@ print(json.dumps({
     "openapi": TicketPublic.model_json_schema()["properties"]["incident_ref"],
     "column": [str(column.type), column.nullable],
     "stored": asyncio.run(stored()),
+    # After the fields every recorded payload and answer already had, in their order.
+    "last": [
+        list(json.loads(model.model_dump_json()))[-1]
+        for model in (state, state.view(), state.row(received), TicketPublic.of(state))
+    ],
 }))
 """
 
@@ -265,4 +289,5 @@ def test_a_field_declared_once_reaches_the_view_the_row_its_column_the_database_
         },
         "column": ["VARCHAR(200)", True],
         "stored": "INC-7",
+        "last": ["incident_ref"] * 4,
     }
