@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -18,12 +18,19 @@ from workflows.enums import (
     OwningLine,
     PageAction,
     Product,
-    ProductType,
     Severity,
-    TicketStatus,
     Tier,
 )
-from workflows.models import SlaClock, TicketEvent, TicketRow, TicketState, TicketView
+from workflows.models import (
+    SlaClock,
+    TicketComputed,
+    TicketEvent,
+    TicketRow,
+    TicketShown,
+    TicketState,
+    TicketView,
+)
+from workflows.payload import in_order
 from workflows.text import CleanText
 from workflows.timeline import headline
 
@@ -107,37 +114,55 @@ class TermsPublic(BaseModel):
     )
 
 
-class TicketPublic(BaseModel):
-    ticket_id: str
-    workflow_id: str
-    customer_id: str
-    partner_id: str | None
-    title: str
+# The order of the answer's fields before they moved to the shared bases (workflows/models.py):
+# kept, so that answers and the OpenAPI schema read as they did. Never extended: a field added
+# since comes after these.
+ANSWERED_ORDER: Final = (
+    "ticket_id",
+    "workflow_id",
+    "customer_id",
+    "partner_id",
+    "title",
+    "summary",
+    "product",
+    "product_type",
+    "channel",
+    "category",
+    "tier",
+    "severity",
+    "status",
+    "level",
+    "owning_line",
+    "received_at",
+    "response_due",
+    "response_target",
+    "binding",
+    "sla_breached",
+    "partner_sla_breached",
+    "outage_started_at",
+    "outage_ended_at",
+    "read_model",
+    "records_quarantined",
+    "clocks",
+    "terms",
+)
+
+
+@in_order(ANSWERED_ORDER)
+class TicketPublic(TicketComputed, TicketShown):
     summary: str
-    product: Product
-    product_type: ProductType
-    channel: Channel
-    category: Category
-    tier: Tier
-    severity: Severity
-    status: TicketStatus
-    level: int
-    owning_line: OwningLine
-    received_at: datetime
-    response_due: datetime | None
     response_target: str | None
     binding: bool
+    # The ticket's own fields, with what the API says of them.
     sla_breached: bool = Field(description="ConnectSoft breached one of its own SLA clocks")
     partner_sla_breached: bool = Field(description="The partner's first line breached one of its clocks")
-    outage_started_at: datetime | None = None
-    outage_ended_at: datetime | None = None
+    records_quarantined: int = Field(default=0, description="The ticket's writes set aside so far")
     read_model: Literal["current", "behind"] = Field(
         default="current",
         description="`behind` once the read model refused a write of this ticket on its data: "
         "the write is quarantined for an operator, and the list, timeline and reports may miss "
         "part of the ticket, which runs on regardless",
     )
-    records_quarantined: int = Field(default=0, description="The ticket's writes set aside so far")
     clocks: list[ClockPublic]
     terms: TermsPublic
 
@@ -146,7 +171,7 @@ class TicketPublic(BaseModel):
         """From an update's answer (the view) or the full state (the `state` query, intake).
 
         Every field not derived here is the view's attribute of the same name
-        (workflows/models.py `_TicketFields`).
+        (workflows/models.py `TicketShown`, `TicketComputed`).
         """
         view = ticket.view() if isinstance(ticket, TicketState) else ticket
         derived = derived_fields(view)

@@ -10,15 +10,20 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Any, Union, cast, get_args, get_origin
 
 from alembic import command
 from alembic.config import Config
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Column,
     Connection,
     DateTime,
     Dialect,
@@ -28,6 +33,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     event,
     false,
@@ -43,7 +49,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from workflows.models import TicketRow
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constant identifying "escalator schema migration" among PostgreSQL advisory locks.
@@ -186,32 +195,79 @@ class SupportTeam(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
+def column_type(python_type: type) -> TypeEngine[Any]:
+    """The column type of a model field's Python type: an enum by its value (a string, or an
+    integer for an IntEnum), a string as an identifier (`ID`), a time as aware UTC."""
+    if issubclass(python_type, bool):
+        return Boolean()
+    if issubclass(python_type, Enum):
+        return Integer() if issubclass(python_type, int) else ENUM_VALUE
+    plain: dict[type, TypeEngine[Any]] = {int: Integer(), float: Double(), str: ID, datetime: UTCDateTime()}
+    for kind, column in plain.items():
+        if issubclass(python_type, kind):
+            return column
+    raise TypeError(f"no column type for {python_type!r}: declare the column on the ORM class")
+
+
+def _server_default(value: object) -> str | TextClause | ColumnElement[bool]:
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, Enum):
+        value = value.value
+    return value if isinstance(value, str) else text(repr(value))
+
+
+def column_for(name: str, field: FieldInfo) -> Column[Any]:
+    """A model field's column: its type's, NULL only where the field may be None, and the
+    field's default as the server's too, so that a migration can add it to existing rows."""
+    annotation = field.annotation
+    nullable = get_origin(annotation) in (Union, UnionType)
+    stored = [arg for arg in get_args(annotation) if arg is not NoneType] if nullable else [annotation]
+    if len(stored) != 1 or not isinstance(stored[0], type):
+        raise TypeError(f"no column type for {name}: {annotation!r}; declare the column on the ORM class")
+    defaults: dict[str, Any] = {}
+    if not field.is_required() and field.default is not None and field.default_factory is None:
+        defaults = {"default": field.default, "server_default": _server_default(field.default)}
+    return Column(name, column_type(stored[0]), nullable=nullable, **defaults)
+
+
+def add_columns(entity: type[Base], model: type[BaseModel]) -> None:
+    """Give `entity` a column made from the field's type (`column_for`) for each field of
+    `model` that it does not declare itself: a declaration says what a type cannot (a key, a
+    length, a longer text)."""
+    table = cast(Table, entity.__table__)
+    for name, field in model.model_fields.items():
+        if name not in table.c:
+            setattr(entity, name, column_for(name, field))
+
+
 class Ticket(Base):
-    """Mirrors workflows.models.TicketRow (a column per field, tests/test_ticket_projections.py),
-    plus the report facts and rollups. No foreign keys: it is a projection of workflows."""
+    """The read model's row of a ticket: a column per field of workflows.models.TicketRow,
+    made from the field's type (`add_columns` below), plus the report facts and rollups. No
+    foreign keys: it is a projection of workflows."""
 
     __tablename__ = "tickets"
 
+    # The row's columns that its types do not say: the key, and other lengths than `ID`'s.
     ticket_id: Mapped[str] = mapped_column(ID, primary_key=True)
     workflow_id: Mapped[str] = mapped_column(String(250))
-    customer_id: Mapped[str] = mapped_column(ID, index=True)
-    partner_id: Mapped[str | None] = mapped_column(ID)
-    contract_id: Mapped[str] = mapped_column(ID)
     policy_version: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text)
-    product: Mapped[str] = mapped_column(ENUM_VALUE)
-    product_type: Mapped[str] = mapped_column(ENUM_VALUE)
-    tier: Mapped[str] = mapped_column(ENUM_VALUE, index=True)
-    severity: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(ENUM_VALUE, index=True)
-    level: Mapped[int] = mapped_column(Integer)
-    owning_line: Mapped[str] = mapped_column(ENUM_VALUE)
-    received_at: Mapped[datetime] = mapped_column()
-    response_due: Mapped[datetime | None] = mapped_column()
-    sla_breached: Mapped[bool] = mapped_column(Boolean)
-    # A breach by the partner's first line, kept apart from ConnectSoft's own.
-    partner_sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    updated_at: Mapped[datetime] = mapped_column()
+    if TYPE_CHECKING:
+        # Made from TicketRow's fields by `add_columns`: typed here for the checker, for the
+        # columns the queries name (tests/test_ticket_projections.py holds them to the row).
+        customer_id: Mapped[str]
+        partner_id: Mapped[str | None]
+        product: Mapped[str]
+        tier: Mapped[str]
+        severity: Mapped[int]
+        status: Mapped[str]
+        level: Mapped[int]
+        owning_line: Mapped[str]
+        received_at: Mapped[datetime]
+        sla_breached: Mapped[bool]
+        partner_sla_breached: Mapped[bool]
+        updated_at: Mapped[datetime]
     # Facts for the reports (store/clock_outcomes.py): MTTA, MTTR and uptime.
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
@@ -233,6 +289,10 @@ class Ticket(Base):
     escalations_l4: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
+add_columns(Ticket, TicketRow)
+Index("ix_tickets_customer_id", Ticket.customer_id)
+Index("ix_tickets_tier", Ticket.tier)
+Index("ix_tickets_status", Ticket.status)
 Index("ix_tickets_received_at", Ticket.received_at)
 
 

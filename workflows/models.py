@@ -33,7 +33,7 @@ from workflows.enums import (
     TicketStatus,
     Tier,
 )
-from workflows.payload import Payload
+from workflows.payload import Payload, in_order
 from workflows.terms import Entitlement, ResponseTarget, Terms
 
 
@@ -207,15 +207,131 @@ class DeliveryOutcome(Payload):
     recorded: bool = True
 
 
+# The order of the ticket's fields in the payloads recorded before they moved to the bases
+# below: TicketState, TicketView and TicketRow each keep it, so that committed histories
+# rebuild their records byte for byte (tests/test_changes.py). Never extended: a field added
+# since comes after these.
+RECORDED_ORDER: Final = (
+    "ticket_id",
+    "workflow_id",
+    "customer_id",
+    "partner_id",
+    "contract_id",
+    "policy_version",
+    "title",
+    "description",
+    "product",
+    "product_type",
+    "channel",
+    "category",
+    "tier",
+    "severity",
+    "status",
+    "level",
+    "owning_line",
+    "received_at",
+    "response_due",
+    "entitlement",
+    "clocks",
+    "events",
+    "next_seq",
+    "last_event_at",
+    "sla_breached",
+    "partner_sla_breached",
+    "updated_at",
+    "acknowledged_lines",
+    "acknowledged_at",
+    "resolved_at",
+    "closed_at",
+    "handoff_category",
+    "waited_seconds",
+    "waiting_since",
+    "outage_started_at",
+    "outage_ended_at",
+    "pages",
+    "records_quarantined",
+    "terms",
+)
+
+
+class TicketCore(Payload):
+    """The ticket's fields that every projection shows by the same name: the state holds them,
+    the view carries them, the read-model row stores them (a column each, made from the type:
+    store/db.py `add_columns`) and the API answers them (api/schemas.py `TicketPublic`).
+
+    Where a field is declared says where it is shown:
+
+    | declared on      | state    | view     | row | API |
+    |------------------|----------|----------|-----|-----|
+    | `TicketCore`     | yes      | yes      | yes | yes |
+    | `TicketShown`    | yes      | yes      |     | yes |
+    | `TicketViewed`   | yes      | yes      |     |     |
+    | `TicketComputed` | computed | computed | yes | yes |
+
+    A new field is one line on the class that shows it where it should be (optional, with a
+    default, like every payload field), plus the migration of its column for a row field
+    (README "Adding a field", tests/test_ticket_projections.py).
+    """
+
+    ticket_id: str
+    customer_id: str
+    title: str
+    product: Product
+    severity: Severity
+    status: TicketStatus
+    level: int
+    owning_line: OwningLine
+    received_at: datetime
+    # ConnectSoft's own breaches; the partner's first-line breaches count apart (DESIGN.md §6).
+    sla_breached: bool
+    partner_sla_breached: bool = False
+
+
+class TicketShown(TicketCore):
+    """The ticket's fields that the view and the API show, and the read-model row does not."""
+
+    channel: Channel
+    category: Category
+    # A Sev 1's outage, for the uptime report.
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
+    # Writes of this ticket to the read model that the database refused on their data
+    # (overflow, a value it cannot store, an integrity error): set aside in its quarantine
+    # table rather than retried for ever. Above 0, the read model is behind this state.
+    records_quarantined: int = 0
+
+
+class TicketViewed(TicketShown):
+    """The ticket's fields that an action answers (the view) beside the shown ones."""
+
+    clocks: list[SlaClock] = Field(default_factory=list)
+    # When the line that owns the ticket first gave its first response.
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    handoff_category: HandoffCategory | None = None
+
+
+class TicketComputed(Payload):
+    """What the read-model row and the API show that the state and the view compute (the
+    properties of `_TicketFields`, by the same name): a new one is a field here and its
+    property there."""
+
+    workflow_id: str
+    partner_id: str | None
+    product_type: ProductType
+    tier: Tier
+    response_due: datetime | None
+
+
 class _TicketFields:
-    """What the full state and the view both answer about a ticket, by the names the row and
-    the API use: the one place the ticket's projections are read from.
+    """What the full state and the view answer about a ticket beside their fields: the clocks'
+    and the pinned terms' values that the row and the API show (`TicketComputed`).
 
     `TicketState.row()` fills every field of `TicketRow`, `TicketState.view()` every field of
     `TicketView`, and the API's `TicketPublic.of` every field of its own that is not derived,
-    from the attribute of the same name: a new field is declared on the models that show it
-    (and its column and migration, for the row), never copied by hand
-    (tests/test_ticket_projections.py).
+    from the attribute of the same name: a field is declared once, on the class that says
+    where it is shown (`TicketCore`), never copied by hand (tests/test_ticket_projections.py).
     """
 
     if TYPE_CHECKING:
@@ -268,21 +384,10 @@ class _TicketFields:
         return TicketRow(**fields, updated_at=updated_at)
 
 
-class TicketState(_TicketFields, Payload):
-    ticket_id: str
-    customer_id: str
-    title: str
+@in_order(RECORDED_ORDER)
+class TicketState(_TicketFields, TicketViewed):
     description: str
-    product: Product
-    channel: Channel
-    category: Category
-    severity: Severity
-    status: TicketStatus
-    level: int
-    owning_line: OwningLine
-    received_at: datetime
     entitlement: Entitlement
-    clocks: list[SlaClock] = Field(default_factory=list)
     # Events not yet recorded. Once the read model holds them (and the history holds the
     # activity that wrote them), the workflow drops them: the state stays small however long
     # the ticket lives. The machine numbers them on from `next_seq`.
@@ -290,29 +395,17 @@ class TicketState(_TicketFields, Payload):
     next_seq: int = 1
     # When the newest event happened, recorded or not: nothing is ever recorded before it.
     last_event_at: datetime | None = None
-    # ConnectSoft's own breaches; the partner's first-line breaches count apart (DESIGN.md §6).
+    # A ticket is filed unbreached (the view, the row and the API always carry the flag).
     sla_breached: bool = False
-    partner_sla_breached: bool = False
-    # The lines that have given their first response, in order. `acknowledged_at` is when
-    # the line that owns the ticket first did.
+    # The lines that have given their first response, in order.
     acknowledged_lines: list[OwningLine] = Field(default_factory=list)
-    acknowledged_at: datetime | None = None
-    resolved_at: datetime | None = None
-    closed_at: datetime | None = None
-    handoff_category: HandoffCategory | None = None
     # Wall-clock time spent waiting on the customer (which MTTR leaves out): the waits that
     # ended, and since when the current one runs. Kept here because past events are not.
     waited_seconds: float = 0
     waiting_since: datetime | None = None
-    outage_started_at: datetime | None = None
-    outage_ended_at: datetime | None = None
     # The ticket's open incidents on the pager, by audience (on_call, partner_on_call), each
     # triggered or acknowledged. Resolving or closing the ticket resolves them all.
     pages: dict[Audience, PageAction] = Field(default_factory=dict)
-    # Writes of this ticket to the read model that the database refused on their data
-    # (overflow, a value it cannot store, an integrity error): set aside in its quarantine
-    # table rather than retried for ever. Above 0, the read model is behind this state.
-    records_quarantined: int = 0
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""
@@ -336,31 +429,11 @@ class TicketState(_TicketFields, Payload):
         return TicketView(**fields, terms=Terms(**{name: getattr(ent, name) for name in Terms.model_fields}))
 
 
-class TicketView(_TicketFields, Payload):
+@in_order(RECORDED_ORDER)
+class TicketView(_TicketFields, TicketViewed):
     """What an action answers: the ticket as it is now, without its description, pending
     events or the entitlement's holidays and target tables (the `state` query has those)."""
 
-    ticket_id: str
-    customer_id: str
-    title: str
-    product: Product
-    channel: Channel
-    category: Category
-    severity: Severity
-    status: TicketStatus
-    level: int
-    owning_line: OwningLine
-    received_at: datetime
-    clocks: list[SlaClock]
-    sla_breached: bool
-    partner_sla_breached: bool
-    acknowledged_at: datetime | None = None
-    resolved_at: datetime | None = None
-    closed_at: datetime | None = None
-    handoff_category: HandoffCategory | None = None
-    outage_started_at: datetime | None = None
-    outage_ended_at: datetime | None = None
-    records_quarantined: int = 0
     terms: Terms
 
     @property
@@ -368,27 +441,12 @@ class TicketView(_TicketFields, Payload):
         return self.terms
 
 
-class TicketRow(Payload):
+@in_order(RECORDED_ORDER)
+class TicketRow(TicketComputed, TicketCore):
     """The read model's row for a ticket: what lists and reports filter on."""
 
-    ticket_id: str
-    workflow_id: str
-    customer_id: str
-    partner_id: str | None
     contract_id: str
     policy_version: str
-    title: str
-    product: Product
-    product_type: ProductType
-    tier: Tier
-    severity: Severity
-    status: TicketStatus
-    level: int
-    owning_line: OwningLine
-    received_at: datetime
-    response_due: datetime | None
-    sla_breached: bool
-    partner_sla_breached: bool = False
     updated_at: datetime
 
 
