@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.enums import Audience, EventKind, NoticeChannel, OwningLine, PageAction, ProductType
+from workflows.enums import Audience, ClockKind, EventKind, NoticeChannel, OwningLine, PageAction, ProductType
 from workflows.models import Notification, TicketEvent, TicketState, TicketView
 from workflows.policy import TicketRules, rules_for
 
@@ -111,6 +111,9 @@ class Step:
                 page=page_action is not None,
                 channel=channel,
                 page_action=page_action,
+                incident_id=state.incident_id,
+                event_kind=event.kind,
+                clock_kind=ClockKind(event.detail["clock"]) if "clock" in event.detail else None,
             )
         )
 
