@@ -360,11 +360,14 @@ class NotificationDelivery:
         notification = delivery.notification
         settings = self._settings
         assert settings.pager_url is not None and recipients.pager_routing_key is not None
+        dedup_key = page_dedup_key(notification)
+        # The incident's page says so; its first ticket is the one in the details and the link.
+        incident = dedup_key if dedup_key != notification.ticket_id else None
         event = channels.pager_event(
             routing_key=recipients.pager_routing_key.get_secret_value(),
             action=(notification.page_action or PageAction.TRIGGER).value,
-            dedup_key=page_dedup_key(notification),
-            summary=notification.subject,
+            dedup_key=dedup_key,
+            summary=f"{incident}: {notification.subject}" if incident else notification.subject,
             severity=channels.pager_severity(delivery.severity),
             source="escalator",
             link=ticket_link(settings, notification.ticket_id),
@@ -378,7 +381,8 @@ class NotificationDelivery:
                     timezone="UTC",
                     indicative=delivery.indicative,
                 ),
-            },
+            }
+            | ({"incident": incident} if incident else {}),
         )
         await channels.post_pager_event(
             client=self._http,

@@ -208,6 +208,8 @@ async def test_linked_tickets_page_once_email_each_customer_and_tell_each_team_i
     # On-call: the first trigger only, on the incident's dedup key; no per-ticket ack is sent.
     pages = http_receiver.deliveries("/pager")
     assert [(p.body["event_action"], p.body["dedup_key"]) for p in pages] == [("trigger", INCIDENT)]
+    assert pages[0].body["payload"]["summary"].startswith(f"{INCIDENT}: SLA breached at L3")
+    assert pages[0].body["payload"]["custom_details"]["incident"] == INCIDENT
     # The teams: nothing yet, until the digest.
     assert http_receiver.deliveries("/chat") == []
 
