@@ -22,16 +22,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.delivery import NotificationDelivery
 from activities.incident_notices import IncidentNotices
 from runtime.settings import Settings
-from store.db import IncidentDigest, OutboxNotification
+from store.db import IncidentDigest, OutboxNotification, make_engine, make_sessionmaker
 from store.demo_catalog import seed_demo_catalog
 from tests.factories import TEST_OVER, engineer, opened_ticket
 from tests.receivers import HttpReceiver, ReceivedRequest, SmtpReceiver
-from tests.test_notifications import outbox, sending_worker, sinks
+from tests.test_notifications import ROUTING_KEY, outbox, sending_worker, sinks
 from workflows import machine
 from workflows.actions.acknowledge import Acknowledge
 from workflows.enums import Audience, ClockKind, EventKind, NoticeChannel, PageAction
@@ -357,6 +358,27 @@ async def test_the_workers_loop_sends_what_waited_a_window_with_no_flush(
     texts = {c.body["channel"]: c.body["text"] for c in chats}
     assert texts["#engineering-l3"].startswith("Incident INC-12: 1 first response breached")
     assert texts["#leadership-l4"] == "Incident INC-12: 1 escalation in the last 60 s"
+
+
+async def test_with_the_database_away_the_incident_still_pages_and_a_digest_notice_waits_for_a_retry(
+    http_receiver: HttpReceiver,
+) -> None:
+    # Nothing listens on this port: every database call fails at once.
+    unreachable = make_sessionmaker(make_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none"))
+    settings = Settings(pager_url=http_receiver.url_for("/pager"), pager_routing_key=ROUTING_KEY)
+    delivery = NotificationDelivery(unreachable, settings)
+    deliveries = breach_and_acknowledge(linked_state())
+    trigger = next(d for d in deliveries if d.notification.page_action == PageAction.TRIGGER)
+    outcome = await ActivityEnvironment().run(delivery.deliver_notification, trigger)
+    # Whether another ticket paged first cannot be read: it pages, and the pager collapses
+    # triggers on the incident's dedup key.
+    assert outcome.sink == "pagerduty" and not outcome.recorded
+    assert [p.body["dedup_key"] for p in http_receiver.deliveries("/pager")] == [INCIDENT]
+    chat = next(d for d in deliveries if d.notification.channel == NoticeChannel.CHAT)
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(delivery.deliver_notification, chat)
+    # Temporal retries it until the outbox records it for the digest.
+    assert refused.value.type == "DatabaseUnavailable" and not refused.value.non_retryable
 
 
 # --- A workflow whose state is linked (time-skipping) -------------------------------------------
