@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -36,9 +37,11 @@ from runtime.settings import Settings
 from sinks import channels
 from sinks.channels import SendFailed
 from store.db import OutboxNotification, utcnow
+from store.incident_notices import GROUPED_SINK, claim_incident_page, hold_for_digest, record_grouped
 from store.notifications import record_attempt, record_delivery, record_outcomes
 from store.recipients import DEFAULT_TIMEZONE, Recipients, pager_routing_key, recipients_for
 from workflows.enums import Audience, NoticeChannel, PageAction
+from workflows.incident_notices import Grouping, grouped_page_key, grouping_for, page_dedup_key
 from workflows.models import Delivery, DeliveryOutcome, Notification
 
 log = logging.getLogger("escalator.notify")
@@ -51,6 +54,8 @@ RECORD_BUDGET_SECONDS = 10.0
 # What a database that cannot answer raises, through SQLAlchemy or below it.
 DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 LOG_SINK = "log"
+# A linked ticket's notice waiting for its incident's digest (store/incident_notices.py).
+DIGEST_SINK = "digest"
 NOBODY = Recipients(emails=(), chat_channel=None, timezone=DEFAULT_TIMEZONE, pager_routing_key=None)
 
 
@@ -89,6 +94,13 @@ class NotificationDelivery:
             done = await self._delivered_already(notification)
             if done is not None:
                 return done
+        grouping = grouping_for(notification)
+        group_key: str | None = None
+        if grouping is not None:
+            # A linked ticket's notice to ConnectSoft's own people (DESIGN.md §13).
+            group_key = await self._group(notification, grouping, attempt)
+            if group_key is None:
+                return _held(notification, grouping, attempt)
         recipients = await self._recipients(delivery) if self._has_sink(notification) else NOBODY
         try:
             sink, to = await self._send(delivery, recipients)
@@ -120,12 +132,60 @@ class NotificationDelivery:
             notification.subject,
         )
         outcome.recorded = await self._try_database(
-            lambda session: record_delivery(session=session, notification=notification, outcome=outcome),
+            lambda session: record_delivery(
+                session=session, notification=notification, outcome=outcome, group_key=group_key
+            ),
             "record the delivery of",
             notification,
             RECORD_BUDGET_SECONDS,
         )
         return outcome
+
+    async def _group(self, notification: Notification, grouping: Grouping, attempt: int) -> str | None:
+        """Hold a linked ticket's notice for its incident's digest, or record its page notice
+        as grouped under the incident's page: None, and nothing is sent. The page's group key
+        when this notice is the trigger that opens the incident's page: it is sent."""
+        incident_id = notification.incident_id
+        assert incident_id is not None
+        now = utcnow()
+        page_key = grouped_page_key(incident_id)
+        opens = grouping == Grouping.INCIDENT_PAGE and notification.page_action in (None, PageAction.TRIGGER)
+        if opens and await self._opens_incident_page(notification, incident_id, now):
+            return page_key
+
+        async def record(session: AsyncSession) -> None:
+            if grouping == Grouping.DIGEST:
+                await hold_for_digest(session=session, notification=notification, attempts=attempt, at=now)
+            else:  # a later trigger, or an acknowledgement or resolution: the incident settles its page
+                await record_grouped(
+                    session=session, notification=notification, group_key=page_key, attempts=attempt, at=now
+                )
+
+        if not await self._try_database(
+            record, f"record ({grouping.value})", notification, RECORD_BUDGET_SECONDS
+        ):
+            raise ApplicationError(
+                f"the outbox could not record {notification.key} for incident {incident_id}; retrying",
+                type="DatabaseUnavailable",
+            )
+        return None
+
+    async def _opens_incident_page(self, notification: Notification, incident_id: str, now: datetime) -> bool:
+        claimed: list[bool] = []
+
+        async def claim(session: AsyncSession) -> None:
+            claimed.append(
+                await claim_incident_page(
+                    session=session,
+                    incident_id=incident_id,
+                    audience=notification.audience,
+                    trigger_key=idempotency_key(notification),
+                    at=now,
+                )
+            )
+
+        # The database away: page anyway; the pager collapses triggers on one dedup key.
+        return not await self._try_database(claim, "claim the incident page for", notification) or claimed[0]
 
     def _has_sink(self, notification: Notification) -> bool:
         """Whether the notice's channel has a sink set (else it is only logged, to nobody)."""
@@ -300,11 +360,14 @@ class NotificationDelivery:
         notification = delivery.notification
         settings = self._settings
         assert settings.pager_url is not None and recipients.pager_routing_key is not None
+        dedup_key = page_dedup_key(notification)
+        # The incident's page says so; its first ticket is the one in the details and the link.
+        incident = dedup_key if dedup_key != notification.ticket_id else None
         event = channels.pager_event(
             routing_key=recipients.pager_routing_key.get_secret_value(),
             action=(notification.page_action or PageAction.TRIGGER).value,
-            dedup_key=notification.ticket_id,
-            summary=notification.subject,
+            dedup_key=dedup_key,
+            summary=f"{incident}: {notification.subject}" if incident else notification.subject,
             severity=channels.pager_severity(delivery.severity),
             source="escalator",
             link=ticket_link(settings, notification.ticket_id),
@@ -318,7 +381,8 @@ class NotificationDelivery:
                     timezone="UTC",
                     indicative=delivery.indicative,
                 ),
-            },
+            }
+            | ({"incident": incident} if incident else {}),
         )
         await channels.post_pager_event(
             client=self._http,
@@ -331,6 +395,19 @@ class NotificationDelivery:
     def _logged(self, delivery: Delivery, why: str) -> tuple[str, list[str]]:
         log.info("(%s: logged only) %s", why, delivery.notification.body.replace("\n", " / "))
         return LOG_SINK, []
+
+
+def _held(notification: Notification, grouping: Grouping, attempt: int) -> DeliveryOutcome:
+    """A grouped notice's outcome: recorded in the outbox, sent (if at all) with its group."""
+    held = grouping == Grouping.DIGEST
+    return DeliveryOutcome(
+        ticket_id=notification.ticket_id,
+        key=notification.key,
+        channel=_channel(notification),
+        sink=DIGEST_SINK if held else GROUPED_SINK,
+        attempts=attempt,
+        delivered_at=None if held else utcnow(),
+    )
 
 
 def _channel(notification: Notification) -> NoticeChannel:

@@ -221,13 +221,22 @@ class NotificationPublic(BaseModel):
         description="Who it went to: addresses, a chat channel, or the paged audience"
     )
     sink: str | None = Field(
-        description="smtp, webhook, pagerduty, or log when no sink is set; null until sent"
+        description="smtp, webhook, pagerduty, or log when no sink is set; grouped for a page "
+        "notice the incident's page stands for; null until sent"
     )
     attempts: int
     last_error: str | None
     last_attempt_at: datetime | None
     delivered_at: datetime | None
     created_at: datetime
+    incident_id: str | None = Field(
+        default=None, description="The major incident the ticket was linked to when the notice was made"
+    )
+    group_key: str | None = Field(
+        default=None,
+        description="The incident's digest (`incident-<id>/digest-<audience>-<window>`) or page "
+        "(`incident-<id>/page`) this notice went out in, instead of on its own",
+    )
 
 
 class NotificationList(BaseModel):

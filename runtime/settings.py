@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     partner_pager_routing_keys: dict[str, SecretStr] = Field(default_factory=dict)
     # One send, start to finish; Temporal retries it with backoff after that.
     notify_timeout_seconds: float = 10.0
+    # While a ticket is linked to a major incident, ConnectSoft's own audiences get one digest
+    # per incident and audience per window of this many seconds (DESIGN.md section 13).
+    incident_digest_seconds: float = Field(default=60.0, gt=0)
 
     # Encrypted history (runtime/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
     # bytes>"} as JSON, and the id of the one that encrypts. Old ids stay listed so that what

@@ -197,6 +197,18 @@ def chat_payload(
     return payload
 
 
+def digest_payload(*, text: str, channel: str | None) -> dict[str, Any]:
+    """A major incident's digest (DESIGN.md §13) as one Slack/Teams message: `text` is the
+    whole digest, also as the one section; escaped as `chat_payload` escapes."""
+    payload: dict[str, Any] = {
+        "text": _slack_escape(text),
+        "blocks": [{"type": "section", "text": {"type": "plain_text", "text": _clip(text, 3000)}}],
+    }
+    if channel:
+        payload["channel"] = channel
+    return payload
+
+
 async def post_chat(
     *, client: httpx.AsyncClient, url: str, payload: dict[str, Any], idempotency_key: str, timeout: float
 ) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.catalog import CATALOG_ID, CatalogRefused, ContactRole, check_name
 from store.db import Contact, Customer, Partner, SupportTeam, dialect_insert
 from workflows.entitlement import IntakeRefused, check_timezone
-from workflows.enums import Audience
+from workflows.enums import INTERNAL_AUDIENCES, Audience
 
 __all__ = [
     "MAX_CONTACTS",
@@ -48,14 +48,7 @@ __all__ = [
 ]
 
 # ConnectSoft's own audiences, each reached through its support team row, in ladder order.
-TEAM_AUDIENCES: Final = (
-    Audience.SUPPORT_L1,
-    Audience.SUPPORT_L2,
-    Audience.ENGINEERING_L3,
-    Audience.LEADERSHIP_L4,
-    Audience.SUPPORT_LEAD,
-    Audience.ON_CALL,
-)
+TEAM_AUDIENCES: Final = INTERNAL_AUDIENCES
 MAX_CONTACTS: Final = 50
 
 # A plain check, not RFC 5322 in full (no quoted local parts, comments or IP literals), and

@@ -359,6 +359,55 @@ class OutboxNotification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_attempt_at: Mapped[datetime | None] = mapped_column()
     delivered_at: Mapped[datetime | None] = mapped_column()
+    # A linked ticket's notice (DESIGN.md §13): its incident, what raised it, and the digest or
+    # incident page it went out in (activities/incident_notices.py).
+    incident_id: Mapped[str | None] = mapped_column(ID)
+    event_kind: Mapped[str | None] = mapped_column(ENUM_VALUE)
+    clock_kind: Mapped[str | None] = mapped_column(ENUM_VALUE)
+    group_key: Mapped[str | None] = mapped_column(String(200), index=True)
+
+
+# The notices waiting for an incident's digest are found by incident and audience.
+Index("ix_notifications_incident_id_audience", OutboxNotification.incident_id, OutboxNotification.audience)
+
+
+class IncidentDigest(Base):
+    """One message per (incident, audience, window): claimed with its notices before it is
+    sent, so a crash before `sent_at` resends it with the same key and text."""
+
+    __tablename__ = "incident_digests"
+
+    incident_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    audience: Mapped[str] = mapped_column(ENUM_VALUE, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    digest_key: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text, default="")
+    notices: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sink: Mapped[str | None] = mapped_column(String(16))
+    recipients: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class IncidentPage(Base):
+    """An incident's page on one audience's pager (dedup key = the incident id): triggered by
+    the first linked ticket that pages, settled by the incident."""
+
+    __tablename__ = "incident_pages"
+
+    incident_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    audience: Mapped[str] = mapped_column(ENUM_VALUE, primary_key=True)
+    # A trigger after a resolve opens the next cycle: its acknowledge and resolve are new sends.
+    cycle: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # trigger, acknowledge or resolve: the last action sent.
+    status: Mapped[str] = mapped_column(String(16))
+    # The idempotency key of the notice whose trigger opened this cycle.
+    trigger_key: Mapped[str] = mapped_column(String(200))
+    triggered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiKey(Base):

@@ -68,7 +68,7 @@ async def list_deliveries(*, session: AsyncSession, ticket_id: str) -> list[Outb
 # --- The outbox rows ----------------------------------------------------------------------------
 
 
-def _outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> Any:
+def outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> Any:
     """Insert the notice's row with `values`, or apply `changes` to it while undelivered: a
     delivery may be recorded before `record_ticket` queues the notice, and never undone."""
     table = cast(Table, OutboxNotification.__table__)
@@ -81,21 +81,27 @@ def _outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[
     )
 
 
-def _notice_columns(notification: Notification) -> dict[str, Any]:
+def notice_columns(notification: Notification) -> dict[str, Any]:
     return {**notification.model_dump(mode="json"), "created_at": utcnow()}
 
 
 async def record_delivery(
-    *, session: AsyncSession, notification: Notification, outcome: DeliveryOutcome
+    *,
+    session: AsyncSession,
+    notification: Notification,
+    outcome: DeliveryOutcome,
+    group_key: str | None = None,
 ) -> None:
-    await session.execute(_outbox_upsert(session, _notice_columns(notification), _delivered(outcome)))
+    """`group_key`: the incident page this notice opened (store/incident_notices.py)."""
+    changes = _delivered(outcome) | ({"group_key": group_key} if group_key else {})
+    await session.execute(outbox_upsert(session, notice_columns(notification), changes))
 
 
 async def record_attempt(
     *, session: AsyncSession, notification: Notification, attempts: int, error: str
 ) -> None:
     changes = {"attempts": attempts, "last_error": error[:2000], "last_attempt_at": utcnow()}
-    await session.execute(_outbox_upsert(session, _notice_columns(notification), changes))
+    await session.execute(outbox_upsert(session, notice_columns(notification), changes))
 
 
 def _delivered(outcome: DeliveryOutcome) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def pager_routing_key(settings: Settings, audience: Audience, partner_id: str | 
     return None
 
 
-async def _team_recipients(session: AsyncSession, settings: Settings, audience: Audience) -> Recipients:
+async def team_recipients(session: AsyncSession, settings: Settings, audience: Audience) -> Recipients:
     pager = pager_routing_key(settings, audience, None)
     team = await session.get(SupportTeam, audience.value)
     if team is None:
@@ -78,7 +78,7 @@ async def recipients_for(
     `partner_id`, if any). One query, two when no contact names a zone."""
     audience = Audience(audience)
     if audience in TEAM_AUDIENCES:
-        return await _team_recipients(session, settings, audience)
+        return await team_recipients(session, settings, audience)
 
     if audience == Audience.CUSTOMER:
         owner, role = Contact.customer_id == customer_id, ContactRole.NOTIFY

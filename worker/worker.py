@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 import policies
 from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
+from activities.incident_notices import IncidentNotices
 from activities.read_model import TicketReadModel
 from runtime.settings import Settings
 from store import published_policies
@@ -74,13 +75,18 @@ def ticket_activities(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings | None = None
 ) -> list[Callable[..., Any]]:
     """Every activity the ticket workflows call: one record per flush, holidays when a ticket
-    needs more, and one delivery per notice (through the sinks in `settings`; none: the log)."""
-    delivery = NotificationDelivery(sessionmaker, settings or Settings())
+    needs more, and one delivery per notice (through the sinks in `settings`; none: the log);
+    and what a major incident's workflow calls for its digests and its page."""
+    settings = settings or Settings()
+    delivery = NotificationDelivery(sessionmaker, settings)
+    incident_notices = IncidentNotices(sessionmaker, settings)
     return [
         TicketReadModel(sessionmaker).record_ticket,
         pin_public_holidays,
         delivery.deliver_notification,
         DeliveryRecords(sessionmaker).record_deliveries,
+        incident_notices.flush_incident_digests,
+        incident_notices.settle_incident_page,
     ]
 
 
@@ -125,6 +131,10 @@ async def run_worker(
             published_policies.keep_installed(sessionmaker, settings.policy_refresh_seconds, stop),
             name="policy-refresh",
         )
+        # Digests of notices that waited a whole window with no incident workflow flushing them.
+        digests = asyncio.create_task(
+            IncidentNotices(sessionmaker, settings).run(stop), name="incident-digests"
+        )
         running = asyncio.create_task(worker.run(), name="temporal-worker")
         stopping = asyncio.create_task(stop.wait(), name="worker-stop")
         log.info("worker polling task queue %r on %s", settings.task_queue, client.namespace)
@@ -133,6 +143,7 @@ async def run_worker(
         finally:
             stopping.cancel()
             refresh.cancel()
+            digests.cancel()
             if not running.done():
                 await worker.shutdown()
         # Re-raises a fatal worker error; returns quietly after a requested stop.

@@ -180,6 +180,19 @@ class Audience(StrEnum):
     PARTNER_ON_CALL = "partner_on_call"
 
 
+# ConnectSoft's own audiences, in ladder order: each is one support team (store/contacts.py).
+# While a ticket is linked to a major incident they hear of it in the incident's digest and
+# page, never per ticket; customers and partners keep their own notices (DESIGN.md §13).
+INTERNAL_AUDIENCES: Final = (
+    Audience.SUPPORT_L1,
+    Audience.SUPPORT_L2,
+    Audience.ENGINEERING_L3,
+    Audience.LEADERSHIP_L4,
+    Audience.SUPPORT_LEAD,
+    Audience.ON_CALL,
+)
+
+
 class NoticeChannel(StrEnum):
     """How a notice reaches its audience (the `routes` of the ticket's policy version say which)."""
 

@@ -173,6 +173,12 @@ class Notification(Payload):
     channel: NoticeChannel | None = None
     # On the pager: what this notice does to the ticket's incident (dedup key = ticket id).
     page_action: PageAction | None = None
+    # The major incident the ticket was linked to when the notice was made (DESIGN.md §13):
+    # its internal audiences then hear of it in the incident's digest, its page is the
+    # incident's page (workflows/incident_notices.py). What raised it, for the digest's counts.
+    incident_id: str | None = None
+    event_kind: EventKind | None = None
+    clock_kind: ClockKind | None = None
 
 
 class Delivery(Payload):
@@ -406,6 +412,9 @@ class TicketState(_TicketFields, TicketViewed):
     # The ticket's open incidents on the pager, by audience (on_call, partner_on_call), each
     # triggered or acknowledged. Resolving or closing the ticket resolves them all.
     pages: dict[Audience, PageAction] = Field(default_factory=dict)
+    # While the ticket is linked to an incident (DESIGN.md §13): its notices to ConnectSoft's
+    # own teams are grouped by the incident.
+    incident_id: str | None = None
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""

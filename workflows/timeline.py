@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from workflows.enums import Audience, EventKind, NoticeChannel, OwningLine, PageAction, ProductType
+from workflows.enums import Audience, ClockKind, EventKind, NoticeChannel, OwningLine, PageAction, ProductType
 from workflows.models import Notification, TicketEvent, TicketState, TicketView
 from workflows.policy import TicketRules, rules_for
 
@@ -37,6 +38,20 @@ def working_copy(state: TicketState) -> TicketState:
             "pages": dict(state.pages),
         }
     )
+
+
+def _incident(state: TicketState, event: TicketEvent) -> dict[str, Any]:
+    """A linked ticket's notice names its incident and what raised it, for the incident's
+    digest (DESIGN.md §13). An unlinked ticket's notice is as it always was: every recorded
+    history's notices are made again exactly (tests/test_whatif.py)."""
+    if state.incident_id is None:
+        return {}
+    clock = event.detail.get("clock")
+    return {
+        "incident_id": state.incident_id,
+        "event_kind": event.kind,
+        "clock_kind": ClockKind(clock) if clock else None,
+    }
 
 
 def headline(ticket: TicketState | TicketView) -> str:
@@ -111,6 +126,7 @@ class Step:
                 page=page_action is not None,
                 channel=channel,
                 page_action=page_action,
+                **_incident(state, event),
             )
         )
 

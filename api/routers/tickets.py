@@ -155,6 +155,8 @@ async def get_notifications(ticket_id: str, principal: PrincipalDep, session: Se
                 last_attempt_at=each.last_attempt_at,
                 delivered_at=each.delivered_at,
                 created_at=each.created_at,
+                incident_id=each.incident_id,
+                group_key=each.group_key,
             )
             for each in rows
         ],
