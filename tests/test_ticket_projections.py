@@ -204,11 +204,12 @@ def test_the_types_the_checker_sees_for_made_columns_are_the_columns_types() -> 
 FOLLOW_THE_NEW_FIELD = """
 import asyncio, json, sys
 from datetime import UTC, datetime
-from api.schemas import TicketPublic
+from api.schemas import ANSWERED_ORDER, TicketPublic
 from store.db import Base, Ticket, make_engine, make_sessionmaker
 from store.tickets import get_ticket_row, upsert_ticket_row
 from tests.factories import opened_ticket
 from workflows import machine
+from workflows.models import RECORDED_ORDER
 
 received = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 state = machine.open_ticket(opened_ticket("acme", 2, received)).state
@@ -236,9 +237,17 @@ print(json.dumps({
     "column": [str(column.type), column.nullable],
     "stored": asyncio.run(stored()),
     # After the fields every recorded payload and answer already had, in their order.
-    "last": [
-        list(json.loads(model.model_dump_json()))[-1]
-        for model in (state, state.view(), state.row(received), TicketPublic.of(state))
+    "after_the_recorded": [
+        keys.index("incident_ref") > max(keys.index(name) for name in order if name in keys)
+        for keys, order in (
+            (list(json.loads(model.model_dump_json())), order)
+            for model, order in (
+                (state, RECORDED_ORDER),
+                (state.view(), RECORDED_ORDER),
+                (state.row(received), RECORDED_ORDER),
+                (TicketPublic.of(state), ANSWERED_ORDER),
+            )
+        )
     ],
 }))
 """
@@ -289,5 +298,5 @@ def test_a_field_declared_once_reaches_the_view_the_row_its_column_the_database_
         },
         "column": ["VARCHAR(200)", True],
         "stored": "INC-7",
-        "last": ["incident_ref"] * 4,
+        "after_the_recorded": [True] * 4,
     }
