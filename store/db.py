@@ -212,6 +212,15 @@ class Ticket(Base):
     # A breach by the partner's first line, kept apart from ConnectSoft's own.
     partner_sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column()
+    # The clock the console's queue counts down and orders by (api/console/queue.py).
+    next_clock_kind: Mapped[str | None] = mapped_column(ENUM_VALUE)
+    next_clock_owner: Mapped[str | None] = mapped_column(ENUM_VALUE)
+    next_clock_level: Mapped[int | None] = mapped_column(Integer)
+    next_clock_status: Mapped[str | None] = mapped_column(ENUM_VALUE)
+    next_clock_warn_at: Mapped[datetime | None] = mapped_column()
+    next_clock_due_at: Mapped[datetime | None] = mapped_column()
+    next_clock_binding: Mapped[bool | None] = mapped_column(Boolean)
+    next_clock_awaited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Facts for the reports (store/clock_outcomes.py): MTTA, MTTR and uptime.
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
