@@ -86,7 +86,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Batch mode: SQLite before 3.35 cannot drop a column in place.
-    with op.batch_alter_table("tickets") as table:
-        for column in reversed(COLUMNS):
-            table.drop_column(column.name)
+    # In place (SQLite 3.35 or newer): batch mode would copy and drop `tickets`, and the drop
+    # would cascade to the ticket's events and clocks.
+    for column in reversed(COLUMNS):
+        op.drop_column("tickets", column.name)
