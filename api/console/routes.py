@@ -434,6 +434,7 @@ async def file_ticket(
             principal=viewer.principal,
             request=ticket,
             idempotency_key=key,
+            terms_by_revision=request.app.state.terms_by_revision,
         )
     except (forms.FormInvalid, IntakeRefused, CalendarError, ApiError) as err:
         detail = getattr(err, "message", None) or getattr(err, "detail", None) or str(err)
