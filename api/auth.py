@@ -1,6 +1,7 @@
 """Who is calling: the principal of the request's API key (`Authorization: Bearer <key>`).
 
-The secret is hashed and looked up, and never logged or echoed back.
+The secret is hashed and looked up, and never logged or echoed back. A live key's principal is
+remembered for a few seconds (api/principal_cache.py), so most requests ask no database.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.errors import ApiError
+from api.principal_cache import PrincipalCache
 from api.rate_limit import check_api_request
-from store.keys import principal_for_secret
+from store.keys import hash_secret, live_key_for_secret
 from workflows.models import Principal
 from workflows.permissions import Capability, Grant, grant
 from workflows.policy import current
@@ -42,14 +44,20 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials.strip():
         raise _unauthenticated()
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        principal = await principal_for_secret(session, credentials.credentials.strip())
-    if principal is None:
-        raise _unauthenticated()
+    secret = credentials.credentials.strip()
+    cache: PrincipalCache = request.app.state.principal_cache
+    key_hash = hash_secret(secret)
+    key = cache.get(key_hash)
+    if key is None:
+        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        async with sessionmaker() as session:
+            key = await live_key_for_secret(session, secret)
+        if key is None:
+            raise _unauthenticated()
+        cache.put(key_hash, key)
     # Only a known key spends tokens: an unknown one costs a hashed lookup, and no bucket.
-    check_api_request(request, credentials.credentials.strip())
-    return principal
+    check_api_request(request, secret)
+    return key.principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

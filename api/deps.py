@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from runtime.settings import Settings
+from store.catalog import TermsByRevision
 
 
 def get_client(request: Request) -> Client:
@@ -27,6 +28,13 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+def get_terms(request: Request) -> TermsByRevision:
+    """Intake's contract terms, kept by revision (store/catalog.py)."""
+    terms: TermsByRevision = request.app.state.terms_by_revision
+    return terms
+
+
 ClientDep = Annotated[Client, Depends(get_client)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+TermsDep = Annotated[TermsByRevision, Depends(get_terms)]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import policies
 from api import console, errors, observability
 from api.middleware import BodyLimitMiddleware
+from api.principal_cache import PrincipalCache
 from api.routers import (
     api_keys,
     codec,
@@ -30,6 +31,7 @@ from runtime.settings import Settings, get_settings
 from runtime.telemetry import process_tracer_provider
 from runtime.temporal import connect_client
 from store import published_policies
+from store.catalog import TermsByRevision
 from store.db import make_engine, make_sessionmaker
 
 
@@ -83,6 +85,10 @@ def create_app(
         # Log lines of a request on a ticket carry its id.
         dependencies=[observability.TICKET_CONTEXT],
     )
+    # Who is calling, by key, for a few seconds (api/principal_cache.py).
+    app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
+    # Intake's contract terms by contract revision (store/catalog.py).
+    app.state.terms_by_revision = TermsByRevision()
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)
     # The Temporal UI calls /codec/* from the browser: CORS for its origins, on that path only.

@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import ApiError
 from api.schemas import TicketCreate
 from store import idempotency
-from store.catalog import CustomerStatus, customer_terms, deactivated_customer_message
+from store.catalog import CustomerStatus, TermsByRevision, customer_terms, deactivated_customer_message
 from workflows import machine
 from workflows import search_attributes as sa
 from workflows.actions.base import ActionModel, RefusalKind
@@ -147,9 +147,16 @@ async def open_ticket(
     principal: Principal,
     request: TicketCreate,
     idempotency_key: str | None,
+    terms_by_revision: TermsByRevision | None = None,
 ) -> tuple[TicketState, bool]:
-    """Start the ticket's workflow. Returns its state and whether this call created it."""
-    status, terms = await customer_terms(session=session, customer_id=request.customer_id)
+    """Start the ticket's workflow. Returns its state and whether this call created it.
+    With `terms_by_revision`, a contract revision seen before is not read again."""
+    if terms_by_revision is not None:
+        status, terms = await terms_by_revision.customer_terms(
+            session=session, customer_id=request.customer_id
+        )
+    else:
+        status, terms = await customer_terms(session=session, customer_id=request.customer_id)
     # A customer outside the principal's reach is as unknown as one that does not exist.
     if terms is None or not can_reach(
         current(), principal, customer_id=terms.customer_id, partner_id=terms.partner_id

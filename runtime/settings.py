@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     # The reports and the SLA chart (API and console) reuse an answer computed for the same
     # reach and parameters for this long (api/report_cache.py); 0 computes afresh each time.
     report_cache_seconds: float = Field(default=30.0, ge=0)
+    # The API remembers a live key's principal for this long (api/principal_cache.py): the bound
+    # on a revocation made in another process; one made through this API applies at once.
+    # 0 asks the database on every request.
+    principal_cache_seconds: float = Field(default=5.0, ge=0)
 
     # `escalator up` restarts a child (the worker or the API) that dies, after a backoff that
     # starts here and doubles with each restart within the window (at most 30 s). More than

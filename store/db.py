@@ -268,6 +268,15 @@ class Ticket(Base):
         sla_breached: Mapped[bool]
         partner_sla_breached: Mapped[bool]
         updated_at: Mapped[datetime]
+        # The clock the console's queue counts down and orders by (api/console/queue.py).
+        next_clock_kind: Mapped[str | None]
+        next_clock_owner: Mapped[str | None]
+        next_clock_level: Mapped[int | None]
+        next_clock_status: Mapped[str | None]
+        next_clock_warn_at: Mapped[datetime | None]
+        next_clock_due_at: Mapped[datetime | None]
+        next_clock_binding: Mapped[bool | None]
+        next_clock_awaited: Mapped[bool]
     # Facts for the reports (store/clock_outcomes.py): MTTA, MTTR and uptime.
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()

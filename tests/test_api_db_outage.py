@@ -23,12 +23,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.console.session import SESSION_COOKIE
 from api.main import create_app
+from api.principal_cache import PrincipalCache
 from runtime.settings import Settings
 from store.db import async_database_url, make_engine, make_sessionmaker, migrate
 from store.demo_catalog import seed_demo_catalog
 from store.keys import seed_demo_keys
 from tests.drill_support import TcpGate
-from tests.fixtures_api import console_session_id, running_stack, seed_console_sessions
+from tests.fixtures_api import console_session_id, recorded_timeline, running_stack, seed_console_sessions
 from tests.fixtures_db import DB_BACKENDS, POSTGRES_URL
 from tests.fixtures_temporal import BIN_DIR
 
@@ -121,7 +122,9 @@ async def test_a_database_outage_answers_503_with_retry_after_and_then_normally(
     dev_env: WorkflowEnvironment, tmp_path: Path, backend: str
 ) -> None:
     async with outage_prone_database(backend, tmp_path) as outage:
-        async with running_stack(dev_env, outage.engine) as stack:
+        # No principal cache: every request asks the database for its key (the cache's own
+        # outage test is the next one).
+        async with running_stack(dev_env, outage.engine, principal_cache_seconds=0.0) as stack:
             support = stack.as_(SUPPORT)
             console = {"Cookie": f"{SESSION_COOKIE}={console_session_id(SUPPORT)}"}
             filed = await stack.http.post("/tickets", json=TICKET, headers=support)
@@ -166,6 +169,38 @@ async def test_a_database_outage_answers_503_with_retry_after_and_then_normally(
             again = await stack.http.post("/tickets", json=TICKET, headers=support | retry_key)
             assert (retried.status_code, again.status_code) == (201, 200), retried.text
             assert retried.json()["ticket_id"] == again.json()["ticket_id"]
+
+
+@pytest.mark.parametrize("backend", DB_BACKENDS)
+async def test_in_a_database_outage_a_recently_seen_key_still_reads_and_acts_on_a_tickets_workflow(
+    dev_env: WorkflowEnvironment, tmp_path: Path, backend: str
+) -> None:
+    """The principal cache (api/principal_cache.py) knows a key used within its bound: what
+    needs only the workflow (a ticket's live state, an action) answers through the outage, and
+    the action is recorded once the database is back. A key not seen lately is a 503."""
+    async with outage_prone_database(backend, tmp_path) as outage:
+        async with running_stack(dev_env, outage.engine) as stack:
+            app = stack.http._transport.app  # type: ignore[attr-defined]
+            app.state.principal_cache = PrincipalCache(5.0, clock=lambda: 0.0)  # time stands still
+            support = stack.as_(SUPPORT)
+            filed = await stack.http.post("/tickets", json=TICKET, headers=support)
+            assert filed.status_code == 201, filed.text
+            ticket_id = filed.json()["ticket_id"]
+
+            await outage.begin()
+            try:
+                live = await stack.http.get(f"/tickets/{ticket_id}", headers=support)
+                assert live.status_code == 200, live.text
+                comment = {"body": "Any news?"}
+                acted = await stack.http.post(f"/tickets/{ticket_id}/comment", json=comment, headers=support)
+                assert acted.status_code == 200, acted.text
+                assert_unavailable(await stack.http.get("/tickets", headers=support))
+                assert_unavailable(await stack.http.get("/api-keys", headers=stack.as_("dev-admin")))
+            finally:
+                await outage.end()
+
+            timeline = await recorded_timeline(stack, ticket_id)
+            assert [event.kind for event in timeline].count("commented") == 1
 
 
 async def test_a_temporal_outage_answers_503_with_retry_after_on_routes_and_console_pages(

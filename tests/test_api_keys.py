@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.principal_cache import PrincipalCache
 from store import keys
 from store.catalog import CatalogRefused
 from store.db import ApiKey, alembic_config, migrate
@@ -504,3 +505,89 @@ async def test_migration_0010_keeps_the_oldest_name_and_renames_later_duplicates
         ("key_00000000000a", "ops key_00000000000a"),
         ("key_00000000000b", "ops key_00000000000b"),
     ]
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clocked_cache(stack: Stack, clock: FakeClock, ttl_seconds: float) -> None:
+    """A fresh principal cache for the stack's API, on `clock`."""
+    app = stack.http._transport.app  # type: ignore[attr-defined]
+    app.state.principal_cache = PrincipalCache(ttl_seconds, clock=clock)
+
+
+async def cached_key(stack: Stack) -> tuple[str, str]:
+    """A new admin key (id, secret), used once so its principal is in the cache."""
+    body = {"name": f"cache-{uuid.uuid4().hex[:6]}", "role": "admin"}
+    made = (await stack.http.post("/api-keys", json=body, headers=stack.as_("dev-admin"))).json()
+    assert (await stack.http.get("/api-keys", headers=stack.as_(made["secret"]))).status_code == 200
+    return made["id"], made["secret"]
+
+
+async def test_a_key_revoked_elsewhere_is_refused_once_the_principal_cache_bound_has_passed(
+    stack: Stack,
+) -> None:
+    clock = FakeClock()
+    clocked_cache(stack, clock, ttl_seconds=5.0)
+    key_id, secret = await cached_key(stack)
+    # Revoked by another process (`escalator keys revoke`, another API replica): straight
+    # in the database, past this API.
+    async with stack.sessionmaker() as session:
+        assert await revoke_key(session=session, key_id=key_id) is not None
+
+    # Within the bound this replica still knows the key (the stated bound, not a leak)...
+    clock.now += 4.9
+    assert (await stack.http.get("/api-keys", headers=stack.as_(secret))).status_code == 200
+    # ...and from the bound on it asks the database, which refuses it.
+    clock.now += 0.1
+    refused = await stack.http.get("/api-keys", headers=stack.as_(secret))
+    assert (refused.status_code, refused.json()["rule"]) == (401, "unauthenticated")
+
+
+async def test_a_key_revoked_through_the_api_is_refused_at_once_by_that_process(stack: Stack) -> None:
+    # The clock never moves: only the revocation can end the cached entry.
+    clocked_cache(stack, FakeClock(), ttl_seconds=3600.0)
+    key_id, secret = await cached_key(stack)
+    _, other = await cached_key(stack)
+    revoked = await stack.http.delete(f"/api-keys/{key_id}", headers=stack.as_(other))
+    assert revoked.status_code == 200
+
+    refused = await stack.http.get("/api-keys", headers=stack.as_(secret))
+    assert (refused.status_code, refused.json()["rule"]) == (401, "unauthenticated")
+    # The other cached key is untouched.
+    assert (await stack.http.get("/api-keys", headers=stack.as_(other))).status_code == 200
+
+
+def test_a_request_that_read_a_key_before_its_revocation_cannot_cache_it_after() -> None:
+    clock = FakeClock()
+    cache = PrincipalCache(5.0, clock=clock)
+    key = keys.ApiKeyPublic(
+        id="key_0123456789ab",
+        name="anna",
+        role=Role.SUPPORT,
+        level=2,
+        partner_id=None,
+        customer_id=None,
+        created_at=datetime.now(UTC),
+        revoked_at=None,
+    )
+    cache.put("hash-a", key)
+    cache.forget_key(key.id)
+    # A lookup that started before the revocation committed lands after it.
+    cache.put("hash-a", key)
+    assert cache.get("hash-a") is None
+    # Once an entry read before the revocation would have expired, the id may be cached again.
+    clock.now += 5.0
+    cache.put("hash-a", key)
+    assert cache.get("hash-a") == key
+    # An unknown hash is never an entry, and an entry expires at its bound.
+    assert cache.get("hash-b") is None
+    clock.now += 5.0
+    assert cache.get("hash-a") is None

@@ -304,3 +304,31 @@ def test_cli_onboards_edits_and_deactivates_a_customer(
     listed = customer_rows(capsys.readouterr().out)["hooli"]
     assert (listed[2], listed[-1]) == ("no", "2")
     assert cli.main(["customers", "deactivate", "nobody"]) == 1
+
+
+async def test_intake_reads_a_contracts_terms_once_per_revision_and_a_new_revision_at_once(
+    stack: Stack,
+) -> None:
+    admin = stack.as_("dev-admin")
+    terms = stack.http._transport.app.state.terms_by_revision  # type: ignore[attr-defined]
+    assert (await stack.http.post("/customers", json=HOOLI, headers=admin)).status_code == 201
+    reads = terms.reads
+
+    first = (await stack.http.post("/tickets", json=ticket_for("hooli"), headers=admin)).json()
+    second = (await stack.http.post("/tickets", json=ticket_for("hooli"), headers=admin)).json()
+    # The second intake found revision 1 in memory: it asked only for the revision.
+    assert terms.reads == reads + 1
+    assert first["terms"] == second["terms"] and first["terms"]["contract_revision"] == 1
+
+    faster = HOOLI_CONTRACT | {"overrides": {"response": {"2": {"minutes": 120, "calendar": "extended"}}}}
+    assert (await stack.http.put("/customers/hooli/contract", json=faster, headers=admin)).status_code == 200
+    after = (await stack.http.post("/tickets", json=ticket_for("hooli"), headers=admin)).json()
+    # The very next intake is filed under revision 2, read afresh.
+    assert terms.reads == reads + 2
+    assert after["terms"]["contract_revision"] == 2
+    assert after["response_target"] == "2 h extended"
+
+    # Deactivation is read on every intake, whatever the revision.
+    assert (await stack.http.delete("/customers/hooli", headers=admin)).status_code == 200
+    refused = await stack.http.post("/tickets", json=ticket_for("hooli"), headers=admin)
+    assert (refused.status_code, refused.json()["rule"]) == (422, "customer_deactivated")

@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.read_model import TicketReadModel
-from store.db import Base, Ticket, TicketClockRecord, TicketEventRecord, make_engine, migrate
+from store.db import Base, Ticket, TicketClockRecord, TicketEventRecord, alembic_config, make_engine, migrate
 from store.notifications import list_outbox
 from store.tickets import get_ticket_row, get_timeline, list_tickets
 from workflows.enums import (
@@ -359,3 +360,72 @@ async def test_a_record_carries_the_changed_clocks_and_the_facts_the_reports_cou
     assert ticket is not None
     assert (ticket.acknowledged_at, ticket.waiting_seconds) == (acknowledged_at, 90)
     assert (ticket.connectsoft_response_clocks, ticket.connectsoft_responses_met) == (1, 1)
+
+
+async def test_migration_0013_fills_the_queue_clock_of_rows_recorded_before_it(
+    db_engine: AsyncEngine, sessionmaker: Sessionmaker
+) -> None:
+    """Rows recorded before the queue's columns existed get their next clock from
+    `ticket_clocks`: an unanswered breached response first, else the live binding clock due
+    soonest, else an indicative one; none for a ticket done with."""
+    read_model = TicketReadModel(sessionmaker)
+    hour = ResponseTarget(minutes=60, calendar=CoverageCalendar.ALWAYS, label="1 h 24x7")
+    basic = ResponseTarget(minutes=60, calendar=CoverageCalendar.ALWAYS, label="≈ 1 h", binding=False)
+
+    def clock(kind: ClockKind, due_minutes: int, **changes: object) -> SlaClock:
+        due = {"started_at": T0, "due_at": T0 + timedelta(minutes=due_minutes)}
+        return SlaClock.model_validate({"kind": kind, "target": hour} | due | changes)
+
+    breached = clock(ClockKind.FIRST_RESPONSE, 60, status=ClockStatus.BREACHED, level=3)
+    escalation = clock(ClockKind.ESCALATION_ACK, 90, level=4)
+    indicative = clock(ClockKind.FIRST_RESPONSE, 30, target=basic)
+    live = clock(ClockKind.RESOLUTION, 120, status=ClockStatus.WARNED)
+    tickets = {
+        "t-breached": (TicketStatus.OPEN, [breached, escalation]),
+        "t-answered": (TicketStatus.ACKNOWLEDGED, [breached, escalation]),
+        "t-binding-first": (TicketStatus.OPEN, [indicative, live]),
+        "t-basic": (TicketStatus.OPEN, [indicative]),
+        "t-closed": (TicketStatus.CLOSED, [live]),
+    }
+    for ticket_id, (status, clocks) in tickets.items():
+        await read_model.record_ticket(
+            TicketRecord(
+                row=ticket_row(ticket_id, status=status),
+                clocks=[RecordedClock(clock_no=n, clock=each) for n, each in enumerate(clocks)],
+            )
+        )
+
+    def back_to_0012(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0012")
+
+    async with db_engine.begin() as connection:
+        await connection.run_sync(back_to_0012)
+    await migrate(db_engine)
+
+    async with sessionmaker() as session:
+        rows = {
+            ticket_id: await get_ticket_row(session=session, ticket_id=ticket_id) for ticket_id in tickets
+        }
+    filled = {
+        ticket_id: (
+            row.next_clock_kind,
+            row.next_clock_due_at,
+            row.next_clock_binding,
+            row.next_clock_awaited,
+        )
+        for ticket_id, row in rows.items()
+        if row is not None
+    }
+    assert filled == {
+        "t-breached": (ClockKind.FIRST_RESPONSE, T0 + timedelta(minutes=60), True, True),
+        "t-answered": (ClockKind.ESCALATION_ACK, T0 + timedelta(minutes=90), True, False),
+        "t-binding-first": (ClockKind.RESOLUTION, T0 + timedelta(minutes=120), True, False),
+        "t-basic": (ClockKind.FIRST_RESPONSE, T0 + timedelta(minutes=30), False, False),
+        "t-closed": (None, None, None, False),
+    }
+    breached_row = rows["t-breached"]
+    assert breached_row is not None
+    assert (breached_row.next_clock_status, breached_row.next_clock_level) == (ClockStatus.BREACHED, 3)
+    assert breached_row.next_clock_owner == OwningLine.CONNECTSOFT

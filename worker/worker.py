@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -109,6 +110,15 @@ def build_worker(
     )
 
 
+def freeze_start_up() -> None:
+    """Move what start-up made (modules, the SDK, pydantic schemas, the policy versions) out of
+    the collector's reach, so a full collection walks only what came after: the cached tickets.
+    `python -m bench.gc_freeze` measured a full collection at 0.22x (59 against 271 ms, 1,000
+    cached tickets; docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_worker(
     client: Client,
     settings: Settings,
@@ -135,6 +145,7 @@ async def run_worker(
         digests = asyncio.create_task(
             IncidentNotices(sessionmaker, settings).run(stop), name="incident-digests"
         )
+        freeze_start_up()
         running = asyncio.create_task(worker.run(), name="temporal-worker")
         stopping = asyncio.create_task(stop.wait(), name="worker-stop")
         log.info("worker polling task queue %r on %s", settings.task_queue, client.namespace)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 from pydantic import Field, model_validator
 
 from workflows.enums import (
+    CLOSED_STATES,
     Audience,
     Category,
     Channel,
@@ -432,6 +433,60 @@ class TicketState(_TicketFields, TicketViewed):
     def pinned(self) -> Entitlement:
         return self.entitlement
 
+    def awaited_breach(self, clock: SlaClock) -> bool:
+        """A first response (or ConnectSoft's answer to a handoff) that breached and that its
+        line has still not given: the most urgent work on the ticket, overdue."""
+        return (
+            clock.status == ClockStatus.BREACHED
+            and clock.kind in (ClockKind.FIRST_RESPONSE, ClockKind.HANDOFF_RESPONSE)
+            and clock.owner not in self.acknowledged_lines
+            and self.status not in CLOSED_STATES
+        )
+
+    @property
+    def next_clock(self) -> SlaClock | None:
+        """What the queue counts down for the ticket: an overdue response still awaited, else
+        the live binding clock due soonest, else the indicative one (DESIGN.md §4: binding work
+        first). The row carries it (`next_clock_*`), so the queue orders in SQL alone."""
+        overdue = [clock for clock in self.clocks if self.awaited_breach(clock)]
+        if overdue:
+            return min(overdue, key=lambda clock: clock.due_at)
+        live = [clock for clock in self.clocks if clock.is_live]
+        return min(live, key=lambda clock: (not clock.target.binding, clock.due_at)) if live else None
+
+    # The row's `next_clock_*` columns: the next clock's fields, None without one.
+    @property
+    def next_clock_kind(self) -> ClockKind | None:
+        return clock.kind if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_owner(self) -> OwningLine | None:
+        return clock.owner if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_level(self) -> int | None:
+        return clock.level if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_status(self) -> ClockStatus | None:
+        return clock.status if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_warn_at(self) -> datetime | None:
+        return clock.warn_at if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_due_at(self) -> datetime | None:
+        return clock.due_at if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_binding(self) -> bool | None:
+        return clock.target.binding if (clock := self.next_clock) else None
+
+    @property
+    def next_clock_awaited(self) -> bool:
+        return (clock := self.next_clock) is not None and self.awaited_breach(clock)
+
     def view(self) -> TicketView:
         fields = {name: getattr(self, name) for name in TicketView.model_fields if name != "terms"}
         ent = self.entitlement
@@ -457,6 +512,15 @@ class TicketRow(TicketComputed, TicketCore):
     contract_id: str
     policy_version: str
     updated_at: datetime
+    # The clock the console's queue counts down (TicketState.next_clock), so it orders in SQL.
+    next_clock_kind: ClockKind | None = None
+    next_clock_owner: OwningLine | None = None
+    next_clock_level: int | None = None
+    next_clock_status: ClockStatus | None = None
+    next_clock_warn_at: datetime | None = None
+    next_clock_due_at: datetime | None = None
+    next_clock_binding: bool | None = None
+    next_clock_awaited: bool = False
 
 
 class RecordedClock(Payload):

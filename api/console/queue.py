@@ -1,32 +1,26 @@
 """The work queue: the principal's tickets ordered by the nearest live due time.
 
-The read model orders and filters (each ticket's live clocks are rows of `ticket_clocks`);
-the page's tickets then answer their live state from their workflows, so every countdown
-shows the clock's own warning and deadline, as `GET /tickets/{id}` does.
+The read model alone orders, filters and shows it: each ticket's row carries the clock the
+queue counts down (`next_clock_*`, written by `record_ticket` from the ticket's state), so a
+refresh is one query, whatever the page size, and asks no workflow (issue 18).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
-from temporalio.service import RPCError
 
-from api import tickets_service as service
-from api.console.views import ClockView, next_clock
-from api.errors import ApiError
+from api.console.views import ClockSignal
 from store.catalog import CATALOG_ID, list_customers
-from store.db import Ticket, TicketClockRecord
+from store.db import Ticket
 from store.scope import in_scope
-from workflows.enums import ClockStatus, OwningLine, Severity, TicketStatus, Tier
-from workflows.models import Principal, TicketRow, TicketState
+from workflows.enums import OwningLine, Severity, TicketStatus, Tier
+from workflows.models import Principal, TicketRow
 from workflows.permissions import TicketScope, can_reach
 from workflows.policy import current
 
@@ -36,8 +30,6 @@ ACTIVE: Final = "active"
 ALL: Final = "all"
 ACTIVE_STATUSES: Final = (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED, TicketStatus.WAITING_ON_CUSTOMER)
 STATUS_CHOICES: Final = (ACTIVE, *(s.value for s in TicketStatus), ALL)
-# Live state queries at once, per page: a page of 50 tickets is 50 workflow queries.
-LIVE_QUERIES: Final = 8
 
 
 @dataclass(frozen=True)
@@ -104,43 +96,13 @@ class QueueFilters:
 @dataclass
 class QueueItem:
     row: TicketRow
-    state: TicketState | None = None
-    next: ClockView | None = None
-    # The read model's nearest live binding due time, and its nearest indicative one, where
-    # the live state could not be asked.
-    next_due: datetime | None = None
-    next_indicative: datetime | None = None
-
-    @property
-    def due(self) -> datetime | None:
-        return self.next.due_at if self.next else (self.next_due or self.next_indicative)
-
-    @property
-    def rank(self) -> int:
-        """0: a live binding clock (or an overdue response); 1: only indicative ones; 2: none.
-        Indicative times sort after every live binding clock (DESIGN.md §4)."""
-        if self.next is not None:
-            return 1 if self.next.indicative else 0
-        if self.next_due is not None:
-            return 0
-        return 1 if self.next_indicative is not None else 2
+    next: ClockSignal | None = None
 
 
 @dataclass
 class Queue:
     items: list[QueueItem] = field(default_factory=list)
     total: int = 0
-
-
-def _live_due(*, binding: bool) -> Any:
-    live = (ClockStatus.RUNNING, ClockStatus.WARNED)
-    name = "live_due" if binding else "indicative_due"
-    return (
-        select(TicketClockRecord.ticket_id, func.min(TicketClockRecord.due_at).label("next_due"))
-        .where(TicketClockRecord.status.in_(live), TicketClockRecord.binding.is_(binding))
-        .group_by(TicketClockRecord.ticket_id)
-        .subquery(name)
-    )
 
 
 def _scoped(stmt: Select[Any], principal: Principal, filters: QueueFilters) -> Select[Any]:
@@ -162,55 +124,28 @@ def _scoped(stmt: Select[Any], principal: Principal, filters: QueueFilters) -> S
     return stmt
 
 
-async def queue(
-    *, session: AsyncSession, client: Client, principal: Principal, filters: QueueFilters
-) -> Queue:
-    """One page of the principal's queue: nearest live binding due time first, then tickets
-    with only an indicative time (DESIGN.md §4), then those without a live clock (newest
-    first)."""
-    live_due, indicative_due = _live_due(binding=True), _live_due(binding=False)
+# 0: a live binding clock, or a breached response still awaited (always binding); 1: only an
+# indicative time (DESIGN.md §4: after every binding clock); 2: no live clock.
+_RANK: Final = case(
+    (Ticket.next_clock_due_at.is_(None), 2),
+    (Ticket.next_clock_binding.is_(True), 0),
+    else_=1,
+)
+
+
+async def queue(*, session: AsyncSession, principal: Principal, filters: QueueFilters) -> Queue:
+    """One page of the principal's queue: an overdue response still awaited and the nearest
+    live binding due time first, then tickets with only an indicative time (DESIGN.md §4),
+    then those without a live clock (newest first). Two queries on the read model."""
     total = await session.scalar(_scoped(select(func.count()).select_from(Ticket), principal, filters))
     stmt = (
-        _scoped(select(Ticket, live_due.c.next_due, indicative_due.c.next_due), principal, filters)
-        .outerjoin(live_due, live_due.c.ticket_id == Ticket.ticket_id)
-        .outerjoin(indicative_due, indicative_due.c.ticket_id == Ticket.ticket_id)
-        .order_by(
-            live_due.c.next_due.asc().nulls_last(),
-            indicative_due.c.next_due.asc().nulls_last(),
-            Ticket.received_at.desc(),
-            Ticket.ticket_id,
-        )
+        _scoped(select(Ticket), principal, filters)
+        .order_by(_RANK, Ticket.next_clock_due_at, Ticket.received_at.desc(), Ticket.ticket_id)
         .limit(PAGE_SIZE)
         .offset(filters.offset)
     )
-    items = [
-        QueueItem(
-            row=TicketRow.model_validate(ticket, from_attributes=True),
-            next_due=next_due,
-            next_indicative=next_indicative,
-        )
-        for ticket, next_due, next_indicative in (await session.execute(stmt)).all()
-    ]
-    await _with_live_state(client, principal, items)
-    # The live clocks can be a moment ahead of the read model: order the page by them.
-    items.sort(key=lambda item: (item.rank, item.due or item.row.received_at))
-    return Queue(items=items, total=total or 0)
-
-
-async def _with_live_state(client: Client, principal: Principal, items: list[QueueItem]) -> None:
-    gate = asyncio.Semaphore(LIVE_QUERIES)
-
-    async def ask(item: QueueItem) -> None:
-        async with gate:
-            try:
-                item.state = await service.ticket_state(
-                    client=client, principal=principal, ticket_id=item.row.ticket_id
-                )
-            except (ApiError, RPCError):
-                return  # the read model's row still stands
-        item.next = next_clock(item.state)
-
-    await asyncio.gather(*(ask(item) for item in items if item.row.status != TicketStatus.CLOSED))
+    rows = [TicketRow.model_validate(ticket, from_attributes=True) for ticket in await session.scalars(stmt)]
+    return Queue(items=[QueueItem(row=row, next=ClockSignal.of_row(row)) for row in rows], total=total or 0)
 
 
 @dataclass(frozen=True)

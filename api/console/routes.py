@@ -178,9 +178,9 @@ async def sign_out(request: Request, viewer: session.FormViewer) -> Response:
 # --- The queue -----------------------------------------------------------------------------------
 
 
-async def _queue_context(request: Request, viewer: session.Viewer, db: Any, client: Any) -> dict[str, Any]:
+async def _queue_context(request: Request, viewer: session.Viewer, db: Any) -> dict[str, Any]:
     filters, problems = QueueFilters.parse(request.query_params)
-    found = await read_queue(session=db, client=client, principal=viewer.principal, filters=filters)
+    found = await read_queue(session=db, principal=viewer.principal, filters=filters)
     offset = filters.offset
     return {
         "queue": found,
@@ -194,10 +194,8 @@ async def _queue_context(request: Request, viewer: session.Viewer, db: Any, clie
 
 
 @router.get("")
-async def queue_page(
-    request: Request, viewer: session.PageViewer, db: SessionDep, client: ClientDep
-) -> Response:
-    context = await _queue_context(request, viewer, db, client)
+async def queue_page(request: Request, viewer: session.PageViewer, db: SessionDep) -> Response:
+    context = await _queue_context(request, viewer, db)
     customers = await customers_in_reach(session=db, principal=viewer.principal)
     status_labels = {ACTIVE: "Active (not resolved or closed)", ALL: "All"}
     choices = {
@@ -214,11 +212,9 @@ async def queue_page(
 
 
 @router.get("/queue")
-async def queue_rows(
-    request: Request, viewer: session.FragmentViewer, db: SessionDep, client: ClientDep
-) -> Response:
+async def queue_rows(request: Request, viewer: session.FragmentViewer, db: SessionDep) -> Response:
     """The queue's rows alone: what the page polls to refresh itself."""
-    context = await _queue_context(request, viewer, db, client)
+    context = await _queue_context(request, viewer, db)
     return render(request, "_queue_rows.html", context, viewer=viewer)
 
 
@@ -438,6 +434,7 @@ async def file_ticket(
             principal=viewer.principal,
             request=ticket,
             idempotency_key=key,
+            terms_by_revision=request.app.state.terms_by_revision,
         )
     except (forms.FormInvalid, IntakeRefused, CalendarError, ApiError) as err:
         detail = getattr(err, "message", None) or getattr(err, "detail", None) or str(err)

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from workflows.actions.base import ACTIONS, ActionDefinition, Choice, FormField, Widget
 from workflows.clocks import CLOCK_NAMES
-from workflows.enums import CLOSED_STATES, ClockKind, ClockStatus, OwningLine, Severity, TicketStatus
-from workflows.models import Principal, SlaClock, TicketState
+from workflows.enums import ClockStatus, OwningLine, Severity, TicketStatus
+from workflows.models import Principal, SlaClock, TicketRow, TicketState
 from workflows.permissions import Capability, Grant, grant
 from workflows.policy import current
 
@@ -84,39 +84,35 @@ def time_left_text(seconds: float) -> str:
     return f"{text} left" if seconds > 0 else f"overdue by {text}"
 
 
-@dataclass(frozen=True)
-class ClockView:
-    """One SLA clock as the console shows it."""
+@dataclass(frozen=True, kw_only=True)
+class ClockSignal:
+    """What the queue shows of a ticket's next clock: its name, whose it is, and where it
+    stands. Built from the read model's row alone (`of_row`), or from a clock (ClockView)."""
 
     name: str
     owner: str
     level: int | None
-    target: str
-    calendar: str
     binding: bool
-    started_at: datetime
     due_at: datetime
     warn_at: datetime | None
-    stopped_at: datetime | None
     status: ClockStatus
     # A breached response that its line has still not given: it keeps counting, overdue.
     awaited: bool = False
 
     @classmethod
-    def of(cls, clock: SlaClock, *, awaited: bool = False) -> ClockView:
+    def of_row(cls, row: TicketRow) -> ClockSignal | None:
+        """The row's next clock (`TicketState.next_clock`, as last recorded), if it has one."""
+        if row.next_clock_kind is None or row.next_clock_due_at is None:
+            return None
         return cls(
-            name=CLOCK_NAMES[clock.kind],
-            owner=clock.owner.label,
-            level=clock.level,
-            target=clock.target.label or f"{clock.target.minutes} min",
-            calendar=clock.target.calendar.value,
-            binding=clock.target.binding,
-            started_at=clock.started_at,
-            due_at=clock.due_at,
-            warn_at=clock.warn_at,
-            stopped_at=clock.stopped_at,
-            status=clock.status,
-            awaited=awaited,
+            name=CLOCK_NAMES[row.next_clock_kind],
+            owner=(row.next_clock_owner or OwningLine.CONNECTSOFT).label,
+            level=row.next_clock_level,
+            binding=bool(row.next_clock_binding),
+            due_at=row.next_clock_due_at,
+            warn_at=row.next_clock_warn_at,
+            status=row.next_clock_status or ClockStatus.RUNNING,
+            awaited=row.next_clock_awaited,
         )
 
     @property
@@ -165,31 +161,41 @@ class ClockView:
         return time_left_text((self.due_at - now).total_seconds())
 
 
-def awaited_breach(state: TicketState, clock: SlaClock) -> bool:
-    """A first response (or ConnectSoft's answer to a handoff) that breached and that its line
-    has still not given: the most urgent work on the ticket, overdue."""
-    return (
-        clock.status == ClockStatus.BREACHED
-        and clock.kind in (ClockKind.FIRST_RESPONSE, ClockKind.HANDOFF_RESPONSE)
-        and clock.owner not in state.acknowledged_lines
-        and state.status not in CLOSED_STATES
-    )
+@dataclass(frozen=True, kw_only=True)
+class ClockView(ClockSignal):
+    """One SLA clock as the ticket page shows it."""
+
+    target: str
+    calendar: str
+    started_at: datetime
+    stopped_at: datetime | None
+
+    @classmethod
+    def of(cls, clock: SlaClock, *, awaited: bool = False) -> ClockView:
+        return cls(
+            name=CLOCK_NAMES[clock.kind],
+            owner=clock.owner.label,
+            level=clock.level,
+            target=clock.target.label or f"{clock.target.minutes} min",
+            calendar=clock.target.calendar.value,
+            binding=clock.target.binding,
+            started_at=clock.started_at,
+            due_at=clock.due_at,
+            warn_at=clock.warn_at,
+            stopped_at=clock.stopped_at,
+            status=clock.status,
+            awaited=awaited,
+        )
 
 
 def clock_views(state: TicketState) -> list[ClockView]:
-    return [ClockView.of(clock, awaited=awaited_breach(state, clock)) for clock in state.clocks]
+    return [ClockView.of(clock, awaited=state.awaited_breach(clock)) for clock in state.clocks]
 
 
 def next_clock(state: TicketState) -> ClockView | None:
-    """What the queue counts down for a ticket: an overdue response still awaited, else the
-    live binding clock due soonest, else the indicative one (DESIGN.md §4: binding work first)."""
-    overdue = [c for c in state.clocks if awaited_breach(state, c)]
-    if overdue:
-        return ClockView.of(min(overdue, key=lambda c: c.due_at), awaited=True)
-    live = [c for c in state.clocks if c.status in (ClockStatus.RUNNING, ClockStatus.WARNED)]
-    if not live:
-        return None
-    return ClockView.of(min(live, key=lambda c: (not c.target.binding, c.due_at)))
+    """What the queue counts down for a ticket (`TicketState.next_clock`), as a view."""
+    clock = state.next_clock
+    return ClockView.of(clock, awaited=state.awaited_breach(clock)) if clock is not None else None
 
 
 def may_simulate(principal: Principal) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from api.auth import AdminDep
 from api.catalog_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, refusal
@@ -53,9 +53,11 @@ async def create_api_key(
     response_model=ApiKeyPublic,
     responses=REFUSALS | problem_responses(404),
 )
-async def revoke_api_key(key_id: str, admin: AdminDep, session: SessionDep) -> ApiKeyPublic:
+async def revoke_api_key(key_id: str, admin: AdminDep, session: SessionDep, request: Request) -> ApiKeyPublic:
     """Revoke a key at once; its next request gets a 401. Revoking again changes nothing."""
     revoked = await keys.revoke_key(session=session, key_id=key_id)
+    # This replica refuses it from the next request on; others within the cache's bound.
+    request.app.state.principal_cache.forget_key(key_id)
     if revoked is None:
         raise ApiError(404, f"No API key {key_id!r}: GET /api-keys lists them by id.", rule="unknown_api_key")
     log.info("%s revoked API key %s (%s)", admin, key_id, revoked.principal)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import tickets_service as service
 from api.actions import ActionRoute, action_routes
 from api.auth import PrincipalDep
-from api.deps import ClientDep, SessionDep, SettingsDep
+from api.deps import ClientDep, SessionDep, SettingsDep, TermsDep
 from api.errors import ApiError, problem_responses
 from api.schemas import NotificationList, NotificationPublic, TicketCreate, TicketList, TicketPublic, Timeline
 from store import notifications
@@ -55,6 +55,7 @@ async def create_ticket(
     client: ClientDep,
     session: SessionDep,
     settings: SettingsDep,
+    terms: TermsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> TicketPublic:
     """File a ticket for a customer within the caller's reach."""
@@ -65,6 +66,7 @@ async def create_ticket(
         principal=principal,
         request=body,
         idempotency_key=idempotency_key,
+        terms_by_revision=terms,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
