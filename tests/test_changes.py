@@ -297,22 +297,23 @@ def canonical(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def without_new_nulls(rebuilt: Any, recorded: Any) -> Any:
-    """`rebuilt` without the keys the recorded payload lacks whose value is null: optional
-    fields added since the history was recorded (payloads are versioned by adding optional
-    fields, workflows/payload.py). Every other key, value and the order are kept."""
+def without_new_keys(rebuilt: Any, recorded: Any) -> Any:
+    """`rebuilt` without the keys the recorded payload lacks: fields added since the history
+    was recorded (payloads are versioned by adding optional fields, workflows/payload.py), such
+    as the notices' incident id or the row's next clock for the queue. Every key the record
+    has, its value and the order are kept, so each is compared."""
     if isinstance(rebuilt, dict) and isinstance(recorded, dict):
         return {
-            key: without_new_nulls(value, recorded.get(key))
+            key: without_new_keys(value, recorded.get(key))
             for key, value in rebuilt.items()
-            if key in recorded or value is not None
+            if key in recorded
         }
     if isinstance(rebuilt, list) and isinstance(recorded, list):
-        return [without_new_nulls(a, b) for a, b in zip(rebuilt, recorded, strict=False)] + rebuilt[
+        return [without_new_keys(a, b) for a, b in zip(rebuilt, recorded, strict=False)] + rebuilt[
             len(recorded) :
         ]
     return rebuilt
 
 
 def as_recorded(rebuilt: bytes, recorded: bytes) -> str:
-    return canonical(without_new_nulls(json.loads(rebuilt), json.loads(recorded)))
+    return canonical(without_new_keys(json.loads(rebuilt), json.loads(recorded)))
