@@ -116,6 +116,11 @@ class TicketOpened(Payload):
     carried_state: TicketState | None = None
 
 
+# The statuses of a clock still counting. Loops that run at every wakeup over every clock a
+# ticket ever had (a long ticket keeps dozens of dead ones) test this tuple, not `is_live`.
+LIVE_STATUSES: Final = (ClockStatus.RUNNING, ClockStatus.WARNED)
+
+
 class SlaClock(Payload):
     kind: ClockKind
     target: ResponseTarget
@@ -132,7 +137,7 @@ class SlaClock(Payload):
 
     @property
     def is_live(self) -> bool:
-        return self.status in (ClockStatus.RUNNING, ClockStatus.WARNED)
+        return self.status in LIVE_STATUSES
 
 
 class TicketEvent(Payload):
