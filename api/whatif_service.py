@@ -66,7 +66,7 @@ async def ticket_ids(
         stmt = stmt.where(Ticket.customer_id == customer_id)
     async with sessionmaker() as session:
         found = await session.execute(stmt.order_by(Ticket.received_at, Ticket.ticket_id))
-        return [(ticket_id, workflow_id) for ticket_id, workflow_id in found.tuples()]
+        return [(ticket_id, workflow_id) for ticket_id, workflow_id in found.all()]
 
 
 async def histories_of(client: Client, workflow_id: str) -> list[WorkflowHistory]:

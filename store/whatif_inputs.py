@@ -48,7 +48,7 @@ async def recorded_tickets(
     stmt = select(TicketOpening.ticket_id, TicketOpening.opened).where(
         TicketOpening.ticket_id.in_(ticket_ids)
     )
-    openings: dict[str, dict[str, Any]] = dict((await session.execute(stmt)).tuples().all())
+    openings: dict[str, dict[str, Any]] = {t: o for t, o in (await session.execute(stmt)).all()}
     found: list[RecordedTicket] = []
     missing: list[str] = []
     for ticket_id in ticket_ids:
