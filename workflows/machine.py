@@ -357,6 +357,9 @@ def _pinned_until(state: TicketState) -> date | None:
     return ent.holidays_until if ent.country else None
 
 
+_ZONE_DAYS = 2
+
+
 def holidays_needed(state: TicketState, now: datetime) -> HolidayYears | None:
     """The years to pin so that every local day a clock may count on has its holidays.
 
@@ -367,12 +370,18 @@ def holidays_needed(state: TicketState, now: datetime) -> HolidayYears | None:
     if until is None or state.status == TicketStatus.CLOSED:
         return None
     ent = state.entitlement
-    zone = ZoneInfo(ent.timezone)
     ahead = rules_for(ent.policy_version).holidays_ahead_days
-    horizon = now.astimezone(zone).date() + timedelta(days=ahead)
     # A later instant is never on an earlier local day: the last live deadline's day is the
     # latest day of any live deadline.
     latest = clocks.latest_live_due(state.clocks)
+    # Far from the end of the pinned years, whatever the zone: an instant's local day is within
+    # _ZONE_DAYS of its day where it is given (offsets are -12 h to +14 h).
+    if now.date() + timedelta(days=ahead + _ZONE_DAYS) < until and (
+        latest is None or latest.date() + timedelta(days=_ZONE_DAYS) < until
+    ):
+        return None
+    zone = ZoneInfo(ent.timezone)
+    horizon = now.astimezone(zone).date() + timedelta(days=ahead)
     if latest is not None:
         horizon = max(horizon, latest.astimezone(zone).date())
     if horizon < until:
