@@ -289,7 +289,7 @@ class TicketOpening(Base):
 
 class TicketActionRecord(Base):
     """An action a ticket's workflow applied, with its body and time (workflows.models.AppliedAction),
-    keyed by the seq of the first event it recorded."""
+    keyed by the ticket's next event number when it was applied."""
 
     __tablename__ = "ticket_actions"
 

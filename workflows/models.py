@@ -420,7 +420,8 @@ class TicketFacts(Payload):
 class AppliedAction(Payload):
     """An action the workflow applied (an update, or a signal it took), with its body and the
     time it ran: what `escalator whatif` replays from the read model (issue 20). `seq` is the
-    first event the action recorded, so it orders a ticket's actions and keys their rows."""
+    ticket's next event number when it was applied (every action records an event, so no two
+    share one): it orders a ticket's actions and keys their rows."""
 
     seq: int
     at: datetime
