@@ -22,6 +22,7 @@ from store.clock_outcomes import clock_rows, record_clocks, record_ticket_facts
 from store.notifications import queue_notifications, record_outcomes
 from store.quarantine import data_error_kind, describe_error, quarantine_record
 from store.tickets import record_events, upsert_ticket_row
+from store.whatif_inputs import record_inputs
 from workflows.models import TicketRecord
 from workflows.ticket import RECORD_QUARANTINED
 
@@ -103,6 +104,10 @@ class TicketReadModel:
             await upsert_ticket_row(session=session, row=row)
             await record_events(session=session, ticket_id=row.ticket_id, events=record.events)
             await queue_notifications(session=session, notifications=record.notifications)
+            if record.opened is not None or record.actions:
+                await record_inputs(
+                    session=session, ticket_id=row.ticket_id, opened=record.opened, actions=record.actions
+                )
             if record.deliveries:
                 await record_outcomes(session=session, outcomes=record.deliveries)
             # What the reports count: after the row (the clocks reference it) and the events

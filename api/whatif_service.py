@@ -1,10 +1,12 @@
 """What-if over a window of recorded tickets (issue 20): `escalator whatif` (worker/whatif_cli.py) and
 `POST /policy/simulate` both run here.
 
-The tickets received in the window are found in the read model (`tickets.received_at`); each
-one's record (its pinned opening and its actions with their times) comes from its Temporal
-history, every run of it (runtime/whatif_histories.py): the read model keeps neither the
-pinned entitlement nor the actions' bodies. Nothing here writes: the read model is only
+The tickets received in the window are found in the read model (`tickets.received_at`). Each
+one's record (its pinned opening and its actions with their times) comes from the read model
+too (store/whatif_inputs.py: `record_ticket` writes them beside the events), or, when asked
+(`from_histories`), from its Temporal history, every run of it (runtime/whatif_histories.py).
+A ticket filed before its workflow wrote that record is replayed from its history or, from the
+read model, counted as `unrecorded` and left out. Nothing here writes: the read model is only
 queried, and Temporal is only asked for histories, so a simulation changes no ticket, sends
 no notice and starts no workflow.
 """
@@ -25,6 +27,7 @@ from runtime.whatif_histories import decode_history, recorded_ticket
 from store.db import Ticket
 from store.sla_report import ChartSeries, draw_weekly_chart
 from store.tickets import get_timeline
+from store.whatif_inputs import recorded_tickets as read_model_records
 from workflows import policy
 from workflows.entitlement import build_entitlement
 from workflows.policy import TicketRules
@@ -54,13 +57,16 @@ class Candidate:
 
 async def ticket_ids(
     sessionmaker: async_sessionmaker[AsyncSession], start: datetime, end: datetime, customer_id: str | None
-) -> list[str]:
-    """The workflow ids of the tickets received in [start, end), oldest first."""
-    stmt = select(Ticket.workflow_id).where(Ticket.received_at >= start, Ticket.received_at < end)
+) -> list[tuple[str, str]]:
+    """The ticket and workflow ids of the tickets received in [start, end), oldest first."""
+    stmt = select(Ticket.ticket_id, Ticket.workflow_id).where(
+        Ticket.received_at >= start, Ticket.received_at < end
+    )
     if customer_id is not None:
         stmt = stmt.where(Ticket.customer_id == customer_id)
     async with sessionmaker() as session:
-        return list(await session.scalars(stmt.order_by(Ticket.received_at, Ticket.ticket_id)))
+        found = await session.execute(stmt.order_by(Ticket.received_at, Ticket.ticket_id))
+        return [(ticket_id, workflow_id) for ticket_id, workflow_id in found.all()]
 
 
 async def histories_of(client: Client, workflow_id: str) -> list[WorkflowHistory]:
@@ -76,15 +82,33 @@ async def histories_of(client: Client, workflow_id: str) -> list[WorkflowHistory
             return runs
 
 
+@dataclass(frozen=True)
+class Records:
+    """The window's tickets as recorded, and the ids of those the source has no record of."""
+
+    tickets: list[RecordedTicket]
+    unrecorded: list[str]
+
+
 async def recorded_tickets(
-    client: Client,
+    client: Client | None,
     sessionmaker: async_sessionmaker[AsyncSession],
     start: datetime,
     end: datetime,
     customer_id: str | None = None,
-) -> list[RecordedTicket]:
+    *,
+    from_histories: bool = False,
+) -> Records:
+    """From the read model, or (`from_histories`, with a `client`) from Temporal histories."""
     ids = await ticket_ids(sessionmaker, start, end, customer_id)
-    return [recorded_ticket(await histories_of(client, workflow_id)) for workflow_id in ids]
+    if from_histories:
+        assert client is not None
+        return Records(
+            [recorded_ticket(await histories_of(client, workflow_id)) for _, workflow_id in ids], []
+        )
+    async with sessionmaker() as session:
+        tickets, missing = await read_model_records(session=session, ticket_ids=[t for t, _ in ids])
+    return Records(tickets, missing)
 
 
 def compare(
@@ -112,7 +136,7 @@ def compare(
 
 async def simulate_window(
     *,
-    client: Client,
+    client: Client | None,
     sessionmaker: async_sessionmaker[AsyncSession],
     rules: TicketRules | None = None,
     contract: ContractTerms | None = None,
@@ -121,16 +145,22 @@ async def simulate_window(
     customer_id: str | None = None,
     group_by: GroupBy | None = None,
     weeks: bool = False,
+    from_histories: bool = False,
 ) -> dict[str, Any]:
     """A validated candidate policy (`rules`), or one customer's candidate `contract`, over the
     tickets received in [start, end): the answer of POST /policy/simulate, and of the console's
-    What if page (which asks for `weeks` too)."""
+    What if page (which asks for `weeks` too). Tickets of the window that the read model has no
+    record of are counted in `unrecorded` (present only then)."""
     if contract is not None:
         customer_id = contract.customer_id
-    tickets = await recorded_tickets(client, sessionmaker, start, end, customer_id)
-    answer: dict[str, Any] = await run_in_threadpool(
-        compare, tickets, Candidate(rules=rules, contract=contract), group_by, weeks=weeks
+    records = await recorded_tickets(
+        client, sessionmaker, start, end, customer_id, from_histories=from_histories
     )
+    answer: dict[str, Any] = await run_in_threadpool(
+        compare, records.tickets, Candidate(rules=rules, contract=contract), group_by, weeks=weeks
+    )
+    if records.unrecorded:
+        answer["unrecorded"] = len(records.unrecorded)
     return answer
 
 

@@ -20,7 +20,7 @@ from workflows.actions.resolve import Resolve
 from workflows.enums import Role
 from workflows.models import Principal
 from workflows.policy import TicketRules
-from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, result_of, simulate
+from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, run_both, simulate
 from workflows.whatif_report import GroupBy, flips_of, report
 
 
@@ -58,9 +58,8 @@ def run(tickets: int = 100_000, rounds: int = 1) -> Result:
         with policy.candidate(rules) as key:
             pairs = []
             for ticket in cases:
-                before = result_of(simulate(ticket), ticket.opened)
-                after_ent = entitlement_under(ticket.opened.entitlement, rules, key)
-                pairs.append((before, result_of(simulate(ticket, after_ent), ticket.opened)))
+                after = entitlement_under(ticket.opened.entitlement, rules, key)
+                pairs.append(run_both(ticket, after))
         report(pairs, GroupBy.SEVERITY)
         flipped = sum(bool(flips_of(b, a)) for b, a in pairs)
         return len(cases)

@@ -346,6 +346,30 @@ class TicketClockRecord(Base):
     updated_at: Mapped[datetime] = mapped_column()
 
 
+class TicketOpening(Base):
+    """A ticket's pinned opening (its `TicketOpened`: entitlement, holidays), as its workflow
+    started, for `escalator whatif` (issue 20). No foreign key: it may land before the row."""
+
+    __tablename__ = "ticket_openings"
+
+    ticket_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    opened: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class TicketActionRecord(Base):
+    """An action a ticket's workflow applied, with its body and time (workflows.models.AppliedAction),
+    keyed by the ticket's next event number when it was applied."""
+
+    __tablename__ = "ticket_actions"
+
+    ticket_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    update: Mapped[str] = mapped_column(String(64))
+    signal: Mapped[bool] = mapped_column(Boolean)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
 class OutboxNotification(Base):
     """The notification outbox. No foreign key: a notice may precede the ticket's first sync."""
 

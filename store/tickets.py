@@ -61,16 +61,21 @@ async def record_events(*, session: AsyncSession, ticket_id: str, events: list[T
     await session.execute(_event_insert(session), rows)
 
 
-_EVENT_INSERTS: dict[str, Executable] = {}
+_INSERTS_IGNORING: dict[str, Executable] = {}
 
 
 def _event_insert(session: AsyncSession) -> Executable:
+    return insert_ignoring(session, TicketEventRecord, ["ticket_id", "seq"])
+
+
+def insert_ignoring(session: AsyncSession, entity: type[Base], key: list[str]) -> Executable:
+    """INSERT that skips a row whose `key` is there already (a retried record), built once."""
     backend = session.get_bind().dialect.name
-    stmt = _EVENT_INSERTS.get(backend)
+    stmt = _INSERTS_IGNORING.get(f"{backend}:{entity.__tablename__}")
     if stmt is None:
-        stmt = _EVENT_INSERTS[backend] = _table_insert(session, TicketEventRecord).on_conflict_do_nothing(
-            index_elements=[TicketEventRecord.ticket_id, TicketEventRecord.seq]
-        )
+        table = cast(Table, entity.__table__)
+        stmt = _table_insert(session, entity).on_conflict_do_nothing(index_elements=[table.c[k] for k in key])
+        _INSERTS_IGNORING[f"{backend}:{entity.__tablename__}"] = stmt
     return stmt
 
 

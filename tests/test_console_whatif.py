@@ -1,6 +1,8 @@
-"""The console's What if page (issue 20): an admin's candidate over a window shows exactly what
-POST /policy/simulate answers for the same body; a candidate that fails validation names the
-field and changes nothing. Who may open it is in tests/test_api_permissions.py."""
+"""The console's What if page (issue 20): an admin's candidate (a policy document, or one
+customer's contract) over a window, for every customer or one, shows exactly what
+POST /policy/simulate answers for the same body, from the read model's record of the tickets;
+a candidate that fails validation names the field and changes nothing. Who may open it is in
+tests/test_api_permissions.py."""
 
 from __future__ import annotations
 
@@ -10,16 +12,24 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from api.console.routes import TEMPLATES
 from api.console.session import Viewer
 from api.console.whatif_page import comparison_rows
 from api.whatif_service import Candidate, compare, weekly_chart
+from store.tickets import record_events, upsert_ticket_row
+from store.whatif_inputs import record_inputs
+from tests.factories import ADMIN as ADMIN_PRINCIPAL
 from tests.fixtures_api import Stack
 from tests.test_api_permissions import console_as, console_form
-from tests.test_whatif import WEDNESDAY_9, acked, standard_sev1_in
+from tests.test_whatif import WEDNESDAY_9, WEDNESDAY_19, acked, standard_sev1_in
 from tests.test_whatif_api import file_and_acknowledge, footprint
 from workflows import policy
-from workflows.models import Principal, Role
+from workflows.actions.base import ACTIONS
+from workflows.actions.resolve import Resolve
+from workflows.models import AppliedAction, Principal, Role
+from workflows.whatif import RecordedAction, RecordedTicket, simulate
 
 ADMIN = "dev-admin"
 PATH = "/console/reports/what-if"
@@ -193,6 +203,172 @@ async def test_a_what_if_form_without_the_sessions_token_runs_nothing(module_sta
     assert 'data-testid="whatif-group"' not in response.text
 
 
+# --- Hand-built tickets in the read model: the page's source --------------------------------------
+
+
+def standard_sev1_set() -> list[RecordedTicket]:
+    """tests/test_whatif.py's hand-checked set, resolved an hour after the acknowledgement and
+    closed automatically a week later: at 2 h, "between" and "evening" flip (first response and
+    the L2 acknowledgement, met -> breached); the others do not."""
+
+    def resolved(ticket: RecordedTicket) -> RecordedTicket:
+        [ack] = ticket.actions
+        resolve = RecordedAction(
+            ack.at + timedelta(hours=1), Resolve(actor=ADMIN_PRINCIPAL, resolution="fixed")
+        )
+        return RecordedTicket(ticket.opened, (ack, resolve), ticket.opened.received_at + timedelta(days=9))
+
+    return [
+        resolved(acked("globex", 1, WEDNESDAY_9, timedelta(hours=1))),
+        resolved(acked("globex", 1, WEDNESDAY_9, timedelta(hours=3))),
+        resolved(acked("globex", 1, WEDNESDAY_9, timedelta(hours=5))),
+        resolved(acked("globex", 2, WEDNESDAY_9, timedelta(hours=3))),
+        resolved(acked("globex", 1, WEDNESDAY_19, timedelta(hours=15))),
+        resolved(acked("acme", 1, WEDNESDAY_9, timedelta(minutes=30))),
+    ]
+
+
+async def seed_recorded(
+    sessionmaker: async_sessionmaker[AsyncSession], tickets: list[RecordedTicket]
+) -> None:
+    """Write recorded tickets into the read model as their workflows would have: the row and the
+    timeline of their run under the pinned terms, their opening and their actions."""
+    async with sessionmaker.begin() as session:
+        for ticket in tickets:
+            run = simulate(ticket)
+            ticket_id = ticket.opened.ticket_id
+            await upsert_ticket_row(session=session, row=run.state.row(ticket.until))
+            await record_events(session=session, ticket_id=ticket_id, events=run.events)
+            applied = [
+                AppliedAction(
+                    seq=n,
+                    at=each.at,
+                    update=ACTIONS.of(each.action).update,
+                    body=each.action.model_dump(mode="json"),
+                    signal=each.signal,
+                )
+                for n, each in enumerate(ticket.actions, start=1)
+            ]
+            await record_inputs(session=session, ticket_id=ticket_id, opened=ticket.opened, actions=applied)
+
+
+def window_form(document: dict[str, Any] | None = None, **fields: str) -> dict[str, str]:
+    """The page's form over the hand-built set's week (2026-12-02 and 03)."""
+    shown = {
+        "candidate": json.dumps(document or candidate_document()),
+        "from": "2026-12-01",
+        "to": "2026-12-05",
+    }
+    return console_form(ADMIN, shown | fields)
+
+
+async def test_recorded_tickets_flip_on_the_page_as_worked_out_by_hand(module_stack: Stack) -> None:
+    """The read model is the page's source: hand-built tickets written there flip under Standard
+    Sev 1 in 2 h exactly as tests/test_whatif.py works them out, and a customer filter keeps
+    only that customer's tickets (the API's `customer_id`)."""
+    stack = module_stack
+    tickets = standard_sev1_set()
+    await seed_recorded(stack.sessionmaker, tickets)
+    between, evening = tickets[1].opened.ticket_id, tickets[4].opened.ticket_id
+
+    page = await stack.http.post(PATH, data=window_form(group_by="tier"), headers=console_as(ADMIN))
+
+    assert page.status_code == 200, page.text
+    assert sorted(shown_flips(page.text)) == sorted(
+        f"{ticket_id} {clock}"
+        for ticket_id in (between, evening)
+        for clock in ("escalation_ack", "first_response")
+    )
+    shown = shown_groups(page.text)
+    assert shown["standard"]["first_response_met"] == ("4", "2")
+    assert shown["standard"]["attainment_pct"] == ("80.0", "40.0")
+    assert shown["premium"]["first_response_met"] == ("1", "1")
+
+    only = await stack.http.post(PATH, data=window_form(customer_id="acme"), headers=console_as(ADMIN))
+    body = {"candidate": candidate_document(), "from": "2026-12-01T00:00:00Z", "to": "2026-12-05T00:00:00Z"}
+    api = await stack.http.post(
+        "/policy/simulate", json=body | {"customer_id": "acme"}, headers=stack.as_(ADMIN)
+    )
+    assert only.status_code == 200 and api.status_code == 200, only.text
+    assert api.json()["tickets"] == 1 and shown_flips(only.text) == []
+    assert shown_groups(only.text) == expected_groups(api.json())
+
+
+async def test_a_candidate_contract_runs_its_customers_tickets_as_the_api_does(module_stack: Stack) -> None:
+    """globex offered Sev 1 in 2 h by contract: the same flips as the policy candidate, for
+    globex's tickets alone, and the answer of POST /policy/simulate's `candidate_contract`."""
+    stack = module_stack
+    tickets = standard_sev1_set()
+    await seed_recorded(stack.sessionmaker, tickets)
+    terms = (await stack.http.get("/customers/globex/contract", headers=stack.as_(ADMIN))).json()
+    contract = {
+        "tier": terms["tier"],
+        "product_type": terms["product_type"],
+        "timezone": terms["timezone"],
+        "country": terms["country"],
+        "overrides": {"response": {"1": {"minutes": 120, "calendar": "extended"}}},
+    }
+    form = window_form(
+        candidate_kind="contract", candidate_contract=json.dumps({"customer_id": "globex", **contract})
+    )
+
+    page = await stack.http.post(PATH, data=form, headers=console_as(ADMIN))
+    body = {
+        "candidate_contract": contract,
+        "customer_id": "globex",
+        "from": "2026-12-01T00:00:00Z",
+        "to": "2026-12-05T00:00:00Z",
+    }
+    api = await stack.http.post("/policy/simulate", json=body, headers=stack.as_(ADMIN))
+
+    assert page.status_code == 200, page.text
+    assert api.status_code == 200, api.text
+    answer = api.json()
+    assert answer["tickets"] == 5 * 2  # this test's five globex tickets and the previous test's
+    assert shown_groups(page.text) == expected_groups(answer)
+    assert shown_flips(page.text) == [f"{f['ticket_id']} {f['clock']}" for f in answer["flips"]]
+    flipped = {f["ticket_id"] for f in answer["flips"]}
+    assert {tickets[1].opened.ticket_id, tickets[4].opened.ticket_id} <= flipped
+    assert "globex&#39;s candidate contract" in page.text
+    # The catalog is as it was.
+    assert (await stack.http.get("/customers/globex/contract", headers=stack.as_(ADMIN))).json() == terms
+
+
+async def test_a_candidate_contract_that_fails_names_the_field(module_stack: Stack) -> None:
+    stack = module_stack
+    good = {"customer_id": "globex", "tier": "standard", "product_type": "platform", "timezone": "UTC"}
+    cases = [
+        ({"candidate_contract": ""}, "candidate_contract: paste a contract"),
+        ({"candidate_contract": "{"}, "candidate_contract: not valid JSON"),
+        (
+            {"candidate_contract": json.dumps({**good, "customer_id": None})},
+            "candidate_contract.customer_id: name",
+        ),
+        ({"candidate_contract": json.dumps({**good, "tier": "gold"})}, "candidate_contract.tier: "),
+        ({"candidate_contract": json.dumps({**good, "warp": 9})}, "candidate_contract.warp: "),
+        (
+            {"candidate_contract": json.dumps({**good, "customer_id": "nobody"})},
+            "candidate_contract.customer_id: no customer &#39;nobody&#39;",
+        ),
+        (
+            {"candidate_contract": json.dumps({**good, "timezone": "Mars/Olympus"})},
+            "candidate_contract.timezone: ",
+        ),
+        (
+            {"candidate_contract": json.dumps(good), "customer_id": "acme"},
+            "customer_id: the candidate contract is",
+        ),
+        ({"candidate_kind": "both"}, "candidate_kind: &#39;both&#39; is not one of"),
+    ]
+    for fields, field in cases:
+        form = window_form(**({"candidate_kind": "contract"} | fields))
+        response = await stack.http.post(PATH, data=form, headers=console_as(ADMIN))
+        assert response.status_code == 422, (field, response.text)
+        assert "Refused (422):" in response.text and field in response.text, (field, response.text)
+        assert 'data-testid="whatif-group"' not in response.text
+        assert 'name="candidate_contract"' in response.text
+
+
 # --- Pure: the rows and the flips as the page renders them -----------------------------------------
 
 
@@ -212,7 +388,7 @@ def test_flips_and_changes_render_from_a_hand_built_answer() -> None:
     viewer = Viewer(principal=Principal(role=Role.ADMIN, name="dev-admin"), csrf_token="token")
     results = {"answer": answer, "groups": [{"key": "all", "rows": list(rows.values())}], "chart": None}
     page = TEMPLATES.env.get_template("whatif.html").render(
-        viewer=viewer, csrf_token="token", form={}, results=results | {"version": "c"}, group_choices=[]
+        viewer=viewer, csrf_token="token", form={}, results=results | {"what": "c"}, group_choices=[]
     )
     flipped = between.opened.ticket_id
     assert shown_flips(page) == [f"{flipped} escalation_ack", f"{flipped} first_response"]

@@ -91,11 +91,13 @@ NOT_RULES = {
         f"actions.{name}": {"ACTIONS", "CLOCK_NAMES", "RESPONSE_CLOCKS", "CLOSED_STATES"}
         for name in ("acknowledge", "handback", "wait_on_customer", "resume", "resolve", "reopen", "close")
     },
-    "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES"},
-    "models": {"ESCALATION_KINDS"},
+    # A clock's statuses that count as live are what a status means, not a rule.
+    "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES", "LIVE_STATUSES"},
+    "models": {"ESCALATION_KINDS", "LIVE_STATUSES"},
     "enums": {"CLOSED_STATES", "LINE_LABELS"},
     "search_attributes": {"ALL_KEYS"},
-    "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS"},
+    # INTAKE_ONLY_FIELDS names fields of the document itself (what-if's run-once test).
+    "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS", "INTAKE_ONLY_FIELDS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).
 }
 

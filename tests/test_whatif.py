@@ -3,6 +3,7 @@ are the ones worked out by hand."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import os
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from temporalio.client import WorkflowHistory
 
 from api.whatif_service import Candidate, compare
+from bench.whatif_bench import recorded
 from runtime.codec import EncryptionCodec
 from runtime.settings import Settings
 from runtime.whatif_histories import (
@@ -30,7 +32,15 @@ from workflows.actions.acknowledge import Acknowledge
 from workflows.enums import ClockStatus, CoverageCalendar
 from workflows.policy import TicketRules
 from workflows.terms import ResponseTarget, TargetOverrides
-from workflows.whatif import RecordedAction, RecordedTicket, entitlement_under, run_both, simulate
+from workflows.whatif import (
+    RecordedAction,
+    RecordedTicket,
+    entitlement_under,
+    result_of,
+    run_both,
+    same_run,
+    simulate,
+)
 from workflows.whatif_report import GroupBy, report, weekly_attainment
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -237,3 +247,56 @@ async def test_an_encrypted_history_is_read_through_the_codec() -> None:
     decoded = await decode_history(history, codec)
 
     assert recorded_ticket([decoded]) == recorded_ticket(runs_of(path))
+
+
+def test_a_ticket_the_candidate_cannot_change_is_run_once_with_the_same_result() -> None:
+    """`run_both` skips the second run when the candidate leaves the ticket's entitlement and
+    every rule the machine reads alone: the skipped run, made anyway, comes out the same. Over
+    the benchmark's records (every demo contract, Sev 1-4, late acknowledgements, auto-close)."""
+    candidate = standard_sev1_in(120)
+    skipped = 0
+    with policy.candidate(candidate) as key:
+        for ticket in recorded(240):
+            after = entitlement_under(ticket.opened.entitlement, candidate, key)
+            pair = run_both(ticket, after)
+            full = result_of(simulate(ticket, after), ticket.opened)
+            assert pair[1] == full
+            skipped += same_run(ticket.opened.entitlement, after)
+    # Standard Sev 1 (globex, umbrella) is about a tenth of them: the rest are run once.
+    assert 150 < skipped < 240
+
+
+def test_a_rule_the_machine_reads_runs_the_ticket_again() -> None:
+    ticket = acked("acme", 1, WEDNESDAY_9, timedelta(hours=3))
+    document = policy.current().document()
+    document["version"] = "candidate-later-auto-close"
+    document["auto_close_after_resolved_days"] += 1
+    later = TicketRules.model_validate(document)
+    with policy.candidate(later) as key:
+        after = entitlement_under(ticket.opened.entitlement, later, key)
+        assert not same_run(ticket.opened.entitlement, after)
+    assert same_run(ticket.opened.entitlement, ticket.opened.entitlement)
+
+
+MACHINE = Path(__file__).parent.parent / "workflows"
+# Where the intake-only rules are read: intake, the document itself and what-if's defaults.
+READERS = {"entitlement.py", "policy.py", "whatif.py"}
+
+
+def test_the_machine_reads_no_intake_only_rule_from_its_rules() -> None:
+    """`policy.INTAKE_ONLY_FIELDS` are read by intake alone: the machine reads their copies in
+    the entitlement (`ent.max_level`), never `rules.max_level` or `rules_for(...).max_level`."""
+    found = []
+    for path in sorted(MACHINE.rglob("*.py")):
+        if path.name in READERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute) or node.attr not in policy.INTAKE_ONLY_FIELDS:
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Call):
+                owner = owner.func
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if "rules" in name or name in {"current", "candidate"}:
+                found.append(f"{path.relative_to(MACHINE)}:{node.lineno} {ast.unparse(node)}")
+    assert found == []

@@ -5,9 +5,11 @@
                      [--group-by tier|severity|customer|line]
     escalator whatif --candidate-contract FILE --customer ID --from DATE --to DATE
     escalator whatif --verify --from DATE --to DATE
+    (each with [--from-histories]: read Temporal histories instead of the read model)
 
-Tickets come from the read model (received in the window), their records from their
-Temporal histories (api/whatif_service.py). It writes nothing, sends nothing, starts nothing.
+Tickets come from the read model (received in the window), and so do their records (the pinned
+opening and the actions applied), or from their Temporal histories with `--from-histories`
+(api/whatif_service.py). It writes nothing, sends nothing, starts nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def add_commands(subcommands: Any) -> None:
     command.add_argument("--to", dest="end", type=_instant, required=True, help="ISO 8601, exclusive")
     command.add_argument("--customer", default=None, help="only this customer's tickets")
     command.add_argument("--group-by", type=GroupBy, choices=list(GroupBy), default=None)
+    command.add_argument(
+        "--from-histories",
+        action="store_true",
+        help="replay the tickets from their Temporal histories, not the read model's record of them",
+    )
     command.set_defaults(main=run_whatif)
 
 
@@ -131,9 +138,18 @@ async def _run(args: argparse.Namespace, candidate: TicketRules | ContractUpdate
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:
-        client = await connect_client(settings)
+        client = await connect_client(settings) if args.from_histories else None
         sessions = make_sessionmaker(engine)
-        tickets = await whatif.recorded_tickets(client, sessions, args.start, args.end, args.customer)
+        records = await whatif.recorded_tickets(
+            client, sessions, args.start, args.end, args.customer, from_histories=args.from_histories
+        )
+        tickets = records.tickets
+        if records.unrecorded:
+            print(
+                f"escalator whatif: {len(records.unrecorded)} tickets of the window have no record in the "
+                "read model (filed before it kept one) and are left out: --from-histories reads them",
+                file=sys.stderr,
+            )
         if candidate is None:
             differences = await whatif.verify(tickets, sessions)
             for line in differences:
@@ -144,6 +160,8 @@ async def _run(args: argparse.Namespace, candidate: TicketRules | ContractUpdate
         if chosen is None:
             return 2
         answer = whatif.compare(tickets, chosen, args.group_by)
+        if records.unrecorded:
+            answer["unrecorded"] = len(records.unrecorded)
         print(json.dumps(answer, indent=2, default=str))
         return 0
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from workflows import clocks, ladder
@@ -64,6 +65,7 @@ __all__ = [
     "headline",
     "holidays_needed",
     "next_wakeup",
+    "next_wakeup_at",
     "open_ticket",
     "pin_holidays",
     "response_target",
@@ -245,6 +247,17 @@ def next_wakeup(state: TicketState) -> Wakeup | None:
     return wakeup
 
 
+def next_wakeup_at(state: TicketState) -> datetime | None:
+    """`next_wakeup(state).at`, without the sentence (what-if asks it at every wakeup)."""
+    if state.status == TicketStatus.CLOSED:
+        return None
+    at = _next_due(state)
+    renewal = _holiday_renewal_at(state)
+    if renewal is not None and (at is None or renewal < at):
+        return renewal
+    return at
+
+
 def _deadline_wakeup(state: TicketState) -> Wakeup | None:
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
         at = auto_close_at(state)
@@ -344,6 +357,9 @@ def _pinned_until(state: TicketState) -> date | None:
     return ent.holidays_until if ent.country else None
 
 
+_ZONE_DAYS = 2
+
+
 def holidays_needed(state: TicketState, now: datetime) -> HolidayYears | None:
     """The years to pin so that every local day a clock may count on has its holidays.
 
@@ -354,12 +370,20 @@ def holidays_needed(state: TicketState, now: datetime) -> HolidayYears | None:
     if until is None or state.status == TicketStatus.CLOSED:
         return None
     ent = state.entitlement
-    zone = ZoneInfo(ent.timezone)
     ahead = rules_for(ent.policy_version).holidays_ahead_days
+    # A later instant is never on an earlier local day: the last live deadline's day is the
+    # latest day of any live deadline.
+    latest = clocks.latest_live_due(state.clocks)
+    # Far from the end of the pinned years, whatever the zone: an instant's local day is within
+    # _ZONE_DAYS of its day where it is given (offsets are -12 h to +14 h).
+    if now.date() + timedelta(days=ahead + _ZONE_DAYS) < until and (
+        latest is None or latest.date() + timedelta(days=_ZONE_DAYS) < until
+    ):
+        return None
+    zone = ZoneInfo(ent.timezone)
     horizon = now.astimezone(zone).date() + timedelta(days=ahead)
-    for clock in state.clocks:
-        if clock.is_live:
-            horizon = max(horizon, clock.due_at.astimezone(zone).date())
+    if latest is not None:
+        horizon = max(horizon, latest.astimezone(zone).date())
     if horizon < until:
         return None
     assert ent.country is not None
@@ -385,13 +409,25 @@ def pin_holidays(state: TicketState, years: HolidayYears, dates: list[date], now
 
 def _holiday_renewal(state: TicketState) -> Wakeup | None:
     """When to pin the next year of holidays: `holidays_ahead_days` before the pinned ones end."""
+    at = _holiday_renewal_at(state)
+    if at is None:
+        return None
+    until = _pinned_until(state)
+    assert until is not None
+    country = state.entitlement.country
+    return Wakeup(at, f"pin the {country} public holidays of {until.year} (pinned until {until:%Y-%m-%d})")
+
+
+def _holiday_renewal_at(state: TicketState) -> datetime | None:
     until = _pinned_until(state)
     if until is None:
         return None
     ent = state.entitlement
-    ahead = rules_for(ent.policy_version).holidays_ahead_days
+    return _renewal_at(until, rules_for(ent.policy_version).holidays_ahead_days, ent.timezone)
+
+
+@lru_cache(maxsize=1024)
+def _renewal_at(until: date, ahead: int, timezone: str) -> datetime:
+    """Midnight local time `ahead` days before `until`, in UTC (pure: cached by its inputs)."""
     day = until - timedelta(days=ahead)
-    at = datetime.combine(day, time(0), ZoneInfo(ent.timezone)).astimezone(UTC)
-    return Wakeup(
-        at, f"pin the {ent.country} public holidays of {until.year} (pinned until {until:%Y-%m-%d})"
-    )
+    return datetime.combine(day, time(0), ZoneInfo(timezone)).astimezone(UTC)

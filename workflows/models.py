@@ -11,9 +11,9 @@ No Temporal imports here: the pure machine, the API and the activities share the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from workflows.enums import (
     CLOSED_STATES,
@@ -117,6 +117,11 @@ class TicketOpened(Payload):
     carried_state: TicketState | None = None
 
 
+# The statuses of a clock still counting. Loops that run at every wakeup over every clock a
+# ticket ever had (a long ticket keeps dozens of dead ones) test this tuple, not `is_live`.
+LIVE_STATUSES: Final = (ClockStatus.RUNNING, ClockStatus.WARNED)
+
+
 class SlaClock(Payload):
     kind: ClockKind
     target: ResponseTarget
@@ -133,7 +138,7 @@ class SlaClock(Payload):
 
     @property
     def is_live(self) -> bool:
-        return self.status in (ClockStatus.RUNNING, ClockStatus.WARNED)
+        return self.status in LIVE_STATUSES
 
 
 class TicketEvent(Payload):
@@ -543,6 +548,19 @@ class TicketFacts(Payload):
     outage_ended_at: datetime | None = None
 
 
+class AppliedAction(Payload):
+    """An action the workflow applied (an update, or a signal it took), with its body and the
+    time it ran: what `escalator whatif` replays from the read model (issue 20). `seq` is the
+    ticket's next event number when it was applied (every action records an event, so no two
+    share one): it orders a ticket's actions and keys their rows."""
+
+    seq: int
+    at: datetime
+    update: str
+    body: dict[str, Any]
+    signal: bool = False
+
+
 class TicketRecord(Payload):
     """Activity input, one per flush: the ticket's current row, the events not yet recorded
     and the notifications they raised, the clocks that changed and the report facts, written
@@ -555,6 +573,21 @@ class TicketRecord(Payload):
     facts: TicketFacts | None = None
     # Deliveries whose outcome the delivery activity could not write itself.
     deliveries: list[DeliveryOutcome] = Field(default_factory=list)
+    # What-if's record (issue 20): the opening, with its first record, and the actions applied
+    # since the last record.
+    opened: TicketOpened | None = None
+    actions: list[AppliedAction] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_whatif_inputs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A record without them is byte for byte what it was before they existed: the records of
+        # replayed histories stay what they were (tests/test_changes.py).
+        data: dict[str, Any] = handler(self)
+        if self.opened is None:
+            data.pop("opened", None)
+        if not self.actions:
+            data.pop("actions", None)
+        return data
 
 
 TicketOpened.model_rebuild()

@@ -112,6 +112,29 @@ class NoticeRoute(_Document):
     when: str
 
 
+# The fields of TicketRules that only intake reads (workflows/entitlement.py builds a ticket's
+# entitlement from them, and the machine reads the copies there), besides the version and its
+# prose. Two versions equal in every other field run a ticket with equal entitlements alike:
+# what-if skips the second run then (workflows/whatif.py). tests/test_whatif.py checks that the
+# machine reads none of them from the rules.
+INTAKE_ONLY_FIELDS: Final = frozenset(
+    {
+        "version",
+        "notes",
+        "response_targets",
+        "best_effort_label",
+        "bespoke_response_target",
+        "periodic_updates",
+        "warn_ratio",
+        "uptime_targets",
+        "channels",
+        "max_level",
+        "out_of_scope",
+        "handoff_categories",
+    }
+)
+
+
 class TicketRules(_Document):
     """One policy version: everything a ticket decides with that its entitlement does not carry,
     and the defaults intake copies into the entitlement."""

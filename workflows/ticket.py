@@ -36,6 +36,7 @@ from workflows.changes import ChangeTracker
 from workflows.clocks import CLOCK_NAMES
 from workflows.enums import TicketStatus
 from workflows.models import (
+    AppliedAction,
     Delivery,
     DeliveryOutcome,
     Notification,
@@ -77,6 +78,9 @@ CLOSE_GRACE = timedelta(minutes=1)
 # never retried; the ticket counts it and carries on (issue 17 §1).
 RECORD_QUARANTINED = "RecordQuarantined"
 QUARANTINE_PATCH = "quarantine-refused-records"
+# Records carry what-if's inputs (issue 20): the opening with the first record, then each
+# action applied, with its body and time (store/whatif_inputs.py).
+WHATIF_INPUTS_PATCH = "record-whatif-inputs"
 # Signals meet the checks that need the time (outage times never in the future) from here on;
 # signals in older histories replay as they were taken.
 TIMED_SIGNAL_CHECKS_PATCH = "timed-signal-checks"
@@ -271,6 +275,9 @@ class TicketWorkflow:
         self._handed_off = False
         # What the read model already has, so a record carries only what changed since.
         self._changes = ChangeTracker.starting(continued=opened.carried_state is not None)
+        # What-if's inputs not yet recorded: the opening (a first run's) and the actions applied.
+        self._opening: TicketOpened | None = opened if opened.carried_state is None else None
+        self._applied: list[AppliedAction] = []
         # The API starts a ticket with its search attributes: publish only what changes.
         started = workflow.info().typed_search_attributes
         self._published: dict[str, Any] = {
@@ -394,8 +401,18 @@ class TicketWorkflow:
                 notifications, self._outbox = self._outbox, []
             outcomes, self._unrecorded = self._unrecorded, []
             pending = self._changes.next_record(self._state, workflow.now(), notifications, outcomes)
+            self._add_whatif_inputs(pending.record)
             written = await self._write_record(pending.record)
             self._changes.settle(self._state, pending, written=written)
+
+    def _add_whatif_inputs(self, record: TicketRecord) -> None:
+        if not self._opening and not self._applied:
+            return
+        if not workflow.patched(WHATIF_INPUTS_PATCH):
+            self._opening, self._applied = None, []
+            return
+        record.opened, self._opening = self._opening, None
+        record.actions, self._applied = self._applied, []
 
     async def _write_record(self, record: TicketRecord) -> bool:
         """Run one `record_ticket`: True once written, False when the read model refused its
@@ -489,10 +506,19 @@ class TicketWorkflow:
         except Refusal as refusal:
             raise refusal_error(refusal) from None
 
-    def _apply(self, action: ActionModel) -> None:
+    def _apply(self, action: ActionModel, *, signal: bool = False) -> None:
+        seq = self._state.next_seq
         outcome = machine.apply(self._state, action, workflow.now(), in_place=True)
         self._outbox.extend(outcome.notifications)
         self._changed = True
+        applied = AppliedAction(
+            seq=seq,
+            at=workflow.now(),
+            update=ACTIONS.of(action).update,
+            body=action.model_dump(mode="json"),
+            signal=signal,
+        )
+        self._applied.append(applied)
 
     def _act(self, action: ActionModel) -> TicketView:
         try:
@@ -508,7 +534,7 @@ class TicketWorkflow:
         timed = ACTIONS.of(action).check_at is None or workflow.patched(TIMED_SIGNAL_CHECKS_PATCH)
         try:
             machine.validate(self._state, action, workflow.now(), timed=timed)
-            self._apply(action)
+            self._apply(action, signal=True)
         except Refusal as refusal:
             workflow.logger.warning("Ignored %s signal: %s", type(action).__name__, refusal.message)
 

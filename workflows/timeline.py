@@ -112,7 +112,7 @@ class Step:
         if audience == Audience.CUSTOMER and state.entitlement.product_type == ProductType.PARTNER_DELIVERED:
             # The partner owns customer-facing communication (DESIGN.md §6).
             audience = Audience.PARTNER
-        key = f"{event.seq}-{audience.value}"
+        key = f"{event.seq}-{audience}"  # a StrEnum formats as its value
         if any(note.key == key for note in self.notifications):
             return  # one notice per audience per event
         channel = NoticeChannel.PAGER if page_action else self.rules.channel_for(audience)

@@ -124,12 +124,12 @@ def simulate(
 def _wake_until(run: Run, until: datetime, holidays: HolidayLookup) -> None:
     """Wake as the workflow's timer does, at every deadline up to `until`."""
     for _ in range(MAX_WAKEUPS):
-        wakeup = machine.next_wakeup(run.state)
-        if wakeup is None or wakeup.at > until:
+        wakeup = machine.next_wakeup_at(run.state)
+        if wakeup is None or wakeup > until:
             return
         # The workflow's timer is whole milliseconds, rounded up; it runs the deadline at the
         # first workflow task from then on.
-        at = _ceil_ms(wakeup.at)
+        at = _ceil_ms(wakeup)
         if run.ticks:
             woke = bisect_left(run.ticks, at)
             if woke == len(run.ticks):
@@ -157,8 +157,10 @@ def _pin(run: Run, now: datetime, holidays: HolidayLookup) -> None:
 
 def _collect(run: Run) -> None:
     """Move the state's new events onto the run's list (the workflow records and drops them)."""
-    run.events.extend(run.state.events)
-    run.state.events = []
+    events = run.state.events
+    if events:
+        run.events.extend(events)
+        events.clear()  # the run's own state: no copy shares this list
 
 
 # --- A candidate policy document, applied to a pinned entitlement -------------------------------
@@ -365,6 +367,47 @@ def run_both(
     holidays: HolidayLookup = pinned_holidays,
 ) -> tuple[TicketResult, TicketResult]:
     """The ticket under its pinned entitlement, then under `after` (inside its candidate's
-    `policy.candidate` context, when it names a candidate policy)."""
+    `policy.candidate` context, when it names a candidate policy).
+
+    When `after` cannot run differently (`same_run`), the second run is the first: most tickets
+    of a candidate that changes one tier's target are not of that tier."""
     before = result_of(simulate(ticket, holidays=holidays), ticket.opened)
+    if not ticket.ticks and same_run(ticket.opened.entitlement, after):
+        return before, before
     return before, result_of(simulate(ticket, after, holidays=holidays), ticket.opened)
+
+
+_VERSION_FIELDS = frozenset({"policy_version", "policy_fingerprint"})
+
+
+def same_run(pinned: Entitlement, after: Entitlement) -> bool:
+    """Whether a record runs alike under both: equal entitlements but for the policy version,
+    under versions equal in every rule the machine reads (all but `policy.INTAKE_ONLY_FIELDS`).
+    (A record with `ticks` does not: its run under the pinned terms wakes when the workflow did.)"""
+    if after is pinned:
+        return True
+    for name in type(pinned).model_fields:
+        if name not in _VERSION_FIELDS and getattr(pinned, name) != getattr(after, name):
+            return False
+    return _same_rules(
+        policy.rules_for(pinned.policy_version, pinned.policy_fingerprint),
+        policy.rules_for(after.policy_version, after.policy_fingerprint),
+    )
+
+
+# Per pair of documents (by identity, which the entry keeps), computed once per simulation.
+_SAME_RULES: dict[tuple[int, int], tuple[TicketRules, TicketRules, bool]] = {}
+
+
+def _same_rules(one: TicketRules, other: TicketRules) -> bool:
+    if one is other:
+        return True
+    cached = _SAME_RULES.get((id(one), id(other)))
+    if cached is not None and cached[0] is one and cached[1] is other:
+        return cached[2]
+    exclude = set(policy.INTAKE_ONLY_FIELDS)
+    same = one.model_dump(exclude=exclude) == other.model_dump(exclude=exclude)
+    if len(_SAME_RULES) > 256:
+        _SAME_RULES.clear()
+    _SAME_RULES[(id(one), id(other))] = (one, other, same)
+    return same

@@ -1,8 +1,10 @@
 """/console/reports/what-if: the What if page (issue 20), admins only.
 
-An admin pastes or uploads a candidate policy document, picks the window and the grouping,
-and sees what `POST /policy/simulate` answers for the same body: before and after per group,
-the clocks that flip, and the weekly first-response attainment drawn by the reports' chart.
+An admin pastes or uploads a candidate policy document, or pastes a candidate contract for one
+customer (the body of PUT /customers/{id}/contract, with its `customer_id`), picks the window,
+a customer if it likes, and the grouping, and sees what `POST /policy/simulate` answers for
+the same body: before and after per group, the clocks that flip, and the weekly
+first-response attainment drawn by the reports' chart.
 Any other key gets the console's "no such page" (404), as for a page that is not there, and
 the link to it is not in its navigation. Like the API, a simulation changes nothing.
 """
@@ -13,14 +15,15 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api import whatif_service
+from api.catalog_schemas import ContractUpdate
 from api.console import session
 from api.console.forms import FormInvalid
 from api.console.routes import not_found_page, render
@@ -28,23 +31,30 @@ from api.console.views import may_simulate
 from api.deps import ClientDep
 from api.errors import describe_validation
 from store import report_sql
+from store.catalog import CatalogRefused, ContractNotFound, edited_terms
 from workflows.models import OwningLine
 from workflows.policy import TicketRules, current
+from workflows.terms import ContractTerms
 from workflows.whatif_report import GroupBy
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+Model = TypeVar("Model", bound=BaseModel)
 
 PATH: Final = "/console/reports/what-if"
 # A policy document is about 12 KB; a candidate far larger than that is not one.
 MAX_CANDIDATE_BYTES: Final = 256 * 1024
 GROUP_CHOICES: Final = [("", "Nothing (all tickets)")] + [(g.value, g.value) for g in GroupBy]
+CANDIDATE_KINDS: Final = ("policy", "contract")
 
 
 @dataclass(frozen=True)
 class Simulation:
-    """A valid what-if form: the candidate, the window [start, end) and the grouping."""
+    """A valid what-if form: the candidate (a policy document, or one customer's contract), the
+    window [start, end), the customer whose tickets alone run (if any) and the grouping."""
 
-    rules: TicketRules
+    rules: TicketRules | None
+    contract: ContractUpdate | None
+    customer_id: str | None
     start: datetime
     end: datetime
     group_by: GroupBy | None
@@ -125,28 +135,46 @@ def _candidate_text(form: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
-def parse_candidate(text: str) -> TicketRules:
-    """The candidate policy document, validated; FormInvalid names the field at fault."""
+def _json_object(text: str, field: str, what: str, hint: str) -> dict[str, Any]:
+    """The pasted JSON object of `field` (a `what`); FormInvalid says what is wrong with it."""
     if not text.strip():
-        raise FormInvalid("candidate: paste a policy document (GET /policy answers one) or upload its file.")
+        raise FormInvalid(f"{field}: paste {what} ({hint}).")
     if len(text.encode()) > MAX_CANDIDATE_BYTES:
-        raise FormInvalid(
-            f"candidate: larger than {MAX_CANDIDATE_BYTES // 1024} KiB; a policy document is not."
-        )
+        raise FormInvalid(f"{field}: larger than {MAX_CANDIDATE_BYTES // 1024} KiB; {what} is not.")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
         raise FormInvalid(
-            f"candidate: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
-            "start from the document GET /policy answers."
+            f"{field}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); start from {hint}."
         ) from None
     if not isinstance(document, dict):
-        raise FormInvalid("candidate: must be a JSON object, a policy document as GET /policy answers.")
+        raise FormInvalid(f"{field}: must be a JSON object, {what} ({hint}).")
+    return document
+
+
+def _validated(model: type[Model], document: dict[str, Any], field: str) -> Model:
     try:
-        return TicketRules.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as err:
-        errors = [{**error, "loc": ("candidate", *error["loc"])} for error in err.errors()]
+        errors = [{**error, "loc": (field, *error["loc"])} for error in err.errors()]
         raise FormInvalid(describe_validation(errors)) from None
+
+
+def parse_candidate(text: str) -> TicketRules:
+    """The candidate policy document, validated; FormInvalid names the field at fault."""
+    hint = "the document GET /policy answers, or upload its file"
+    return _validated(TicketRules, _json_object(text, "candidate", "a policy document", hint), "candidate")
+
+
+def parse_contract(text: str) -> tuple[str, ContractUpdate]:
+    """The candidate contract and its customer: the body of PUT /customers/{id}/contract with
+    `customer_id` beside its terms, validated; FormInvalid names the field at fault."""
+    hint = "the body of PUT /customers/{id}/contract with its customer_id"
+    document = _json_object(text, "candidate_contract", "a contract", hint)
+    customer_id = document.pop("customer_id", None)
+    if not isinstance(customer_id, str) or not customer_id.strip():
+        raise FormInvalid("candidate_contract.customer_id: name the customer whose contract this is.")
+    return customer_id.strip(), _validated(ContractUpdate, document, "candidate_contract")
 
 
 def _day(form: Any, name: str) -> datetime:
@@ -159,9 +187,28 @@ def _day(form: Any, name: str) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _text(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def parse_form(form: Any) -> Simulation:
     """The page's form as a simulation; FormInvalid names the first field at fault."""
-    rules = parse_candidate(_candidate_text(form))
+    kind = _text(form, "candidate_kind") or "policy"
+    if kind not in CANDIDATE_KINDS:
+        raise FormInvalid(f"candidate_kind: {kind!r} is not one of {', '.join(CANDIDATE_KINDS)}.")
+    customer_id = _text(form, "customer_id").strip() or None
+    rules = contract = None
+    if kind == "policy":
+        rules = parse_candidate(_candidate_text(form))
+    else:
+        owner, contract = parse_contract(_text(form, "candidate_contract"))
+        if customer_id is not None and customer_id != owner:
+            raise FormInvalid(
+                f"customer_id: the candidate contract is {owner!r}'s; leave the customer empty or "
+                f"name {owner!r}."
+            )
+        customer_id = owner
     start, end = _day(form, "from"), _day(form, "to")
     try:
         start, end = report_sql.check_period(start, end)
@@ -170,7 +217,7 @@ def parse_form(form: Any) -> Simulation:
     raw_group = form.get("group_by") or ""
     if raw_group and raw_group not in set(GroupBy):
         raise FormInvalid(f"group_by: {raw_group!r} is not one of {', '.join(GroupBy)}.")
-    return Simulation(rules, start, end, GroupBy(raw_group) if raw_group else None)
+    return Simulation(rules, contract, customer_id, start, end, GroupBy(raw_group) if raw_group else None)
 
 
 def _defaults() -> dict[str, Any]:
@@ -182,13 +229,18 @@ def _defaults() -> dict[str, Any]:
         "from": start.isoformat(),
         "to": (today + timedelta(days=1)).isoformat(),
         "group_by": "",
+        "candidate_kind": "policy",
+        "candidate_contract": "",
+        "customer_id": "",
     }
+
+
+FIELDS: Final = ("candidate", "candidate_kind", "candidate_contract", "customer_id", "from", "to", "group_by")
 
 
 def _typed(form: Any) -> dict[str, Any]:
     """What was typed, to show again with the refusal."""
-    typed = {name: form.get(name) for name in ("candidate", "from", "to", "group_by")}
-    return {name: value if isinstance(value, str) else "" for name, value in typed.items()}
+    return {name: _text(form, name) for name in FIELDS}
 
 
 async def _results(answer: dict[str, Any], simulation: Simulation) -> dict[str, Any]:
@@ -210,7 +262,11 @@ async def _results(answer: dict[str, Any], simulation: Simulation) -> dict[str, 
         {"key": group["key"], "rows": comparison_rows(group["before"], group["after"])}
         for group in answer["groups"]
     ]
-    return {"answer": answer, "groups": groups, "chart": chart, "version": simulation.rules.version}
+    if simulation.rules is not None:
+        what = f"the candidate policy {simulation.rules.version}"
+    else:
+        what = f"{simulation.customer_id}'s candidate contract ({simulation.customer_id}'s tickets only)"
+    return {"answer": answer, "groups": groups, "chart": chart, "what": what}
 
 
 def _page(
@@ -249,18 +305,41 @@ async def whatif_simulate(request: Request, viewer: session.FormViewer, client: 
     form = await request.form()
     try:
         simulation = parse_form(form)
+        terms = await _contract_terms(request, simulation)
     except FormInvalid as err:
         return _page(request, viewer, _typed(form), error=err.message, status_code=422)
     answer = await whatif_service.simulate_window(
         client=client,
         sessionmaker=request.app.state.sessionmaker,
         rules=simulation.rules,
+        contract=terms,
         start=simulation.start,
         end=simulation.end,
+        customer_id=simulation.customer_id,
         group_by=simulation.group_by,
         weeks=True,
     )
     typed = _typed(form)
-    if not typed["candidate"]:
+    if simulation.rules is not None and not typed["candidate"]:
         typed["candidate"] = json.dumps(simulation.rules.document(), indent=2)
     return _page(request, viewer, typed, results=await _results(answer, simulation))
+
+
+async def _contract_terms(request: Request, simulation: Simulation) -> ContractTerms | None:
+    """The candidate contract as intake would run it, checked as PUT /customers/{id}/contract
+    checks an edit, and written nowhere."""
+    if simulation.contract is None:
+        return None
+    assert simulation.customer_id is not None
+    async with request.app.state.sessionmaker() as session:
+        try:
+            return await edited_terms(
+                session=session, customer_id=simulation.customer_id, **simulation.contract.model_dump()
+            )
+        except ContractNotFound:
+            raise FormInvalid(
+                f"candidate_contract.customer_id: no customer {simulation.customer_id!r}; use an id from "
+                "the catalog (GET /customers)."
+            ) from None
+        except CatalogRefused as err:
+            raise FormInvalid(f"candidate_contract.{err.field}: {err.message}") from None

@@ -178,6 +178,11 @@ class SimulateBody(BaseModel):
     to: datetime = Field(description="tickets received before this instant")
     customer_id: str | None = Field(default=None, max_length=200)
     group_by: GroupBy | None = None
+    from_histories: bool = Field(
+        default=False,
+        description="replay the tickets from their Temporal histories instead of the read model's "
+        "record of them (tickets filed before the read model kept one have only their history)",
+    )
 
 
 def _aware(at: datetime) -> datetime:
@@ -212,6 +217,7 @@ async def simulate_policy(
         end=end,
         customer_id=body.customer_id,
         group_by=body.group_by,
+        from_histories=body.from_histories,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, expect
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.main import create_app
@@ -47,6 +48,8 @@ class Site:
     api: httpx.AsyncClient
     client: Client
     task_queue: str
+    # The read model, to seed recorded tickets (the What if page's source).
+    sessionmaker: async_sessionmaker[AsyncSession]
 
     @staticmethod
     def as_(secret: str) -> dict[str, str]:
@@ -109,7 +112,7 @@ async def running_console(client: Client, db_path: Path, *, log_level: str = "in
             url = f"http://127.0.0.1:{port}"
             try:
                 async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-                    yield Site(url, api, client, settings.task_queue)
+                    yield Site(url, api, client, settings.task_queue, sessionmaker)
             finally:
                 server.should_exit = True
                 await serving

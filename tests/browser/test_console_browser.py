@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.browser.site import SHORT_CUSTOMER, Site, new_page, serious_violations, sign_in
-from tests.fixtures_api import completed_activity, wait_for_event
+from tests.test_console_whatif import seed_recorded, standard_sev1_set
 from workflows import policy
 
 # The actor names the key by its id as well as its name (issue 17 §4).
@@ -341,18 +341,13 @@ async def test_reports_show_the_sla_chart_and_the_uptime_table(site: Site, brows
 async def test_an_admin_sees_what_standard_sev1_in_2_hours_would_have_done(
     site: Site, browser: Browser, tmp_path: Path
 ) -> None:
-    """The What if page (issue 20), end to end. Its screenshot is the README's docs/whatif.png
-    when ESCALATOR_SCREENSHOTS=1 is set (a test run leaves the committed file alone)."""
-    tickets = [
-        await site.file("globex", severity=1, title="Sign-in fails for every user"),
-        await site.file("acme", severity=2, title="Audit export is slow"),
-    ]
-    acknowledged = await site.api.post(f"/tickets/{tickets[0]}/acknowledge", json={}, headers=site.as_(ADMIN))
-    assert acknowledged.status_code == 200, acknowledged.text
-    for ticket_id in tickets:
-        await wait_for_event(
-            site.client.get_workflow_handle(f"ticket-{ticket_id}"), completed_activity("record_ticket")
-        )
+    """The What if page (issue 20), end to end, over the hand-checked set of tickets (tests/
+    test_console_whatif.py) recorded in the read model: two of its Standard Sev 1 tickets flip.
+    Its screenshot is the README's docs/whatif.png when ESCALATOR_SCREENSHOTS=1 is set (a test
+    run leaves the committed file alone)."""
+    tickets = standard_sev1_set()
+    await seed_recorded(site.sessionmaker, tickets)
+    flipped = [tickets[1].opened.ticket_id, tickets[4].opened.ticket_id]
     candidate = policy.current().document()
     candidate["version"] = "2027.01-standard-sev1-2h"
     candidate["response_targets"]["standard"]["1"]["minutes"] = 120
@@ -364,6 +359,10 @@ async def test_an_admin_sees_what_standard_sev1_in_2_hours_would_have_done(
         )
         try:
             await simulate_as_admin(page, candidate)
+            for ticket_id in flipped:
+                for clock in ("first_response", "escalation_ack"):
+                    await expect(page.locator(f"tr[data-flip='{ticket_id} {clock}']")).to_be_visible()
+            await expect(page.locator("[data-flip]")).to_have_count(4)
             chart = page.get_by_test_id("whatif-chart")
             await expect(chart).to_have_js_property("complete", True)
             assert await chart.evaluate("img => img.naturalWidth") > 0
@@ -382,6 +381,9 @@ async def simulate_as_admin(page: Page, candidate: dict[str, object]) -> None:
     await expect(page.get_by_role("heading", name="What if")).to_be_visible()
     await page.get_by_label("Candidate policy document").fill(json.dumps(candidate, indent=2))
     await page.get_by_label("Group by").select_option("tier")
+    # The week of the hand-built tickets.
+    await page.get_by_label("From (UTC)").fill("2026-12-01")
+    await page.get_by_label("To (UTC, not included)").fill("2026-12-05")
     await page.get_by_role("button", name="Simulate").click()
     standard = page.locator("[data-testid='whatif-group'][data-group='standard']")
     await expect(standard).to_be_visible()

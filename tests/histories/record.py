@@ -45,6 +45,7 @@ from runtime.settings import Settings
 from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
 from store.quarantine import quarantined_records
 from store.tickets import get_timeline
+from store.whatif_inputs import recorded_tickets as whatif_records
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
 from worker.worker import build_worker
 from workflows import search_attributes
@@ -75,6 +76,7 @@ from workflows.enums import (
 from workflows.models import TASK_QUEUE, SlaClock, TicketEvent, TicketState, workflow_id_for
 from workflows.terms import ContractTerms, ResponseTarget, TargetOverrides
 from workflows.ticket import TicketWorkflow
+from workflows.whatif import simulate
 
 HERE = Path(__file__).parent
 BIN_DIR = Path(sys.executable).parent
@@ -788,6 +790,37 @@ async def record_quarantined(run: Run) -> list[WorkflowHandle[Any, Any]]:
     history = await t.pinned().fetch_history()
     failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
     check(len(failed) == 1, "the refused record failed once, not retried")
+    return [t.pinned()]
+
+
+@scenario(
+    "what-if's record: the first record carries the pinned opening and each later one the actions "
+    "applied (an update and a signal), with their bodies and times; replayed from the read model "
+    "alone, the ticket's timeline comes out as recorded"
+)
+async def whatif_inputs(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    t = await run.open("acme", 2, terms=ACME_24X7)  # Premium Sev 2: 4 h on 24x7, at L1
+    l2 = engineer(2, "bo")
+    await run.sleep(timedelta(hours=4, minutes=1))
+    await t.act("acknowledge", Acknowledge(actor=l2, note="looking at it"))
+    acked = (await t.state()).next_seq
+    await t.signal("comment", Comment(actor=l2, body="Synced from the CRM"))
+    await t.until("commented", lambda s: s.next_seq > acked)
+    await t.act("close", Close(actor=l2, note="fixed"))
+    ev = await t.finish()
+    async with run.sessions() as session:
+        [ticket], missing = await whatif_records(session=session, ticket_ids=[t.ticket_id])
+    check(missing == [] and ticket.opened.ticket_id == t.ticket_id, "the read model has the opening")
+    applied = [(type(each.action).__name__, each.signal) for each in ticket.actions]
+    check(
+        applied == [("Acknowledge", False), ("Comment", True), ("Close", False)],
+        f"and every action applied, in order: {applied}",
+    )
+    simulated = simulate(ticket)
+    check(
+        [e.model_dump() for e in simulated.events] == [e.model_dump() for e in ev.timeline],
+        "replayed from the read model, the timeline comes out as recorded",
+    )
     return [t.pinned()]
 
 
