@@ -93,8 +93,11 @@ NOT_RULES = {
     },
     # A clock's statuses that count as live are what a status means, not a rule.
     "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES", "LIVE_STATUSES"},
-    "models": {"ESCALATION_KINDS", "LIVE_STATUSES"},
-    "enums": {"CLOSED_STATES", "LINE_LABELS"},
+    # The order payloads were recorded in is a serialization detail, not a rule.
+    "models": {"ESCALATION_KINDS", "LIVE_STATUSES", "RECORDED_ORDER", "CLOSED_STATES"},
+    # Which audiences are ConnectSoft's own teams is what an audience is; only the delivery
+    # activity groups notices by it (activities/delivery.py), never the workflow.
+    "enums": {"CLOSED_STATES", "LINE_LABELS", "INTERNAL_AUDIENCES"},
     "search_attributes": {"ALL_KEYS"},
     # INTAKE_ONLY_FIELDS names fields of the document itself (what-if's run-once test).
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS", "INTAKE_ONLY_FIELDS"},

@@ -4,7 +4,7 @@ incident. Every notice keeps its own outbox row; `group_key` names the digest or
 out in.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06
 """
 
