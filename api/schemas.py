@@ -138,6 +138,7 @@ class TicketPublic(BaseModel):
         "part of the ticket, which runs on regardless",
     )
     records_quarantined: int = Field(default=0, description="The ticket's writes set aside so far")
+    incident_id: str | None = Field(default=None, description="The major incident it is linked to (§13)")
     clocks: list[ClockPublic]
     terms: TermsPublic
 

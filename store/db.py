@@ -211,6 +211,7 @@ class Ticket(Base):
     sla_breached: Mapped[bool] = mapped_column(Boolean)
     # A breach by the partner's first line, kept apart from ConnectSoft's own.
     partner_sla_breached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    incident_id: Mapped[str | None] = mapped_column(ID, index=True)
     updated_at: Mapped[datetime] = mapped_column()
     # Facts for the reports (store/clock_outcomes.py): MTTA, MTTR and uptime.
     acknowledged_at: Mapped[datetime | None] = mapped_column()

@@ -44,6 +44,7 @@ WORKFLOW_MODULES = [
     "actions.reopen",
     "actions.close",
     "actions.outage",
+    "actions.incident",
     "ladder",
     "clocks",
     "calendars",

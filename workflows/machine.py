@@ -34,6 +34,7 @@ from workflows.actions.base import (
     check_at,
     take,
 )
+from workflows.actions.incident import LinkIncident, link
 from workflows.clocks import CLOCK_NAMES, RESPONSE_CLOCKS
 from workflows.enums import (
     Audience,
@@ -48,7 +49,7 @@ from workflows.enums import (
     TicketStatus,
 )
 from workflows.ladder import response_target
-from workflows.models import SlaClock, TicketOpened, TicketState
+from workflows.models import SYSTEM, SlaClock, TicketOpened, TicketState
 from workflows.policy import rules_for
 from workflows.terms import HolidayYears
 from workflows.timeline import Outcome, Step, headline, working_copy
@@ -109,6 +110,9 @@ def open_ticket(opened: TicketOpened) -> Outcome:
         f"contract {ent.contract_id} r{ent.contract_revision}, policy {ent.policy_version}",
         actor=opened.reporter or opened.customer_id,
     )
+    if opened.incident_id is not None:
+        # An open incident's rule matched at intake: linked from the start (DESIGN.md §13).
+        link(step, LinkIncident(actor=SYSTEM, incident_id=opened.incident_id))
     clock = clocks.start_clock(step, ClockKind.FIRST_RESPONSE, ent.response_target(opened.severity))
     resolution = ent.resolution_targets.get(str(int(opened.severity)))
     if resolution:

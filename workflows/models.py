@@ -112,6 +112,8 @@ class TicketOpened(Payload):
     # A Sev 1 may say when its outage began (and ended), for the uptime report.
     outage_started_at: datetime | None = None
     outage_ended_at: datetime | None = None
+    # An open incident whose rule matched at intake (DESIGN.md §13): linked from the start.
+    incident_id: str | None = None
     # Set when the workflow continues as new: the machine picks up where it was.
     carried_state: TicketState | None = None
 
@@ -309,10 +311,14 @@ class TicketState(_TicketFields, Payload):
     # The ticket's open incidents on the pager, by audience (on_call, partner_on_call), each
     # triggered or acknowledged. Resolving or closing the ticket resolves them all.
     pages: dict[Audience, PageAction] = Field(default_factory=dict)
+    incident_id: str | None = None
     # Writes of this ticket to the read model that the database refused on their data
     # (overflow, a value it cannot store, an integrity error): set aside in its quarantine
     # table rather than retried for ever. Above 0, the read model is behind this state.
     records_quarantined: int = 0
+    # The incident updates (and resolution) this ticket has applied, by id, newest last and at
+    # most INCIDENT_UPDATES_KEPT: a retried fan-out applies each one once (DESIGN.md §13).
+    incident_updates: list[str] = Field(default_factory=list)
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""
@@ -361,6 +367,7 @@ class TicketView(_TicketFields, Payload):
     outage_started_at: datetime | None = None
     outage_ended_at: datetime | None = None
     records_quarantined: int = 0
+    incident_id: str | None = None
     terms: Terms
 
     @property
@@ -389,6 +396,7 @@ class TicketRow(Payload):
     response_due: datetime | None
     sla_breached: bool
     partner_sla_breached: bool = False
+    incident_id: str | None = None
     updated_at: datetime
 
 
