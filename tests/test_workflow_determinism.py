@@ -45,6 +45,8 @@ WORKFLOW_MODULES = [
     "actions.close",
     "actions.outage",
     "actions.incident",
+    "incident",
+    "incident_model",
     "ladder",
     "clocks",
     "calendars",
