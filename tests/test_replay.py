@@ -45,6 +45,7 @@ REQUIRED_PATHS = {
     # Issue 19: a ticket's incident path, and the incident's own workflow.
     "an incident's link, update, unlink and resolution on a ticket": "incident_ticket",
     "an incident's fan-out, rule sweep and resolution": "incident_workflow",
+    "an incident's continue-as-new": "incident_continue_as_new",
 }
 
 
@@ -120,11 +121,16 @@ def workflow_type(history: WorkflowHistory) -> str:
 TICKET_HISTORIES = [path for path in HISTORIES if workflow_type(load(path)) == "TicketWorkflow"]
 
 
-def test_the_incident_workflow_history_is_the_incidents() -> None:
+def test_the_incident_histories_are_the_incidents() -> None:
     history = load(HISTORY_DIR / "incident_workflow.json")
-    assert workflow_type(history) == "IncidentWorkflow"
     assert {"fan_out_incident_update", "link_incident_tickets"} <= activities_run(history)
-    assert set(HISTORIES) - set(TICKET_HISTORIES) == {HISTORY_DIR / "incident_workflow.json"}
+    incidents = [
+        file for name in ("incident_workflow", "incident_continue_as_new") for file in SCENARIOS[name].files
+    ]
+    assert {path.name for path in set(HISTORIES) - set(TICKET_HISTORIES)} == set(incidents)
+    assert {workflow_type(load(HISTORY_DIR / file)) for file in incidents} == {"IncidentWorkflow"}
+    runs = [load(HISTORY_DIR / file).events for file in SCENARIOS["incident_continue_as_new"].files]
+    assert runs[0][-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
 
 
 @pytest.mark.parametrize("path", TICKET_HISTORIES, ids=[p.stem for p in TICKET_HISTORIES])

@@ -915,6 +915,48 @@ async def incident_workflow(run: Run) -> list[WorkflowHandle[Any, Any]]:
     return [handle]
 
 
+@scenario(
+    "an incident's workflow continues as new while it sweeps for its rule, and the new run resolves it",
+    server=Server.DEV_SMALL_HISTORY,
+    runs=2,
+)
+async def incident_continue_as_new(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    at = await run.env.get_current_time()
+    opened = IncidentOpened(
+        incident_id=INCIDENT,
+        title="Identity outage",
+        description="SSO fails",
+        products=[Product.IDENTITY],
+        severity=Severity.HIGH,
+        opened_by=SUPPORT,
+        opened_at=at,
+        sweep_seconds=1,
+    )
+    handle = await run.env.client.start_workflow(
+        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
+    )
+    incident = Ticket(run, INCIDENT, at, handle)
+    run.tickets.append(incident)
+    first_run = (await handle.describe()).run_id
+    rule = LinkRule(product=Product.IDENTITY, severities=[Severity.HIGH], received_from=at)
+    await incident.act("add-rule", AddLinkRule(actor=SUPPORT, rule=rule))
+    # A sweep a second: the history grows past the limit, and the idle run hands over.
+    first = incident.pinned(first_run)
+    async with asyncio.timeout(90):
+        async for event in first.fetch_history_events(wait_new_event=True):
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                break
+        else:
+            raise PathNotCovered("the incident's first run ended without continuing as new")
+    await incident.act("resolve", ResolveIncident(actor=SUPPORT, resolution="IdP failed over"))
+    final: IncidentState = await handle.result()
+
+    check((await handle.describe()).run_id != first_run, "the incident ended on a new run")
+    check(final.rules == [rule], "the new run kept the rule")
+    check(final.status.value == "resolved" and final.updates[-1].done, "and resolved")
+    return [first, incident.pinned((await handle.describe()).run_id)]
+
+
 async def incident_until(incident: Ticket, done: Callable[[IncidentState], bool]) -> IncidentState:
     async for _ in incident.handle.fetch_history_events(wait_new_event=True):
         state: IncidentState = await incident.handle.query(IncidentWorkflow.state)
