@@ -33,6 +33,7 @@ class OpenIncidents:
 
 
 _CACHE: dict[str, OpenIncidents] = {}
+_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def forget(task_queue: str) -> None:
@@ -74,14 +75,16 @@ async def incident_for(
     Never holds intake back: if Temporal's visibility does not answer, the ticket is filed
     unlinked and the incident's sweep links it.
     """
-    cached = _CACHE.get(task_queue)
-    now = time.monotonic()
-    if cached is None or now - cached.loaded_at > ttl_seconds:
-        try:
-            cached = _CACHE[task_queue] = OpenIncidents(await _load(client, task_queue), now)
-        except RPCError as err:
-            log.warning("Could not read the open incidents at intake (the sweep links later): %s", err)
-            return None
+    # One reload at a time: a storm's intakes wait for it rather than each reading them all.
+    async with _LOCKS.setdefault(task_queue, asyncio.Lock()):
+        cached = _CACHE.get(task_queue)
+        now = time.monotonic()
+        if cached is None or now - cached.loaded_at > ttl_seconds:
+            try:
+                cached = _CACHE[task_queue] = OpenIncidents(await _load(client, task_queue), now)
+            except RPCError as err:
+                log.warning("Could not read the open incidents at intake (the sweep links later): %s", err)
+                return None
     for incident in cached.incidents:
         if incident.matches(
             customer_id=customer_id, product=product, severity=severity, received_at=received_at

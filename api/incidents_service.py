@@ -176,15 +176,16 @@ async def open_incident(
         ),
         static_summary=f"Incident {opened.incident_id} [Sev {int(request.severity)}] "
         + ", ".join(p.value for p in products),
-        static_details=f"{request.title}\n\nCustomers: {', '.join(request.customer_ids or ['all'])}",
+        # No free text: summaries stay readable in an encrypted history (runtime/codec.py).
+        static_details=f"Products: {', '.join(p.value for p in products)}. Customers: "
+        f"{', '.join(request.customer_ids or ['all'])}. Link rules, updates and their progress: "
+        f"the `state` query, and GET /incidents/{opened.incident_id}.",
     )
     incident_intake.forget(settings.task_queue)
     return IncidentState.opened(opened)
 
 
-async def public(
-    *, session: AsyncSession, state: IncidentState, scope: TicketScope, principal: Principal
-) -> IncidentPublic:
+async def public(*, session: AsyncSession, state: IncidentState, scope: TicketScope) -> IncidentPublic:
     counts = await read_model.incident_counts(session=session, incident_id=state.incident_id, scope=scope)
     rows = await read_model.linked_tickets(
         session=session, incident_id=state.incident_id, scope=scope, limit=LISTED_TICKETS, offset=0

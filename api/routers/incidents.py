@@ -44,7 +44,7 @@ async def open_incident(
         client=client, session=session, settings=settings, principal=principal, request=body
     )
     response.headers["Location"] = f"/incidents/{state.incident_id}"
-    return await service.public(session=session, state=state, scope=TicketScope(), principal=principal)
+    return await service.public(session=session, state=state, scope=TicketScope())
 
 
 @router.get("", response_model=IncidentList, responses=problem_responses(401, 403))
@@ -67,7 +67,7 @@ async def get_incident(
     state, scope = await service.reachable(
         client=client, session=session, principal=principal, incident_id=incident_id
     )
-    return await service.public(session=session, state=state, scope=scope, principal=principal)
+    return await service.public(session=session, state=state, scope=scope)
 
 
 @router.post(
