@@ -109,6 +109,7 @@ class IncidentActivities:
                 incident_id=batch.incident_id,
                 update_id=batch.update_id,
                 resolution=batch.message,
+                posted_at=batch.posted_at,
             )
         else:
             update = "incident-update"
@@ -117,6 +118,7 @@ class IncidentActivities:
                 incident_id=batch.incident_id,
                 update_id=batch.update_id,
                 message=batch.message,
+                posted_at=batch.posted_at,
             )
         await _in_slices(page, lambda ticket_id: self._apply(ticket_id, update, action), progress)
         # A short page is the last: nothing linked and open is left after it.

@@ -146,3 +146,28 @@ def test_a_ticket_remembers_a_bounded_number_of_update_ids() -> None:
         state = machine.apply(state, update(f"u{number}"), NOW + timedelta(minutes=number)).state
     assert len(state.incident_updates) == INCIDENT_UPDATES_KEPT
     assert state.incident_updates[-1] == f"u{INCIDENT_UPDATES_KEPT + 4}"
+
+
+def test_an_update_counts_when_it_was_posted_if_the_ticket_recorded_nothing_since() -> None:
+    """A fan-out reaches the last ticket a minute after the update was posted: the ticket takes
+    it at the posting, as if it had arrived then (time comes first: nothing is rewritten)."""
+    state = linked("globex", 2)
+    posted = NOW + timedelta(minutes=40)
+    on_time = update().model_copy(update={"posted_at": posted})
+    after = machine.apply(state, on_time, posted + timedelta(seconds=55)).state
+    first = after.clock(ClockKind.FIRST_RESPONSE)
+    assert first is not None and (first.status, first.stopped_at) == (ClockStatus.MET, posted)
+    assert after.events[-1].at == after.acknowledged_at == posted
+
+
+def test_an_update_reaching_a_ticket_after_its_deadline_fired_is_late_whenever_it_was_posted() -> None:
+    state = linked("acme", 1)  # Premium Sev 1: 1 h
+    posted = NOW + timedelta(minutes=59)
+    reached = NOW + timedelta(minutes=61)
+    late = machine.apply(state, update().model_copy(update={"posted_at": posted}), reached).state
+    first = late.clock(ClockKind.FIRST_RESPONSE)
+    assert first is not None and first.status == ClockStatus.BREACHED
+    assert late.events[-1].kind == EventKind.COMMENTED and late.events[-1].at == reached
+    # The same, whether or not the ticket's own timer had fired before the update came.
+    woke = machine.advance(state, reached).state
+    assert machine.apply(woke, update().model_copy(update={"posted_at": posted}), reached).state == late

@@ -1,6 +1,6 @@
 """A storm (issue 19): 2,000 tickets linked to one incident by its rule, then one update. Every
-ticket's first response is met when the update reached it, and each ticket's history shows the
-update exactly once. Runs in `make test` on the dev server, in about a minute or two."""
+ticket's first response is met at the update's time, and each ticket's history shows the update
+exactly once. Runs in `make test` on the dev server (minutes: the whole stack in one process)."""
 
 from __future__ import annotations
 
@@ -88,11 +88,11 @@ async def test_one_update_reaches_a_storm_of_2000_tickets_linked_by_rule_once_ea
                 )
             ).all()
         )
-    # Each history shows the update once; each first response is met when it arrived.
+    # Each history shows the update once; each first response is met at the update's time.
     assert Counter(ticket_id for ticket_id, _ in comments) == dict.fromkeys(ids, 1)
     commented_at = dict(comments)
     assert set(clocks) == set(ids)
-    assert all(clocks[ticket_id] == commented_at[ticket_id] >= posted_at for ticket_id in ids)
+    assert all(clocks[ticket_id] == commented_at[ticket_id] == posted_at for ticket_id in ids)
     assert all(final["incident_updates"] == [update_id] for final in finals)
 
     seen = (await stack.http.get(f"/incidents/{incident}", headers=stack.as_(SUPPORT))).json()

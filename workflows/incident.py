@@ -109,6 +109,7 @@ class IncidentWorkflow:
                 kind=record.kind,
                 message=record.message,
                 actor=record.by,
+                posted_at=record.at,
                 after=record.cursor,
                 batch_size=batch_size,
                 count_total=record.total is None,

@@ -183,6 +183,8 @@ class FanOutBatch(Payload):
     kind: UpdateKind
     message: str
     actor: Principal
+    # When support posted it: each ticket takes it then, if it has recorded nothing since.
+    posted_at: datetime | None = None
     after: str | None = None
     batch_size: int = 250
     count_total: bool = False

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from workflows import clocks, ladder
 from workflows.actions.base import (
+    ACTIONS,
     ActionModel,
     authorize,
     check,
@@ -143,7 +144,8 @@ def validate(state: TicketState, action: ActionModel, now: datetime, *, timed: b
     `now` itself (outage times never in the future); `apply` repeats only the others, so an
     update replayed from history never meets a bound its validator did not.
     """
-    as_of = _as_of(state, now)
+    at = acting_at(state, action, now)
+    as_of = _as_of(state, at)
     authorize(as_of, action)
     check(as_of, action)
     if timed:
@@ -167,11 +169,24 @@ def apply(state: TicketState, action: ActionModel, now: datetime, *, in_place: b
     if not in_place:
         validate(state, action, now)
         state = working_copy(state)
-    step = Step(state, now)
+    step = Step(state, acting_at(state, action, now))
     _advance(step)
     check(step.state, action)
     take(step, action)
     return step.outcome()
+
+
+def acting_at(state: TicketState, action: ActionModel, now: datetime) -> datetime:
+    """When an action takes effect: `now`, or the earlier instant it claims (an incident's
+    update, posted before the fan-out reached this ticket) if the ticket, brought up to `now`,
+    has recorded nothing after it. Decided on the ticket as of `now`, so a worker that woke late
+    decides as one on time; and never before anything on the timeline, so nothing is rewritten."""
+    claimed_at = ACTIONS.of(action).claimed_at
+    claimed = claimed_at(action) if claimed_at is not None else None
+    if claimed is None or claimed >= now:
+        return now
+    last = _as_of(state, now).last_event_at
+    return claimed if last is not None and last <= claimed else now
 
 
 # --- Time -------------------------------------------------------------------------------------

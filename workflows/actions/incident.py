@@ -9,9 +9,10 @@ the incident's update id, and the ticket applies each id once: a retried fan-out
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Final
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from workflows import clocks
 from workflows.actions.acknowledge import responded
@@ -57,12 +58,19 @@ class IncidentUpdate(ActionModel):
     incident_id: IncidentId
     update_id: UpdateId
     message: CleanText = Field(min_length=1, max_length=10_000)
+    # When support posted it: the ticket takes it then, if it has recorded nothing since.
+    posted_at: AwareDatetime | None = None
 
 
 class IncidentResolve(ActionModel):
     incident_id: IncidentId
     update_id: UpdateId
     resolution: CleanText = Field(min_length=1, max_length=9_000)
+    posted_at: AwareDatetime | None = None
+
+
+def posted_at(action: IncidentUpdate | IncidentResolve) -> datetime | None:
+    return action.posted_at
 
 
 def _open(state: TicketState) -> bool:
@@ -202,6 +210,7 @@ INCIDENT_UPDATE: Final = ActionDefinition(
     offered_when=_linked_and_open,
     event=EventKind.COMMENTED,
     grants={Role.ADMIN: Grant.YES, Role.SUPPORT: Grant.YES},
+    claimed_at=posted_at,
     routed=False,
 )
 
@@ -215,5 +224,6 @@ INCIDENT_RESOLVE: Final = ActionDefinition(
     offered_when=_linked_and_open,
     event=EventKind.RESOLVED,
     grants={Role.ADMIN: Grant.YES, Role.SUPPORT: Grant.YES},
+    claimed_at=posted_at,
     routed=False,
 )
