@@ -22,6 +22,8 @@ log = logging.getLogger("escalator.incidents")
 
 # At most this many open incidents are matched at intake (a storm has one or two).
 OPEN_INCIDENTS_READ = 100
+# Intake never waits longer than this for them: a ticket is filed unlinked rather than late.
+LOAD_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass
@@ -37,8 +39,11 @@ _LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def forget(task_queue: str) -> None:
-    """This process opened, changed or resolved an incident: read them again at the next intake."""
-    _CACHE.pop(task_queue, None)
+    """This process opened, changed or resolved an incident: read them again at the next intake
+    (what was known stays, for an intake that cannot read them now)."""
+    cached = _CACHE.get(task_queue)
+    if cached is not None:
+        cached.loaded_at = float("-inf")
 
 
 async def _load(client: Client, task_queue: str) -> list[IncidentState]:
@@ -81,10 +86,14 @@ async def incident_for(
         now = time.monotonic()
         if cached is None or now - cached.loaded_at > ttl_seconds:
             try:
-                cached = _CACHE[task_queue] = OpenIncidents(await _load(client, task_queue), now)
-            except RPCError as err:
-                log.warning("Could not read the open incidents at intake (the sweep links later): %s", err)
-                return None
+                async with asyncio.timeout(LOAD_TIMEOUT_SECONDS):
+                    incidents = await _load(client, task_queue)
+            except (RPCError, TimeoutError) as err:
+                # No worker answers the incidents' queries (it is restarting), say: file on with
+                # what was known, and try again after the TTL.
+                log.warning("Could not read the open incidents at intake (the sweep links later): %r", err)
+                incidents = cached.incidents if cached is not None else []
+            cached = _CACHE[task_queue] = OpenIncidents(incidents, now)
     for incident in cached.incidents:
         if incident.matches(
             customer_id=customer_id, product=product, severity=severity, received_at=received_at
