@@ -64,6 +64,7 @@ from workflows.ticket import TicketWorkflow
 RELEASED = {
     "2026.11-2": "f3d9881a85bceff222b90407a64f0299eb22825e542adfd5a59b522b7e773862",
     "2026.12-1": "33b8ddfcaee3671d409ba5b720a083efc0662e52d562ab6782d9852f95ce8b26",
+    "2026.12-2": "3403f4e3b6de28c1a222e53cd7173d69d03634c0cb2b31477074a3b6fb76c37b",
 }
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("**/*.json"))
@@ -89,12 +90,24 @@ NOT_RULES = {
     },
     **{
         f"actions.{name}": {"ACTIONS", "CLOCK_NAMES", "RESPONSE_CLOCKS", "CLOSED_STATES"}
-        for name in ("acknowledge", "handback", "wait_on_customer", "resume", "resolve", "reopen", "close")
+        for name in (
+            "acknowledge",
+            "handback",
+            "wait_on_customer",
+            "resume",
+            "resolve",
+            "reopen",
+            "close",
+            "incident",
+        )
     },
     "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES"},
-    "models": {"ESCALATION_KINDS"},
-    "enums": {"CLOSED_STATES", "LINE_LABELS"},
-    "search_attributes": {"ALL_KEYS"},
+    # RECORDED_ORDER: the order fields serialize in (workflows/payload.py `in_order`).
+    "models": {"ESCALATION_KINDS", "RECORDED_ORDER"},
+    # INTERNAL_AUDIENCES: which audiences are ConnectSoft's own teams, a kind of audience.
+    "enums": {"CLOSED_STATES", "LINE_LABELS", "INTERNAL_AUDIENCES"},
+    # The keys to register, and which of them a ticket unsets when it has no value: names.
+    "search_attributes": {"ALL_KEYS", "UNSET_WHEN_ABSENT"},
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).
 }

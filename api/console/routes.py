@@ -438,6 +438,7 @@ async def file_ticket(
             principal=viewer.principal,
             request=ticket,
             idempotency_key=key,
+            incident_cache_seconds=settings.incident_cache_seconds,
         )
     except (forms.FormInvalid, IntakeRefused, CalendarError, ApiError) as err:
         detail = getattr(err, "message", None) or getattr(err, "detail", None) or str(err)

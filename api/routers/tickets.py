@@ -65,6 +65,7 @@ async def create_ticket(
         principal=principal,
         request=body,
         idempotency_key=idempotency_key,
+        incident_cache_seconds=settings.incident_cache_seconds,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
