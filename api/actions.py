@@ -53,10 +53,10 @@ class ActionRoute:
 
 
 def action_routes() -> tuple[ActionRoute, ...]:
-    """A route per registered action, in the registry's order."""
-    return tuple(ActionRoute.of(definition) for definition in ACTIONS)
+    """A route per registered action the API routes, in the registry's order."""
+    return tuple(ActionRoute.of(definition) for definition in ACTIONS if definition.routed)
 
 
 def action_route(update: str) -> ActionRoute | None:
     definition = ACTIONS.get(update)
-    return ActionRoute.of(definition) if definition is not None else None
+    return ActionRoute.of(definition) if definition is not None and definition.routed else None

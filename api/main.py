@@ -20,6 +20,7 @@ from api.routers import (
     contacts,
     customers,
     health,
+    incidents,
     partners,
     policy,
     reports,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(support_teams.router)
     app.include_router(api_keys.router)
     app.include_router(reports.router)
+    app.include_router(incidents.router)
     app.include_router(codec.router)
     console.install(app)
     return app

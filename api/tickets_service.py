@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import incident_intake
 from api.errors import ApiError
 from api.schemas import TicketCreate
 from store import idempotency
@@ -148,6 +149,7 @@ async def open_ticket(
     request: TicketCreate,
     idempotency_key: str | None,
     terms_by_revision: TermsByRevision | None = None,
+    incident_cache_seconds: float = 5.0,
 ) -> tuple[TicketState, bool]:
     """Start the ticket's workflow. Returns its state and whether this call created it.
     With `terms_by_revision`, a contract revision seen before is not read again."""
@@ -178,7 +180,18 @@ async def open_ticket(
         digest=request_digest("intake", request.model_dump(mode="json")),
         resource_id=fresh_id,
     )
+    # An open incident whose rule matches links the ticket from its start (DESIGN.md §13).
+    incident_id = await incident_intake.incident_for(
+        client=client,
+        task_queue=task_queue,
+        ttl_seconds=incident_cache_seconds,
+        customer_id=request.customer_id,
+        product=request.product,
+        severity=request.severity,
+        received_at=received_at,
+    )
     opened = TicketOpened(
+        incident_id=incident_id,
         ticket_id=ticket_id or fresh_id,
         customer_id=request.customer_id,
         title=request.title,

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # per incident and audience per window of this many seconds (DESIGN.md section 13).
     incident_digest_seconds: float = Field(default=60.0, gt=0)
 
+    # Major incidents (DESIGN.md §13): how often an open incident with a link rule sweeps the
+    # read model for matching tickets that intake did not link, how many tickets one fan-out
+    # activity takes, and how long intake reuses its list of open incidents and their rules.
+    incident_sweep_seconds: int = Field(default=60, ge=1)
+    incident_batch_size: int = Field(default=250, ge=1, le=5000)
+    incident_cache_seconds: float = Field(default=5.0, ge=0)
+
     # Encrypted history (runtime/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
     # bytes>"} as JSON, and the id of the one that encrypts. Old ids stay listed so that what
     # they encrypted still decrypts after a rotation. No keys: history is not encrypted.

@@ -253,6 +253,8 @@ class Ticket(Base):
     workflow_id: Mapped[str] = mapped_column(String(250))
     policy_version: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text)
+    # Indexed: an incident pages through its linked tickets (store/incidents.py).
+    incident_id: Mapped[str | None] = mapped_column(ID, index=True)
     if TYPE_CHECKING:
         # Made from TicketRow's fields by `add_columns`: typed here for the checker, for the
         # columns the queries name (tests/test_ticket_projections.py holds them to the row).

@@ -39,18 +39,22 @@ UPDATES = [
     "close",
     "outage",
 ]
+# Issue 19 (DESIGN.md §13): an incident's actions on its tickets. The workflow takes them as
+# updates and signals; the API takes them through /incidents only, never /tickets/{id}/<name>.
+INCIDENT_UPDATES = ["link-incident", "unlink-incident", "incident-update", "incident-resolve"]
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def test_every_update_name_of_the_interface_is_one_definition() -> None:
-    assert [definition.update for definition in ACTIONS] == UPDATES
+    assert [definition.update for definition in ACTIONS] == UPDATES + INCIDENT_UPDATES
+    assert [definition.update for definition in ACTIONS if definition.routed] == UPDATES
     assert len({definition.model for definition in ACTIONS}) == len(ACTIONS)
 
 
 def test_the_workflow_has_an_update_with_a_validator_and_a_signal_per_definition() -> None:
     defn = workflow._Definition.must_from_class(TicketWorkflow)
-    assert set(defn.updates) == set(UPDATES)
-    assert set(defn.signals) == {f"{name}-signal" for name in UPDATES}
+    assert set(defn.updates) == set(UPDATES + INCIDENT_UPDATES)
+    assert set(defn.signals) == {f"{name}-signal" for name in UPDATES + INCIDENT_UPDATES}
     assert set(defn.queries) == {"state"}
     for definition in ACTIONS:
         update = defn.updates[definition.update]
@@ -67,10 +71,11 @@ def test_the_workflow_has_an_update_with_a_validator_and_a_signal_per_definition
 
 def test_the_api_routes_come_from_the_same_definitions() -> None:
     assert [(r.update, r.model, r.summary) for r in action_routes()] == [
-        (d.update, d.model, d.summary) for d in ACTIONS
+        (d.update, d.model, d.summary) for d in ACTIONS if d.routed
     ]
     paths = {getattr(route, "path", "") for route in action_router().routes}
     assert {f"/tickets/{{ticket_id}}/{name}" for name in UPDATES} <= paths
+    assert not {f"/tickets/{{ticket_id}}/{name}" for name in INCIDENT_UPDATES} & paths
     for route in action_routes():
         assert "actor" not in route.body.model_fields
         assert set(route.body.model_fields) == set(route.model.model_fields) - {"actor"}
@@ -96,6 +101,9 @@ def test_event_kinds_are_an_enum_with_the_values_the_timeline_always_had() -> No
         "update_overdue",
         # Issue 8: a Sev 1's outage times, for the uptime report.
         "outage_recorded",
+        # Issue 19: a ticket linked to a major incident, and unlinked.
+        "incident_linked",
+        "incident_unlinked",
     }
 
 

@@ -875,3 +875,140 @@ async def test_console_without_a_valid_key_sends_people_to_sign_in(
     assert await unchanged_proof(stack, ticket_id) == before
     # The sign-in page itself is open to all.
     assert (await stack.http.get("/console/sign-in", headers=headers)).status_code == OK
+
+
+# --- Major incidents (issue 19, DESIGN.md §11's incident rows) ----------------------------------
+#
+# Support and admins open, link, update and resolve; a partner reads the incidents that touch its
+# customers' tickets (403 on managing one it can see); a customer has no incident endpoint: an
+# incident answers it 404, like one that does not exist. Each case acts on an incident linking an
+# acme and a contoso ticket; a refused cell leaves the incident's history and the tickets as they were.
+CREATED, ACCEPTED = 201, 202
+INCIDENT_CELLS: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
+    ("POST", "/incidents", None, {ADMIN: CREATED, SUPPORT: CREATED, PARTNER: FORBIDDEN, CUSTOMER: FORBIDDEN}),
+    ("GET", "/incidents", None, {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: FORBIDDEN}),
+    ("GET", "/incidents/{id}", None, {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: NOT_FOUND}),
+    (
+        "POST",
+        "/incidents/{id}/links",
+        {"ticket_ids": ["{spare}"]},
+        {ADMIN: OK, SUPPORT: OK, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "DELETE",
+        "/incidents/{id}/links/{acme}",
+        None,
+        {ADMIN: OK, SUPPORT: OK, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
+        "/incidents/{id}/updates",
+        {"message": "Investigating"},
+        {ADMIN: ACCEPTED, SUPPORT: ACCEPTED, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
+        "/incidents/{id}/resolve",
+        {"resolution": "Fixed"},
+        {ADMIN: ACCEPTED, SUPPORT: ACCEPTED, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+]
+INCIDENT_CASES = [(cell, who) for cell in INCIDENT_CELLS for who in PRINCIPALS]
+INCIDENT_BODY = {
+    "title": "Config outage",
+    "description": "Config reads fail",
+    "product": "config",
+    "severity": 2,
+}
+
+
+async def an_incident_touching_acme_and_contoso(stack: Stack) -> tuple[str, dict[str, str]]:
+    opened = await stack.http.post(
+        "/incidents",
+        json=INCIDENT_BODY | {"also_products": ["partner_solution", "audit"]},
+        headers=stack.as_(SUPPORT),
+    )
+    assert opened.status_code == 201, opened.text
+    incident_id: str = opened.json()["incident_id"]
+    tickets = {"acme": await file_ticket(stack, "acme"), "contoso": await file_ticket(stack, "contoso")}
+    linked = await stack.http.post(
+        f"/incidents/{incident_id}/links",
+        json={"ticket_ids": list(tickets.values())},
+        headers=stack.as_(SUPPORT),
+    )
+    assert linked.status_code == 200, linked.text
+    for ticket_id in tickets.values():
+        await wait_until_recorded(stack, ticket_id)
+    tickets["spare"] = await file_ticket(stack, "acme")
+    return incident_id, tickets
+
+
+async def incident_proof(stack: Stack, incident_id: str, tickets: dict[str, str]) -> tuple[Any, ...]:
+    handle = stack.client.get_workflow_handle(f"incident-{incident_id}")
+    history = await handle.fetch_history()
+    accepted = [
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    return (accepted, *[await unchanged_proof(stack, ticket_id) for ticket_id in tickets.values()])
+
+
+@pytest.mark.parametrize(
+    "case", INCIDENT_CASES, ids=[f"{m} {p}-{who}" for (m, p, _, _), who in INCIDENT_CASES]
+)
+async def test_incident_endpoints_follow_the_incident_rows(
+    module_stack: Stack, case: tuple[tuple[str, str, dict[str, Any] | None, dict[str, int]], str]
+) -> None:
+    (method, path, body, expected), who = case
+    stack = module_stack
+    incident_id, tickets = await an_incident_touching_acme_and_contoso(stack)
+    names = {"id": incident_id, **tickets}
+    url = path.format(**names)
+    sent = INCIDENT_BODY if path == "/incidents" and method == "POST" else body
+    if sent is not None:
+        sent = json.loads(json.dumps(sent).replace("{spare}", tickets["spare"]))
+    before = await incident_proof(stack, incident_id, tickets)
+
+    response = await stack.http.request(method, url, json=sent, headers=stack.as_(who))
+
+    assert response.status_code == expected[who], response.text
+    if expected[who] >= 400:
+        problem = response.json()
+        assert problem["status"] == expected[who] and problem["detail"].endswith(".")
+        assert await incident_proof(stack, incident_id, tickets) == before
+    if expected[who] == NOT_FOUND:
+        missing = await stack.http.request(
+            method, path.format(**names | {"id": "inc-0000000000"}), json=sent, headers=stack.as_(who)
+        )
+        assert answer(response, ticket_id=incident_id, as_id="inc-0000000000") == answer(missing)
+    await stack.http.post(
+        f"/incidents/{incident_id}/resolve", json={"resolution": "over"}, headers=stack.as_(SUPPORT)
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_partner_finds_an_incident_without_its_tickets_like_a_missing_one(
+    module_stack: Stack, method: str
+) -> None:
+    stack = module_stack
+    opened = await stack.http.post("/incidents", json=INCIDENT_BODY, headers=stack.as_(SUPPORT))
+    incident_id = opened.json()["incident_id"]
+    acme = await file_ticket(stack, "acme")
+    await stack.http.post(
+        f"/incidents/{incident_id}/links", json={"ticket_ids": [acme]}, headers=stack.as_(SUPPORT)
+    )
+    path, body = (
+        ("/incidents/{id}", None) if method == "GET" else ("/incidents/{id}/updates", {"message": "x"})
+    )
+    foreign = await stack.http.request(
+        method, path.format(id=incident_id), json=body, headers=stack.as_(PARTNER)
+    )
+    missing = await stack.http.request(
+        method, path.format(id="inc-0000000000"), json=body, headers=stack.as_(PARTNER)
+    )
+    assert foreign.status_code == NOT_FOUND
+    assert answer(foreign, ticket_id=incident_id, as_id="inc-0000000000") == answer(missing)
+    await stack.http.post(
+        f"/incidents/{incident_id}/resolve", json={"resolution": "over"}, headers=stack.as_(SUPPORT)
+    )

@@ -55,6 +55,9 @@ DESIGN_SEARCH_ATTRIBUTES = {
     "ResponseDueAt": "Datetime",
     # Issue 6: the partner's own breaches, apart from ConnectSoft's.
     "PartnerSlaBreached": "Bool",
+    # Issue 19 (DESIGN.md §13): a ticket's incident; an incident's own id and status.
+    "IncidentId": "Keyword",
+    "IncidentStatus": "Keyword",
 }
 
 

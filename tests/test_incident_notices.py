@@ -357,7 +357,9 @@ async def test_the_workers_loop_sends_what_waited_a_window_with_no_flush(
     # No title was given: the digest names the incident by its id.
     texts = {c.body["channel"]: c.body["text"] for c in chats}
     assert texts["#engineering-l3"].startswith("Incident INC-12: 1 first response breached")
-    assert texts["#leadership-l4"] == "Incident INC-12: 1 escalation in the last 60 s"
+    # (With the tickets' incident_id column, issue 19's migration 0014, the digest adds the
+    # read model's open and linked counts: none here, the tickets were never recorded.)
+    assert texts["#leadership-l4"].startswith("Incident INC-12: 1 escalation in the last 60 s")
 
 
 async def test_with_the_database_away_the_incident_still_pages_and_a_digest_notice_waits_for_a_retry(

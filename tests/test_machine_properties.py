@@ -13,6 +13,7 @@ import pytest
 from annotated_types import Ge, Le
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from pydantic import AwareDatetime
 from pydantic.fields import FieldInfo
 
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
@@ -60,7 +61,7 @@ def field_values(annotation: Any, info: FieldInfo) -> st.SearchStrategy[Any]:
         low = next((m.ge for m in info.metadata if isinstance(m, Ge)), -1)
         high = next((m.le for m in info.metadata if isinstance(m, Le)), 10)
         return st.integers(int(low), int(high))  # type: ignore[call-overload]
-    if annotation is datetime:
+    if annotation in (datetime, AwareDatetime):
         span = st.datetimes(
             START.replace(tzinfo=None) - timedelta(days=40), START.replace(tzinfo=None) + timedelta(days=20)
         )

@@ -64,6 +64,7 @@ from workflows.ticket import TicketWorkflow
 RELEASED = {
     "2026.11-2": "f3d9881a85bceff222b90407a64f0299eb22825e542adfd5a59b522b7e773862",
     "2026.12-1": "33b8ddfcaee3671d409ba5b720a083efc0662e52d562ab6782d9852f95ce8b26",
+    "2026.12-2": "3403f4e3b6de28c1a222e53cd7173d69d03634c0cb2b31477074a3b6fb76c37b",
 }
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("**/*.json"))
@@ -89,7 +90,16 @@ NOT_RULES = {
     },
     **{
         f"actions.{name}": {"ACTIONS", "CLOCK_NAMES", "RESPONSE_CLOCKS", "CLOSED_STATES"}
-        for name in ("acknowledge", "handback", "wait_on_customer", "resume", "resolve", "reopen", "close")
+        for name in (
+            "acknowledge",
+            "handback",
+            "wait_on_customer",
+            "resume",
+            "resolve",
+            "reopen",
+            "close",
+            "incident",
+        )
     },
     # A clock's statuses that count as live are what a status means, not a rule.
     "clocks": {"CLOSED_STATES", "RESPONSE_CLOCKS", "CLOCK_NAMES", "LIVE_STATUSES"},
@@ -98,7 +108,8 @@ NOT_RULES = {
     # Which audiences are ConnectSoft's own teams is what an audience is; only the delivery
     # activity groups notices by it (activities/delivery.py), never the workflow.
     "enums": {"CLOSED_STATES", "LINE_LABELS", "INTERNAL_AUDIENCES"},
-    "search_attributes": {"ALL_KEYS"},
+    # The keys to register, and which of them a ticket unsets when it has no value: names.
+    "search_attributes": {"ALL_KEYS", "UNSET_WHEN_ABSENT"},
     # INTAKE_ONLY_FIELDS names fields of the document itself (what-if's run-once test).
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS", "INTAKE_ONLY_FIELDS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).

@@ -42,6 +42,10 @@ REQUIRED_PATHS = {
     "signals, and a refused signal ignored": "signals",
     "an outage recorded, then ended": "outage",
     "a read-model write refused on its data and quarantined": "record_quarantined",
+    # Issue 19: a ticket's incident path, and the incident's own workflow.
+    "an incident's link, update, unlink and resolution on a ticket": "incident_ticket",
+    "an incident's fan-out, rule sweep and resolution": "incident_workflow",
+    "an incident's continue-as-new": "incident_continue_as_new",
 }
 
 
@@ -109,7 +113,27 @@ def activities_run(history: WorkflowHistory) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def workflow_type(history: WorkflowHistory) -> str:
+    return str(history.events[0].workflow_execution_started_event_attributes.workflow_type.name)
+
+
+# A ticket's histories; an incident's workflow sends no notices of its own.
+TICKET_HISTORIES = [path for path in HISTORIES if workflow_type(load(path)) == "TicketWorkflow"]
+
+
+def test_the_incident_histories_are_the_incidents() -> None:
+    history = load(HISTORY_DIR / "incident_workflow.json")
+    assert {"fan_out_incident_update", "link_incident_tickets"} <= activities_run(history)
+    incidents = [
+        file for name in ("incident_workflow", "incident_continue_as_new") for file in SCENARIOS[name].files
+    ]
+    assert {path.name for path in set(HISTORIES) - set(TICKET_HISTORIES)} == set(incidents)
+    assert {workflow_type(load(HISTORY_DIR / file)) for file in incidents} == {"IncidentWorkflow"}
+    runs = [load(HISTORY_DIR / file).events for file in SCENARIOS["incident_continue_as_new"].files]
+    assert runs[0][-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+
+
+@pytest.mark.parametrize("path", TICKET_HISTORIES, ids=[p.stem for p in TICKET_HISTORIES])
 def test_new_histories_deliver_their_notices(path: Path) -> None:
     history = load(path)
     assert DELIVERY_PATCH in markers(history)

@@ -44,7 +44,15 @@ from workflows.whatif import (
 from workflows.whatif_report import GroupBy, report, weekly_attainment
 
 HISTORIES = Path(__file__).parent / "histories"
-FIRST_RUNS = sorted(path for path in HISTORIES.rglob("*.json") if ".run" not in path.name)
+
+
+def is_ticket(path: Path) -> bool:
+    """A ticket's history; an incident's own workflow (DESIGN.md §13) is not a ticket."""
+    started = WorkflowHistory.from_json(path.stem, path.read_text()).events[0]
+    return started.workflow_execution_started_event_attributes.workflow_type.name == "TicketWorkflow"
+
+
+FIRST_RUNS = sorted(path for path in HISTORIES.rglob("*.json") if ".run" not in path.name and is_ticket(path))
 
 
 def runs_of(path: Path) -> list[WorkflowHistory]:

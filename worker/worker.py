@@ -19,10 +19,12 @@ import policies
 from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.incident_notices import IncidentNotices
+from activities.incidents import incident_activities
 from activities.read_model import TicketReadModel
 from runtime.settings import Settings
 from store import published_policies
 from store.db import make_engine, make_sessionmaker
+from workflows.incident import IncidentWorkflow
 from workflows.ticket import TicketDeliveries, TicketWorkflow
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,9 @@ def max_cached_workflows(memory: int | None = None) -> int:
     return max(MIN_CACHED_WORKFLOWS, int(budget // CACHED_TICKET_BYTES))
 
 
-# TicketDeliveries carries a closed ticket's last notices on when a sink is down.
-TICKET_WORKFLOWS: list[type] = [TicketWorkflow, TicketDeliveries]
+# TicketDeliveries carries a closed ticket's last notices on when a sink is down; an incident
+# (DESIGN.md §13) runs on the same task queue as its tickets.
+TICKET_WORKFLOWS: list[type] = [TicketWorkflow, TicketDeliveries, IncidentWorkflow]
 
 
 def ticket_activities(
@@ -101,7 +104,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=TICKET_WORKFLOWS,
-        activities=ticket_activities(sessionmaker, settings),
+        activities=[*ticket_activities(sessionmaker, settings), *incident_activities(client, sessionmaker)],
         max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
         nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_concurrent_activity_task_polls=ACTIVITY_TASK_POLLS,

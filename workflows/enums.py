@@ -229,6 +229,9 @@ class EventKind(StrEnum):
     SLA_BREACHED = "sla_breached"
     UPDATE_OVERDUE = "update_overdue"
     OUTAGE_RECORDED = "outage_recorded"
+    # Issue 19: a ticket linked to (or unlinked from) a major incident (DESIGN.md §13).
+    INCIDENT_LINKED = "incident_linked"
+    INCIDENT_UNLINKED = "incident_unlinked"
 
 
 class Role(StrEnum):

@@ -29,12 +29,14 @@ from zoneinfo import ZoneInfo
 
 from workflows import clocks, ladder
 from workflows.actions.base import (
+    ACTIONS,
     ActionModel,
     authorize,
     check,
     check_at,
     take,
 )
+from workflows.actions.incident import LinkIncident, link
 from workflows.clocks import CLOCK_NAMES, RESPONSE_CLOCKS
 from workflows.enums import (
     Audience,
@@ -49,7 +51,7 @@ from workflows.enums import (
     TicketStatus,
 )
 from workflows.ladder import response_target
-from workflows.models import SlaClock, TicketOpened, TicketState
+from workflows.models import SYSTEM, SlaClock, TicketOpened, TicketState
 from workflows.policy import rules_for
 from workflows.terms import HolidayYears
 from workflows.timeline import Outcome, Step, headline, working_copy
@@ -111,6 +113,9 @@ def open_ticket(opened: TicketOpened) -> Outcome:
         f"contract {ent.contract_id} r{ent.contract_revision}, policy {ent.policy_version}",
         actor=opened.reporter or opened.customer_id,
     )
+    if opened.incident_id is not None:
+        # An open incident's rule matched at intake: linked from the start (DESIGN.md §13).
+        link(step, LinkIncident(actor=SYSTEM, incident_id=opened.incident_id))
     clock = clocks.start_clock(step, ClockKind.FIRST_RESPONSE, ent.response_target(opened.severity))
     resolution = ent.resolution_targets.get(str(int(opened.severity)))
     if resolution:
@@ -141,7 +146,8 @@ def validate(state: TicketState, action: ActionModel, now: datetime, *, timed: b
     `now` itself (outage times never in the future); `apply` repeats only the others, so an
     update replayed from history never meets a bound its validator did not.
     """
-    as_of = _as_of(state, now)
+    at = acting_at(state, action, now)
+    as_of = _as_of(state, at)
     authorize(as_of, action)
     check(as_of, action)
     if timed:
@@ -165,11 +171,24 @@ def apply(state: TicketState, action: ActionModel, now: datetime, *, in_place: b
     if not in_place:
         validate(state, action, now)
         state = working_copy(state)
-    step = Step(state, now)
+    step = Step(state, acting_at(state, action, now))
     _advance(step)
     check(step.state, action)
     take(step, action)
     return step.outcome()
+
+
+def acting_at(state: TicketState, action: ActionModel, now: datetime) -> datetime:
+    """When an action takes effect: `now`, or the earlier instant it claims (an incident's
+    update, posted before the fan-out reached this ticket) if the ticket, brought up to `now`,
+    has recorded nothing after it. Decided on the ticket as of `now`, so a worker that woke late
+    decides as one on time; and never before anything on the timeline, so nothing is rewritten."""
+    claimed_at = ACTIONS.of(action).claimed_at
+    claimed = claimed_at(action) if claimed_at is not None else None
+    if claimed is None or claimed >= now:
+        return now
+    last = _as_of(state, now).last_event_at
+    return claimed if last is not None and last <= claimed else now
 
 
 # --- Time -------------------------------------------------------------------------------------

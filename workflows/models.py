@@ -113,6 +113,8 @@ class TicketOpened(Payload):
     # A Sev 1 may say when its outage began (and ended), for the uptime report.
     outage_started_at: datetime | None = None
     outage_ended_at: datetime | None = None
+    # An open incident whose rule matched at intake (DESIGN.md §13): linked from the start.
+    incident_id: str | None = None
     # Set when the workflow continues as new: the machine picks up where it was.
     carried_state: TicketState | None = None
 
@@ -297,6 +299,9 @@ class TicketCore(Payload):
     # ConnectSoft's own breaches; the partner's first-line breaches count apart (DESIGN.md §6).
     sla_breached: bool
     partner_sla_breached: bool = False
+    # The major incident the ticket is linked to (DESIGN.md §13): its notices to ConnectSoft's
+    # own teams are grouped by it, and its updates reach the ticket as ConnectSoft's comments.
+    incident_id: str | None = None
 
 
 class TicketShown(TicketCore):
@@ -418,9 +423,9 @@ class TicketState(_TicketFields, TicketViewed):
     # The ticket's open incidents on the pager, by audience (on_call, partner_on_call), each
     # triggered or acknowledged. Resolving or closing the ticket resolves them all.
     pages: dict[Audience, PageAction] = Field(default_factory=dict)
-    # While the ticket is linked to an incident (DESIGN.md §13): its notices to ConnectSoft's
-    # own teams are grouped by the incident.
-    incident_id: str | None = None
+    # The incident updates (and resolution) this ticket has applied, by id, newest last and at
+    # most INCIDENT_UPDATES_KEPT: a retried fan-out applies each one once (DESIGN.md §13).
+    incident_updates: list[str] = Field(default_factory=list)
 
     def waiting_seconds(self, now: datetime) -> float:
         """All the time spent waiting on the customer until `now`, the current wait included."""

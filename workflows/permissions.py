@@ -35,6 +35,9 @@ class Capability(StrEnum):
     OUTAGE = "outage"
     READ_NOTIFICATIONS = "read-notifications"
     CATALOG = "catalog"
+    # Major incidents (DESIGN.md §13): open, link, update and resolve one; read one.
+    INCIDENT = "incident"
+    READ_INCIDENT = "read-incident"
 
 
 class Grant(StrEnum):
@@ -55,6 +58,8 @@ class Grant(StrEnum):
     ONCE_HANDED_BACK = "once handed back"
     # While ConnectSoft owns a partner ticket, the partner closes it only with a reason.
     WITH_REASON_WHILE_CONNECTSOFT_OWNS = "with a reason while ConnectSoft owns the ticket"
+    # A partner reads the incidents that touch its customers' tickets, limited to those tickets.
+    ITS_CUSTOMERS_TICKETS = "those touching its customers' tickets, limited to them"
 
 
 class Reach(StrEnum):

@@ -47,7 +47,7 @@ from workflows.permissions import Capability, Grant, Reach
 from workflows.terms import ResponseTarget
 
 # The version intake pins on a ticket filed now.
-POLICY_VERSION: Final = "2026.12-1"
+POLICY_VERSION: Final = "2026.12-2"
 
 # The fingerprint of every released version's document. A version is never edited in place:
 # `register` refuses a document whose fingerprint differs from the one pinned here.
@@ -57,6 +57,9 @@ RELEASED: Final[dict[str, str]] = {
     # anywhere); while ConnectSoft owns a partner ticket the partner only raises the severity,
     # closes with a reason, and does not resolve.
     "2026.12-1": "33b8ddfcaee3671d409ba5b720a083efc0662e52d562ab6782d9852f95ce8b26",
+    # Issue 19 (DESIGN.md §11, §13): the incident rows (support and admins manage incidents; a
+    # partner reads those touching its customers' tickets, limited to them).
+    "2026.12-2": "3403f4e3b6de28c1a222e53cd7173d69d03634c0cb2b31477074a3b6fb76c37b",
 }
 
 

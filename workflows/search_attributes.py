@@ -1,4 +1,4 @@
-"""Typed search attributes of a ticket workflow (DESIGN.md §8)."""
+"""Typed search attributes of a ticket workflow (DESIGN.md §8), and of an incident's (§13)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
 PARTNER_SLA_BREACHED = SearchAttributeKey.for_bool("PartnerSlaBreached")
 RESPONSE_DUE_AT = SearchAttributeKey.for_datetime("ResponseDueAt")
+# The incident a ticket is linked to; on an incident's own workflow, its id, beside its status.
+INCIDENT_ID = SearchAttributeKey.for_keyword("IncidentId")
+INCIDENT_STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
 
 ALL_KEYS = (
     TICKET_STATUS,
@@ -35,7 +38,11 @@ ALL_KEYS = (
     SLA_BREACHED,
     PARTNER_SLA_BREACHED,
     RESPONSE_DUE_AT,
+    INCIDENT_ID,
+    INCIDENT_STATUS,
 )
+# What a ticket unsets when it no longer has a value (unlinked from its incident).
+UNSET_WHEN_ABSENT = (INCIDENT_ID,)
 
 
 def for_ticket(state: TicketState) -> TypedSearchAttributes:
@@ -55,4 +62,6 @@ def for_ticket(state: TicketState) -> TypedSearchAttributes:
         pairs.append(SearchAttributePair(PARTNER_ID, ent.partner_id))
     if state.response_due is not None:
         pairs.append(SearchAttributePair(RESPONSE_DUE_AT, state.response_due))
+    if state.incident_id is not None:
+        pairs.append(SearchAttributePair(INCIDENT_ID, state.incident_id))
     return TypedSearchAttributes(pairs)

@@ -87,7 +87,8 @@ TIMED_SIGNAL_CHECKS_PATCH = "timed-signal-checks"
 
 
 def refusal_error(refusal: Refusal) -> ApplicationError:
-    return ApplicationError(refusal.message, type=refusal.kind.value, non_retryable=True)
+    details = (refusal.rule,) if refusal.rule else ()
+    return ApplicationError(refusal.message, *details, type=refusal.kind.value, non_retryable=True)
 
 
 def _record_summary(record: TicketRecord) -> str:
@@ -490,11 +491,15 @@ class TicketWorkflow:
         )
 
     def _publish_search_attributes(self) -> None:
-        updates = []
-        for pair in sa.for_ticket(self._state):
+        updates: list[Any] = []
+        pairs = sa.for_ticket(self._state)
+        for pair in pairs:
             if self._published.get(pair.key.name) != pair.value:
                 self._published[pair.key.name] = pair.value
                 updates.append(pair.key.value_set(pair.value))
+        for key in sa.UNSET_WHEN_ABSENT:
+            if pairs.get(key) is None and self._published.pop(key.name, None) is not None:
+                updates.append(key.value_unset())
         if updates:
             workflow.upsert_search_attributes(updates)
 

@@ -36,6 +36,7 @@ def working_copy(state: TicketState) -> TicketState:
             "events": list(state.events),
             "acknowledged_lines": list(state.acknowledged_lines),
             "pages": dict(state.pages),
+            "incident_updates": list(state.incident_updates),
         }
     )
 

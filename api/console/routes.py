@@ -435,6 +435,7 @@ async def file_ticket(
             request=ticket,
             idempotency_key=key,
             terms_by_revision=request.app.state.terms_by_revision,
+            incident_cache_seconds=settings.incident_cache_seconds,
         )
     except (forms.FormInvalid, IntakeRefused, CalendarError, ApiError) as err:
         detail = getattr(err, "message", None) or getattr(err, "detail", None) or str(err)

@@ -269,5 +269,5 @@ def action_forms(principal: Principal, state: TicketState) -> list[ActionForm]:
     return [
         action_form(principal, definition, state)
         for definition in ACTIONS
-        if permitted(principal, definition, state) and definition.offered_when(state)
+        if definition.routed and permitted(principal, definition, state) and definition.offered_when(state)
     ]

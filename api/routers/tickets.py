@@ -67,6 +67,7 @@ async def create_ticket(
         request=body,
         idempotency_key=idempotency_key,
         terms_by_revision=terms,
+        incident_cache_seconds=settings.incident_cache_seconds,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -57,6 +57,7 @@ from workflows.actions.comment import Comment
 from workflows.actions.escalate import Escalate
 from workflows.actions.handback import Handback
 from workflows.actions.handoff import Handoff
+from workflows.actions.incident import IncidentResolve, IncidentUpdate, LinkIncident, UnlinkIncident
 from workflows.actions.outage import RecordOutage
 from workflows.actions.reopen import Reopen
 from workflows.actions.resolve import Resolve
@@ -70,8 +71,19 @@ from workflows.enums import (
     EscalationTrigger,
     HandoffCategory,
     OwningLine,
+    Product,
     Severity,
     TicketStatus,
+)
+from workflows.incident import IncidentWorkflow
+from workflows.incident_model import (
+    AddLinkRule,
+    IncidentOpened,
+    IncidentState,
+    LinkRule,
+    PostIncidentUpdate,
+    ResolveIncident,
+    incident_workflow_id,
 )
 from workflows.models import TASK_QUEUE, SlaClock, TicketEvent, TicketState, workflow_id_for
 from workflows.terms import ContractTerms, ResponseTarget, TargetOverrides
@@ -265,6 +277,8 @@ class Server(Enum):
     TIME_SKIPPING = "time-skipping test server"
     # History events past which the dev server suggests continue-as-new (default: thousands).
     DEV_SMALL_HISTORY = "dev server, continue-as-new suggested after 60 events"
+    # The dev server as it comes: an incident's fan-out needs real updates of real tickets.
+    DEV = "dev server"
 
 
 Drive = Callable[[Run], Awaitable[list[WorkflowHandle[Any, Any]]]]
@@ -824,6 +838,180 @@ async def whatif_inputs(run: Run) -> list[WorkflowHandle[Any, Any]]:
     return [t.pinned()]
 
 
+# --- Major incidents (issue 19, DESIGN.md §13) -------------------------------------------------
+
+INCIDENT = "inc-recorded"
+
+
+@scenario(
+    "an incident's path on one ticket: linked, its update as the first response (once), unlinked "
+    "and linked again, resolved by the incident, then closed by itself"
+)
+async def incident_ticket(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    t = await run.open("acme", 2, terms=ACME_24X7)  # Premium Sev 2: 4 h on 24x7
+    await t.act("link-incident", LinkIncident(actor=SUPPORT, incident_id=INCIDENT))
+    await run.sleep(timedelta(minutes=30))
+    update = IncidentUpdate(
+        actor=SUPPORT, incident_id=INCIDENT, update_id=f"{INCIDENT}-u1", message="Restoring"
+    )
+    await t.act("incident-update", update)
+    await t.refused("incident-update", update)
+    await t.act("unlink-incident", UnlinkIncident(actor=SUPPORT, incident_id=INCIDENT))
+    await t.act("link-incident", LinkIncident(actor=ADMIN, incident_id=INCIDENT))
+    resolution = IncidentResolve(
+        actor=SUPPORT, incident_id=INCIDENT, update_id=f"{INCIDENT}-u2", resolution="IdP failed over"
+    )
+    await t.act("incident-resolve", resolution)
+    ev = await t.finish()
+
+    check(
+        len(ev.all("incident_linked")) == 2 and len(ev.all("incident_unlinked")) == 1,
+        "linked, unlinked, linked",
+    )
+    comment = ev.one("commented", update_id=f"{INCIDENT}-u1")
+    first = ev.clock(ClockKind.FIRST_RESPONSE)
+    check(
+        first.status == ClockStatus.MET and first.stopped_at == comment.at,
+        "the update met the first response",
+    )
+    check(near(comment.at, t.received + timedelta(minutes=30)), "when it reached the ticket")
+    check(INCIDENT in ev.one("resolved").summary, "resolved with the incident's resolution")
+    check(
+        ev.kinds()[-1] == "closed" and ev.state.incident_updates[-2:] == [f"{INCIDENT}-u1", f"{INCIDENT}-u2"],
+        "each once",
+    )
+    return [t.pinned()]
+
+
+@scenario(
+    "an incident's own workflow: two tickets linked by id, an update fanned out from an activity, "
+    "a rule whose sweep links a third, and the resolution fanned out to all three",
+    server=Server.DEV,
+)
+async def incident_workflow(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    at = (await run.env.get_current_time()).replace(microsecond=0)
+    tickets = []
+    for n in range(3):
+        opened_one = opened_ticket("acme", 2, at, terms=ACME_24X7).model_copy(
+            update={"ticket_id": f"{run.name}-{n}"}
+        )
+        tickets.append(
+            await run.env.client.start_workflow(
+                TicketWorkflow.run,
+                opened_one,
+                id=workflow_id_for(opened_one.ticket_id),
+                task_queue=TASK_QUEUE,
+            )
+        )
+    # The tickets' own updates are not the scenario's: its history is the incident's.
+    for each in tickets[:2]:
+        await each.execute_update("link-incident", LinkIncident(actor=SUPPORT, incident_id=INCIDENT))
+    await recorded_incidents(run, 2)
+    opened = IncidentOpened(
+        incident_id=INCIDENT,
+        title="Identity outage",
+        description="SSO fails",
+        products=[Product.IDENTITY],
+        severity=Severity.HIGH,
+        opened_by=SUPPORT,
+        opened_at=at,
+        sweep_seconds=3600,
+    )
+    handle = await run.env.client.start_workflow(
+        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
+    )
+    incident = Ticket(run, INCIDENT, at, handle)
+    run.tickets[:] = [incident]
+    await incident.act("post-update", PostIncidentUpdate(actor=SUPPORT, message="Restoring sign-in"))
+    await incident_until(incident, lambda s: all(u.done for u in s.updates))
+    rule = LinkRule(
+        product=Product.IDENTITY, severities=[Severity.HIGH], received_from=at - timedelta(hours=1)
+    )
+    await incident.act("add-rule", AddLinkRule(actor=SUPPORT, rule=rule))
+    await incident_until(incident, lambda s: s.linked_by_rule == 1)
+    await recorded_incidents(run, 3)
+    await incident.act("resolve", ResolveIncident(actor=ADMIN, resolution="IdP failed over"))
+    final: IncidentState = await handle.result()
+
+    update, resolution = final.updates
+    check((update.delivered, update.total) == (2, 2), f"the update reached the two linked: {update}")
+    check(
+        (resolution.delivered, resolution.total) == (3, 3), f"the resolution reached all three: {resolution}"
+    )
+    states: list[TicketState] = [await each.query(TicketWorkflow.state) for each in tickets]
+    check(all(state.status == TicketStatus.RESOLVED for state in states), "each linked ticket resolved")
+    check(states[2].incident_updates == [resolution.update_id], "the third got only what came after its link")
+    check(
+        states[0].incident_updates == [update.update_id, resolution.update_id],
+        "the first got both, once each",
+    )
+    return [handle]
+
+
+@scenario(
+    "an incident's workflow continues as new while it sweeps for its rule, and the new run resolves it",
+    server=Server.DEV_SMALL_HISTORY,
+    runs=2,
+)
+async def incident_continue_as_new(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    at = await run.env.get_current_time()
+    opened = IncidentOpened(
+        incident_id=INCIDENT,
+        title="Identity outage",
+        description="SSO fails",
+        products=[Product.IDENTITY],
+        severity=Severity.HIGH,
+        opened_by=SUPPORT,
+        opened_at=at,
+        sweep_seconds=1,
+    )
+    handle = await run.env.client.start_workflow(
+        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
+    )
+    incident = Ticket(run, INCIDENT, at, handle)
+    run.tickets.append(incident)
+    first_run = (await handle.describe()).run_id
+    rule = LinkRule(product=Product.IDENTITY, severities=[Severity.HIGH], received_from=at)
+    await incident.act("add-rule", AddLinkRule(actor=SUPPORT, rule=rule))
+    # A sweep a second: the history grows past the limit, and the idle run hands over.
+    first = incident.pinned(first_run)
+    async with asyncio.timeout(90):
+        async for event in first.fetch_history_events(wait_new_event=True):
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                break
+        else:
+            raise PathNotCovered("the incident's first run ended without continuing as new")
+    await incident.act("resolve", ResolveIncident(actor=SUPPORT, resolution="IdP failed over"))
+    final: IncidentState = await handle.result()
+
+    check((await handle.describe()).run_id != first_run, "the incident ended on a new run")
+    check(final.rules == [rule], "the new run kept the rule")
+    check(final.status.value == "resolved" and final.updates[-1].done, "and resolved")
+    return [first, incident.pinned((await handle.describe()).run_id)]
+
+
+async def incident_until(incident: Ticket, done: Callable[[IncidentState], bool]) -> IncidentState:
+    async for _ in incident.handle.fetch_history_events(wait_new_event=True):
+        state: IncidentState = await incident.handle.query(IncidentWorkflow.state)
+        if done(state):
+            return state
+    raise PathNotCovered("the incident ended first")
+
+
+async def recorded_incidents(run: Run, count: int) -> None:
+    """Until the read model shows `count` tickets linked to the incident (the fan-out reads it)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        async with run.sessions() as session:
+            found = await session.scalar(
+                text("SELECT count(*) FROM tickets WHERE incident_id = :id"), {"id": INCIDENT}
+            )
+        if found == count:
+            return
+        await asyncio.sleep(0.05)
+    raise PathNotCovered(f"the read model never showed {count} linked tickets")
+
+
 # --- Recording --------------------------------------------------------------------------------
 
 
@@ -859,7 +1047,11 @@ async def server(kind: Server, runtime: Runtime) -> AsyncIterator[WorkflowEnviro
             dev_server_existing_path=str(BIN_DIR / "temporal"),
             search_attributes=search_attributes.ALL_KEYS,
             dev_server_log_level="error",
-            dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"],
+            dev_server_extra_args=(
+                ["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"]
+                if kind == Server.DEV_SMALL_HISTORY
+                else []
+            ),
         )
     try:
         yield env

@@ -10,6 +10,7 @@ from workflows.actions import (
     escalate,
     handback,
     handoff,
+    incident,
     outage,
     reopen,
     resolve,
@@ -31,5 +32,10 @@ for _definition in (
     reopen.REOPEN,
     close.CLOSE,
     outage.OUTAGE,
+    # The ticket side of a major incident (DESIGN.md §13), taken through /incidents only.
+    incident.LINK_INCIDENT,
+    incident.UNLINK_INCIDENT,
+    incident.INCIDENT_UPDATE,
+    incident.INCIDENT_RESOLVE,
 ):
     ACTIONS.register(_definition)

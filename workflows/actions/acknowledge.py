@@ -27,6 +27,7 @@ from workflows.enums import (
     ClockKind,
     ClockStatus,
     EventKind,
+    OwningLine,
     PageAction,
     Role,
     TicketStatus,
@@ -64,6 +65,22 @@ def check_acknowledge(state: TicketState, action: Acknowledge) -> None:
         raise Refusal(CONFLICT, f"{who} has no response clock on this ticket; add a comment instead.")
 
 
+def responded(step: Step, answered: list[OwningLine]) -> bool:
+    """These lines have responded: True when it is the first response of the line that owns
+    the ticket, which acknowledges it and starts its periodic updates."""
+    state = step.state
+    for each in answered:
+        if each not in state.acknowledged_lines:
+            state.acknowledged_lines.append(each)
+    first = state.acknowledged_at is None and state.owning_line in answered
+    if first:
+        state.acknowledged_at = step.now
+        if state.status == TicketStatus.OPEN:
+            state.status = TicketStatus.ACKNOWLEDGED
+        clocks.start_periodic_update(step)
+    return first
+
+
 def acknowledge(step: Step, action: Acknowledge) -> None:
     state, actor = step.state, action.actor
     line = answering_line(state, actor)
@@ -71,16 +88,7 @@ def acknowledge(step: Step, action: Acknowledge) -> None:
     for clock in stopped:
         clocks.stop(step, clock, ClockStatus.MET)
     answered = [line, *(c.owner for c in stopped)]
-    for each in answered:
-        if each not in state.acknowledged_lines:
-            state.acknowledged_lines.append(each)
-    # The ticket is acknowledged once the line that owns it has first responded.
-    first = state.acknowledged_at is None and state.owning_line in answered
-    if first:
-        state.acknowledged_at = step.now
-        if state.status == TicketStatus.OPEN:
-            state.status = TicketStatus.ACKNOWLEDGED
-        clocks.start_periodic_update(step)
+    first = responded(step, answered)
     if stopped:
         what = ", ".join(dict.fromkeys(CLOCK_NAMES[c.kind] for c in stopped))
     elif any(

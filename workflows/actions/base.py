@@ -38,10 +38,13 @@ class RefusalKind(StrEnum):
 class Refusal(Exception):
     """An action the machine will not take, with a sentence a person can act on."""
 
-    def __init__(self, kind: RefusalKind, message: str) -> None:
+    def __init__(self, kind: RefusalKind, message: str, *, rule: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # A name for callers that tell one refusal from another (an incident update applied
+        # already is done, not failed); carried in the update's error details.
+        self.rule = rule
 
 
 CONFLICT, INVALID = RefusalKind.CONFLICT, RefusalKind.INVALID
@@ -155,6 +158,13 @@ class ActionDefinition(Generic[Action]):
     capability_of: Callable[[Action], str] | None = field(default=None, kw_only=True)
     # A check that needs the machine's now (a time the client sent must not be in the future).
     check_at: Callable[[TicketState, Action, datetime], None] | None = field(default=None, kw_only=True)
+    # The instant an action says it happened, when that can be earlier than it reaches the
+    # ticket (an incident's update, fanned out over a minute): the machine takes it then, if
+    # the ticket has recorded nothing since (machine.acting_at).
+    claimed_at: Callable[[Action], datetime | None] | None = field(default=None, kw_only=True)
+    # Whether the API routes it as `POST /tickets/{id}/<update>` (and the console offers its
+    # form). An incident's actions on its tickets are taken through /incidents only (DESIGN.md §8).
+    routed: bool = field(default=True, kw_only=True)
 
     @property
     def method(self) -> str:

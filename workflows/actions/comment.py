@@ -40,7 +40,7 @@ def anytime_check(state: TicketState, action: Comment) -> None:
 
 
 def comment(step: Step, action: Comment) -> None:
-    state, actor = step.state, action.actor
+    actor = action.actor
     visibility = visibility_of(action)
     kind = {
         Visibility.PUBLIC: "a public comment",
@@ -53,14 +53,22 @@ def comment(step: Step, action: Comment) -> None:
         actor=str(actor),
         visibility=visibility.value,
     )
-    # Only the owning line's public word is the customer update; a customer's own comment
-    # and internal notes never are (DESIGN.md §4).
-    if action.public and speaks_for_owning_line(state, actor):
-        updates = clocks.live(state, ClockKind.PERIODIC_UPDATE)
-        for clock in updates:
-            clocks.stop(step, clock, ClockStatus.MET)
-        if updates:
-            clocks.start_periodic_update(step)
+    customer_update(step, action)
+
+
+def customer_update(step: Step, action: Comment) -> bool:
+    """Only the owning line's public word is the customer update; a customer's own comment
+    and internal notes never are (DESIGN.md §4). Meets the live periodic update, if any, and
+    starts the next; True when the comment counts as the owning line's word."""
+    state = step.state
+    if not (action.public and speaks_for_owning_line(state, action.actor)):
+        return False
+    updates = clocks.live(state, ClockKind.PERIODIC_UPDATE)
+    for clock in updates:
+        clocks.stop(step, clock, ClockStatus.MET)
+    if updates:
+        clocks.start_periodic_update(step)
+    return True
 
 
 COMMENT_FORM: Final = (

@@ -1,0 +1,150 @@
+"""Request and response bodies of /incidents (DESIGN.md §8, §13)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from workflows.actions.incident import IncidentId
+from workflows.enums import Product, Severity, TicketStatus
+from workflows.incident_model import IncidentStatus, LinkRule, UpdateKind
+from workflows.text import CleanText
+
+
+class IncidentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: CleanText = Field(min_length=1, max_length=200, examples=["Identity platform outage"])
+    description: CleanText = Field(
+        min_length=1, max_length=20_000, description="Public: customers may read it"
+    )
+    product: Product
+    severity: Severity
+    also_products: list[Product] = Field(
+        default_factory=list, max_length=5, description="Further products it touches"
+    )
+    customer_ids: list[str] | None = Field(
+        default=None, min_length=1, max_length=200, description="Only these customers' tickets link by rule"
+    )
+
+
+class IncidentLinks(BaseModel):
+    """Either `ticket_ids`, or a rule: `product`, `severities`, `received_from`[, `received_to`]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    product: Product | None = None
+    severities: list[Severity] | None = Field(default=None, min_length=1, max_length=4)
+    received_from: AwareDatetime | None = None
+    received_to: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> IncidentLinks:
+        rule_fields = (self.product, self.severities, self.received_from, self.received_to)
+        if self.ticket_ids is not None and any(value is not None for value in rule_fields):
+            raise ValueError(
+                "send either ticket_ids or a rule (product, severities, received_from), not both"
+            )
+        if self.ticket_ids is None:
+            missing = [
+                name
+                for name, value in (
+                    ("product", self.product),
+                    ("severities", self.severities),
+                    ("received_from", self.received_from),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"a rule needs {', '.join(missing)} (or send ticket_ids)")
+            if self.received_to is not None and self.received_from is not None:
+                if self.received_to <= self.received_from:
+                    raise ValueError("received_to must be after received_from")
+        return self
+
+    def rule(self) -> LinkRule | None:
+        if self.ticket_ids is not None:
+            return None
+        return LinkRule.model_validate(
+            {
+                "product": self.product,
+                "severities": self.severities,
+                "received_from": self.received_from,
+                "received_to": self.received_to,
+            }
+        )
+
+
+class IncidentUpdateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: CleanText = Field(min_length=1, max_length=10_000)
+
+
+class IncidentResolveCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: CleanText = Field(min_length=1, max_length=9_000)
+
+
+class IncidentUpdatePublic(BaseModel):
+    update_id: str
+    kind: UpdateKind
+    message: str
+    at: datetime
+    by: str
+    delivered: int | None = Field(description="Linked open tickets that have it; null for a partner's key")
+    total: int | None = Field(
+        description="Linked open tickets when it went out (null until counted, and for a partner's key)"
+    )
+    done: bool
+
+
+class LinkedTicket(BaseModel):
+    ticket_id: str
+    customer_id: str
+    severity: Severity
+    status: TicketStatus
+    response_due: datetime | None
+    sla_breached: bool
+
+
+class IncidentPublic(BaseModel):
+    incident_id: IncidentId
+    title: str
+    description: str
+    products: list[Product]
+    severity: Severity
+    status: IncidentStatus
+    opened_at: datetime
+    resolution: str | None
+    resolved_at: datetime | None
+    rules: list[LinkRule]
+    # Over the caller's reach: a partner's counts and list are its customers' tickets only.
+    linked: int
+    open: int
+    met: int = Field(description="Linked tickets whose first response was met")
+    breached: int = Field(description="Linked tickets whose first response breached")
+    updates: list[IncidentUpdatePublic]
+    tickets: list[LinkedTicket]
+
+
+class IncidentSummary(BaseModel):
+    incident_id: str
+    title: str
+    status: IncidentStatus
+    severity: Severity
+    products: list[Product]
+    opened_at: datetime
+
+
+class IncidentList(BaseModel):
+    items: list[IncidentSummary]
+
+
+class LinksDone(BaseModel):
+    incident_id: str
+    linked: list[str] = Field(description="The tickets linked by id now")
+    rule: LinkRule | None = Field(description="The rule added: it links what matches, now and while open")

@@ -1,0 +1,100 @@
+"""Helpers for the incident tests: open one, file tickets, and wait (on workflow histories, never
+by sleeping) until an incident or a ticket is as a test needs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.fixtures_api import Stack, wait_until_recorded
+
+SUPPORT, ADMIN, PARTNER, CUSTOMER = "dev-support", "dev-admin", "dev-partner-northwind", "dev-customer-acme"
+PRODUCT_OF = {"contoso": "partner_solution"}
+
+
+def ticket_body(customer: str, severity: int = 2, product: str = "config") -> dict[str, Any]:
+    return {
+        "customer_id": customer,
+        "title": "SSO fails",
+        "description": "Every sign-in answers 500",
+        "severity": severity,
+        "product": PRODUCT_OF.get(customer, product),
+        "channel": "email",
+        "category": "incident" if severity == 1 else "bug",
+    }
+
+
+async def file_ticket(
+    stack: Stack, customer: str, severity: int = 2, product: str = "config"
+) -> dict[str, Any]:
+    response = await stack.http.post(
+        "/tickets", json=ticket_body(customer, severity, product), headers=stack.as_(ADMIN)
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def open_incident(stack: Stack, **fields: Any) -> str:
+    body = {
+        "title": "Config service outage",
+        "description": "Config reads fail in every region",
+        "product": "config",
+        "severity": 2,
+        **fields,
+    }
+    response = await stack.http.post("/incidents", json=body, headers=stack.as_(SUPPORT))
+    assert response.status_code == 201, response.text
+    incident_id: str = response.json()["incident_id"]
+    return incident_id
+
+
+def incident_handle(stack: Stack, incident_id: str) -> Any:
+    return stack.client.get_workflow_handle(f"incident-{incident_id}")
+
+
+async def incident_until(
+    stack: Stack, incident_id: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The incident's state once `done` holds: checked again on every new event of its history."""
+    handle = incident_handle(stack, incident_id)
+    state: dict[str, Any] = await handle.query("state")
+    if done(state):
+        return state
+    async for _ in handle.fetch_history_events(wait_new_event=True):
+        state = await handle.query("state")
+        if done(state):
+            return state
+    state = await handle.query("state")
+    assert done(state), state
+    return state
+
+
+async def fanned_out(stack: Stack, incident_id: str) -> dict[str, Any]:
+    """The incident once every update it has posted has reached all its tickets."""
+    return await incident_until(stack, incident_id, lambda s: all(u["done"] for u in s["updates"]))
+
+
+async def ticket_until(
+    stack: Stack, ticket_id: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The ticket's state once `done` holds and the read model has recorded it."""
+    handle = stack.handle(ticket_id)
+    state: dict[str, Any] = await handle.query("state")
+    if not done(state):
+        async for _ in handle.fetch_history_events(wait_new_event=True):
+            state = await handle.query("state")
+            if done(state):
+                break
+    assert done(state), state
+    await wait_until_recorded(stack, ticket_id)
+    return state
+
+
+def linked_to(incident_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda state: state["incident_id"] == incident_id
+
+
+def an_hour_ago() -> str:
+    return (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
