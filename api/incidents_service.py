@@ -162,6 +162,7 @@ async def open_incident(
         opened_at=tickets.received_now(),
         sweep_seconds=settings.incident_sweep_seconds,
         batch_size=settings.incident_batch_size,
+        digest_seconds=settings.incident_digest_seconds,
     )
     await client.start_workflow(
         IncidentWorkflow.run,

@@ -31,6 +31,8 @@ from runtime.settings import Settings
 from store.db import IncidentDigest, OutboxNotification, make_engine, make_sessionmaker
 from store.demo_catalog import seed_demo_catalog
 from tests.factories import TEST_OVER, engineer, opened_ticket
+from tests.fixtures_api import sqlite_stack
+from tests.incident_support import SUPPORT, incident_handle, open_incident, ticket_until
 from tests.receivers import HttpReceiver, ReceivedRequest, SmtpReceiver
 from tests.test_notifications import ROUTING_KEY, outbox, sending_worker, sinks
 from workflows import machine
@@ -437,3 +439,71 @@ async def test_linked_tickets_on_a_worker_page_once_and_email_each_customer(
     assert {c.idempotency_key for c in chats} == set(keys)
     assert all(row.incident_id == INCIDENT and row.delivered_at for row in rows)
     assert {row.group_key for row in rows if row.channel == "chat"} == set(keys)
+
+
+# --- The incident's workflow sends its digests and settles its page (dev server) ---------------
+
+# A short digest window, so the workflow's timer fires within the test.
+SHORT_WINDOW = 2.0
+
+
+def digest_window(chat: ReceivedRequest) -> str:
+    """The window start a digest's key names: incident-<id>/digest-<audience>-<start>."""
+    return str(chat.idempotency_key).rsplit("-", 1)[1]
+
+
+async def test_the_incident_workflow_sends_titled_digests_each_window_and_resolves_its_page(
+    dev_env: WorkflowEnvironment, tmp_path: Path, smtp_receiver: SmtpReceiver, http_receiver: HttpReceiver
+) -> None:
+    configured = sinks(smtp_receiver, http_receiver, incident_digest_seconds=SHORT_WINDOW)
+    async with sqlite_stack(dev_env, tmp_path / "api.db", **configured) as stack:
+        incident = await open_incident(stack, title="Identity outage", severity=1)
+        queue = (await incident_handle(stack, incident).describe()).task_queue
+        # Three Sev 1 tickets, linked, received two days ago: every clock breaches at once.
+        received = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+        tickets = []
+        for _ in range(3):
+            opened = opened_ticket("acme", 1, received)
+            state = machine.open_ticket(opened).state
+            state.incident_id = incident
+            await stack.client.start_workflow(
+                TicketWorkflow.run,
+                opened.model_copy(update={"carried_state": state}),
+                id=workflow_id_for(opened.ticket_id),
+                task_queue=queue,
+            )
+            tickets.append(opened.ticket_id)
+        for ticket_id in tickets:
+            await ticket_until(stack, ticket_id, lambda s: s["sla_breached"])
+
+        # The workflow's own flush, within a window or two: one digest per audience, titled.
+        titled = f"{incident} Identity outage: "
+        chats = await http_receiver.wait_for(
+            lambda got: any(c.body and str(c.body.get("text", "")).startswith(titled) for c in got),
+            path="/chat",
+            timeout=3 * SHORT_WINDOW + 5,
+        )
+        # The first trigger pages on the incident's key; nothing settled it yet.
+        pages = http_receiver.deliveries("/pager")
+        assert [(p.body["event_action"], p.body["dedup_key"]) for p in pages] == [("trigger", incident)]
+
+        resolved = await stack.http.post(
+            f"/incidents/{incident}/resolve",
+            json={"resolution": "IdP failed over"},
+            headers=stack.as_(SUPPORT),
+        )
+        assert resolved.status_code == 202, resolved.text
+        await incident_handle(stack, incident).result()
+        for ticket_id in tickets:
+            await ticket_until(stack, ticket_id, lambda s: s["status"] == "resolved")
+
+    chats = http_receiver.deliveries("/chat")
+    assert chats and all(str(c.body["text"]).startswith(titled) for c in chats), chats
+    per_window = Counter((c.body["channel"], digest_window(c)) for c in chats)
+    assert max(per_window.values()) == 1
+    # Resolved with the incident: one resolve, on the incident's dedup key, after the trigger.
+    pages = http_receiver.deliveries("/pager")
+    assert [(p.body["event_action"], p.body["dedup_key"]) for p in pages] == [
+        ("trigger", incident),
+        ("resolve", incident),
+    ]

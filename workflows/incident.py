@@ -3,7 +3,10 @@
 It takes the incident's updates, link rules and resolution as validated updates, fans each
 update out to the linked open tickets in batches from an activity (each batch's result is the
 progress: delivered of total), sweeps for tickets its rules match every `sweep_seconds` while
-it is open, and continues as new when its history grows long. It decides nothing about a
+it is open, flushes its internal audiences' digests (titled with its title) every
+`digest_seconds` while it is open, resolves its page (dedup key = its id) and sends a last
+digest once resolved and fanned out, and continues as new when its history grows long. Per
+window that is one timer and one activity. It decides nothing about a
 ticket: each ticket applies the update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 """
@@ -11,14 +14,15 @@ Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import search_attributes as sa
 from workflows.actions.base import RefusalKind
+from workflows.enums import PageAction
 from workflows.incident_model import (
     AddLinkRule,
     FanOutBatch,
@@ -32,6 +36,7 @@ from workflows.incident_model import (
     ResolveIncident,
     UpdateKind,
 )
+from workflows.incident_notices import IncidentDigestFlush, IncidentNoticesSent, IncidentPageSettle
 
 # One batch of tickets per activity; a worker that dies mid-batch is noticed within the
 # heartbeat timeout, and the retry resumes from the cursor the batch heartbeated.
@@ -42,6 +47,11 @@ FAN_OUT_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["ValidationError"],
 )
+# A digest or a page is one send: a flush gives up after a few tries (the next window or the
+# worker's loop sends what it claimed), a page retries until the pager takes it.
+NOTICE_TIMEOUT = timedelta(seconds=30)
+DIGEST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+PAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
 def _resolved() -> ApplicationError:
@@ -60,13 +70,19 @@ class IncidentWorkflow:
     def __init__(self, opened: IncidentOpened) -> None:
         self._state = opened.carried_state or IncidentState.opened(opened)
         self._changed = False
-        self._sweep_now = bool(self._state.rules)
+        # When the next sweep (with rules) and the next digest flush are due: set by `run`.
+        self._next_sweep: datetime | None = None
+        self._next_digest = opened.opened_at
         # The API starts the incident with its status; upsert only a change.
         self._published = IncidentStatus.OPEN if opened.carried_state is None else None
 
     @workflow.run
     async def run(self, opened: IncidentOpened) -> IncidentState:
         state = self._state
+        window = timedelta(seconds=opened.digest_seconds)
+        self._next_digest = workflow.now() + window
+        if state.rules:
+            self._next_sweep = workflow.now()
         while True:
             self._changed = False
             self._publish()
@@ -76,29 +92,62 @@ class IncidentWorkflow:
                 continue
             if state.status == IncidentStatus.RESOLVED:
                 break
-            if self._sweep_now and state.rules:
+            if state.rules and self._next_sweep is not None and workflow.now() >= self._next_sweep:
                 await self._sweep()
+                self._next_sweep = workflow.now() + timedelta(seconds=opened.sweep_seconds)
+                continue
+            if workflow.now() >= self._next_digest:
+                await self._flush_digests()
+                self._next_digest = workflow.now() + window
                 continue
             if workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished():
                 workflow.continue_as_new(opened.model_copy(update={"carried_state": state}))
-            await self._wait(opened.sweep_seconds)
+            await self._wait()
         self._publish()
+        # Resolved and fanned out: the page resolves with the incident, and what its tickets'
+        # notices still hold goes out in a last digest.
+        await self._settle_page(PageAction.RESOLVE)
+        await self._flush_digests()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state
 
-    async def _wait(self, sweep_seconds: int) -> None:
-        """Until a request changes the incident, or (with rules) the next sweep is due."""
-        if not self._state.rules:
-            await workflow.wait_condition(lambda: self._changed)
-            return
+    async def _wait(self) -> None:
+        """Until a request changes the incident, the next digest is due, or (with rules) the
+        next sweep."""
+        due = min(d for d in (self._next_digest, self._next_sweep if self._state.rules else None) if d)
+        what = "sweep for matching tickets" if due == self._next_sweep else "flush the incident's digests"
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self._changed,
-                timeout=timedelta(seconds=sweep_seconds),
-                timeout_summary=f"sweep for matching tickets every {sweep_seconds} s",
+                timeout=max(due - workflow.now(), timedelta(milliseconds=1)),
+                timeout_summary=f"{what} at {due:%H:%M:%S}",
             )
-            return
-        self._sweep_now = True
+
+    async def _flush_digests(self) -> None:
+        """This window's digests of the incident, named by its title; the activity counts its
+        open and linked tickets from the read model. A chat that stays down does not hold the
+        incident up: the claimed digest waits for the next flush or the worker's loop."""
+        state = self._state
+        with contextlib.suppress(ActivityError):
+            await workflow.execute_activity(
+                "flush_incident_digests",
+                IncidentDigestFlush(incident_id=state.incident_id, title=state.title),
+                result_type=IncidentNoticesSent,
+                start_to_close_timeout=NOTICE_TIMEOUT,
+                retry_policy=DIGEST_RETRY,
+                summary=f"digests of {state.incident_id}",
+            )
+
+    async def _settle_page(self, action: PageAction) -> None:
+        """The incident's page (dedup key = its id), retried until the pager takes it."""
+        await workflow.execute_activity(
+            "settle_incident_page",
+            IncidentPageSettle(incident_id=self._state.incident_id, action=action),
+            result_type=IncidentNoticesSent,
+            start_to_close_timeout=NOTICE_TIMEOUT,
+            retry_policy=PAGE_RETRY,
+            summary=f"{action.value} the page of {self._state.incident_id}",
+        )
 
     async def _fan_out(self, record: IncidentUpdateRecord, batch_size: int) -> None:
         """One batch per activity, in ticket-id order, until no linked open ticket is left."""
@@ -136,7 +185,6 @@ class IncidentWorkflow:
 
     async def _sweep(self) -> None:
         """Link what the rules match that the read model shows unlinked (intake links most)."""
-        self._sweep_now = False
         state = self._state
         linked = await workflow.execute_activity(
             "link_incident_tickets",
@@ -178,7 +226,8 @@ class IncidentWorkflow:
     @workflow.update(name="add-rule")
     def add_rule(self, request: AddLinkRule) -> IncidentState:
         self._state.rules.append(request.rule)
-        self._sweep_now = self._changed = True
+        self._next_sweep = workflow.now()
+        self._changed = True
         return self._state
 
     @add_rule.validator

@@ -92,6 +92,9 @@ class IncidentOpened(Payload):
     # many tickets one fan-out activity takes: pinned at opening, like a ticket's terms.
     sweep_seconds: int = Field(default=60, ge=1)
     batch_size: int = Field(default=250, ge=1, le=5000)
+    # How often, while it is open, the incident flushes its internal audiences' digests
+    # (`ESCALATOR_INCIDENT_DIGEST_SECONDS`, read where the incident is started).
+    digest_seconds: float = Field(default=60.0, gt=0)
     # Set when the workflow continues as new.
     carried_state: IncidentState | None = None
 
