@@ -964,6 +964,8 @@ async def incident_continue_as_new(run: Run) -> list[WorkflowHandle[Any, Any]]:
         opened_by=SUPPORT,
         opened_at=at,
         sweep_seconds=1,
+        # Its digest window's flushes run between the sweeps.
+        digest_seconds=2,
     )
     handle = await run.env.client.start_workflow(
         IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
