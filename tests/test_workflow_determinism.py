@@ -47,6 +47,7 @@ WORKFLOW_MODULES = [
     "actions.incident",
     "incident",
     "incident_model",
+    "incident_notices",
     "ladder",
     "clocks",
     "calendars",
