@@ -101,6 +101,11 @@ async def test_support_links_a_ticket_from_its_page_and_works_the_incident_from_
     incident = (await stack.http.get(f"/console/incidents/{incident_id}", headers=console_as(SUPPORT))).text
     assert 'data-testid="incident-status">Resolved<' in incident
     assert 'data-testid="update-form"' not in incident and 'data-testid="resolve-form"' not in incident
+    # A resolved incident is no longer offered to link a ticket to.
+    fresh = (await file_ticket(stack, "acme"))["ticket_id"]
+    await wait_until_recorded(stack, fresh)
+    offered = (await stack.http.get(f"/console/tickets/{fresh}", headers=console_as(SUPPORT))).text
+    assert f'<option value="{incident_id}">' not in offered
 
 
 async def test_an_empty_update_or_a_resolved_incident_is_refused_with_its_sentence_and_changes_nothing(

@@ -8,7 +8,6 @@ from typing import Any
 
 from api import incidents_service as service
 from api.errors import ApiError
-from workflows.incident_model import IncidentStatus
 from workflows.models import Principal
 
 
@@ -29,10 +28,9 @@ async def open_incidents(*, client: Any, db: Any, principal: Principal, task_que
     """The open incidents a ticket may join, for the ticket page's "Link to incident" form."""
     if not may_manage_incidents(principal):
         return []
-    items = await service.list_incidents(
-        client=client, session=db, principal=principal, task_queue=task_queue
+    return await service.list_incidents(
+        client=client, session=db, principal=principal, task_queue=task_queue, open_only=True
     )
-    return [item for item in items if item.status == IncidentStatus.OPEN]
 
 
 async def banner(*, client: Any, principal: Principal, incident_id: str | None) -> dict[str, Any] | None:
