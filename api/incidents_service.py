@@ -224,8 +224,10 @@ def update_public(update: IncidentUpdateRecord, *, limited: bool = False) -> Inc
 
 
 async def list_incidents(
-    *, client: Client, session: AsyncSession, principal: Principal, task_queue: str
+    *, client: Client, session: AsyncSession, principal: Principal, task_queue: str, open_only: bool = False
 ) -> list[IncidentSummary]:
+    """Newest first; `open_only` (the console's "Link to incident") asks visibility for the open
+    ones alone, and keeps only those still open when queried."""
     scope = read_scope(principal)
     if scope is None:
         reason = forbidden_reason(current(), principal, Capability.READ_INCIDENT, row=READ_ROW)
@@ -235,11 +237,15 @@ async def list_incidents(
     else:
         ids = []
         query = f"WorkflowType = 'IncidentWorkflow' AND TaskQueue = '{task_queue}'"
+        if open_only:
+            query += f" AND {sa.INCIDENT_STATUS.name} = '{IncidentStatus.OPEN.value}'"
         async for execution in client.list_workflows(query, limit=200):
             incident_id = execution.id.removeprefix("incident-")
             if incident_id not in ids:
                 ids.append(incident_id)
     states = await _in_slices(ids, lambda each: incident_state(client=client, incident_id=each))
+    if open_only:
+        states = [state for state in states if state.status == IncidentStatus.OPEN]
     return sorted(
         (IncidentSummary.model_validate(state.model_dump()) for state in states),
         key=lambda summary: summary.opened_at,

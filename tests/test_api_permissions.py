@@ -1012,3 +1012,88 @@ async def test_a_partner_finds_an_incident_without_its_tickets_like_a_missing_on
     await stack.http.post(
         f"/incidents/{incident_id}/resolve", json={"resolution": "over"}, headers=stack.as_(SUPPORT)
     )
+
+
+# The console's incident pages and forms (issue 19): the same incident rows through
+# api/incidents_service.py. A form that applies answers 303 (post/redirect/get), a refused one
+# re-renders its page with "Refused (403)" and changes nothing, and an incident out of reach
+# (every one for a customer) is the console's "no such page", exactly as a missing one.
+SEE_OTHER = 303
+CONSOLE_INCIDENT_CELLS: list[tuple[str, str, dict[str, str] | None, dict[str, int]]] = [
+    ("GET", "/console/incidents", None, {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: NOT_FOUND}),
+    ("GET", "/console/incidents/{id}", None, {ADMIN: OK, SUPPORT: OK, PARTNER: OK, CUSTOMER: NOT_FOUND}),
+    (
+        "POST",
+        "/console/incidents/{id}/updates",
+        {"message": "Investigating"},
+        {ADMIN: SEE_OTHER, SUPPORT: SEE_OTHER, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
+        "/console/incidents/{id}/resolve",
+        {"resolution": "Fixed"},
+        {ADMIN: SEE_OTHER, SUPPORT: SEE_OTHER, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
+        "/console/incidents/{id}/links/{contoso}/unlink",
+        {},
+        {ADMIN: SEE_OTHER, SUPPORT: SEE_OTHER, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
+        "/console/incidents/link",
+        {"incident_id": "{id}", "ticket_id": "{own}"},
+        {ADMIN: SEE_OTHER, SUPPORT: SEE_OTHER, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+]
+CONSOLE_INCIDENT_CASES = [(cell, who) for cell in CONSOLE_INCIDENT_CELLS for who in PRINCIPALS]
+
+
+@pytest.mark.parametrize(
+    "case",
+    CONSOLE_INCIDENT_CASES,
+    ids=[f"console-{m} {p}-{who}" for (m, p, _, _), who in CONSOLE_INCIDENT_CASES],
+)
+async def test_console_incident_pages_follow_the_incident_rows(
+    module_stack: Stack, case: tuple[tuple[str, str, dict[str, str] | None, dict[str, int]], str]
+) -> None:
+    (method, path, body, expected), who = case
+    stack = module_stack
+    incident_id, tickets = await an_incident_touching_acme_and_contoso(stack)
+    tickets["own"] = await file_ticket(stack, OWN[who])
+    await wait_until_recorded(stack, tickets["own"])
+    names = {"id": incident_id, **tickets}
+    before = await incident_proof(stack, incident_id, tickets)
+
+    def sent(ids: dict[str, str]) -> dict[str, str] | None:
+        if body is None:
+            return None
+        return console_form(who, {name: value.format(**ids) for name, value in body.items()})
+
+    async def ask(ids: dict[str, str]) -> httpx.Response:
+        url = path.format(**ids)
+        if method == "GET":
+            return await stack.http.get(url, headers=console_as(who))
+        return await stack.http.post(url, data=sent(ids), headers=console_as(who))
+
+    response = await ask(names)
+
+    assert response.status_code == expected[who], response.text
+    if expected[who] == SEE_OTHER:
+        assert response.headers["location"].startswith("/console/")
+    if expected[who] == OK and path == "/console/incidents":
+        assert f'data-incident="{incident_id}"' in response.text
+    if expected[who] >= 400:
+        assert await incident_proof(stack, incident_id, tickets) == before
+    if expected[who] == FORBIDDEN:
+        assert "Refused (403):" in response.text
+    if expected[who] == NOT_FOUND:
+        assert "Not found" in response.text
+        missing = await ask(names | {"id": "inc-0000000000"})
+        assert answer(response, ticket_id=incident_id, as_id="inc-0000000000") == answer(missing)
+    nav = (await stack.http.get("/console", headers=console_as(who))).text
+    assert ('data-testid="nav-incidents"' in nav) == (expected[who] != NOT_FOUND)
+    await stack.http.post(
+        f"/incidents/{incident_id}/resolve", json={"resolution": "over"}, headers=stack.as_(SUPPORT)
+    )

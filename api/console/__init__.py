@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.console import session, whatif_page
+from api.console import incidents_page, session, whatif_page
 from api.console.routes import render, router, see_other
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
@@ -84,6 +84,7 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(whatif_page.router)
+    app.include_router(incidents_page.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_exception_handler(session.SignInRequired, _sign_in_required)
     app.add_exception_handler(session.BadCsrfToken, _bad_csrf_token)

@@ -22,6 +22,7 @@ from api import report_cache
 from api import tickets_service as service
 from api.actions import action_route
 from api.console import forms, session
+from api.console.incident_views import banner, may_read_incidents, open_incidents
 from api.console.queue import (
     ACTIVE,
     ALL,
@@ -53,7 +54,17 @@ from store import tickets as read_model
 from store.catalog import get_contract_terms
 from workflows.calendars import CalendarError
 from workflows.entitlement import IntakeRefused, build_entitlement, quote_first_response
-from workflows.enums import Category, OwningLine, Product, ProductType, Role, Severity, TicketStatus, Tier
+from workflows.enums import (
+    CLOSED_STATES,
+    Category,
+    OwningLine,
+    Product,
+    ProductType,
+    Role,
+    Severity,
+    TicketStatus,
+    Tier,
+)
 from workflows.models import Principal, TicketEvent, TicketState
 from workflows.permissions import TicketScope
 from workflows.policy import current, rules_for
@@ -70,6 +81,7 @@ TEMPLATES.env.globals.update(
     SIGNAL_LABELS=SIGNAL_LABELS,
     CSRF_FIELD=session.CSRF_FIELD,
     may_simulate=may_simulate,
+    may_read_incidents=may_read_incidents,
 )
 
 # Products that make sense for each kind of contract.
@@ -267,8 +279,34 @@ async def _ticket_page(
         "done": request.query_params.get("done"),
         "temporal_link": temporal_ui_link(request, settings, state.workflow_id) if engineer else None,
         "refresh_seconds": _refresh_seconds(request),
+        "incident": await banner(client=client, principal=principal, incident_id=state.incident_id),
+        "open_incidents": await open_incidents(
+            client=client, db=db, principal=principal, task_queue=settings.task_queue
+        )
+        if state.incident_id is None and state.status not in CLOSED_STATES
+        else [],
     }
     return render(request, "ticket.html", context, viewer=viewer, status_code=status_code)
+
+
+async def ticket_refused(
+    request: Request,
+    viewer: session.Viewer,
+    db: Any,
+    client: Any,
+    settings: Settings,
+    ticket_id: str,
+    action: str,
+    err: ApiError,
+) -> Response:
+    """A refused form of the ticket page: the page again with the refusal's sentence (or the
+    "not found" page, as a missing ticket answers)."""
+    if err.status_code == 404:
+        return not_found_page(request, viewer, ticket_id)
+    refusal = {"action": action, "status": err.status_code, "detail": err.detail}
+    return await _ticket_page(
+        request, viewer, db, client, settings, ticket_id, refusal=refusal, status_code=err.status_code
+    )
 
 
 @router.get("/tickets/{ticket_id}")

@@ -12,9 +12,12 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Locator, Page, expect
 
+from store import incidents as incidents_read_model
 from tests.browser.site import SHORT_CUSTOMER, Site, new_page, serious_violations, sign_in
 from tests.test_console_whatif import seed_recorded, standard_sev1_set
 from workflows import policy
+from workflows.models import workflow_id_for
+from workflows.permissions import TicketScope
 
 # The actor names the key by its id as well as its name (issue 17 §4).
 SUPPORT_ACTOR = re.compile(r"^support:dev-support \(key_[0-9a-f]+\)$")
@@ -402,5 +405,83 @@ async def test_the_what_if_page_is_not_offered_to_support(site: Site, browser: B
         await expect(page.get_by_role("link", name="What if", exact=True)).to_have_count(0)
         await page.goto("/console/reports/what-if")
         await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    finally:
+        await context.close()
+
+
+async def recorded_in_incident(site: Site, ticket_id: str, incident_id: str) -> None:
+    """Wait until the read model has the ticket linked (checked once per new history event)."""
+    handle = site.client.get_workflow_handle(workflow_id_for(ticket_id))
+    async for _ in handle.fetch_history_events(wait_new_event=True):
+        async with site.sessionmaker() as session:
+            rows = await incidents_read_model.linked_tickets(
+                session=session, incident_id=incident_id, scope=TicketScope(), limit=10, offset=0
+            )
+        if ticket_id in {row.ticket_id for row in rows}:
+            return
+    raise AssertionError("the ticket's workflow closed before its link was recorded")
+
+
+async def fanned_out(site: Site, incident_id: str) -> None:
+    """Wait until every update of the incident has reached all its tickets."""
+    handle = site.client.get_workflow_handle(f"incident-{incident_id}")
+    async for _ in handle.fetch_history_events(wait_new_event=True):
+        state = await handle.query("state")
+        if state["updates"] and all(update["done"] for update in state["updates"]):
+            return
+    raise AssertionError("the incident closed before its updates were delivered")
+
+
+async def test_support_posts_an_incident_update_and_sees_its_progress_and_the_tickets_banner(
+    site: Site, browser: Browser, tmp_path: Path
+) -> None:
+    """The incident page (issue 19): support posts an update from the console, sees it delivered
+    to both linked tickets, and a linked ticket's page names the incident and links back to it.
+    Its screenshot is the README's docs/incident.png when ESCALATOR_SCREENSHOTS=1 is set."""
+    opened = await site.api.post(
+        "/incidents",
+        json={
+            "title": "Audit exports stall in EU",
+            "description": "Exports stop at 80% for EU tenants",
+            "product": "audit",
+            "severity": 2,
+        },
+        headers=site.as_(SUPPORT),
+    )
+    assert opened.status_code == 201, opened.text
+    incident_id = opened.json()["incident_id"]
+    tickets = [await site.file("acme", severity=2, title=f"Export stalls {n}") for n in (1, 2)]
+    linked = await site.api.post(
+        f"/incidents/{incident_id}/links", json={"ticket_ids": tickets}, headers=site.as_(SUPPORT)
+    )
+    assert linked.status_code == 200, linked.text
+    for ticket_id in tickets:
+        await recorded_in_incident(site, ticket_id, incident_id)
+
+    context, page = await new_page(browser, site, bypass_csp=True, viewport={"width": 1400, "height": 900})
+    try:
+        await sign_in(page, SUPPORT)
+        await page.get_by_test_id("nav-incidents").click()
+        await page.get_by_role("link", name="Audit exports stall in EU").click()
+        await expect(page.get_by_test_id("count-linked")).to_have_text("2")
+        await page.get_by_label("Message").fill("We are restarting the EU export workers.")
+        await page.get_by_role("button", name="Post update").click()
+        await expect(page.get_by_role("status")).to_contain_text("Update posted")
+        await fanned_out(site, incident_id)
+        await page.reload()
+        progress = page.get_by_test_id("progress")
+        await expect(progress).to_have_attribute("value", "2")
+        await expect(progress).to_have_attribute("max", "2")
+        await expect(page.get_by_text("Delivered to 2 of 2 linked open tickets (done)")).to_be_visible()
+        await assert_accessible(page)
+        shots = DOCS if os.environ.get("ESCALATOR_SCREENSHOTS") == "1" else tmp_path
+        await page.screenshot(path=str(shots / "incident.png"), full_page=True)
+        assert (shots / "incident.png").stat().st_size > 0
+
+        await page.locator(f"tr[data-ticket='{tickets[0]}'] a").click()
+        banner = page.get_by_test_id("incident-banner")
+        await expect(banner).to_contain_text("Audit exports stall in EU")
+        await banner.get_by_role("link").click()
+        await expect(page).to_have_url(f"/console/incidents/{incident_id}")
     finally:
         await context.close()
