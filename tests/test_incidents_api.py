@@ -12,7 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.fixtures_api import Stack, recorded_timeline
+from tests.fixtures_api import Stack, recorded_timeline, wait_until_recorded
 from tests.incident_support import (
     ADMIN,
     CUSTOMER,
@@ -189,6 +189,8 @@ async def test_a_partner_sees_its_own_tickets_of_an_incident_and_a_customer_sees
         f"/incidents/{incident}/updates", json={"message": "Fixing"}, headers=stack.as_(SUPPORT)
     )
     await fanned_out(stack, incident)
+    # The timeline is the read model's: wait until the ticket's events are all recorded.
+    await wait_until_recorded(stack, acme)
     timeline = (await stack.http.get(f"/tickets/{acme}/timeline", headers=stack.as_(CUSTOMER))).json()
     assert [e["detail"]["visibility"] for e in timeline["events"] if e["detail"].get("update_id")] == [
         "public"
