@@ -24,5 +24,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_tickets_incident_id", table_name="tickets")
-    with op.batch_alter_table("tickets") as batch:
-        batch.drop_column("incident_id")
+    # In place (SQLite 3.35 or newer), as 0013 does: batch mode would copy and drop `tickets`,
+    # and the drop would cascade to the tickets' events and clocks.
+    op.drop_column("tickets", "incident_id")
