@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
+
 from tests.fixtures_api import Stack, wait_until_recorded
 
 SUPPORT, ADMIN, PARTNER, CUSTOMER = "dev-support", "dev-admin", "dev-partner-northwind", "dev-customer-acme"
@@ -98,3 +100,13 @@ def linked_to(incident_id: str) -> Callable[[dict[str, Any]], bool]:
 
 def an_hour_ago() -> str:
     return (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
+
+
+async def requests_taken(stack: Stack, incident_id: str) -> int:
+    """Updates and signals the incident's history accepted (a refused one leaves none)."""
+    taken = (
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    )
+    history = await incident_handle(stack, incident_id).fetch_history()
+    return sum(1 for event in history.events if event.event_type in taken)

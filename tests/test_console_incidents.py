@@ -15,9 +15,9 @@ from tests.incident_support import (
     SUPPORT,
     fanned_out,
     file_ticket,
-    incident_handle,
     linked_to,
     open_incident,
+    requests_taken,
     ticket_until,
 )
 from tests.test_api_permissions import console_as, console_form
@@ -27,10 +27,6 @@ def count(html: str, name: str) -> int:
     found = re.search(rf'data-testid="count-{name}">(\d+)<', html)
     assert found, f"no {name} count on the page"
     return int(found.group(1))
-
-
-async def history_length(stack: Stack, incident_id: str) -> int:
-    return len((await incident_handle(stack, incident_id).fetch_history()).events)
 
 
 async def test_support_links_a_ticket_from_its_page_and_works_the_incident_from_the_console(
@@ -113,7 +109,7 @@ async def test_an_empty_update_or_a_resolved_incident_is_refused_with_its_senten
 ) -> None:
     stack = module_stack
     incident_id = await open_incident(stack)
-    before = await history_length(stack, incident_id)
+    before = await requests_taken(stack, incident_id)
 
     empty = await stack.http.post(
         f"/console/incidents/{incident_id}/updates",
@@ -122,7 +118,7 @@ async def test_an_empty_update_or_a_resolved_incident_is_refused_with_its_senten
     )
     assert empty.status_code == 422, empty.text
     assert "Refused (422):</strong> message:" in empty.text
-    assert await history_length(stack, incident_id) == before
+    assert await requests_taken(stack, incident_id) == before
 
     resolve = await stack.http.post(
         f"/incidents/{incident_id}/resolve", json={"resolution": "over"}, headers=stack.as_(SUPPORT)
@@ -140,11 +136,11 @@ async def test_an_empty_update_or_a_resolved_incident_is_refused_with_its_senten
 async def test_a_form_without_the_sessions_csrf_token_changes_nothing(module_stack: Stack) -> None:
     stack = module_stack
     incident_id = await open_incident(stack)
-    before = await history_length(stack, incident_id)
+    before = await requests_taken(stack, incident_id)
     forged = await stack.http.post(
         f"/console/incidents/{incident_id}/updates",
         data={"message": "Forged", "csrf_token": "not-the-token"},
         headers=console_as(SUPPORT),
     )
     assert forged.status_code == 403, forged.text
-    assert await history_length(stack, incident_id) == before
+    assert await requests_taken(stack, incident_id) == before

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
@@ -21,10 +20,10 @@ from tests.incident_support import (
     an_hour_ago,
     fanned_out,
     file_ticket,
-    incident_handle,
     incident_until,
     linked_to,
     open_incident,
+    requests_taken,
     ticket_until,
 )
 from workflows import search_attributes as sa
@@ -204,16 +203,6 @@ async def test_a_partner_sees_its_own_tickets_of_an_incident_and_a_customer_sees
 async def incidents_started_since(stack: Stack, since: datetime) -> int:
     query = f"WorkflowType = 'IncidentWorkflow' AND StartTime >= '{since.isoformat()}'"
     return len([e async for e in stack.client.list_workflows(query)])
-
-
-async def requests_taken(stack: Stack, incident_id: str) -> int:
-    """Updates and signals the incident's history accepted (a refused one leaves none)."""
-    taken = (
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    )
-    history = await incident_handle(stack, incident_id).fetch_history()
-    return sum(1 for event in history.events if event.event_type in taken)
 
 
 @pytest.mark.parametrize(

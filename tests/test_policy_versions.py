@@ -110,6 +110,9 @@ NOT_RULES = {
     "enums": {"CLOSED_STATES", "LINE_LABELS", "INTERNAL_AUDIENCES"},
     # The keys to register, and which of them a ticket unsets when it has no value: names.
     "search_attributes": {"ALL_KEYS", "UNSET_WHEN_ABSENT"},
+    # The digest's words and which audiences are ConnectSoft's own teams: read by the delivery
+    # and digest activities; the workflow imports the module for its payload models only.
+    "incident_notices": {"CLOCK_NAMES", "_CLOCK_PLURALS", "INTERNAL_AUDIENCES", "_EVENT_NOUNS"},
     # INTAKE_ONLY_FIELDS names fields of the document itself (what-if's run-once test).
     "policy": {"RELEASED", "_REGISTRY", "_FINGERPRINTS", "INTAKE_ONLY_FIELDS"},
     # Only for callers that name no hours; a ticket counts on its version's (edited below).
