@@ -84,6 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         help="SIGKILL the worker half way through the deadlines (`escalator up` restarts it)",
     )
     stack.add_argument(
+        "--storm-databases",
+        default="sqlite,postgres",
+        help="the read model of each storm run: sqlite, postgres, or both (a database of its own "
+        "on --postgres-url's server, dropped after)",
+    )
+    stack.add_argument(
+        "--postgres-url",
+        default=stack_bench.Options.postgres_url,
+        help="the PostgreSQL server for the storm's postgres run (SQLAlchemy URL; "
+        "default ESCALATOR_TEST_POSTGRES_URL, else postgres@127.0.0.1:5432)",
+    )
+    stack.add_argument(
         "--storm-grace", type=float, default=90.0, help="seconds to wait past the last due time at most"
     )
     stack.add_argument(
@@ -119,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 storm_grace=args.storm_grace,
                 storm_raw=not args.storm_no_raw,
                 storm_restart=args.storm_restart,
+                storm_databases=tuple(d for d in args.storm_databases.split(",") if d),
+                postgres_url=args.postgres_url,
                 parts=tuple(p for p in args.stack_parts.split(",") if p),
             )
         ),

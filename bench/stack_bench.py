@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -238,6 +239,7 @@ class Stack:
     temporal_address: str
     up: Child
     client: Client
+    database_url: str = ""
     extra: list[Child] = field(default_factory=list)
     pids_seen: set[int] = field(default_factory=set)
 
@@ -247,7 +249,13 @@ class Stack:
 
     @property
     def read_model(self) -> Path:
+        """The SQLite read model's file (the intake phases read it directly)."""
         return self.root / "escalator.db"
+
+    @property
+    def access(self) -> storm_parts.ReadModelAccess:
+        """The read model, SQLite or PostgreSQL, from outside the stack."""
+        return storm_parts.ReadModelAccess(self.database_url)
 
     def processes(self) -> dict[str, list[int]]:
         """`escalator up`'s process tree by role: dev server, worker(s), API."""
@@ -262,11 +270,13 @@ class Stack:
         return tree
 
 
-def stack_env(root: Path, *, api_port: int, temporal_port: int, ui_port: int) -> dict[str, str]:
+def stack_env(
+    root: Path, *, api_port: int, temporal_port: int, ui_port: int, database_url: str
+) -> dict[str, str]:
     return {
         **os.environ,
         "ESCALATOR_DATA_DIR": str(root),
-        "ESCALATOR_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'escalator.db'}",
+        "ESCALATOR_DATABASE_URL": database_url,
         "ESCALATOR_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
         "ESCALATOR_TEMPORAL_UI_PORT": str(ui_port),
         "ESCALATOR_API_PORT": str(api_port),
@@ -281,50 +291,77 @@ def stack_env(root: Path, *, api_port: int, temporal_port: int, ui_port: int) ->
 
 
 @contextlib.asynccontextmanager
-async def running_stack(workers: int = 1) -> AsyncIterator[Stack]:
-    """`escalator up` (plus `workers - 1` more `escalator worker`s), stopped on leaving."""
+async def postgres_database(server_url: str) -> AsyncIterator[str]:
+    """A database of its own on the PostgreSQL server at `server_url` (an SQLAlchemy URL), for
+    one stack's read model; dropped on leaving. Its SQLAlchemy URL."""
+    server = make_url(server_url)
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = storm_parts.ReadModelAccess(server.set(drivername="postgresql+asyncpg").render_as_string(False))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def running_stack(workers: int = 1, postgres_url: str | None = None) -> AsyncIterator[Stack]:
+    """`escalator up` (plus `workers - 1` more `escalator worker`s), stopped on leaving. Its read
+    model is the embedded SQLite file, or a fresh database on the PostgreSQL server at
+    `postgres_url` (then `escalator up --demo`, which seeds the demo keys there)."""
     with tempfile.TemporaryDirectory(prefix="escalator-stack-") as tmp:
         root = Path(tmp)
-        api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
-        env = stack_env(root, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port)
-        up = await spawn("escalator up", [sys.executable, "-m", "worker", "up"], env=env, cwd=root)
-        stack: Stack | None = None
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            while not any(line.startswith("Escalator is up.") for line in up.lines):
-                if up.process.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"`escalator up` did not come up:\n{up.tail()}")
-                await asyncio.sleep(0.1)
-            # The children read the same environment, so this client encodes as they do.
-            client = await Client.connect(
-                f"127.0.0.1:{temporal_port}", data_converter=data_converter(Settings())
+        async with contextlib.AsyncExitStack() as databases:
+            database_url = f"sqlite+aiosqlite:///{root / 'escalator.db'}"
+            if postgres_url:
+                database_url = await databases.enter_async_context(postgres_database(postgres_url))
+            async with _running_stack(root, workers, database_url) as stack:
+                yield stack
+
+
+@contextlib.asynccontextmanager
+async def _running_stack(root: Path, workers: int, database_url: str) -> AsyncIterator[Stack]:
+    api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    env = stack_env(
+        root, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port, database_url=database_url
+    )
+    demo = [] if database_url.startswith("sqlite") else ["--demo"]
+    up = await spawn("escalator up", [sys.executable, "-m", "worker", "up", *demo], env=env, cwd=root)
+    stack: Stack | None = None
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not any(line.startswith("Escalator is up.") for line in up.lines):
+            if up.process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"`escalator up` did not come up:\n{up.tail()}")
+            await asyncio.sleep(0.1)
+        # The children read the same environment, so this client encodes as they do.
+        client = await Client.connect(f"127.0.0.1:{temporal_port}", data_converter=data_converter(Settings()))
+        stack = Stack(root, env, api_port, f"127.0.0.1:{temporal_port}", up, client, database_url)
+        stack.processes()
+        for i in range(workers - 1):
+            extra = await spawn(
+                f"worker {i + 2}", [sys.executable, "-m", "worker", "worker"], env=env, cwd=root
             )
-            stack = Stack(root, env, api_port, f"127.0.0.1:{temporal_port}", up, client)
+            stack.extra.append(extra)
+            stack.pids_seen.add(extra.pid)
+        await wait_for_pollers(stack, workers)
+        yield stack
+    finally:
+        if stack is not None:
             stack.processes()
-            for i in range(workers - 1):
-                extra = await spawn(
-                    f"worker {i + 2}", [sys.executable, "-m", "worker", "worker"], env=env, cwd=root
-                )
-                stack.extra.append(extra)
-                stack.pids_seen.add(extra.pid)
-            await wait_for_pollers(stack, workers)
-            yield stack
-        finally:
-            if stack is not None:
-                stack.processes()
-                for extra in stack.extra:
-                    await extra.stop(signal.SIGTERM)
-            status = await up.stop(signal.SIGINT)
-            if status not in (0, 130, -signal.SIGINT):
-                print(f"    (escalator up exited with {status}):\n{up.tail(10)}", file=sys.stderr, flush=True)
-            # Nothing it started may outlive it; kill what did, and say so.
-            seen = stack.pids_seen if stack is not None else set()
-            await asyncio.sleep(0.5)
-            for pid in sorted(seen):
-                if alive(pid):
-                    print(f"    (pid {pid} outlived `escalator up`; killed)", file=sys.stderr, flush=True)
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+            for extra in stack.extra:
+                await extra.stop(signal.SIGTERM)
+        status = await up.stop(signal.SIGINT)
+        if status not in (0, 130, -signal.SIGINT):
+            print(f"    (escalator up exited with {status}):\n{up.tail(10)}", file=sys.stderr, flush=True)
+        # Nothing it started may outlive it; kill what did, and say so.
+        seen = stack.pids_seen if stack is not None else set()
+        await asyncio.sleep(0.5)
+        for pid in sorted(seen):
+            if alive(pid):
+                print(f"    (pid {pid} outlived `escalator up`; killed)", file=sys.stderr, flush=True)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 async def worker_pids(client: Client, task_queue: str = TASK_QUEUE) -> set[int]:
@@ -756,6 +793,7 @@ class RawStorm:
 @dataclass
 class Storm:
     workers: int
+    database: str
     open_tickets: int
     due: list[tuple[str, datetime, datetime | None]]  # ticket id, response due, warn at
     filing_seconds: float
@@ -789,42 +827,41 @@ def storm_contract(target_minutes: int) -> dict[str, Any]:
     }
 
 
-def first_notices(read_model: Path, ids: set[str]) -> tuple[dict[str, datetime], dict[str, datetime]]:
+async def first_notices(
+    read_model: storm_parts.ReadModelAccess, ids: set[str]
+) -> tuple[dict[str, datetime], dict[str, datetime]]:
     """Per ticket, when its first breach and first warning notification were written."""
-    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=30)) as db:
-        rows = db.execute(
-            "SELECT ticket_id, subject, min(created_at) FROM notifications "
-            "WHERE subject LIKE 'SLA breached%' OR subject LIKE 'SLA warning%' "
-            "GROUP BY ticket_id, substr(subject, 1, 12)"
-        ).fetchall()
+    rows = await read_model.fetch(
+        "SELECT ticket_id, min(subject), min(created_at) FROM notifications "
+        "WHERE subject LIKE 'SLA breached%' OR subject LIKE 'SLA warning%' "
+        "GROUP BY ticket_id, substr(subject, 1, 12)"
+    )
     breaches: dict[str, datetime] = {}
     warnings: dict[str, datetime] = {}
     for ticket_id, subject, created in rows:
         if ticket_id not in ids:
             continue
-        at = datetime.fromisoformat(created)
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        at = storm_parts.as_utc(created)
         target = breaches if subject.startswith("SLA breached") else warnings
         target[ticket_id] = min(at, target.get(ticket_id, at))
     return breaches, warnings
 
 
-def written_rows(read_model: Path) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=30)) as db:
-        events = db.execute("SELECT count(*) FROM ticket_events").fetchone()[0]
-        notices = db.execute("SELECT count(*) FROM notifications WHERE delivered_at IS NOT NULL").fetchone()[
-            0
-        ]
+async def written_rows(read_model: storm_parts.ReadModelAccess) -> int:
+    [(events,)] = await read_model.fetch("SELECT count(*) FROM ticket_events")
+    [(notices,)] = await read_model.fetch("SELECT count(*) FROM notifications WHERE delivered_at IS NOT NULL")
     return int(events) + int(notices)
 
 
-async def until_quiet(read_model: Path, still: float = 15.0, bound: float = 600.0) -> None:
+async def until_quiet(
+    read_model: storm_parts.ReadModelAccess, still: float = 15.0, bound: float = 600.0
+) -> None:
     """Until the read model has taken no write for `still` seconds (the storm's backlog is done),
     so that the raw storm does not share the server with it. Bounded."""
     deadline = time.monotonic() + bound
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        now_rows = await asyncio.to_thread(written_rows, read_model)
+        now_rows = await written_rows(read_model)
         if now_rows != last:
             last, since = now_rows, time.monotonic()
         elif time.monotonic() - since >= still:
@@ -837,12 +874,12 @@ async def run_raw_storm(
 ) -> RawStorm:
     """The same deadlines (`offsets` from the start of filing) on no-op workflows, on the same
     dev server, recorded into the same read-model file."""
-    storm_parts.create_raw_table(stack.read_model)
+    await storm_parts.create_raw_table(stack.access)
     queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     noop = await spawn(
         "raw storm worker",
         [sys.executable, "-m", "bench.stack_bench", "noop-worker", stack.temporal_address, queue],
-        env={**stack.env, storm_parts.RAW_DB_ENV: str(stack.read_model)},
+        env={**stack.env, storm_parts.RAW_DB_ENV: stack.database_url},
         cwd=PROJECT_ROOT,
     )
     stack.extra.append(noop)
@@ -865,7 +902,7 @@ async def run_raw_storm(
     start_seconds = time.perf_counter() - started
     last_due = max(due_at)
     while True:
-        fired = await asyncio.to_thread(storm_parts.raw_fired, stack.read_model)
+        fired = await storm_parts.raw_fired(stack.access)
         if len(fired) >= len(offsets) or datetime.now(UTC) > last_due + timedelta(seconds=grace):
             break
         await asyncio.sleep(1.0)
@@ -889,10 +926,11 @@ async def kill_worker_at(stack: Stack, at: datetime) -> float:
     return time.monotonic()
 
 
-async def run_storm(options: Options, workers: int) -> Storm:
+async def run_storm(options: Options, workers: int, database: str) -> Storm:
     open_tickets, due_tickets = options.storm_open, options.storm_due
     concurrency, grace = options.concurrency, options.storm_grace
-    async with running_stack(workers) as stack:
+    postgres = options.postgres_url if database == "postgres" else None
+    async with running_stack(workers, postgres) as stack:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         prober = storm_parts.Prober(stack.api_url, SUPPORT, ticket_body(0, customer="acme", severity=3))
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=600, limits=limits) as http:
@@ -935,7 +973,7 @@ async def run_storm(options: Options, workers: int) -> Storm:
         )
         # Bounded wait: until every breach and warning is notified, or `grace` past the last due.
         while True:
-            breaches, warnings = await asyncio.to_thread(first_notices, stack.read_model, ids)
+            breaches, warnings = await first_notices(stack.access, ids)
             now = datetime.now(UTC)
             complete = len(breaches) == len(ids) and len(warnings) == sum(1 for *_, w in due if w)
             if complete or now > last_due + timedelta(seconds=grace):
@@ -949,13 +987,14 @@ async def run_storm(options: Options, workers: int) -> Storm:
         rss.append(sum(rss_of(pid) for pid in await worker_pids(stack.client) if alive(pid)))
         raw: RawStorm | None = None
         if options.storm_raw:
-            await until_quiet(stack.read_model)
+            await until_quiet(stack.access)
             offsets = [d - filing_began for _, d, _ in due]
             raw = await run_raw_storm(stack, offsets, open_tickets - due_tickets, concurrency, grace)
     breach_lags = [(breaches[t] - d).total_seconds() for t, d, _ in due if t in breaches]
     warning_lags = [(warnings[t] - w).total_seconds() for t, _, w in due if w and t in warnings]
     return Storm(
         workers=workers,
+        database=database,
         open_tickets=open_tickets,
         due=due,
         filing_seconds=filing_seconds,
@@ -999,7 +1038,7 @@ def storm_result(storm: Storm) -> list[Result]:
     spread = (max(due_times) - min(due_times)).total_seconds()
     lags = storm.counted_lags()
     mib = 1024 * 1024
-    shape = f"{storm.open_tickets} open / {len(storm.due)} due, {storm.workers} worker(s)"
+    shape = f"{storm.open_tickets} open / {len(storm.due)} due, {storm.workers} worker(s), {storm.database}"
     notes = [
         f"{storm.open_tickets} open tickets on {storm.workers} worker process(es), {len(storm.due)} "
         f"of them due within {spread:.0f} s; filed in {storm.filing_seconds:.0f} s "
@@ -1089,6 +1128,12 @@ class Options:
     storm_grace: float = 90.0
     storm_raw: bool = True
     storm_restart: bool = False
+    # The read model of each storm run: the embedded SQLite file and PostgreSQL (a database of
+    # the run's own on this server, dropped after).
+    storm_databases: tuple[str, ...] = ("sqlite", "postgres")
+    postgres_url: str = os.environ.get(
+        "ESCALATOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
     parts: tuple[str, ...] = ("intake", "plumbing", "storm")
 
 
@@ -1102,8 +1147,9 @@ def run(options: Options | None = None) -> list[Result]:
         if "plumbing" in options.parts:
             results += await run_plumbing(options.intake, options.concurrency)
         if "storm" in options.parts:
-            storms = [await run_storm(options, workers) for workers in options.storm_workers]
-            results += storm_results(storms)
+            for database in options.storm_databases:
+                storms = [await run_storm(options, workers, database) for workers in options.storm_workers]
+                results += storm_results(storms)
         return results
 
     return asyncio.run(main())

@@ -22,40 +22,105 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 from temporalio import activity, workflow
 
 from bench.common import percentile
 
 RAW_TABLE = "bench_raw_deadlines"
-RAW_DB_ENV = "BENCH_RAW_DB"  # the no-op worker's read-model file, for the raw storm's writes
+RAW_DB_ENV = "BENCH_RAW_DB"  # the no-op worker's read-model URL, for the raw storm's writes
+
+
+class ReadModelAccess:
+    """The stack's read model seen from outside the stack: its SQLite file (read-only) or its
+    PostgreSQL database, by the stack's own SQLAlchemy URL. SQL is written with `?` markers."""
+
+    def __init__(self, url: str) -> None:
+        # A bare path is an SQLite file.
+        self.url = make_url(url if "://" in url else f"sqlite:///{url}")
+        self.postgres = self.url.get_backend_name() == "postgresql"
+
+    @property
+    def dsn(self) -> str:
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    @property
+    def path(self) -> str:
+        return self.url.database or ""
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        if self.postgres:
+            connection = await asyncpg.connect(self.dsn)
+            try:
+                return [tuple(row) for row in await connection.fetch(dollar_markers(sql), *args)]
+            finally:
+                await connection.close()
+        return await asyncio.to_thread(self._sqlite_fetch, sql, args)
+
+    def _sqlite_fetch(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60)) as db:
+            return [tuple(row) for row in db.execute(sql, args).fetchall()]
+
+    async def execute(self, sql: str) -> None:
+        if self.postgres:
+            connection = await asyncpg.connect(self.dsn)
+            try:
+                await connection.execute(sql)
+            finally:
+                await connection.close()
+            return
+        with contextlib.closing(sqlite3.connect(self.path, timeout=60)) as db:
+            db.execute(sql)
+            db.commit()
+
+
+def dollar_markers(sql: str) -> str:
+    """`?` markers as asyncpg's `$1, $2, ...`."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A timestamp as the read model returns it (SQLite: ISO text; PostgreSQL: datetime), in UTC."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 class RawRecorder:
-    """The raw storm's one write per fired deadline, on one SQLite connection per process."""
+    """The raw storm's one write per fired deadline: one SQLite connection, or one PostgreSQL
+    pool, per process, as the ticket worker's recorder has."""
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    INSERT = (
+        f"INSERT INTO {RAW_TABLE} (workflow_id, due_at, fired_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (workflow_id) DO NOTHING"
+    )
+
+    def __init__(self, url: str) -> None:
+        self._access = ReadModelAccess(url)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._pool: asyncpg.Pool | None = None
 
-    def _write(self, workflow_id: str, due_at: str) -> None:
+    def _write(self, workflow_id: str, due_at: str, fired: str) -> None:
         with self._lock:
             if self._db is None:
-                self._db = sqlite3.connect(self._path, timeout=60, check_same_thread=False)
-            fired = datetime.now(UTC).isoformat()
-            self._db.execute(
-                f"INSERT OR REPLACE INTO {RAW_TABLE} (workflow_id, due_at, fired_at) VALUES (?, ?, ?)",
-                (workflow_id, due_at, fired),
-            )
+                self._db = sqlite3.connect(self._access.path, timeout=60, check_same_thread=False)
+            self._db.execute(self.INSERT, (workflow_id, due_at, fired))
             self._db.commit()
 
     @activity.defn(name="bench_raw_fire")
     async def fire(self, workflow_id: str, due_at: str) -> None:
-        await asyncio.to_thread(self._write, workflow_id, due_at)
+        fired = datetime.now(UTC).isoformat()
+        if not self._access.postgres:
+            await asyncio.to_thread(self._write, workflow_id, due_at, fired)
+            return
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._access.dsn, min_size=1, max_size=10)
+        await self._pool.execute(dollar_markers(self.INSERT), workflow_id, due_at, fired)
 
 
 @workflow.defn(name="BenchRawStormDeadline", sandboxed=False)
@@ -74,23 +139,17 @@ class RawStormDeadline:
         )
 
 
-def create_raw_table(read_model: Path) -> None:
-    with contextlib.closing(sqlite3.connect(read_model, timeout=60)) as db:
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} "
-            "(workflow_id TEXT PRIMARY KEY, due_at TEXT NOT NULL, fired_at TEXT NOT NULL)"
-        )
-        db.commit()
+async def create_raw_table(read_model: ReadModelAccess) -> None:
+    await read_model.execute(
+        f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} "
+        "(workflow_id TEXT PRIMARY KEY, due_at TEXT NOT NULL, fired_at TEXT NOT NULL)"
+    )
 
 
-def raw_fired(read_model: Path) -> dict[str, float]:
+async def raw_fired(read_model: ReadModelAccess) -> dict[str, float]:
     """Per raw deadline written so far: its lag, written - due, in seconds."""
-    with contextlib.closing(sqlite3.connect(f"file:{read_model}?mode=ro", uri=True, timeout=60)) as db:
-        rows = db.execute(f"SELECT workflow_id, due_at, fired_at FROM {RAW_TABLE}").fetchall()
-    return {
-        wid: (datetime.fromisoformat(fired) - datetime.fromisoformat(due)).total_seconds()
-        for wid, due, fired in rows
-    }
+    rows = await read_model.fetch(f"SELECT workflow_id, due_at, fired_at FROM {RAW_TABLE}")
+    return {wid: (as_utc(fired) - as_utc(due)).total_seconds() for wid, due, fired in rows}
 
 
 # --- A person's action through the storm ------------------------------------------------------
