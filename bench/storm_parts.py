@@ -172,6 +172,7 @@ class Prober:
     headers: dict[str, str]
     body: dict[str, Any]
     every: float = 5.0
+    timeout: float = 180.0  # seconds a step may take before the probe counts as failed
     probes: list[Probe] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -193,7 +194,15 @@ class Prober:
         ticket_id = ""
         for method, path, body, expected in steps:
             started = time.perf_counter()
-            answer = await http.request(method, path.format(id=ticket_id), json=body, headers=self.headers)
+            try:
+                answer = await http.request(
+                    method, path.format(id=ticket_id), json=body, headers=self.headers, timeout=self.timeout
+                )
+            except httpx.HTTPError as error:
+                # No answer within the bound: a failed probe that took at least that long.
+                times.append(time.perf_counter() - started)
+                times += [float("nan")] * (3 - len(times))
+                return Probe(began, times[0], times[1], times[2], f"{path} {type(error).__name__}")
             times.append(time.perf_counter() - started)
             if answer.status_code != expected:
                 times += [float("nan")] * (3 - len(times))
@@ -207,8 +216,9 @@ class Prober:
 def probe_summary(probes: list[Probe], what: str) -> str:
     done = [p for p in probes if not p.failed]
     failed = len(probes) - len(done)
+    reasons = sorted({p.failed for p in probes if p.failed})
     if not done:
-        return f"{what}: no probe answered ({failed} failed)"
+        return f"{what}: no probe answered ({failed} failed: {'; '.join(reasons)[:200]})"
     parts = []
     for name in ("intake", "comment", "acknowledge"):
         values = [getattr(p, name) for p in done]
@@ -217,5 +227,7 @@ def probe_summary(probes: list[Probe], what: str) -> str:
 
 
 def worst_action(probes: list[Probe]) -> float:
-    done = [p for p in probes if not p.failed]
-    return max((max(p.comment, p.acknowledge) for p in done), default=float("nan"))
+    """The longest a comment or acknowledgement took; a probe that timed out counts with the
+    time it waited, so a failure never flatters the figure."""
+    times = [t for p in probes for t in (p.comment, p.acknowledge) if t == t]  # not NaN
+    return max(times, default=float("nan"))
