@@ -19,7 +19,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -217,11 +217,29 @@ async def open_ticket(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=sa.for_ticket(initial),
             static_summary=ui_summary(initial),
+            priority=ticket_priority(opened.customer_id),
         )
     except WorkflowAlreadyStartedError:
         # A retried request with the same Idempotency-Key: answer with the ticket it made.
         return await ticket_state(client=client, principal=principal, ticket_id=opened.ticket_id), False
     return initial, True
+
+
+def ticket_priority(customer_id: str) -> Priority:
+    """A ticket's place in the task queue (DESIGN.md §10): Temporal's Fairness, keyed by its
+    customer. Its workflow tasks, and the activities that inherit the key, take turns with other
+    customers' instead of queueing behind them, so one customer's storm of deadlines does not
+    hold back another customer's deadlines, nor a person acting on another customer's ticket.
+    A key is at most 64 bytes: a longer customer id is keyed by its digest."""
+    key = customer_id if len(customer_id.encode()) <= FAIRNESS_KEY_BYTES else _digest_key(customer_id)
+    return Priority(fairness_key=key)
+
+
+FAIRNESS_KEY_BYTES = 64
+
+
+def _digest_key(customer_id: str) -> str:
+    return "sha256:" + hashlib.sha256(customer_id.encode()).hexdigest()[:32]
 
 
 def _handle(client: Client, ticket_id: str) -> WorkflowHandle[TicketWorkflow, TicketState]:

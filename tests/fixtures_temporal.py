@@ -25,6 +25,7 @@ from runtime.codec import data_converter
 from runtime.settings import Settings
 from store.db import make_engine, make_sessionmaker, migrate
 from store.tickets import get_timeline
+from worker.devserver import DYNAMIC_CONFIG
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import search_attributes
 from workflows.actions.close import Close
@@ -85,7 +86,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=_binary("temporal"),
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_log_level="error",
-        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
+        + [arg for name, value in DYNAMIC_CONFIG for arg in ("--dynamic-config-value", f"{name}={value}")],
     )
     yield env
     await env.shutdown()

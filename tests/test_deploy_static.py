@@ -35,7 +35,7 @@ from runtime.settings import Settings
 from store.keys import DEMO_KEYS
 from tests.drill_support import until
 from worker import cli, demo, supervisor
-from worker.devserver import SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
+from worker.devserver import DYNAMIC_CONFIG, SEARCH_ATTRIBUTE_TYPES, DevServer, indexed_value_type
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -864,3 +864,16 @@ async def test_escalator_up_stops_after_a_crash_loop_and_leaves_nothing_when_kil
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert port_is_free(api_port)
+
+
+def test_the_cluster_has_the_dev_servers_dynamic_config() -> None:
+    """Fairness by customer (DESIGN.md §10) runs on the cluster as on `escalator up`."""
+    temporal = services()["temporal"]
+    path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = {target: source for source, target, *_ in (volume.split(":") for volume in temporal["volumes"])}
+    mount = next(target for target in mounts if path.startswith(target + "/"))
+    local = ROOT / mounts[mount] / path.removeprefix(mount + "/")
+    settings = yaml.safe_load(local.read_text())
+    assert {name: str(entries[0]["value"]).lower() for name, entries in settings.items()} == dict(
+        DYNAMIC_CONFIG
+    )

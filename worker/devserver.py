@@ -44,6 +44,11 @@ SEARCH_ATTRIBUTE_TYPES: dict[str, str] = {
 
 # WAL + synchronous=NORMAL: ~3x the starts/s of the fsync-bound default (DESIGN.md 9).
 SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=WAL", "synchronous=NORMAL")
+# Temporal's task-queue Fairness (DESIGN.md §10): intake keys each ticket by its customer
+# (api.tickets_service.ticket_priority), and the server dispatches the keys in turn. The dev
+# server dispatches FIFO unless this is on; deploy/temporal-dynamicconfig.yaml sets it for the
+# cluster.
+DYNAMIC_CONFIG: tuple[tuple[str, str], ...] = (("matching.enableFairness", "true"),)
 
 
 class DevServerError(RuntimeError):
@@ -164,6 +169,8 @@ class DevServer:
         ]
         for pragma in SQLITE_PRAGMAS:
             args += ["--sqlite-pragma", pragma]
+        for name, value in DYNAMIC_CONFIG:
+            args += ["--dynamic-config-value", f"{name}={value}"]
         args += ["--namespace", self.namespace, "--log-level", self.log_level]
         for name, cli_type in self.search_attributes.items():
             args += ["--search-attribute", f"{name}={cli_type}"]
