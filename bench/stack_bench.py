@@ -807,6 +807,7 @@ class Storm:
     probes: list[storm_parts.Probe] = field(default_factory=list)
     restarted_at: float | None = None  # monotonic, when the worker was SIGKILLed mid-storm
     raw: RawStorm | None = None
+    slow_story: str = ""
 
     def summary(self, lags: list[float]) -> str:
         if not lags:
@@ -983,6 +984,13 @@ async def run_storm(options: Options, workers: int, database: str) -> Storm:
         restarted_at = await killing if killing else None
         prober.stop.set()
         await probing
+        slow = storm_parts.slowest(prober.probes)
+        slow_story = (
+            f"slowest probe, ticket {slow.ticket_id}: "
+            + await storm_parts.history_story(stack.client, f"ticket-{slow.ticket_id}")
+            if slow
+            else ""
+        )
         # After a restart the worker is another process: measure the ones polling now.
         rss.append(sum(rss_of(pid) for pid in await worker_pids(stack.client) if alive(pid)))
         raw: RawStorm | None = None
@@ -1008,6 +1016,7 @@ async def run_storm(options: Options, workers: int, database: str) -> Storm:
         probes=prober.probes,
         restarted_at=restarted_at,
         raw=raw,
+        slow_story=slow_story,
     )
 
 
@@ -1106,6 +1115,7 @@ def action_results(storm: Storm, shape: str) -> list[Result]:
                 notes=[
                     storm_parts.probe_summary(probes, label),
                     storm_parts.probe_summary(storm.quiet_probes, "quiet stack"),
+                    storm.slow_story,
                 ],
             )
         )

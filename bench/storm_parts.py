@@ -28,6 +28,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from bench.common import percentile
 
@@ -162,6 +164,7 @@ class Probe:
     comment: float
     acknowledge: float
     failed: str | None = None
+    ticket_id: str = ""
 
 
 @dataclass
@@ -202,15 +205,16 @@ class Prober:
                 # No answer within the bound: a failed probe that took at least that long.
                 times.append(time.perf_counter() - started)
                 times += [float("nan")] * (3 - len(times))
-                return Probe(began, times[0], times[1], times[2], f"{path} {type(error).__name__}")
+                failed = f"{path} {type(error).__name__}"
+                return Probe(began, times[0], times[1], times[2], failed, ticket_id)
             times.append(time.perf_counter() - started)
             if answer.status_code != expected:
                 times += [float("nan")] * (3 - len(times))
                 failed = f"{path} {answer.status_code}: {answer.text[:120]}"
-                return Probe(began, times[0], times[1], times[2], failed)
+                return Probe(began, times[0], times[1], times[2], failed, ticket_id)
             if not ticket_id:
                 ticket_id = answer.json()["ticket_id"]
-        return Probe(began, times[0], times[1], times[2])
+        return Probe(began, times[0], times[1], times[2], None, ticket_id)
 
 
 def probe_summary(probes: list[Probe], what: str) -> str:
@@ -231,3 +235,26 @@ def worst_action(probes: list[Probe]) -> float:
     time it waited, so a failure never flatters the figure."""
     times = [t for p in probes for t in (p.comment, p.acknowledge) if t == t]  # not NaN
     return max(times, default=float("nan"))
+
+
+def slowest(probes: list[Probe]) -> Probe | None:
+    timed = [p for p in probes if p.ticket_id and p.comment == p.comment]  # answered its comment
+    return max(timed, key=lambda p: max(p.comment, p.acknowledge), default=None)
+
+
+async def history_story(client: Client, workflow_id: str) -> str:
+    """Where a slow probe's time went: its history's events with the seconds since the first,
+    workflow-task timeouts and long gaps called out."""
+    events = [event async for event in client.get_workflow_handle(workflow_id).fetch_history_events()]
+    if not events:
+        return "no history"
+    start = events[0].event_time.ToDatetime()
+    parts, previous = [], start
+    for event in events:
+        at = event.event_time.ToDatetime()
+        name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").lower()
+        gap = (at - previous).total_seconds()
+        if gap >= 1.0 or "timed_out" in name:
+            parts.append(f"{name} at +{(at - start).total_seconds():.1f} s (after a {gap:.1f} s gap)")
+        previous = at
+    return f"{len(events)} events; " + ("; ".join(parts) if parts else "no gap of 1 s or more")
