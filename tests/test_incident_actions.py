@@ -21,6 +21,7 @@ from workflows.actions.incident import (
     UnlinkIncident,
 )
 from workflows.enums import Audience, ClockKind, ClockStatus, EventKind, OwningLine, TicketStatus
+from workflows.incident_notices import Grouping, grouping_for
 from workflows.models import Principal, TicketState
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
@@ -123,6 +124,24 @@ def test_unlinking_puts_the_ticket_back_on_its_own() -> None:
     assert sa.for_ticket(after).get(sa.INCIDENT_ID) is None
     with pytest.raises(Refusal):
         machine.apply(after, update(), NOW + timedelta(minutes=1))
+
+
+def test_after_unlinking_a_tickets_notices_go_out_on_their_own_again() -> None:
+    """Issue 19: "Unlink, then the ticket is back on its own notices": its breach, while linked,
+    names the incident and goes to the digest and the incident's page; unlinked first, the same
+    breach names no incident and nothing of it is grouped."""
+    first = linked("acme", 1).clock(ClockKind.FIRST_RESPONSE)
+    assert first is not None
+    while_linked = machine.advance(linked("acme", 1), first.due_at).notifications
+    assert while_linked and all(n.incident_id == INC for n in while_linked)
+    assert {grouping_for(n) for n in while_linked} >= {Grouping.DIGEST, Grouping.INCIDENT_PAGE}
+
+    unlinked = machine.apply(linked("acme", 1), UnlinkIncident(actor=SUPPORT, incident_id=INC), NOW).state
+    on_its_own = machine.advance(unlinked, first.due_at).notifications
+    assert {(n.audience, n.page_action) for n in on_its_own} == {
+        (n.audience, n.page_action) for n in while_linked
+    }
+    assert all(n.incident_id is None and grouping_for(n) is None for n in on_its_own)
 
 
 def test_a_ticket_joins_one_incident_at_a_time() -> None:
