@@ -9,26 +9,47 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, create_model, field_validator
 
 from workflows.actions.base import ACTIONS, ActionDefinition, ActionModel
 from workflows.models import Principal
+from workflows.text import check_visible
 
 
 @functools.cache
 def action_body(action: type[BaseModel]) -> type[BaseModel]:
-    """`action`'s fields but `actor`, as a strict request body named `<Action>Body`."""
+    """`action`'s fields but `actor`, as a strict request body named `<Action>Body`. Its text
+    fields also refuse text that is only whitespace (`VisibleText`): a person's comment, note or
+    reason must say something. The workflow's own model keeps its recorded text as it is."""
     fields: dict[str, Any] = {
         name: (info.annotation, info) for name, info in action.model_fields.items() if name != "actor"
     }
+    texts = [name for name, (annotation, _) in fields.items() if _is_text(annotation)]
+    validators = {"_visible": field_validator(*texts)(_visible)} if texts else {}
     return create_model(
         f"{action.__name__}Body",
         __config__=ConfigDict(extra="forbid"),
         __doc__=action.__doc__,
+        __validators__=validators,
         **fields,
     )
+
+
+def _is_text(annotation: Any) -> bool:
+    return (
+        annotation is str
+        or str in get_args(annotation)
+        or any(
+            get_origin(arg) is Annotated and get_args(arg)[0] is str
+            for arg in (annotation, *get_args(annotation))
+        )
+    )
+
+
+def _visible(value: Any) -> Any:
+    return check_visible(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from store.keys import ApiKeyPublic
 from store.partners import CatalogPartner
 from workflows.enums import CoverageCalendar, ProductType, Tier
 from workflows.terms import ContractTerms, TargetOverrides
-from workflows.text import CleanText
+from workflows.text import VisibleText
 
 __all__ = [
     "ApiKeyCreate",
@@ -46,7 +46,7 @@ class TargetUpdate(_Body):
     minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[30])
     calendar: CoverageCalendar
     binding: bool = True
-    label: CleanText = Field(
+    label: VisibleText = Field(
         default="", max_length=100, description="Shown to people; made from minutes and calendar if empty"
     )
 
@@ -82,7 +82,7 @@ class ContractUpdate(_Body):
     )
     coverage_24x7: bool = Field(default=False, description="The Premium 24/7 option")
     partner_id: CatalogId | None = Field(default=None, description="partner_delivered only")
-    project: CleanText | None = Field(default=None, max_length=200, description="bespoke only, required")
+    project: VisibleText | None = Field(default=None, max_length=200, description="bespoke only, required")
     overrides: OverridesUpdate = Field(default_factory=OverridesUpdate)
 
 
@@ -109,7 +109,7 @@ class ContractPublic(BaseModel):
 
 class CustomerCreate(_Body):
     id: CatalogId = Field(examples=["hooli"])
-    name: CleanText = Field(min_length=1, max_length=200, examples=["Hooli"])
+    name: VisibleText = Field(min_length=1, max_length=200, examples=["Hooli"])
     contract: ContractUpdate
 
 
@@ -127,7 +127,7 @@ class CustomerPublic(BaseModel):
 
 class PartnerCreate(_Body):
     id: CatalogId = Field(examples=["fabrikam"])
-    name: CleanText = Field(min_length=1, max_length=200, examples=["Fabrikam"])
+    name: VisibleText = Field(min_length=1, max_length=200, examples=["Fabrikam"])
     connectsoft_tier: Tier = Field(description="The partner's own tier with ConnectSoft")
     coverage_24x7: bool = Field(
         default=False, description="The partner's own 24/7 option with ConnectSoft (Premium only)"
@@ -149,7 +149,7 @@ class PartnerPublic(BaseModel):
 
 
 class ApiKeyCreate(_Body):
-    name: CleanText = Field(min_length=1, max_length=100, examples=["anna"])
+    name: VisibleText = Field(min_length=1, max_length=100, examples=["anna"])
     role: Literal["admin", "support", "partner", "customer"]
     level: int | None = Field(default=None, ge=1, le=4, description="support keys only, required")
     partner_id: CatalogId | None = Field(default=None, description="partner keys only, required")

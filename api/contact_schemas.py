@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from store.contacts import MAX_CONTACTS, CatalogContact, CatalogSupportTeam, ContactRole
 from workflows.enums import Audience
-from workflows.text import CleanText
+from workflows.text import VisibleText
 
 __all__ = ["ContactUpdate", "ContactsPublic", "ContactsUpdate", "SupportTeamPublic", "SupportTeamUpdate"]
 
@@ -20,7 +20,7 @@ class _Body(BaseModel):
 
 
 class ContactUpdate(_Body):
-    name: CleanText = Field(min_length=1, max_length=200, examples=["Acme Operations"])
+    name: VisibleText = Field(min_length=1, max_length=200, examples=["Acme Operations"])
     # Checked by the catalog (store/contacts.py check_email), which names the rule.
     email: str = Field(min_length=1, max_length=320, examples=["ops@acme.example"])
     role: ContactRole = Field(
@@ -59,7 +59,7 @@ class ContactsPublic(BaseModel):
 class SupportTeamUpdate(_Body):
     """Where a ConnectSoft audience is reached: an email, a chat channel, or both."""
 
-    name: CleanText = Field(min_length=1, max_length=200, examples=["Support L2"])
+    name: VisibleText = Field(min_length=1, max_length=200, examples=["Support L2"])
     email: str | None = Field(default=None, min_length=1, max_length=320, examples=["l2@connectsoft.example"])
     chat_channel: str | None = Field(default=None, min_length=1, max_length=81, examples=["#support-l2"])
     timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])

@@ -9,14 +9,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from workflows.actions.incident import IncidentId
 from workflows.enums import Product, Severity, TicketStatus
 from workflows.incident_model import IncidentStatus, LinkRule, UpdateKind
-from workflows.text import CleanText
+from workflows.text import VisibleText
 
 
 class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: CleanText = Field(min_length=1, max_length=200, examples=["Identity platform outage"])
-    description: CleanText = Field(
+    title: VisibleText = Field(min_length=1, max_length=200, examples=["Identity platform outage"])
+    description: VisibleText = Field(
         min_length=1, max_length=20_000, description="Public: customers may read it"
     )
     product: Product
@@ -80,13 +80,13 @@ class IncidentLinks(BaseModel):
 class IncidentUpdateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: CleanText = Field(min_length=1, max_length=10_000)
+    message: VisibleText = Field(min_length=1, max_length=10_000)
 
 
 class IncidentResolveCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resolution: CleanText = Field(min_length=1, max_length=9_000)
+    resolution: VisibleText = Field(min_length=1, max_length=9_000)
 
 
 class IncidentUpdatePublic(BaseModel):

@@ -31,7 +31,7 @@ from workflows.models import (
     TicketView,
 )
 from workflows.payload import in_order
-from workflows.text import CleanText
+from workflows.text import VisibleText
 from workflows.timeline import headline
 
 
@@ -39,8 +39,8 @@ class TicketCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: str = Field(min_length=1, max_length=100, examples=["acme"])
-    title: CleanText = Field(min_length=1, max_length=200, examples=["Login down"])
-    description: CleanText = Field(min_length=1, max_length=20_000)
+    title: VisibleText = Field(min_length=1, max_length=200, examples=["Login down"])
+    description: VisibleText = Field(min_length=1, max_length=20_000)
     severity: Severity = Field(description="1 critical, 2 high, 3 medium, 4 low")
     product: Product
     channel: Channel

@@ -4,6 +4,10 @@ Refused: NUL and the other control characters except newline and tab (PostgreSQL
 store NUL in text, and the rest only hide or garble what people read), and lone UTF-16
 surrogates, which are not characters at all. CRLF and lone CR become newlines first, so text
 pasted from a Windows mail client is accepted as it reads.
+
+`VisibleText`, for what the API takes from a person, also refuses text that is only
+whitespace: a title, message or name that shows nothing. The workflows' own models keep
+`CleanText`, so that a recorded history always reads back as it was written.
 """
 
 from __future__ import annotations
@@ -34,3 +38,14 @@ def check_clean_text(value: str) -> str:
 
 
 CleanText = Annotated[str, BeforeValidator(_normalise_newlines), AfterValidator(check_clean_text)]
+
+
+def check_visible(value: str) -> str:
+    if value and not value.strip():
+        raise ValueError("is only whitespace; write something a person can read")
+    return value
+
+
+VisibleText = Annotated[
+    str, BeforeValidator(_normalise_newlines), AfterValidator(check_clean_text), AfterValidator(check_visible)
+]
