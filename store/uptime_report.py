@@ -132,7 +132,9 @@ def _outages_in_month(
     """Each outage of a ticket in reach, and of each incident (per product) a ticket in reach is
     linked to, clipped to the month (an open one ends at `cap`)."""
 
-    def clipped(began: ColumnElement[Any], ended: ColumnElement[Any], product: ColumnElement[Any]) -> Select[Any]:
+    def clipped(
+        began: ColumnElement[Any], ended: ColumnElement[Any], product: ColumnElement[Any]
+    ) -> Select[Any]:
         until = func.coalesce(ended, utc_value(cap))
         return select(
             Ticket.customer_id,

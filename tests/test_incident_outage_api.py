@@ -169,5 +169,7 @@ async def test_a_resolution_with_bad_outage_end_is_refused_and_the_incident_stay
 
     state = (await stack.http.get(f"/incidents/{incident}", headers=stack.as_(SUPPORT))).json()
     assert (state["status"], state["outage_ended_at"], state["updates"]) == ("open", None, [])
-    await stack.http.post(f"/incidents/{incident}/resolve", json={"resolution": "ok"}, headers=stack.as_(SUPPORT))
+    await stack.http.post(
+        f"/incidents/{incident}/resolve", json={"resolution": "ok"}, headers=stack.as_(SUPPORT)
+    )
     await handle.result()

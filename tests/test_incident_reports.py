@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from store import incidents as incident_store
 from store import sla_report
 from store.db import Incident, IncidentProduct, alembic_config, migrate
+from store.scope import EVERY_TICKET
 from store.sla_report import ReportGroupBy, SlaGroup
 from store.tickets import upsert_ticket_row
 from tests.factories import SUPPORT
@@ -163,7 +164,7 @@ EXPECTED_UPTIME_WITH_INCIDENTS = [
 ]
 
 
-async def sla_by_incident(sessionmaker: Sessionmaker, scope: TicketScope = TicketScope()) -> list[SlaGroup]:
+async def sla_by_incident(sessionmaker: Sessionmaker, scope: TicketScope = EVERY_TICKET) -> list[SlaGroup]:
     async with sessionmaker() as session:
         return await sla_report.sla_report(
             session=session, start=MARCH[0], end=MARCH[1], group_by=ReportGroupBy.INCIDENT, scope=scope
@@ -259,10 +260,18 @@ async def test_a_resolved_incidents_row_is_final_and_its_products_are_written_on
 def test_the_outage_is_the_given_times_else_when_the_incident_opened_and_resolved() -> None:
     assert incident_state(IDENTITY, Product.IDENTITY, mar(2, 10)).outage() == (mar(2, 10), None)
     given = incident_state(
-        IDENTITY, Product.IDENTITY, mar(2, 10), mar(2, 12), outage_started_at=mar(2, 9), outage_ended_at=mar(2, 11)
+        IDENTITY,
+        Product.IDENTITY,
+        mar(2, 10),
+        mar(2, 12),
+        outage_started_at=mar(2, 9),
+        outage_ended_at=mar(2, 11),
     )
     assert given.outage() == (mar(2, 9), mar(2, 11))
-    assert incident_state(IDENTITY, Product.IDENTITY, mar(2, 10), mar(2, 12)).outage() == (mar(2, 10), mar(2, 12))
+    assert incident_state(IDENTITY, Product.IDENTITY, mar(2, 10), mar(2, 12)).outage() == (
+        mar(2, 10),
+        mar(2, 12),
+    )
 
 
 @pytest.mark.parametrize(
@@ -335,4 +344,3 @@ async def test_sla_by_incident_over_http_as_json_and_csv_scoped_to_the_key(db_st
     assert uptime_of_acme.json()["items"] == [
         row.model_dump(mode="json") for row in EXPECTED_UPTIME_WITH_INCIDENTS[:2]
     ]
-

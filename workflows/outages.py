@@ -64,8 +64,7 @@ def outage_times_problem(
         return OutageTimesProblem(
             started_field,
             "outage_window",
-            f"an outage begins no earlier than {OUTAGE_LOOKBACK.days} days before {since}, "
-            f"{_at(earliest)}.",
+            f"an outage begins no earlier than {OUTAGE_LOOKBACK.days} days before {since}, {_at(earliest)}.",
         )
     if started_at > now:
         return OutageTimesProblem(
