@@ -28,6 +28,7 @@ from store.sla_report import ReportGroupBy, SlaGroup
 from store.tickets import upsert_ticket_row
 from tests.factories import SUPPORT
 from tests.fixtures_api import Stack
+from tests.test_api_permissions import console_as
 from tests.test_reports import (
     CONTOSO_UPTIME,
     EXPECTED_UPTIME_MARCH,
@@ -344,3 +345,13 @@ async def test_sla_by_incident_over_http_as_json_and_csv_scoped_to_the_key(db_st
     assert uptime_of_acme.json()["items"] == [
         row.model_dump(mode="json") for row in EXPECTED_UPTIME_WITH_INCIDENTS[:2]
     ]
+    # The console's report page offers the grouping and shows the partner its own groups.
+    page = await db_stack.http.get(
+        "/console/reports",
+        params={"from": "2026-03-01", "to": "2026-04-01", "group_by": "incident", "month": "2026-03"},
+        headers=console_as(PARTNER),
+    )
+    assert page.status_code == 200, page.text
+    assert '<option value="incident" selected>' in page.text
+    table = page.text.split('data-testid="sla-table"', 1)[1].split("</table>", 1)[0]
+    assert IDENTITY in table and BESPOKE not in table
