@@ -9,6 +9,9 @@ answers the second time with the refusal `incident_update_applied`, counted as d
 
 `link_incident_tickets` links the open tickets a rule matches that the read model shows
 unlinked: what intake did not link (it was filed before the rule, or the cache missed it).
+
+`record_incident` writes the incident's own row (its products and its outage, for the uptime
+report): an upsert keyed by its id, which never turns a resolved row back to open.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from store import incidents as read_model
 from workflows.actions.base import ActionModel
 from workflows.actions.incident import APPLIED, IncidentResolve, IncidentUpdate, LinkIncident
-from workflows.incident_model import FanOutBatch, FanOutResult, LinkSweep, UpdateKind
+from workflows.incident_model import FanOutBatch, FanOutResult, IncidentRecord, LinkSweep, UpdateKind
 from workflows.models import workflow_id_for
 
 # Tickets updated at once: enough to keep the server busy, few enough not to swamp it.
@@ -158,6 +161,19 @@ async def _in_slices(
         progress.skipped += sum(1 for outcome in outcomes if not outcome)
         progress.cursor = chunk[-1]
         progress.beat()
+
+
+class IncidentReadModel:
+    """The incident's row, written by its workflow; only the read model, so it runs wherever the
+    ticket activities run (worker/worker.py `ticket_activities`)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    @activity.defn(name="record_incident")
+    async def record_incident(self, record: IncidentRecord) -> None:
+        async with self._sessionmaker.begin() as session:
+            await read_model.record_incident(session=session, record=record)
 
 
 def incident_activities(

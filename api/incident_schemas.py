@@ -27,6 +27,11 @@ class IncidentCreate(BaseModel):
     customer_ids: list[str] | None = Field(
         default=None, min_length=1, max_length=200, description="Only these customers' tickets link by rule"
     )
+    outage_started_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the outage began, if before now (at most 30 days back); the uptime report "
+        "counts it for every customer with a linked ticket. Default: now",
+    )
 
 
 class IncidentLinks(BaseModel):
@@ -87,6 +92,10 @@ class IncidentResolveCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     resolution: VisibleText = Field(min_length=1, max_length=9_000)
+    outage_ended_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the outage ended, if before now (not before it began). Default: now",
+    )
 
 
 class IncidentUpdatePublic(BaseModel):
@@ -121,6 +130,10 @@ class IncidentPublic(BaseModel):
     opened_at: datetime
     resolution: str | None
     resolved_at: datetime | None
+    outage_started_at: datetime = Field(description="Given when opened, else when it opened")
+    outage_ended_at: datetime | None = Field(
+        description="Given when resolved, else when it resolved; null while open"
+    )
     rules: list[LinkRule]
     # Over the caller's reach: a partner's counts and list are its customers' tickets only.
     linked: int

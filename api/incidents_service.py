@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +53,7 @@ from workflows.incident_model import (
     incident_workflow_id,
 )
 from workflows.models import Principal, TicketState, TicketView
+from workflows.outages import OutageTimesProblem, outage_times_problem
 from workflows.permissions import Capability, Grant, TicketScope, forbidden_reason
 from workflows.policy import current
 
@@ -151,6 +153,18 @@ async def open_incident(
                 422, f"customer_ids[{number}]: unknown customer {customer_id!r}.", rule="unknown_customer"
             )
     products = list(dict.fromkeys([request.product, *request.also_products]))
+    opened_at = tickets.received_now()
+    if request.outage_started_at is not None:
+        _check_outage(
+            outage_times_problem(
+                received_at=opened_at,
+                now=opened_at,
+                started_at=request.outage_started_at,
+                ended_at=None,
+                started_field="outage_started_at",
+                since="the incident is opened",
+            )
+        )
     opened = IncidentOpened(
         incident_id=f"inc-{secrets.token_hex(5)}",
         title=request.title,
@@ -159,7 +173,8 @@ async def open_incident(
         severity=request.severity,
         customer_ids=request.customer_ids,
         opened_by=principal,
-        opened_at=tickets.received_now(),
+        opened_at=opened_at,
+        outage_started_at=request.outage_started_at,
         sweep_seconds=settings.incident_sweep_seconds,
         batch_size=settings.incident_batch_size,
         digest_seconds=settings.incident_digest_seconds,
@@ -186,6 +201,11 @@ async def open_incident(
     return IncidentState.opened(opened)
 
 
+def _check_outage(problem: OutageTimesProblem | None) -> None:
+    if problem is not None:
+        raise ApiError(422, str(problem), rule=problem.rule)
+
+
 async def public(*, session: AsyncSession, state: IncidentState, scope: TicketScope) -> IncidentPublic:
     counts = await read_model.incident_counts(session=session, incident_id=state.incident_id, scope=scope)
     rows = await read_model.linked_tickets(
@@ -193,6 +213,7 @@ async def public(*, session: AsyncSession, state: IncidentState, scope: TicketSc
     )
     # A partner's view is its customers' tickets only: the fan-out's figures count everyone's.
     limited = scope != TicketScope()
+    outage_started_at, outage_ended_at = state.outage()
     return IncidentPublic(
         incident_id=state.incident_id,
         title=state.title,
@@ -203,6 +224,8 @@ async def public(*, session: AsyncSession, state: IncidentState, scope: TicketSc
         opened_at=state.opened_at,
         resolution=state.resolution,
         resolved_at=state.resolved_at,
+        outage_started_at=outage_started_at,
+        outage_ended_at=outage_ended_at,
         rules=[] if limited else state.rules,
         **counts,
         updates=[update_public(update, limited=limited) for update in state.updates],
@@ -358,15 +381,13 @@ async def post_update(
     message: str,
     resolution: bool,
     task_queue: str,
+    outage_ended_at: datetime | None = None,
 ) -> IncidentUpdateRecord:
     state = await managed_open(client=client, session=session, principal=principal, incident_id=incident_id)
     if resolution:
-        record = await _execute(
-            client,
-            state.incident_id,
-            IncidentWorkflow.resolve,
-            ResolveIncident(actor=principal, resolution=message),
-        )
+        request = ResolveIncident(actor=principal, resolution=message, outage_ended_at=outage_ended_at)
+        _check_outage(request.outage_problem(state, tickets.received_now()))
+        record = await _execute(client, state.incident_id, IncidentWorkflow.resolve, request)
         incident_intake.forget(task_queue)
         return record
     return await _execute(
@@ -385,7 +406,9 @@ async def _execute(client: Client, incident_id: str, update: Any, request: Any) 
         if isinstance(cause, ApplicationError) and cause.type == RefusalKind.CONFLICT.value:
             raise ApiError(409, cause.message, rule="incident_resolved") from err
         if isinstance(cause, ApplicationError) and cause.type == RefusalKind.INVALID.value:
-            raise ApiError(422, cause.message, rule="incident_rule") from err
+            # The refusal's rule where it names one (outage times), else the link rule's.
+            rule = str(cause.details[0]) if cause.details else "incident_rule"
+            raise ApiError(422, cause.message, rule=rule) from err
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:  # the resolved incident's workflow has ended

@@ -445,6 +445,36 @@ class IncidentPage(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Incident(Base):
+    """A major incident as its workflow last wrote it (when it opened, and when it resolved):
+    what the reports read of it, its outage above all (DESIGN.md §12, §13). The outage times are
+    filled in: given at opening and resolving, else when it opened and resolved."""
+
+    __tablename__ = "incidents"
+
+    incident_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    severity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(ENUM_VALUE)
+    opened_at: Mapped[datetime] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    outage_started_at: Mapped[datetime] = mapped_column()
+    # None while the incident is open: the uptime report counts it down until now.
+    outage_ended_at: Mapped[datetime | None] = mapped_column()
+
+
+class IncidentProduct(Base):
+    """A product an incident is about: its outage is that product's, for each customer with a
+    ticket linked to it."""
+
+    __tablename__ = "incident_products"
+
+    incident_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("incidents.incident_id", ondelete="CASCADE"), primary_key=True
+    )
+    product: Mapped[str] = mapped_column(ENUM_VALUE, primary_key=True)
+
+
 class ApiKey(Base):
     """One API key, one principal (DESIGN.md §11). Only the SHA-256 of the secret is stored."""
 

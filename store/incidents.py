@@ -1,5 +1,6 @@
-"""A major incident's tickets in the read model (DESIGN.md §13): the pages its fan-out and its
-sweeps walk through, and the counts `GET /incidents/{id}` shows.
+"""A major incident in the read model (DESIGN.md §13): its own row (what the reports read of it),
+its tickets' pages its fan-out and its sweeps walk through, and the counts `GET /incidents/{id}`
+shows.
 
 The read model may lag the workflows: a fan-out reads which tickets are linked here, and each
 ticket decides for itself whether the update applies (once, linked, open).
@@ -12,14 +13,33 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.db import Ticket, TicketClockRecord
+from store.db import Incident, IncidentProduct, Ticket, TicketClockRecord, dialect_insert
 from store.scope import EVERY_TICKET, in_scope
 from workflows.enums import CLOSED_STATES, ClockKind, ClockStatus
-from workflows.incident_model import LinkRule
+from workflows.incident_model import IncidentRecord, IncidentStatus, LinkRule
 from workflows.models import TicketRow
 from workflows.permissions import TicketScope
 
 _OPEN = Ticket.status.not_in([status.value for status in CLOSED_STATES])
+
+
+async def record_incident(*, session: AsyncSession, record: IncidentRecord) -> None:
+    """Upsert the incident's row and add its products (they never change). A resolved row is
+    final: a late retry of the opening's write never turns it back to open."""
+    values = record.model_dump(mode="python", exclude={"products"})
+    values["status"] = record.status.value
+    values["severity"] = int(record.severity)
+    insert = dialect_insert(session, Incident).values(values)
+    changes = {name: insert.excluded[name] for name in values if name != "incident_id"}
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[Incident.incident_id],
+            set_=changes,
+            where=Incident.status == IncidentStatus.OPEN.value,
+        )
+    )
+    products = [{"incident_id": record.incident_id, "product": p.value} for p in record.products]
+    await session.execute(dialect_insert(session, IncidentProduct).values(products).on_conflict_do_nothing())
 
 
 def _linked(incident_id: str, scope: TicketScope = EVERY_TICKET) -> Any:

@@ -50,6 +50,9 @@ class ReportGroupBy(StrEnum):
     PARTNER = "partner"
     LEVEL = "level"
     LINE = "line"
+    # The major incident a ticket is linked to (DESIGN.md §13); a ticket linked to none is in
+    # the group without a key, as a ticket without a partner is by partner.
+    INCIDENT = "incident"
 
 
 class SlaGroup(BaseModel):
@@ -85,6 +88,7 @@ def _ticket_key(group_by: ReportGroupBy) -> ColumnElement[Any]:
         ReportGroupBy.CUSTOMER: Ticket.customer_id.expression,
         ReportGroupBy.PARTNER: Ticket.partner_id.expression,
         ReportGroupBy.LEVEL: cast(Ticket.level, String),
+        ReportGroupBy.INCIDENT: Ticket.incident_id.expression,
     }
     return keys[group_by]
 
@@ -178,7 +182,7 @@ async def sla_report(
     - escalations: `escalated` events and ConnectSoft's `critical_incident` routings at levels
       2, 3 and 4, by the level they routed to.
 
-    Groups come sorted by key, a missing key (no partner) last.
+    Groups come sorted by key, a missing key (no partner, no incident) last.
     """
     members = _members(start=start, end=end, group_by=group_by, scope=scope).cte("members")
     m = members.c

@@ -1,5 +1,6 @@
 """GET /reports/uptime (DESIGN.md §12): one month's availability per customer and product,
-from the outages recorded on the customers' tickets.
+from the outages recorded on the customers' tickets and the outages of the major incidents
+their tickets are linked to (DESIGN.md §13).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, Subquery, and_, case, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, Subquery, and_, case, func, or_, select, union, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.db import Contract, Ticket
+from store.db import Contract, Incident, IncidentProduct, Ticket
 from store.report_sql import ReportRangeError, as_utc, epoch_seconds, utc_value
 from store.scope import EVERY_TICKET, AnySelect, in_scope
 from workflows.enums import Product, ProductType, Tier
@@ -87,11 +88,14 @@ async def uptime_report(
     """GET /reports/uptime: one month's availability per customer and product.
 
     - Months are UTC calendar months, [first day 00:00, next month's first day 00:00).
-    - Downtime is the union of the month's outages (`outage_started_at`..`outage_ended_at`
-      of the customer's tickets) per product: overlapping or touching outages count once,
-      merged in SQL (gaps and islands). An outage crossing a month boundary counts in each
-      month for its part in it; one still open counts until the month's end or `now`,
-      whichever is earlier.
+    - Downtime is the union of the month's outages per product: overlapping or touching
+      outages count once, merged in SQL (gaps and islands). The outages are the customer's
+      tickets' (`outage_started_at`..`outage_ended_at`) and those of each incident a ticket of
+      the customer's is linked to: an incident's outage (from when it opened, or the start
+      given then, to when it resolved, or the end given then) is one of each of its products,
+      even where the linked ticket recorded no outage itself. An outage crossing a month
+      boundary counts in each month for its part in it; one still open counts until the
+      month's end or `now`, whichever is earlier.
     - availability = 100 * (1 - downtime / the whole month's minutes); the target is the
       customer's active contract's (see `uptime_target`); breached when availability is
       below it; the downtime left is the month's allowance minus downtime, at least 0.
@@ -125,21 +129,37 @@ async def uptime_report(
 def _outages_in_month(
     filtered: Callable[[Select[Any]], Select[Any]], month_start: datetime, month_end: datetime, cap: datetime
 ) -> Subquery:
-    """Each outage of a ticket in reach, clipped to the month (an open one ends at `cap`)."""
-    began, ended = Ticket.outage_started_at, func.coalesce(Ticket.outage_ended_at, utc_value(cap))
-    clipped = filtered(
-        select(
+    """Each outage of a ticket in reach, and of each incident (per product) a ticket in reach is
+    linked to, clipped to the month (an open one ends at `cap`)."""
+
+    def clipped(
+        began: ColumnElement[Any], ended: ColumnElement[Any], product: ColumnElement[Any]
+    ) -> Select[Any]:
+        until = func.coalesce(ended, utc_value(cap))
+        return select(
             Ticket.customer_id,
-            Ticket.product,
+            product.label("product"),
             case((began < utc_value(month_start), utc_value(month_start)), else_=began).label("began"),
-            case((ended > utc_value(month_end), utc_value(month_end)), else_=ended).label("ended"),
-        ).where(
-            began.is_not(None),
-            began < month_end,
-            or_(Ticket.outage_ended_at.is_(None), Ticket.outage_ended_at > month_start),
+            case((until > utc_value(month_end), utc_value(month_end)), else_=until).label("ended"),
+        ).where(began.is_not(None), began < month_end, or_(ended.is_(None), ended > month_start))
+
+    of_tickets = clipped(
+        Ticket.outage_started_at.expression, Ticket.outage_ended_at.expression, Ticket.product.expression
+    )
+    # One row per customer and incident product, however many of its tickets are linked.
+    of_incidents = (
+        clipped(
+            Incident.outage_started_at.expression,
+            Incident.outage_ended_at.expression,
+            IncidentProduct.product.expression,
         )
-    ).subquery("clipped")
-    return select(clipped).where(clipped.c.ended > clipped.c.began).subquery("outages")
+        .select_from(Ticket)
+        .join(Incident, Incident.incident_id == Ticket.incident_id)
+        .join(IncidentProduct, IncidentProduct.incident_id == Incident.incident_id)
+        .distinct()
+    )
+    every = union_all(filtered(of_tickets), filtered(of_incidents)).subquery("clipped")
+    return select(every).where(every.c.ended > every.c.began).subquery("outages")
 
 
 def _downtime_per_product(outages: Subquery) -> Subquery:

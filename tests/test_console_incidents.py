@@ -64,6 +64,8 @@ async def test_support_links_a_ticket_from_its_page_and_works_the_incident_from_
     assert (count(incident, "linked"), count(incident, "open")) == (1, 1)
     assert f'data-ticket="{ticket}"' in incident
     assert "First response" in incident  # the linked ticket's next clock, from the read model
+    outage = incident.split('data-testid="incident-outage">', 1)[1].split("</dd>", 1)[0]
+    assert "now (ongoing)" in outage  # open: the uptime report counts it down until now
 
     posted = await stack.http.post(
         f"/console/incidents/{incident_id}/updates",
@@ -96,6 +98,8 @@ async def test_support_links_a_ticket_from_its_page_and_works_the_incident_from_
     assert resolved.status_code == 303, resolved.text
     incident = (await stack.http.get(f"/console/incidents/{incident_id}", headers=console_as(SUPPORT))).text
     assert 'data-testid="incident-status">Resolved<' in incident
+    outage = incident.split('data-testid="incident-outage">', 1)[1].split("</dd>", 1)[0]
+    assert outage.count("<time ") == 2 and "ongoing" not in outage
     assert 'data-testid="update-form"' not in incident and 'data-testid="resolve-form"' not in incident
     # A resolved incident is no longer offered to link a ticket to.
     fresh = (await file_ticket(stack, "acme"))["ticket_id"]

@@ -19,7 +19,7 @@ import policies
 from activities.delivery import DeliveryRecords, NotificationDelivery
 from activities.holidays import pin_public_holidays
 from activities.incident_notices import IncidentNotices
-from activities.incidents import incident_activities
+from activities.incidents import IncidentReadModel, incident_activities
 from activities.read_model import TicketReadModel
 from runtime.settings import Settings
 from store import published_policies
@@ -80,7 +80,7 @@ def ticket_activities(
 ) -> list[Callable[..., Any]]:
     """Every activity the ticket workflows call: one record per flush, holidays when a ticket
     needs more, and one delivery per notice (through the sinks in `settings`; none: the log);
-    and what a major incident's workflow calls for its digests and its page."""
+    and what a major incident's workflow calls for its digests, its page and its row."""
     settings = settings or Settings()
     delivery = NotificationDelivery(sessionmaker, settings)
     incident_notices = IncidentNotices(sessionmaker, settings)
@@ -91,6 +91,7 @@ def ticket_activities(
         DeliveryRecords(sessionmaker).record_deliveries,
         incident_notices.flush_incident_digests,
         incident_notices.settle_incident_page,
+        IncidentReadModel(sessionmaker).record_incident,
     ]
 
 

@@ -5,7 +5,8 @@ update out to the linked open tickets in batches from an activity (each batch's 
 progress: delivered of total), sweeps for tickets its rules match every `sweep_seconds` while
 it is open, flushes its internal audiences' digests (titled with its title) every
 `digest_seconds` while it is open, resolves its page (dedup key = its id) and sends a last
-digest once resolved and fanned out, and continues as new when its history grows long. Per
+digest once resolved and fanned out, writes its row to the read model (for the uptime report)
+when it opens and when it resolves, and continues as new when its history grows long. Per
 window that is one timer and one activity. It decides nothing about a
 ticket: each ticket applies the update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
@@ -28,6 +29,7 @@ from workflows.incident_model import (
     FanOutBatch,
     FanOutResult,
     IncidentOpened,
+    IncidentRecord,
     IncidentState,
     IncidentStatus,
     IncidentUpdateRecord,
@@ -52,6 +54,18 @@ FAN_OUT_RETRY = RetryPolicy(
 NOTICE_TIMEOUT = timedelta(seconds=30)
 DIGEST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 PAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# The incident's row in the read model (its outage, for the uptime report), written when a run
+# starts and when it resolves; retried for as long as the database is away. Incidents whose
+# histories predate the row take neither write; one still open when this shipped writes its
+# row when it resolves (the second patch is asked only then) or continues as new.
+RECORD_OPENED_PATCH = "record-incident-opened"
+RECORD_RESOLVED_PATCH = "record-incident-resolved"
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["ValidationError"],
+)
 
 
 def _resolved() -> ApplicationError:
@@ -75,6 +89,8 @@ class IncidentWorkflow:
         self._next_digest = opened.opened_at
         # The API starts the incident with its status; upsert only a change.
         self._published = IncidentStatus.OPEN if opened.carried_state is None else None
+        # The status this run last wrote to the read model's row.
+        self._recorded: IncidentStatus | None = None
 
     @workflow.run
     async def run(self, opened: IncidentOpened) -> IncidentState:
@@ -86,6 +102,7 @@ class IncidentWorkflow:
         while True:
             self._changed = False
             self._publish()
+            await self._record()
             pending = state.pending()
             if pending is not None:
                 await self._fan_out(pending, opened.batch_size)
@@ -122,6 +139,24 @@ class IncidentWorkflow:
                 timeout=max(due - workflow.now(), timedelta(milliseconds=1)),
                 timeout_summary=f"{what} at {due:%H:%M:%S}",
             )
+
+    async def _record(self) -> None:
+        """The incident's row, once per run while open and once resolved (before the fan-out of
+        its resolution: the uptime report has its end at once)."""
+        state = self._state
+        if self._recorded == state.status:
+            return
+        self._recorded = state.status
+        patch = RECORD_OPENED_PATCH if state.status == IncidentStatus.OPEN else RECORD_RESOLVED_PATCH
+        if not workflow.patched(patch):
+            return
+        await workflow.execute_activity(
+            "record_incident",
+            IncidentRecord.of(state),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary=f"record {state.incident_id} {state.status.value} in the read model",
+        )
 
     async def _flush_digests(self) -> None:
         """This window's digests of the incident, named by its title; the activity counts its
@@ -244,7 +279,13 @@ class IncidentWorkflow:
 
     @workflow.update(name="resolve")
     def resolve(self, request: ResolveIncident) -> IncidentUpdateRecord:
-        record = self._state.post(UpdateKind.RESOLUTION, request.resolution, request.actor, workflow.now())
+        record = self._state.post(
+            UpdateKind.RESOLUTION,
+            request.resolution,
+            request.actor,
+            workflow.now(),
+            outage_ended_at=request.outage_ended_at,
+        )
         self._changed = True
         return record
 
@@ -252,6 +293,11 @@ class IncidentWorkflow:
     def _validate_resolve(self, request: ResolveIncident) -> None:
         if self._state.status != IncidentStatus.OPEN:
             raise _resolved()
+        problem = request.outage_problem(self._state, workflow.now())
+        if problem is not None:
+            raise ApplicationError(
+                str(problem), problem.rule, type=RefusalKind.INVALID.value, non_retryable=True
+            )
 
     @workflow.query
     def state(self) -> IncidentState:

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from workflows.actions.incident import IncidentId
 from workflows.enums import Product, Severity
 from workflows.models import Principal
+from workflows.outages import OutageTimesProblem, outage_times_problem
 from workflows.payload import Payload
 from workflows.text import CleanText
 
@@ -88,6 +89,9 @@ class IncidentOpened(Payload):
     customer_ids: list[str] | None = None
     opened_by: Principal
     opened_at: datetime
+    # When the outage began, where support says it began before the incident was opened
+    # (None: when it was opened). The uptime report counts it (DESIGN.md §12).
+    outage_started_at: datetime | None = None
     # How often the incident sweeps for matching tickets the read model shows unlinked, and how
     # many tickets one fan-out activity takes: pinned at opening, like a ticket's terms.
     sweep_seconds: int = Field(default=60, ge=1)
@@ -113,6 +117,10 @@ class IncidentState(Payload):
     updates: list[IncidentUpdateRecord] = Field(default_factory=list)
     resolution: str | None = None
     resolved_at: datetime | None = None
+    # The outage as given at opening and resolving; None for when it opened and resolved
+    # (`outage` has both filled in).
+    outage_started_at: datetime | None = None
+    outage_ended_at: datetime | None = None
     # Tickets the sweeps have linked by rule, over the incident's life.
     linked_by_rule: int = 0
     last_sweep_at: datetime | None = None
@@ -124,18 +132,33 @@ class IncidentState(Payload):
         }
         return cls(**fields)
 
+    def outage(self) -> tuple[datetime, datetime | None]:
+        """When the incident's outage began and ended (None while it is open): the times given
+        at opening and resolving, else when it opened and resolved."""
+        return self.outage_started_at or self.opened_at, self.outage_ended_at or self.resolved_at
+
     def pending(self) -> IncidentUpdateRecord | None:
         """The oldest update whose fan-out has not finished: they go out one at a time, in order."""
         return next((update for update in self.updates if not update.done), None)
 
-    def post(self, kind: UpdateKind, message: str, by: Principal, at: datetime) -> IncidentUpdateRecord:
-        """Queue an update (or the resolution) under the next id: `<incident>-u<n>`."""
+    def post(
+        self,
+        kind: UpdateKind,
+        message: str,
+        by: Principal,
+        at: datetime,
+        *,
+        outage_ended_at: datetime | None = None,
+    ) -> IncidentUpdateRecord:
+        """Queue an update (or the resolution, with the outage's end if it is not `at`) under
+        the next id: `<incident>-u<n>`."""
         record = IncidentUpdateRecord(
             update_id=f"{self.incident_id}-u{len(self.updates) + 1}", kind=kind, message=message, at=at, by=by
         )
         self.updates.append(record)
         if kind == UpdateKind.RESOLUTION:
             self.status, self.resolution, self.resolved_at = IncidentStatus.RESOLVED, message, at
+            self.outage_ended_at = outage_ended_at
         return record
 
     def matches(
@@ -171,6 +194,22 @@ class PostIncidentUpdate(Payload):
 class ResolveIncident(Payload):
     actor: Principal
     resolution: CleanText = Field(min_length=1, max_length=9_000)
+    # When the outage ended, where support says it ended before the resolution (None: now).
+    outage_ended_at: datetime | None = None
+
+    def outage_problem(self, state: IncidentState, now: datetime) -> OutageTimesProblem | None:
+        """Why `outage_ended_at` cannot end the incident's outage: before it began, or after now."""
+        if self.outage_ended_at is None:
+            return None
+        return outage_times_problem(
+            received_at=state.opened_at,
+            now=now,
+            started_at=state.outage()[0],
+            ended_at=self.outage_ended_at,
+            started_field="outage_started_at",
+            ended_field="outage_ended_at",
+            since="the incident was opened",
+        )
 
 
 class AddLinkRule(Payload):
@@ -199,6 +238,36 @@ class FanOutResult(Payload):
     # The last ticket id this batch reached; None once no linked open ticket is left after it.
     cursor: str | None
     total: int | None = None
+
+
+class IncidentRecord(Payload):
+    """Activity input: the incident's row in the read model, for the reports (DESIGN.md §12):
+    written when it opens (each run) and when it resolves."""
+
+    incident_id: str
+    title: str
+    products: list[Product]
+    severity: Severity
+    status: IncidentStatus
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    outage_started_at: datetime
+    outage_ended_at: datetime | None = None
+
+    @classmethod
+    def of(cls, state: IncidentState) -> IncidentRecord:
+        started, ended = state.outage()
+        return cls(
+            incident_id=state.incident_id,
+            title=state.title,
+            products=state.products,
+            severity=state.severity,
+            status=state.status,
+            opened_at=state.opened_at,
+            resolved_at=state.resolved_at,
+            outage_started_at=started,
+            outage_ended_at=ended,
+        )
 
 
 class LinkSweep(Payload):

@@ -1,4 +1,5 @@
-"""The bounds on outage times a client sends (DESIGN.md §12), at intake and in the `outage` action.
+"""The bounds on outage times a client sends (DESIGN.md §12), at intake and in the `outage` action,
+and an incident's own outage times (DESIGN.md §13: given when it is opened and resolved).
 
 Pure: no Temporal, no I/O, no clock of its own. `now` is the caller's: the time intake received
 the ticket, or the machine's now (`workflow.now()` in the workflow's update validator).
@@ -43,11 +44,13 @@ def outage_times_problem(
     ended_at: datetime | None,
     started_field: str = "started_at",
     ended_field: str = "ended_at",
+    since: str = "the ticket was received",
 ) -> OutageTimesProblem | None:
     """The first bound `started_at`/`ended_at` break, or None when they are within bounds.
 
     Every time must carry a UTC offset; the field names are the caller's (intake's
-    `outage_started_at`, the action's `started_at`).
+    `outage_started_at`, the action's `started_at`). `received_at` is when the ticket was
+    received, or when the incident was opened (`since` says which).
     """
     if started_at.tzinfo is None or (ended_at is not None and ended_at.tzinfo is None):
         field = started_field if started_at.tzinfo is None else ended_field
@@ -61,8 +64,7 @@ def outage_times_problem(
         return OutageTimesProblem(
             started_field,
             "outage_window",
-            f"an outage recorded on a ticket begins no earlier than {OUTAGE_LOOKBACK.days} days "
-            f"before the ticket was received, {_at(earliest)}.",
+            f"an outage begins no earlier than {OUTAGE_LOOKBACK.days} days before {since}, {_at(earliest)}.",
         )
     if started_at > now:
         return OutageTimesProblem(

@@ -39,7 +39,8 @@ async def open_incident(
     session: SessionDep,
     settings: SettingsDep,
 ) -> IncidentPublic:
-    """Open a major incident: its own workflow, `incident-<id>`."""
+    """Open a major incident: its own workflow, `incident-<id>`. Its outage begins now, or at
+    `outage_started_at`."""
     state = await service.open_incident(
         client=client, session=session, settings=settings, principal=principal, request=body
     )
@@ -151,7 +152,7 @@ async def resolve_incident(
     settings: SettingsDep,
 ) -> IncidentUpdatePublic:
     """Resolve the incident: each linked open ticket resolves with its resolution, then follows
-    its own rules (reopen, auto-close)."""
+    its own rules (reopen, auto-close). Its outage ends now, or at `outage_ended_at`."""
     record = await service.post_update(
         client=client,
         session=session,
@@ -160,5 +161,6 @@ async def resolve_incident(
         message=body.resolution,
         resolution=True,
         task_queue=settings.task_queue,
+        outage_ended_at=body.outage_ended_at,
     )
     return service.update_public(record)
