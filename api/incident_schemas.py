@@ -119,6 +119,7 @@ class IncidentPublic(BaseModel):
     severity: Severity
     status: IncidentStatus
     opened_at: datetime
+    opened_by: str = Field(description="Who opened it: a key's principal, or `system:incident-watch`")
     resolution: str | None
     resolved_at: datetime | None
     rules: list[LinkRule]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
     incident_sweep_seconds: int = Field(default=60, ge=1)
     incident_batch_size: int = Field(default=250, ge=1, le=5000)
     incident_cache_seconds: float = Field(default=5.0, ge=0)
+    # Automatic major incidents: this many Sev 1-2 tickets for one product, filed within the
+    # window, open one incident (0: off, and intake signals nothing). The window takes seconds
+    # ("600") or an ISO 8601 duration ("PT10M").
+    incident_auto_min_tickets: int = Field(default=0, ge=0, le=1000)
+    incident_auto_window: timedelta = Field(
+        default=timedelta(seconds=600), gt=timedelta(0), le=timedelta(days=1)
+    )
 
     # Encrypted history (runtime/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
     # bytes>"} as JSON, and the id of the one that encrypts. Old ids stay listed so that what

@@ -6,8 +6,9 @@ progress: delivered of total), sweeps for tickets its rules match every `sweep_s
 it is open, flushes its internal audiences' digests (titled with its title) every
 `digest_seconds` while it is open, resolves its page (dedup key = its id) and sends a last
 digest once resolved and fanned out, and continues as new when its history grows long. Per
-window that is one timer and one activity. It decides nothing about a
-ticket: each ticket applies the update by its own rules (workflows/actions/incident.py).
+window that is one timer and one activity. An automatic incident (workflows/incident_watch.py)
+tells its watcher when it is resolved. It decides nothing about a ticket: each ticket applies
+the update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 """
 
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import search_attributes as sa
 from workflows.actions.base import RefusalKind
@@ -37,6 +38,11 @@ from workflows.incident_model import (
     UpdateKind,
 )
 from workflows.incident_notices import IncidentDigestFlush, IncidentNoticesSent, IncidentPageSettle
+from workflows.incident_watch_model import RESOLVED_SIGNAL, AutoIncidentResolved
+
+# Automatic incidents (workflows/incident_watch.py) tell their watcher when they resolve. Only
+# an incident started with a watcher takes this path; the patch marks where it began.
+AUTO_INCIDENT_PATCH = "incident-auto-watcher"
 
 # One batch of tickets per activity; a worker that dies mid-batch is noticed within the
 # heartbeat timeout, and the retry resumes from the cursor the batch heartbeated.
@@ -75,6 +81,9 @@ class IncidentWorkflow:
         self._next_digest = opened.opened_at
         # The API starts the incident with its status; upsert only a change.
         self._published = IncidentStatus.OPEN if opened.carried_state is None else None
+        # An automatic incident tells its watcher once that it is resolved (it never continues
+        # as new once resolved, so a new run has not told it yet).
+        self._watcher_told = False
 
     @workflow.run
     async def run(self, opened: IncidentOpened) -> IncidentState:
@@ -86,6 +95,9 @@ class IncidentWorkflow:
         while True:
             self._changed = False
             self._publish()
+            if state.status == IncidentStatus.RESOLVED and not self._watcher_told:
+                self._watcher_told = True
+                await self._tell_watcher(opened)
             pending = state.pending()
             if pending is not None:
                 await self._fan_out(pending, opened.batch_size)
@@ -121,6 +133,17 @@ class IncidentWorkflow:
                 lambda: self._changed,
                 timeout=max(due - workflow.now(), timedelta(milliseconds=1)),
                 timeout_summary=f"{what} at {due:%H:%M:%S}",
+            )
+
+    async def _tell_watcher(self, opened: IncidentOpened) -> None:
+        """An automatic incident, resolved: its watcher may open the next one for a new burst
+        at once, not when the resolution has fanned out. A watcher that is gone (terminated by
+        hand) has nothing to forget."""
+        if opened.watcher_id is None or not workflow.patched(AUTO_INCIDENT_PATCH):
+            return
+        with contextlib.suppress(FailureError):
+            await workflow.get_external_workflow_handle(opened.watcher_id).signal(
+                RESOLVED_SIGNAL, AutoIncidentResolved(incident_id=self._state.incident_id)
             )
 
     async def _flush_digests(self) -> None:
