@@ -6,6 +6,7 @@ resolved, K+5 tickets filed at once, the setting at 0; the watcher's history rep
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from tests.incident_support import (
     linked_to,
     ticket_until,
 )
+from tests.test_api_permissions import console_as
 from worker.worker import TICKET_WORKFLOWS
 from workflows.enums import Product, Severity
 from workflows.incident import AUTO_INCIDENT_PATCH
@@ -217,6 +219,14 @@ async def test_k_sev_1_2_tickets_of_a_product_open_one_incident_that_links_them(
     assert await listed(stack, SUPPORT, incident) == set(burst)
     assert await listed(stack, CUSTOMER, incident) == {first["ticket_id"]}
     assert await listed(stack, PARTNER, incident) == set()
+    # And the console's queue, from the incident's page.
+    page = (await stack.http.get(f"/console/incidents/{incident}", headers=console_as(SUPPORT))).text
+    assert "by system:incident-watch" in page
+    assert f'href="/console?status=all&amp;incident={incident}"' in page
+    queue_page = await stack.http.get(
+        "/console", params={"status": "all", "incident": incident}, headers=console_as(SUPPORT)
+    )
+    assert set(re.findall(r'data-ticket="([0-9a-f]+)"', queue_page.text)) == set(burst)
 
     # A later Sev 1 is linked at intake and counts toward nothing.
     later = await file_ticket(stack, "acme", severity=1, product="bot")
