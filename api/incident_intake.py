@@ -25,7 +25,6 @@ from workflows.incident_model import IncidentState
 from workflows.incident_watch import IncidentWatch, IncidentWatchWorkflow
 from workflows.incident_watch_model import (
     ARRIVED_SIGNAL,
-    AUTO_SEVERITIES,
     AutoIncidentRule,
     TicketArrived,
     WatchedTicket,
@@ -138,7 +137,7 @@ async def count_toward_auto_incident(
     The ticket is filed whatever happens here: if Temporal refuses the signal, the ticket does
     not count toward a burst (logged), and an incident can still be opened by hand.
     """
-    if rule is None or ticket.incident_id is not None or ticket.severity not in AUTO_SEVERITIES:
+    if rule is None or ticket.incident_id is not None or ticket.severity not in rule.severities:
         return
     arrival = TicketArrived(
         ticket=WatchedTicket(

@@ -22,8 +22,6 @@ from workflows.incident_model import IncidentOpened, LinkRule
 from workflows.models import Principal
 from workflows.payload import Payload
 
-# The severities that count toward a burst, and that the automatic incident's rule links.
-AUTO_SEVERITIES: Final = (Severity.CRITICAL, Severity.HIGH)
 # Who opens an automatic incident (and links its tickets): the system, never a person's key.
 AUTO_OPENER: Final = Principal(role=Role.SYSTEM, name="incident-watch")
 # The watcher's signals: intake's (a ticket), and its incident's (resolved).
@@ -55,10 +53,15 @@ def duration_text(seconds: float) -> str:
 
 class AutoIncidentRule(Payload):
     """The grouping rule (`ESCALATOR_INCIDENT_AUTO_MIN_TICKETS`, `..._AUTO_WINDOW`) and the
-    settings an opened incident pins, as the intake that sent a ticket read them."""
+    settings an opened incident pins, as the intake that sent a ticket read them: the watcher
+    decides with what its signal carries, never with a table of its own."""
 
     min_tickets: int = Field(ge=1, le=1000)
     window_seconds: float = Field(gt=0)
+    # The severities that count toward a burst, and that the opened incident's rule links.
+    severities: list[Severity] = Field(
+        default_factory=lambda: [Severity.CRITICAL, Severity.HIGH], min_length=1, max_length=4
+    )
     sweep_seconds: int = Field(default=60, ge=1)
     batch_size: int = Field(default=250, ge=1, le=5000)
     digest_seconds: float = Field(default=60.0, gt=0)
@@ -112,7 +115,7 @@ class WatchState(Payload):
     def arrive(self, ticket: WatchedTicket, rule: AutoIncidentRule) -> Burst | None:
         """Count a ticket; the burst it completes, if it completes one."""
         self.arrivals += 1
-        if self.open_incident_id is not None or ticket.severity not in AUTO_SEVERITIES:
+        if self.open_incident_id is not None or ticket.severity not in rule.severities:
             return None
         if any(seen.ticket_id == ticket.ticket_id for seen in self.window):
             return None  # a retried intake signals the same ticket again
@@ -142,13 +145,16 @@ def auto_incident(
     """The incident a burst opens: otherwise a normal incident (update, resolve, unlink)."""
     count, window = len(burst.tickets), duration_text(rule.window_seconds)
     first_at = burst.first.received_at.astimezone(UTC)
+    levels = sorted(int(severity) for severity in rule.severities)
+    contiguous = len(levels) > 1 and levels == list(range(levels[0], levels[-1] + 1))
+    sev = f"{levels[0]}-{levels[-1]}" if contiguous else "/".join(map(str, levels))
     return IncidentOpened(
         incident_id=auto_incident_id(product, burst.first.ticket_id),
-        title=f"Automatic: {count} Sev 1-2 {product.value} tickets in {window}",
+        title=f"Automatic: {count} Sev {sev} {product.value} tickets in {window}",
         description=(
-            f"Opened by the system: {count} tickets of severity 1 or 2 for {product.value} were "
+            f"Opened by the system: {count} tickets of severity {sev} for {product.value} were "
             f"filed within {window}, the first at {first_at:%Y-%m-%d %H:%M:%S} UTC. The product's "
-            "tickets of severity 1 or 2 filed since then are linked to it."
+            f"tickets of severity {sev} filed since then are linked to it."
         ),
         products=[product],
         severity=burst.severity,
@@ -160,7 +166,7 @@ def auto_incident(
         rules=[
             LinkRule(
                 product=product,
-                severities=list(AUTO_SEVERITIES),
+                severities=sorted(rule.severities),
                 received_from=burst.first.received_at,
             )
         ],
