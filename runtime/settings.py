@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +67,16 @@ class Settings(BaseSettings):
     incident_auto_window: timedelta = Field(
         default=timedelta(seconds=600), gt=timedelta(0), le=timedelta(days=1)
     )
+
+    @field_validator("incident_auto_window", mode="before")
+    @classmethod
+    def _window_in_seconds(cls, value: object) -> object:
+        """`600` from the environment is seconds, as a number is (pydantic reads a string as
+        ISO 8601 or `[D day[s], ]HH:MM:SS` only)."""
+        if isinstance(value, str):
+            with suppress(ValueError):
+                return float(value)
+        return value
 
     # Encrypted history (runtime/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
     # bytes>"} as JSON, and the id of the one that encrypts. Old ids stay listed so that what
