@@ -36,6 +36,7 @@ from tests.incident_support import (
     ticket_until,
 )
 from tests.test_api_permissions import console_as
+from tests.test_replay import markers
 from worker.worker import TICKET_WORKFLOWS
 from workflows.enums import Product, Severity
 from workflows.incident import AUTO_INCIDENT_PATCH
@@ -262,12 +263,7 @@ async def test_k_sev_1_2_tickets_of_a_product_open_one_incident_that_links_them(
     assert kinds.count(EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED) == 2
     assert kinds.count(EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED) == 2 * K
     incident_history = await incident_handle(stack, incident).fetch_history()
-    markers = [
-        event.marker_recorded_event_attributes.details["patch_data"]
-        for event in incident_history.events
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-    ]
-    assert any(AUTO_INCIDENT_PATCH.encode() in payload.payloads[0].data for payload in markers)
+    assert AUTO_INCIDENT_PATCH in markers(incident_history)
     for history in (watch_history, incident_history):
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None
