@@ -1,6 +1,10 @@
 """Intake's side of a major incident (DESIGN.md §13): a ticket that an open incident's rule
 matches is linked from its start. The open incidents and their rules are cached for a few
 seconds per task queue; what the cache misses, the incident's own sweep links soon after.
+
+With automatic incidents on (`ESCALATOR_INCIDENT_AUTO_MIN_TICKETS` > 0), a Sev 1-2 ticket filed
+unlinked is also signalled to its product's watcher (workflows/incident_watch.py), which opens
+an incident on a burst. Nothing else runs at intake: not for Sev 3-4, not with the setting 0.
 """
 
 from __future__ import annotations
@@ -14,9 +18,19 @@ from datetime import datetime
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from runtime.settings import Settings
 from workflows.enums import Product, Severity
 from workflows.incident import IncidentWorkflow
 from workflows.incident_model import IncidentState
+from workflows.incident_watch import IncidentWatch, IncidentWatchWorkflow
+from workflows.incident_watch_model import (
+    ARRIVED_SIGNAL,
+    AutoIncidentRule,
+    TicketArrived,
+    WatchedTicket,
+    incident_watch_id,
+)
+from workflows.models import TicketState
 
 log = logging.getLogger("escalator.incidents")
 
@@ -100,3 +114,46 @@ async def incident_for(
         ):
             return incident.incident_id
     return None
+
+
+def auto_incident_rule(settings: Settings) -> AutoIncidentRule | None:
+    """The grouping rule and what an automatic incident pins, from settings; None when off."""
+    if settings.incident_auto_min_tickets == 0:
+        return None
+    return AutoIncidentRule(
+        min_tickets=settings.incident_auto_min_tickets,
+        window_seconds=settings.incident_auto_window.total_seconds(),
+        sweep_seconds=settings.incident_sweep_seconds,
+        batch_size=settings.incident_batch_size,
+        digest_seconds=settings.incident_digest_seconds,
+    )
+
+
+async def count_toward_auto_incident(
+    *, client: Client, task_queue: str, rule: AutoIncidentRule | None, ticket: TicketState
+) -> None:
+    """Signal a Sev 1-2 ticket filed unlinked to its product's watcher, starting it if need be.
+
+    The ticket is filed whatever happens here: if Temporal refuses the signal, the ticket does
+    not count toward a burst (logged), and an incident can still be opened by hand.
+    """
+    if rule is None or ticket.incident_id is not None or ticket.severity not in rule.severities:
+        return
+    arrival = TicketArrived(
+        ticket=WatchedTicket(
+            ticket_id=ticket.ticket_id, severity=ticket.severity, received_at=ticket.received_at
+        ),
+        rule=rule,
+    )
+    try:
+        await client.start_workflow(
+            IncidentWatchWorkflow.run,
+            IncidentWatch(product=ticket.product),
+            id=incident_watch_id(task_queue, ticket.product),
+            task_queue=task_queue,
+            start_signal=ARRIVED_SIGNAL,
+            start_signal_args=[arrival],
+            static_summary=f"Watches Sev 1-2 {ticket.product.value} tickets for a burst",
+        )
+    except RPCError as err:
+        log.warning("Ticket %s not counted toward an automatic incident: %r", ticket.ticket_id, err)

@@ -128,6 +128,7 @@ class IncidentPublic(BaseModel):
     severity: Severity
     status: IncidentStatus
     opened_at: datetime
+    opened_by: str = Field(description="Who opened it: a key's principal, or `system:incident-watch`")
     resolution: str | None
     resolved_at: datetime | None
     outage_started_at: datetime = Field(description="Given when opened, else when it opened")

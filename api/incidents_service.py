@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -184,18 +183,9 @@ async def open_incident(
         opened,
         id=incident_workflow_id(opened.incident_id),
         task_queue=settings.task_queue,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.INCIDENT_ID, opened.incident_id),
-                SearchAttributePair(sa.INCIDENT_STATUS, IncidentStatus.OPEN.value),
-            ]
-        ),
-        static_summary=f"Incident {opened.incident_id} [Sev {int(request.severity)}] "
-        + ", ".join(p.value for p in products),
-        # No free text: summaries stay readable in an encrypted history (runtime/codec.py).
-        static_details=f"Products: {', '.join(p.value for p in products)}. Customers: "
-        f"{', '.join(request.customer_ids or ['all'])}. Link rules, updates and their progress: "
-        f"the `state` query, and GET /incidents/{opened.incident_id}.",
+        search_attributes=sa.for_incident(opened.incident_id),
+        static_summary=opened.ui_summary(),
+        static_details=opened.ui_details(),
     )
     incident_intake.forget(settings.task_queue)
     return IncidentState.opened(opened)
@@ -222,6 +212,7 @@ async def public(*, session: AsyncSession, state: IncidentState, scope: TicketSc
         severity=state.severity,
         status=state.status,
         opened_at=state.opened_at,
+        opened_by=str(state.opened_by),
         resolution=state.resolution,
         resolved_at=state.resolved_at,
         outage_started_at=outage_started_at,

@@ -34,6 +34,7 @@ from workflows.actions.base import ActionModel, RefusalKind
 from workflows.actions.base import not_found as no_such_ticket
 from workflows.entitlement import build_entitlement, check_intake
 from workflows.enums import Role, Severity, Visibility
+from workflows.incident_watch_model import AutoIncidentRule
 from workflows.models import Principal, TicketEvent, TicketOpened, TicketState, TicketView, workflow_id_for
 from workflows.outages import outage_times_problem
 from workflows.permissions import can_reach
@@ -150,9 +151,11 @@ async def open_ticket(
     idempotency_key: str | None,
     terms_by_revision: TermsByRevision | None = None,
     incident_cache_seconds: float = 5.0,
+    auto_incident: AutoIncidentRule | None = None,
 ) -> tuple[TicketState, bool]:
     """Start the ticket's workflow. Returns its state and whether this call created it.
-    With `terms_by_revision`, a contract revision seen before is not read again."""
+    With `terms_by_revision`, a contract revision seen before is not read again. With
+    `auto_incident`, a Sev 1-2 ticket filed unlinked counts toward an automatic incident."""
     if terms_by_revision is not None:
         status, terms = await terms_by_revision.customer_terms(
             session=session, customer_id=request.customer_id
@@ -220,8 +223,16 @@ async def open_ticket(
             priority=ticket_priority(opened.customer_id),
         )
     except WorkflowAlreadyStartedError:
-        # A retried request with the same Idempotency-Key: answer with the ticket it made.
-        return await ticket_state(client=client, principal=principal, ticket_id=opened.ticket_id), False
+        # A retried request with the same Idempotency-Key: answer with the ticket it made. Its
+        # first attempt may have died before counting it; the watcher counts a ticket once.
+        state = await ticket_state(client=client, principal=principal, ticket_id=opened.ticket_id)
+        await incident_intake.count_toward_auto_incident(
+            client=client, task_queue=task_queue, rule=auto_incident, ticket=state
+        )
+        return state, False
+    await incident_intake.count_toward_auto_incident(
+        client=client, task_queue=task_queue, rule=auto_incident, ticket=initial
+    )
     return initial, True
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +60,23 @@ class Settings(BaseSettings):
     incident_sweep_seconds: int = Field(default=60, ge=1)
     incident_batch_size: int = Field(default=250, ge=1, le=5000)
     incident_cache_seconds: float = Field(default=5.0, ge=0)
+    # Automatic major incidents: this many Sev 1-2 tickets for one product, filed within the
+    # window, open one incident (0: off, and intake signals nothing). The window takes seconds
+    # ("600") or an ISO 8601 duration ("PT10M").
+    incident_auto_min_tickets: int = Field(default=0, ge=0, le=1000)
+    incident_auto_window: timedelta = Field(
+        default=timedelta(seconds=600), gt=timedelta(0), le=timedelta(days=1)
+    )
+
+    @field_validator("incident_auto_window", mode="before")
+    @classmethod
+    def _window_in_seconds(cls, value: object) -> object:
+        """`600` from the environment is seconds, as a number is (pydantic reads a string as
+        ISO 8601 or `[D day[s], ]HH:MM:SS` only)."""
+        if isinstance(value, str):
+            with suppress(ValueError):
+                return float(value)
+        return value
 
     # Encrypted history (runtime/codec.py): AES-256-GCM keys by id, {"<id>": "<base64 of 32
     # bytes>"} as JSON, and the id of the one that encrypts. Old ids stay listed so that what

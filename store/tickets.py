@@ -89,8 +89,11 @@ def _filtered(
     severity: Severity | int | None,
     breached: bool | None,
     partner_breached: bool | None,
+    incident_id: str | None = None,
 ) -> Select[Any]:
     stmt = in_scope(stmt, scope)
+    if incident_id is not None:
+        stmt = stmt.where(Ticket.incident_id == incident_id)
     if customer_id is not None:
         stmt = stmt.where(Ticket.customer_id == customer_id)
     if status is not None:
@@ -116,6 +119,7 @@ async def list_tickets(
     severity: Severity | int | None = None,
     breached: bool | None = None,
     partner_breached: bool | None = None,
+    incident_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[TicketRow], int]:
@@ -131,6 +135,7 @@ async def list_tickets(
         "severity": severity,
         "breached": breached,
         "partner_breached": partner_breached,
+        "incident_id": incident_id,
     }
     total = await session.scalar(_filtered(select(func.count()).select_from(Ticket), **filters))
     page = await session.scalars(

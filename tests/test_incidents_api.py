@@ -173,6 +173,11 @@ async def test_a_partner_sees_its_own_tickets_of_an_incident_and_a_customer_sees
 
     seen = (await stack.http.get(f"/incidents/{incident}", headers=stack.as_(PARTNER))).json()
     assert (seen["linked"], [t["ticket_id"] for t in seen["tickets"]]) == (1, [contoso])
+    # The ticket list by incident is scoped like the rest of the list.
+    for who, expected in ((SUPPORT, {acme, contoso}), (PARTNER, {contoso}), (CUSTOMER, {acme})):
+        query = {"incident_id": incident}
+        by_incident = await stack.http.get("/tickets", params=query, headers=stack.as_(who))
+        assert {item["ticket_id"] for item in by_incident.json()["items"]} == expected, who
     listed = (await stack.http.get("/incidents", headers=stack.as_(PARTNER))).json()
     assert [each["incident_id"] for each in listed["items"]] == [incident]
     everything = (await stack.http.get("/incidents", headers=stack.as_(SUPPORT))).json()

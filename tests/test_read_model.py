@@ -40,6 +40,7 @@ from workflows.models import (
     TicketRecord,
     TicketRow,
 )
+from workflows.permissions import TicketScope
 from workflows.terms import ResponseTarget
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -186,6 +187,7 @@ async def seed_tickets(sessionmaker: Sessionmaker) -> None:
             status=status,
             sla_breached=breached,
             received_at=T0 + timedelta(hours=hour),
+            incident_id="inc-1" if ticket_id in ("a1", "g1") else None,
         )
         await read_model.record_ticket(TicketRecord(row=row, events=[]))
 
@@ -201,6 +203,9 @@ async def seed_tickets(sessionmaker: Sessionmaker) -> None:
         ({"breached": True}, ["g2", "a1"]),
         ({"breached": False, "status": TicketStatus.OPEN}, ["i1", "g1"]),
         ({"customer_id": "umbrella"}, []),
+        ({"incident_id": "inc-1"}, ["g1", "a1"]),
+        ({"incident_id": "inc-1", "scope": TicketScope(customer_id="acme")}, ["a1"]),
+        ({"incident_id": "inc-2"}, []),
     ],
 )
 async def test_list_tickets_filters_newest_first(

@@ -48,6 +48,8 @@ WORKFLOW_MODULES = [
     "incident",
     "incident_model",
     "incident_notices",
+    "incident_watch",
+    "incident_watch_model",
     "ladder",
     "clocks",
     "calendars",

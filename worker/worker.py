@@ -25,6 +25,7 @@ from runtime.settings import Settings
 from store import published_policies
 from store.db import make_engine, make_sessionmaker
 from workflows.incident import IncidentWorkflow
+from workflows.incident_watch import IncidentWatchWorkflow
 from workflows.ticket import TicketDeliveries, TicketWorkflow
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,9 @@ def max_cached_workflows(memory: int | None = None) -> int:
 
 
 # TicketDeliveries carries a closed ticket's last notices on when a sink is down; an incident
-# (DESIGN.md §13) runs on the same task queue as its tickets.
-TICKET_WORKFLOWS: list[type] = [TicketWorkflow, TicketDeliveries, IncidentWorkflow]
+# (DESIGN.md §13) and the watchers that open incidents automatically run on the same task queue
+# as their tickets.
+TICKET_WORKFLOWS: list[type] = [TicketWorkflow, TicketDeliveries, IncidentWorkflow, IncidentWatchWorkflow]
 
 
 def ticket_activities(

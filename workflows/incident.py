@@ -7,8 +7,9 @@ it is open, flushes its internal audiences' digests (titled with its title) ever
 `digest_seconds` while it is open, resolves its page (dedup key = its id) and sends a last
 digest once resolved and fanned out, writes its row to the read model (for the uptime report)
 when it opens and when it resolves, and continues as new when its history grows long. Per
-window that is one timer and one activity. It decides nothing about a
-ticket: each ticket applies the update by its own rules (workflows/actions/incident.py).
+window that is one timer and one activity. An automatic incident (workflows/incident_watch.py)
+tells its watcher when it is resolved. It decides nothing about a ticket: each ticket applies
+the update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 """
 
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import search_attributes as sa
 from workflows.actions.base import RefusalKind
@@ -39,6 +40,11 @@ from workflows.incident_model import (
     UpdateKind,
 )
 from workflows.incident_notices import IncidentDigestFlush, IncidentNoticesSent, IncidentPageSettle
+from workflows.incident_watch_model import RESOLVED_SIGNAL, AutoIncidentResolved
+
+# Automatic incidents (workflows/incident_watch.py) tell their watcher when they resolve. Only
+# an incident started with a watcher takes this path; the patch marks where it began.
+AUTO_INCIDENT_PATCH = "incident-auto-watcher"
 
 # One batch of tickets per activity; a worker that dies mid-batch is noticed within the
 # heartbeat timeout, and the retry resumes from the cursor the batch heartbeated.
@@ -91,6 +97,9 @@ class IncidentWorkflow:
         self._published = IncidentStatus.OPEN if opened.carried_state is None else None
         # The status this run last wrote to the read model's row.
         self._recorded: IncidentStatus | None = None
+        # An automatic incident tells its watcher once that it is resolved (it never continues
+        # as new once resolved, so a new run has not told it yet).
+        self._watcher_told = False
 
     @workflow.run
     async def run(self, opened: IncidentOpened) -> IncidentState:
@@ -103,6 +112,9 @@ class IncidentWorkflow:
             self._changed = False
             self._publish()
             await self._record()
+            if state.status == IncidentStatus.RESOLVED and not self._watcher_told:
+                self._watcher_told = True
+                await self._tell_watcher(opened)
             pending = state.pending()
             if pending is not None:
                 await self._fan_out(pending, opened.batch_size)
@@ -157,6 +169,17 @@ class IncidentWorkflow:
             retry_policy=RECORD_RETRY,
             summary=f"record {state.incident_id} {state.status.value} in the read model",
         )
+
+    async def _tell_watcher(self, opened: IncidentOpened) -> None:
+        """An automatic incident, resolved: its watcher may open the next one for a new burst
+        at once, not when the resolution has fanned out. A watcher that is gone (terminated by
+        hand) has nothing to forget."""
+        if opened.watcher_id is None or not workflow.patched(AUTO_INCIDENT_PATCH):
+            return
+        with contextlib.suppress(FailureError):
+            await workflow.get_external_workflow_handle(opened.watcher_id).signal(
+                RESOLVED_SIGNAL, AutoIncidentResolved(incident_id=self._state.incident_id)
+            )
 
     async def _flush_digests(self) -> None:
         """This window's digests of the incident, named by its title; the activity counts its

@@ -99,8 +99,27 @@ class IncidentOpened(Payload):
     # How often, while it is open, the incident flushes its internal audiences' digests
     # (`ESCALATOR_INCIDENT_DIGEST_SECONDS`, read where the incident is started).
     digest_seconds: float = Field(default=60.0, gt=0)
+    # Link rules it opens with: an automatic incident's (workflows/incident_watch_model.py).
+    rules: list[LinkRule] = Field(default_factory=list)
+    # The watcher that opened it (automatic incidents only): told when the incident resolves.
+    watcher_id: str | None = None
     # Set when the workflow continues as new.
     carried_state: IncidentState | None = None
+
+    def ui_summary(self) -> str:
+        """'Incident inc-1a2b [Sev 1] identity': its static summary in the Temporal UI. No free
+        text: summaries stay readable in an encrypted history (runtime/codec.py)."""
+        products = ", ".join(product.value for product in self.products)
+        return f"Incident {self.incident_id} [Sev {int(self.severity)}] {products}"
+
+    def ui_details(self) -> str:
+        products = ", ".join(product.value for product in self.products)
+        opener = "Opened automatically by the system. " if self.watcher_id else ""
+        return (
+            f"{opener}Products: {products}. Customers: {', '.join(self.customer_ids or ['all'])}. "
+            "Link rules, updates and their progress: the `state` query, and "
+            f"GET /incidents/{self.incident_id}."
+        )
 
 
 class IncidentState(Payload):

@@ -8,6 +8,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
+from workflows.incident_model import IncidentStatus
 from workflows.models import TicketState
 
 TICKET_STATUS = SearchAttributeKey.for_keyword("TicketStatus")
@@ -65,3 +66,13 @@ def for_ticket(state: TicketState) -> TypedSearchAttributes:
     if state.incident_id is not None:
         pairs.append(SearchAttributePair(INCIDENT_ID, state.incident_id))
     return TypedSearchAttributes(pairs)
+
+
+def for_incident(incident_id: str) -> TypedSearchAttributes:
+    """An incident's workflow as it starts: its id, and open (DESIGN.md §13)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(INCIDENT_ID, incident_id),
+            SearchAttributePair(INCIDENT_STATUS, IncidentStatus.OPEN.value),
+        ]
+    )

@@ -7,6 +7,7 @@ refresh is one query, whatever the page size, and asks no workflow (issue 18).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -30,6 +31,8 @@ ACTIVE: Final = "active"
 ALL: Final = "all"
 ACTIVE_STATUSES: Final = (TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED, TicketStatus.WAITING_ON_CUSTOMER)
 STATUS_CHOICES: Final = (ACTIVE, *(s.value for s in TicketStatus), ALL)
+# An incident id as workflows/actions/incident.py `IncidentId` takes it.
+INCIDENT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class QueueFilters:
     level: int | None = None
     line: OwningLine | None = None
     customer: str | None = None
+    # The tickets linked to one major incident (its page links here).
+    incident: str | None = None
     offset: int = 0
 
     @classmethod
@@ -74,6 +79,12 @@ class QueueFilters:
                 found["customer"] = customer
             else:
                 problems.append("That customer id is not a valid id; it was left out.")
+        incident = (params.get("incident") or "").strip()
+        if incident:
+            if INCIDENT_ID.fullmatch(incident):
+                found["incident"] = incident
+            else:
+                problems.append("That incident id is not a valid id; it was left out.")
         offset = (params.get("offset") or "").strip()
         if offset.isdigit() and int(offset) <= 1_000_000:
             found["offset"] = int(offset)
@@ -88,6 +99,7 @@ class QueueFilters:
             "level": self.level,
             "line": self.line.value if self.line else None,
             "customer": self.customer,
+            "incident": self.incident,
             "offset": self.offset or None,
         } | changes
         return urlencode({k: v for k, v in values.items() if v is not None})
@@ -121,6 +133,8 @@ def _scoped(stmt: Select[Any], principal: Principal, filters: QueueFilters) -> S
         stmt = stmt.where(Ticket.owning_line == filters.line)
     if filters.customer is not None:
         stmt = stmt.where(Ticket.customer_id == filters.customer)
+    if filters.incident is not None:
+        stmt = stmt.where(Ticket.incident_id == filters.incident)
     return stmt
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from api import report_cache
+from api import incident_intake, report_cache
 from api import tickets_service as service
 from api.actions import action_route
 from api.console import forms, session
@@ -474,6 +474,7 @@ async def file_ticket(
             idempotency_key=key,
             terms_by_revision=request.app.state.terms_by_revision,
             incident_cache_seconds=settings.incident_cache_seconds,
+            auto_incident=incident_intake.auto_incident_rule(settings),
         )
     except (forms.FormInvalid, IntakeRefused, CalendarError, ApiError) as err:
         detail = getattr(err, "message", None) or getattr(err, "detail", None) or str(err)

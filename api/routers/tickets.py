@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import incident_intake
 from api import tickets_service as service
 from api.actions import ActionRoute, action_routes
 from api.auth import PrincipalDep
@@ -68,6 +69,7 @@ async def create_ticket(
         idempotency_key=idempotency_key,
         terms_by_revision=terms,
         incident_cache_seconds=settings.incident_cache_seconds,
+        auto_incident=incident_intake.auto_incident_rule(settings),
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -85,6 +87,9 @@ async def list_tickets(
     severity: Severity | None = None,
     breached: Annotated[bool | None, Query(description="ConnectSoft breached an SLA")] = None,
     partner_breached: Annotated[bool | None, Query(description="The partner's line breached")] = None,
+    incident_id: Annotated[
+        str | None, Query(max_length=64, description="Linked to this major incident")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TicketList:
@@ -98,6 +103,7 @@ async def list_tickets(
         severity=severity,
         breached=breached,
         partner_breached=partner_breached,
+        incident_id=incident_id,
         limit=limit,
         offset=offset,
     )
