@@ -6,7 +6,9 @@ progress: delivered of total), sweeps for tickets its rules match every `sweep_s
 it is open, flushes its internal audiences' digests (titled with its title) every
 `digest_seconds` while it is open, resolves its page (dedup key = its id) and sends a last
 digest once resolved and fanned out, and continues as new when its history grows long. Per
-window that is one timer and one activity. It decides nothing about a
+window that is one timer and one activity. Support acknowledges its page with the
+`acknowledge-page` update; the loop then sends the acknowledge (`settle_incident_page`), once,
+before any fan-out still to run. It decides nothing about a
 ticket: each ticket applies the update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 """
@@ -24,10 +26,12 @@ from workflows import search_attributes as sa
 from workflows.actions.base import RefusalKind
 from workflows.enums import PageAction
 from workflows.incident_model import (
+    AcknowledgeIncidentPage,
     AddLinkRule,
     FanOutBatch,
     FanOutResult,
     IncidentOpened,
+    IncidentPageAcknowledged,
     IncidentState,
     IncidentStatus,
     IncidentUpdateRecord,
@@ -52,6 +56,8 @@ FAN_OUT_RETRY = RetryPolicy(
 NOTICE_TIMEOUT = timedelta(seconds=30)
 DIGEST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 PAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Issue 19: support acknowledges the incident's page (`acknowledge-page`), and the loop sends it.
+PAGE_ACKNOWLEDGE_PATCH = "incident-page-acknowledge"
 
 
 def _resolved() -> ApplicationError:
@@ -86,6 +92,11 @@ class IncidentWorkflow:
         while True:
             self._changed = False
             self._publish()
+            # Before any fan-out: people stop being paged now, not after 10,000 comments.
+            if state.page_acknowledge_due() and workflow.patched(PAGE_ACKNOWLEDGE_PATCH):
+                await self._settle_page(PageAction.ACKNOWLEDGE)
+                state.page_acknowledge_sent = True
+                continue
             pending = state.pending()
             if pending is not None:
                 await self._fan_out(pending, opened.batch_size)
@@ -220,6 +231,24 @@ class IncidentWorkflow:
 
     @post_update.validator
     def _validate_post_update(self, request: PostIncidentUpdate) -> None:
+        if self._state.status != IncidentStatus.OPEN:
+            raise _resolved()
+
+    @workflow.update(name="acknowledge-page")
+    def acknowledge_page(self, request: AcknowledgeIncidentPage) -> IncidentPageAcknowledged:
+        """Acknowledge the incident's page; the loop sends it. A second acknowledge sends nothing."""
+        state = self._state
+        acknowledged = state.acknowledge_page(request.actor, workflow.now())
+        self._changed = self._changed or acknowledged
+        assert state.page_acknowledged_at is not None and state.page_acknowledged_by is not None
+        return IncidentPageAcknowledged(
+            acknowledged_at=state.page_acknowledged_at,
+            acknowledged_by=state.page_acknowledged_by,
+            already=not acknowledged,
+        )
+
+    @acknowledge_page.validator
+    def _validate_acknowledge_page(self, request: AcknowledgeIncidentPage) -> None:
         if self._state.status != IncidentStatus.OPEN:
             raise _resolved()
 
