@@ -21,6 +21,7 @@ from tests.incident_support import (
     ADMIN,
     SUPPORT,
     incident_handle,
+    incident_until,
     open_incident,
     page_the_incident,
     requests_taken,
@@ -77,7 +78,8 @@ async def test_acknowledging_the_incident_sends_one_acknowledge_on_its_dedup_key
         first = await acknowledge(stack, incident, SUPPORT)
         assert first.status_code == 202, first.text
         assert first.json()["acknowledged_by"] == await actor_of(stack, SUPPORT)
-        await http_receiver.wait_for(2, path="/pager")
+        # Sent, and its page marked, once the incident's activity has completed.
+        await incident_until(stack, incident, lambda state: state["page_acknowledge_sent"])
 
         # A second acknowledge, by another key: answered, nothing more sent or taken.
         taken = await requests_taken(stack, incident)
@@ -105,7 +107,9 @@ async def test_acknowledging_the_incident_sends_one_acknowledge_on_its_dedup_key
         ("acknowledge", incident),
         ("resolve", incident),
     ]
-    ack = next(r for r in http_receiver.requests if r.body["event_action"] == "acknowledge")
+    ack = next(
+        r for r in http_receiver.requests if r.path == "/pager" and r.body["event_action"] == "acknowledge"
+    )
     assert ack.idempotency_key == f"incident-{incident}/page1-acknowledge"
     # Recorded in the incident's own history: one update, then the activity that sent it.
     assert updates.count("acknowledge-page") == 1
@@ -129,7 +133,7 @@ async def test_the_console_acknowledges_the_page_through_the_same_service(
             f"/console/incidents/{incident}/acknowledge", data=console_form(SUPPORT, {}), headers=console_as(SUPPORT)
         )
         assert done.status_code == 303 and done.headers["location"].endswith("?done=acknowledge")
-        await http_receiver.wait_for(2, path="/pager")
+        await incident_until(stack, incident, lambda state: state["page_acknowledge_sent"])
         page = await stack.http.get(done.headers["location"], headers=console_as(SUPPORT))
         assert "Page acknowledged" in page.text and 'data-testid="acknowledge-form"' not in page.text
         assert f"Acknowledged by {await actor_of(stack, SUPPORT)}" in page.text

@@ -8,7 +8,7 @@ it is open, flushes its internal audiences' digests (titled with its title) ever
 digest once resolved and fanned out, and continues as new when its history grows long. Per
 window that is one timer and one activity. Support acknowledges its page with the
 `acknowledge-page` update; the loop then sends the acknowledge (`settle_incident_page`), once,
-before any fan-out still to run. It decides nothing about a
+before the next fan-out batch. It decides nothing about a
 ticket: each ticket applies the update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 """
@@ -92,10 +92,7 @@ class IncidentWorkflow:
         while True:
             self._changed = False
             self._publish()
-            # Before any fan-out: people stop being paged now, not after 10,000 comments.
-            if state.page_acknowledge_due() and workflow.patched(PAGE_ACKNOWLEDGE_PATCH):
-                await self._settle_page(PageAction.ACKNOWLEDGE)
-                state.page_acknowledge_sent = True
+            if await self._acknowledge_page_if_due():
                 continue
             pending = state.pending()
             if pending is not None:
@@ -160,6 +157,15 @@ class IncidentWorkflow:
             summary=f"{action.value} the page of {self._state.incident_id}",
         )
 
+    async def _acknowledge_page_if_due(self) -> bool:
+        """Send the page's acknowledge once support has acknowledged it: first thing in the loop
+        and between fan-out batches, so on-call stops being paged now, not after 10,000 comments."""
+        if self._state.page_acknowledge_due() and workflow.patched(PAGE_ACKNOWLEDGE_PATCH):
+            await self._settle_page(PageAction.ACKNOWLEDGE)
+            self._state.page_acknowledge_sent = True
+            return True
+        return False
+
     async def _fan_out(self, record: IncidentUpdateRecord, batch_size: int) -> None:
         """One batch per activity, in ticket-id order, until no linked open ticket is left."""
         while not record.done:
@@ -193,6 +199,7 @@ class IncidentWorkflow:
                 # Tickets linked while it ran (new intake) got it too: the total counts them.
                 record.total = max(record.total or 0, record.delivered + record.skipped)
             workflow.set_current_details(self._state.progress())
+            await self._acknowledge_page_if_due()
 
     async def _sweep(self) -> None:
         """Link what the rules match that the read model shows unlinked (intake links most)."""
