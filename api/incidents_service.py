@@ -258,7 +258,10 @@ async def acknowledge_page(
         )
         acknowledged = done.already
         state = state.model_copy(
-            update={"page_acknowledged_at": done.acknowledged_at, "page_acknowledged_by": done.acknowledged_by}
+            update={
+                "page_acknowledged_at": done.acknowledged_at,
+                "page_acknowledged_by": done.acknowledged_by,
+            }
         )
     page = await page_public(session=session, state=state)
     assert page is not None

@@ -38,8 +38,8 @@ from bench.stack_bench import (
     ADMIN,
     STORM_CUSTOMER,
     SUPPORT,
-    first_notices,
     file_tickets,
+    first_notices,
     running_stack,
     storm_contract,
     ticket_body,
@@ -94,12 +94,12 @@ async def _count(access: ReadModelAccess, sql: str, *args: Any) -> int:
     return int(number or 0)
 
 
-async def _until(what: str, timeout: float, check: Any) -> float:
+async def _until(what: str, bound: float, check: Any) -> float:
     """Poll `check()` (async, truthy when done) until it holds; the seconds it took. Bounded."""
     started = time.perf_counter()
     while not await check():
-        if time.perf_counter() - started > timeout:
-            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        if time.perf_counter() - started > bound:
+            raise TimeoutError(f"{what}: not done after {bound:.0f} s")
         await asyncio.sleep(POLL_SECONDS)
     return time.perf_counter() - started
 
@@ -164,13 +164,17 @@ async def run_storm(options: Options) -> IncidentStorm:
             ids = [ticket["ticket_id"] for ticket in filed]
 
             async def all_linked() -> bool:
-                linked = await _count(access, "SELECT count(*) FROM tickets WHERE incident_id = ?", incident_id)
+                linked = await _count(
+                    access, "SELECT count(*) FROM tickets WHERE incident_id = ?", incident_id
+                )
                 return linked >= n
 
             linking_seconds = filing_seconds + await _until("tickets linked", LINK_TIMEOUT, all_linked)
 
             due = [
-                datetime.fromisoformat(next(c for c in t["clocks"] if c["kind"] == "first_response")["due_at"])
+                datetime.fromisoformat(
+                    next(c for c in t["clocks"] if c["kind"] == "first_response")["due_at"]
+                )
                 for t in filed
             ]
             wanted = set(ids)
@@ -257,17 +261,21 @@ async def run_storm(options: Options) -> IncidentStorm:
             *_INTERNAL,
         )
         digests = await _count(
-            access, "SELECT count(*) FROM incident_digests WHERE incident_id = ? AND sent_at IS NOT NULL", incident_id
+            access,
+            "SELECT count(*) FROM incident_digests WHERE incident_id = ? AND sent_at IS NOT NULL",
+            incident_id,
         )
         # One digest per (audience, window) at most: the table's primary key.
         windows = await _count(
             access,
-            "SELECT count(DISTINCT window_start) FROM incident_digests WHERE incident_id = ? AND sent_at IS NOT NULL",
+            "SELECT count(DISTINCT window_start) FROM incident_digests "
+            "WHERE incident_id = ? AND sent_at IS NOT NULL",
             incident_id,
         )
         audiences = await _count(
             access,
-            "SELECT count(DISTINCT audience) FROM incident_digests WHERE incident_id = ? AND sent_at IS NOT NULL",
+            "SELECT count(DISTINCT audience) FROM incident_digests "
+            "WHERE incident_id = ? AND sent_at IS NOT NULL",
             incident_id,
         )
         # Pages that went to the pager: the trigger that opened the incident's page, and its
@@ -309,7 +317,8 @@ def results(storm: IncidentStorm, concurrency: int) -> list[Result]:
     return [
         Result(
             name="incident",
-            metric=f"one update to {n:,} linked tickets vs {n:,} comments one by one (concurrency {concurrency})",
+            metric=f"one update to {n:,} linked tickets vs {n:,} comments one by one "
+            f"(concurrency {concurrency})",
             unit="s",
             subject=storm.fan_out_seconds,
             baseline=storm.comment_seconds,
@@ -320,20 +329,24 @@ def results(storm: IncidentStorm, concurrency: int) -> list[Result]:
                 f"{storm.breached:,} first responses breached before the update",
                 f"the update: delivered to {storm.delivered:,} of {storm.total:,}; "
                 f"{storm.commented:,} timelines show it",
-                f"the comments: {storm.comments_answered:,} of {n:,} answered 200 in {storm.comment_seconds:.0f} s",
+                f"the comments: {storm.comments_answered:,} of {n:,} answered 200 "
+                f"in {storm.comment_seconds:.0f} s",
             ],
         ),
         Result(
             name="incident",
-            metric=f"messages to ConnectSoft's teams (digests + pages), {n:,} linked tickets, vs one per notice",
+            metric=f"messages to ConnectSoft's teams (digests + pages), {n:,} linked tickets, "
+            "vs one per notice",
             unit="messages",
             subject=storm.digests + storm.pages,
             baseline=storm.internal_notices,
             goal="at most one per audience per window",
             notes=[
-                f"{storm.digests:,} digests to {storm.audiences} audience(s) over {storm.windows} window(s) and "
-                f"{storm.pages} page event(s), for {storm.internal_notices:,} notices to internal audiences",
-                f"customers' and partners' own notices, one per ticket per event as ever: {storm.customer_notices:,}",
+                f"{storm.digests:,} digests to {storm.audiences} audience(s) over {storm.windows} "
+                f"window(s) and {storm.pages} page event(s), for {storm.internal_notices:,} notices "
+                "to internal audiences",
+                "customers' and partners' own notices, one per ticket per event as ever: "
+                f"{storm.customer_notices:,}",
             ],
         ),
     ]

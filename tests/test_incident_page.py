@@ -42,7 +42,9 @@ async def incident_history(stack: Stack, incident_id: str) -> tuple[list[str], l
     updates, activities, markers = [], [], set()
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            updates.append(event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name)
+            updates.append(
+                event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+            )
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             activities.append(event.activity_task_scheduled_event_attributes.activity_type.name)
         elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
@@ -69,7 +71,9 @@ async def test_acknowledging_the_incident_sends_one_acknowledge_on_its_dedup_key
         assert early.json()["rule"] == "no_incident_page"
         assert early.headers["content-type"].startswith("application/problem+json")
         assert await requests_taken(stack, incident) == taken
-        assert (await stack.http.get(f"/incidents/{incident}", headers=stack.as_(SUPPORT))).json()["page"] is None
+        assert (await stack.http.get(f"/incidents/{incident}", headers=stack.as_(SUPPORT))).json()[
+            "page"
+        ] is None
 
         await page_the_incident(stack, incident, product="identity")
         await http_receiver.wait_for(1, path="/pager")
@@ -88,10 +92,14 @@ async def test_acknowledging_the_incident_sends_one_acknowledge_on_its_dedup_key
         assert again.json()["acknowledged_by"] == first.json()["acknowledged_by"]
         assert await requests_taken(stack, incident) == taken
         shown = (await stack.http.get(f"/incidents/{incident}", headers=stack.as_(SUPPORT))).json()["page"]
-        assert shown["status"] == "acknowledge" and shown["acknowledged_by"] == first.json()["acknowledged_by"]
+        assert (
+            shown["status"] == "acknowledge" and shown["acknowledged_by"] == first.json()["acknowledged_by"]
+        )
 
         resolved = await stack.http.post(
-            f"/incidents/{incident}/resolve", json={"resolution": "IdP failed over"}, headers=stack.as_(SUPPORT)
+            f"/incidents/{incident}/resolve",
+            json={"resolution": "IdP failed over"},
+            headers=stack.as_(SUPPORT),
         )
         assert resolved.status_code == 202, resolved.text
         await incident_handle(stack, incident).result()
@@ -130,7 +138,9 @@ async def test_the_console_acknowledges_the_page_through_the_same_service(
         assert 'data-testid="acknowledge-form"' in page.text and "not acknowledged" in page.text
 
         done = await stack.http.post(
-            f"/console/incidents/{incident}/acknowledge", data=console_form(SUPPORT, {}), headers=console_as(SUPPORT)
+            f"/console/incidents/{incident}/acknowledge",
+            data=console_form(SUPPORT, {}),
+            headers=console_as(SUPPORT),
         )
         assert done.status_code == 303 and done.headers["location"].endswith("?done=acknowledge")
         await incident_until(stack, incident, lambda state: state["page_acknowledge_sent"])
@@ -143,7 +153,9 @@ async def test_the_console_acknowledges_the_page_through_the_same_service(
         )
         await incident_handle(stack, incident).result()
         refused = await stack.http.post(
-            f"/console/incidents/{incident}/acknowledge", data=console_form(SUPPORT, {}), headers=console_as(SUPPORT)
+            f"/console/incidents/{incident}/acknowledge",
+            data=console_form(SUPPORT, {}),
+            headers=console_as(SUPPORT),
         )
         assert refused.status_code == 409 and "Refused (409):" in refused.text
     assert page_events(http_receiver.requests) == [

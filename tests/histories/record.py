@@ -1045,7 +1045,8 @@ async def incident_page(run: Run) -> list[WorkflowHandle[Any, Any]]:
     check(len(settled) == 2, f"one acknowledge and one resolve sent, got {len(settled)} settles")
     check(
         any(
-            PAGE_ACKNOWLEDGE_PATCH.encode() in event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+            PAGE_ACKNOWLEDGE_PATCH.encode()
+            in event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
             for event in history.events
             if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             and "patch-data" in event.marker_recorded_event_attributes.details
@@ -1063,7 +1064,9 @@ async def incident_page_is(run: Run, status: str) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         async with run.sessions() as session:
-            pages = list(await session.scalars(select(IncidentPage).where(IncidentPage.incident_id == INCIDENT)))
+            pages = list(
+                await session.scalars(select(IncidentPage).where(IncidentPage.incident_id == INCIDENT))
+            )
         if pages and all(page.status == status for page in pages):
             return len(pages)
         await asyncio.sleep(0.05)
