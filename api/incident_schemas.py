@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from workflows.actions.incident import IncidentId
-from workflows.enums import Product, Severity, TicketStatus
+from workflows.enums import PageAction, Product, Severity, TicketStatus
 from workflows.incident_model import IncidentStatus, LinkRule, UpdateKind
 from workflows.text import VisibleText
 
@@ -120,6 +120,16 @@ class LinkedTicket(BaseModel):
     sla_breached: bool
 
 
+class IncidentPagePublic(BaseModel):
+    """The incident's page on ConnectSoft's on-call (PagerDuty `dedup_key` = the incident id)."""
+
+    incident_id: str
+    status: PageAction = Field(description="What the pager was last sent: trigger, acknowledge or resolve")
+    triggered_at: datetime = Field(description="When the first linked ticket that paged triggered it")
+    acknowledged_at: datetime | None = Field(description="When support acknowledged it (null: not yet)")
+    acknowledged_by: str | None
+
+
 class IncidentPublic(BaseModel):
     incident_id: IncidentId
     title: str
@@ -143,6 +153,10 @@ class IncidentPublic(BaseModel):
     breached: int = Field(description="Linked tickets whose first response breached")
     updates: list[IncidentUpdatePublic]
     tickets: list[LinkedTicket]
+    page: IncidentPagePublic | None = Field(
+        default=None,
+        description="The incident's page; null until a linked ticket pages (and for a partner's key)",
+    )
 
 
 class IncidentSummary(BaseModel):

@@ -26,6 +26,7 @@ from api.errors import ApiError
 from api.incident_schemas import (
     IncidentCreate,
     IncidentLinks,
+    IncidentPagePublic,
     IncidentPublic,
     IncidentSummary,
     IncidentUpdatePublic,
@@ -34,15 +35,18 @@ from api.incident_schemas import (
 )
 from runtime.settings import Settings
 from store import catalog
+from store import incident_notices as notices
 from store import incidents as read_model
 from workflows import search_attributes as sa
 from workflows.actions.base import RefusalKind
 from workflows.actions.incident import LINK_INCIDENT, LinkIncident, UnlinkIncident
-from workflows.enums import CLOSED_STATES, Role
+from workflows.enums import CLOSED_STATES, PageAction, Role
 from workflows.incident import IncidentWorkflow
 from workflows.incident_model import (
+    AcknowledgeIncidentPage,
     AddLinkRule,
     IncidentOpened,
+    IncidentPageAcknowledged,
     IncidentState,
     IncidentStatus,
     IncidentUpdateRecord,
@@ -221,7 +225,61 @@ async def public(*, session: AsyncSession, state: IncidentState, scope: TicketSc
         **counts,
         updates=[update_public(update, limited=limited) for update in state.updates],
         tickets=[LinkedTicket.model_validate(row.model_dump()) for row in rows],
+        # ConnectSoft's on-call is ConnectSoft's: a partner's view has no page.
+        page=None if limited else await page_public(session=session, state=state),
     )
+
+
+async def page_public(*, session: AsyncSession, state: IncidentState) -> IncidentPagePublic | None:
+    """The incident's page as the pager last heard of it, with who acknowledged it."""
+    page = await notices.incident_page(session=session, incident_id=state.incident_id)
+    if page is None:
+        return None
+    by = state.page_acknowledged_by
+    return IncidentPagePublic(
+        incident_id=state.incident_id,
+        status=PageAction(page.status),
+        triggered_at=page.triggered_at,
+        acknowledged_at=state.page_acknowledged_at,
+        acknowledged_by=None if by is None else str(by),
+    )
+
+
+async def acknowledge_page(
+    *, client: Client, session: AsyncSession, principal: Principal, incident_id: str
+) -> tuple[IncidentPagePublic, bool]:
+    """Acknowledge the incident's page (dedup key = its id) through its workflow, which sends the
+    pager's `acknowledge` once. Answers the page, and whether this request acknowledged it
+    (False: it was already, and nothing more is sent). 409 once resolved, or with no page."""
+    state = await managed_open(client=client, session=session, principal=principal, incident_id=incident_id)
+    if await notices.incident_page(session=session, incident_id=incident_id) is None:
+        raise ApiError(
+            409,
+            f"Incident {incident_id} has no page to acknowledge: none of its linked tickets has paged "
+            "on-call.",
+            rule="no_incident_page",
+        )
+    acknowledged = state.page_acknowledged_at is not None
+    if not acknowledged:
+        done: IncidentPageAcknowledged = await _execute(
+            client,
+            incident_id,
+            IncidentWorkflow.acknowledge_page,
+            AcknowledgeIncidentPage(actor=principal),
+            # One acknowledge per incident: a retry, or another key's at the same moment, is
+            # the same update.
+            update_id=f"acknowledge-page-{incident_id}",
+        )
+        acknowledged = done.already
+        state = state.model_copy(
+            update={
+                "page_acknowledged_at": done.acknowledged_at,
+                "page_acknowledged_by": done.acknowledged_by,
+            }
+        )
+    page = await page_public(session=session, state=state)
+    assert page is not None
+    return page, not acknowledged
 
 
 def update_public(update: IncidentUpdateRecord, *, limited: bool = False) -> IncidentUpdatePublic:
@@ -389,9 +447,11 @@ async def post_update(
     )
 
 
-async def _execute(client: Client, incident_id: str, update: Any, request: Any) -> Any:
+async def _execute(
+    client: Client, incident_id: str, update: Any, request: Any, *, update_id: str | None = None
+) -> Any:
     try:
-        return await _handle(client, incident_id).execute_update(update, request)
+        return await _handle(client, incident_id).execute_update(update, request, id=update_id)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == RefusalKind.CONFLICT.value:

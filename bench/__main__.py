@@ -1,4 +1,4 @@
-"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif] [events]`.
+"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif] [events] [incident]`.
 
 `stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
 its storm is issue 18's full storm by default (10,000 open, 9,000 first responses due 6 minutes
@@ -9,6 +9,10 @@ Issue 7's smaller storm: `python -m bench stack --storm-open 2000 --storm-due 18
 undisturbed (issue 10), ABBA on fresh stacks, about 4 minutes with its defaults.
 `events` counts the history events per path of a ticket and of the raw deadline baseline
 (issue 18; about a minute).
+`incident` is issue 19's incident storm on the real stack: 10,000 tickets linked by rule, their
+first responses breached, one update timed until it reaches them all against the same tickets
+commented one by one, and the messages to ConnectSoft's teams (digests, pages) against one per
+notice (`--incident-tickets 200` for a quick check).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bench import (
     calendar_bench,
     drill_bench,
     events_bench,
+    incident_bench,
     machine_bench,
     reports_bench,
     stack_bench,
@@ -34,7 +39,7 @@ from bench import (
 )
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill", "whatif", "events")
+NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill", "whatif", "events", "incident")
 
 
 def table(results: list[Result]) -> str:
@@ -109,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         "--drill-rounds", type=int, default=2, help="pairs of runs, undisturbed and killed (2: ABBA)"
     )
     parser.add_argument("--whatif-tickets", type=int, default=100_000, help="whatif: tickets simulated")
+    incident = parser.add_argument_group("incident (issue 19's incident storm, the real `escalator up`)")
+    incident.add_argument(
+        "--incident-tickets", type=int, default=10_000, help="tickets linked to the incident by rule"
+    )
+    incident.add_argument(
+        "--incident-target-minutes",
+        type=int,
+        default=incident_bench.Options.target_minutes,
+        help="their Sev 3 response target: the storm's breaches fire this long after filing",
+    )
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(NAMES)
     unknown = sorted(set(names) - set(NAMES))
@@ -139,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         "drill": lambda: drill_bench.run(args.drill_tickets, args.drill_rounds),
         "whatif": lambda: [whatif_bench.run(args.whatif_tickets, 1)],
         "events": events_bench.run,
+        "incident": lambda: incident_bench.run(
+            incident_bench.Options(
+                tickets=args.incident_tickets,
+                concurrency=args.concurrency,
+                target_minutes=args.incident_target_minutes,
+                grace=args.storm_grace,
+            )
+        ),
     }
     print(
         f"# bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "

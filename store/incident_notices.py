@@ -302,3 +302,16 @@ async def mark_page_settled(
         .values(status=action.value, updated_at=at)
         .execution_options(synchronize_session=False)
     )
+
+
+async def incident_page(*, session: AsyncSession, incident_id: str) -> IncidentPage | None:
+    """The incident's page as the pager last heard of it (ConnectSoft's on-call's, or the first
+    audience's), or None when no linked ticket has paged."""
+    pages = list(
+        await session.scalars(
+            select(IncidentPage)
+            .where(IncidentPage.incident_id == incident_id)
+            .order_by(IncidentPage.audience != Audience.ON_CALL.value, IncidentPage.audience)
+        )
+    )
+    return pages[0] if pages else None

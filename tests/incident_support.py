@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 
-from tests.fixtures_api import Stack, wait_until_recorded
+from tests.fixtures_api import Stack, wait_until_quiet, wait_until_recorded
 
 SUPPORT, ADMIN, PARTNER, CUSTOMER = "dev-support", "dev-admin", "dev-partner-northwind", "dev-customer-acme"
 PRODUCT_OF = {"contoso": "partner_solution"}
@@ -110,3 +110,20 @@ async def requests_taken(stack: Stack, incident_id: str) -> int:
     )
     history = await incident_handle(stack, incident_id).fetch_history()
     return sum(1 for event in history.events if event.event_type in taken)
+
+
+async def page_the_incident(stack: Stack, incident_id: str, product: str = "config") -> str:
+    """Give the incident its page the way a storm does: a rule for Sev 1s of `product`, then an
+    acme (Premium) Sev 1 filed under it, linked at intake, whose intake pages on-call and so
+    triggers the incident's page. Waits until that notice is delivered; answers the ticket id."""
+    added = await stack.http.post(
+        f"/incidents/{incident_id}/links",
+        json={"product": product, "severities": [1], "received_from": an_hour_ago()},
+        headers=stack.as_(SUPPORT),
+    )
+    assert added.status_code == 200, added.text
+    filed = await file_ticket(stack, "acme", severity=1, product=product)
+    assert filed["incident_id"] == incident_id, filed
+    await wait_until_quiet(stack.handle(filed["ticket_id"]))
+    ticket_id: str = filed["ticket_id"]
+    return ticket_id

@@ -34,6 +34,7 @@ from tests.fixtures_api import (
     wait_for_event,
     wait_until_recorded,
 )
+from tests.incident_support import page_the_incident
 from workflows.policy import POLICY_VERSION
 
 ADMIN, SUPPORT, PARTNER, CUSTOMER = "dev-admin", "dev-support", "dev-partner-northwind", "dev-customer-acme"
@@ -879,10 +880,11 @@ async def test_console_without_a_valid_key_sends_people_to_sign_in(
 
 # --- Major incidents (issue 19, DESIGN.md §11's incident rows) ----------------------------------
 #
-# Support and admins open, link, update and resolve; a partner reads the incidents that touch its
-# customers' tickets (403 on managing one it can see); a customer has no incident endpoint: an
-# incident answers it 404, like one that does not exist. Each case acts on an incident linking an
-# acme and a contoso ticket; a refused cell leaves the incident's history and the tickets as they were.
+# Support and admins open, link, update, acknowledge the page of and resolve; a partner reads the
+# incidents that touch its customers' tickets (403 on managing one it can see); a customer has no
+# incident endpoint: an incident answers it 404, like one that does not exist. Each case acts on an
+# incident linking an acme and a contoso ticket (and, to acknowledge, a Sev 1 that paged); a refused
+# cell leaves the incident's history and the tickets as they were.
 CREATED, ACCEPTED = 201, 202
 INCIDENT_CELLS: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/incidents", None, {ADMIN: CREATED, SUPPORT: CREATED, PARTNER: FORBIDDEN, CUSTOMER: FORBIDDEN}),
@@ -910,6 +912,12 @@ INCIDENT_CELLS: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
         "POST",
         "/incidents/{id}/resolve",
         {"resolution": "Fixed"},
+        {ADMIN: ACCEPTED, SUPPORT: ACCEPTED, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
+        "/incidents/{id}/acknowledge",
+        None,
         {ADMIN: ACCEPTED, SUPPORT: ACCEPTED, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
     ),
 ]
@@ -963,6 +971,8 @@ async def test_incident_endpoints_follow_the_incident_rows(
     (method, path, body, expected), who = case
     stack = module_stack
     incident_id, tickets = await an_incident_touching_acme_and_contoso(stack)
+    if path.endswith("/acknowledge"):
+        await page_the_incident(stack, incident_id)
     names = {"id": incident_id, **tickets}
     url = path.format(**names)
     sent = INCIDENT_BODY if path == "/incidents" and method == "POST" else body
@@ -977,6 +987,8 @@ async def test_incident_endpoints_follow_the_incident_rows(
         problem = response.json()
         assert problem["status"] == expected[who] and problem["detail"].endswith(".")
         assert await incident_proof(stack, incident_id, tickets) == before
+    elif path.endswith("/acknowledge"):
+        assert response.json()["acknowledged_by"] == await actor_of(stack, who)
     if expected[who] == NOT_FOUND:
         missing = await stack.http.request(
             method, path.format(**names | {"id": "inc-0000000000"}), json=sent, headers=stack.as_(who)
@@ -1036,6 +1048,12 @@ CONSOLE_INCIDENT_CELLS: list[tuple[str, str, dict[str, str] | None, dict[str, in
     ),
     (
         "POST",
+        "/console/incidents/{id}/acknowledge",
+        {},
+        {ADMIN: SEE_OTHER, SUPPORT: SEE_OTHER, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
+    ),
+    (
+        "POST",
         "/console/incidents/{id}/links/{contoso}/unlink",
         {},
         {ADMIN: SEE_OTHER, SUPPORT: SEE_OTHER, PARTNER: FORBIDDEN, CUSTOMER: NOT_FOUND},
@@ -1061,6 +1079,8 @@ async def test_console_incident_pages_follow_the_incident_rows(
     (method, path, body, expected), who = case
     stack = module_stack
     incident_id, tickets = await an_incident_touching_acme_and_contoso(stack)
+    if path.endswith("/acknowledge"):
+        await page_the_incident(stack, incident_id)
     tickets["own"] = await file_ticket(stack, OWN[who])
     await wait_until_recorded(stack, tickets["own"])
     names = {"id": incident_id, **tickets}

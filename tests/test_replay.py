@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 
 from tests.histories.record import SCENARIOS
 from worker.worker import TICKET_WORKFLOWS
+from workflows.incident import PAGE_ACKNOWLEDGE_PATCH
 from workflows.ticket import DELIVERY_PATCH, QUARANTINE_PATCH
 
 HISTORY_DIR = Path(__file__).parent / "histories"
@@ -46,6 +47,7 @@ REQUIRED_PATHS = {
     "an incident's link, update, unlink and resolution on a ticket": "incident_ticket",
     "an incident's fan-out, rule sweep and resolution": "incident_workflow",
     "an incident's continue-as-new": "incident_continue_as_new",
+    "an incident's page acknowledged once, then resolved with it": "incident_page",
 }
 
 
@@ -125,7 +127,9 @@ def test_the_incident_histories_are_the_incidents() -> None:
     history = load(HISTORY_DIR / "incident_workflow.json")
     assert {"fan_out_incident_update", "link_incident_tickets"} <= activities_run(history)
     incidents = [
-        file for name in ("incident_workflow", "incident_continue_as_new") for file in SCENARIOS[name].files
+        file
+        for name in ("incident_workflow", "incident_continue_as_new", "incident_page")
+        for file in SCENARIOS[name].files
     ]
     assert {path.name for path in set(HISTORIES) - set(TICKET_HISTORIES)} == set(incidents)
     assert {workflow_type(load(HISTORY_DIR / file)) for file in incidents} == {"IncidentWorkflow"}
@@ -168,3 +172,12 @@ def test_the_quarantine_history_sets_the_refused_record_aside_on_the_patched_bra
     assert not any(
         QUARANTINE_PATCH in markers(load(path)) for path in HISTORIES if path.stem != "record_quarantined"
     )
+
+
+def test_the_incident_page_history_acknowledges_on_the_patched_branch_and_the_older_ones_never_did() -> None:
+    page = load(HISTORY_DIR / "incident_page.json")
+    assert PAGE_ACKNOWLEDGE_PATCH in markers(page)
+    assert "settle_incident_page" in activities_run(page)
+    for name in ("incident_workflow", "incident_continue_as_new"):
+        for file in SCENARIOS[name].files:
+            assert PAGE_ACKNOWLEDGE_PATCH not in markers(load(HISTORY_DIR / file))

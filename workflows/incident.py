@@ -8,8 +8,10 @@ it is open, flushes its internal audiences' digests (titled with its title) ever
 digest once resolved and fanned out, writes its row to the read model (for the uptime report)
 when it opens and when it resolves, and continues as new when its history grows long. Per
 window that is one timer and one activity. An automatic incident (workflows/incident_watch.py)
-tells its watcher when it is resolved. It decides nothing about a ticket: each ticket applies
-the update by its own rules (workflows/actions/incident.py).
+tells its watcher when it is resolved. Support acknowledges its page with the
+`acknowledge-page` update; the loop then sends the acknowledge (`settle_incident_page`), once,
+before the next fan-out batch. It decides nothing about a ticket: each ticket applies the
+update by its own rules (workflows/actions/incident.py).
 Unsandboxed like TicketWorkflow: it reads time only from `workflow.now()`.
 """
 
@@ -26,10 +28,12 @@ from workflows import search_attributes as sa
 from workflows.actions.base import RefusalKind
 from workflows.enums import PageAction
 from workflows.incident_model import (
+    AcknowledgeIncidentPage,
     AddLinkRule,
     FanOutBatch,
     FanOutResult,
     IncidentOpened,
+    IncidentPageAcknowledged,
     IncidentRecord,
     IncidentState,
     IncidentStatus,
@@ -72,6 +76,8 @@ RECORD_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=["ValidationError"],
 )
+# Issue 19: support acknowledges the incident's page (`acknowledge-page`), and the loop sends it.
+PAGE_ACKNOWLEDGE_PATCH = "incident-page-acknowledge"
 
 
 def _resolved() -> ApplicationError:
@@ -115,6 +121,8 @@ class IncidentWorkflow:
             if state.status == IncidentStatus.RESOLVED and not self._watcher_told:
                 self._watcher_told = True
                 await self._tell_watcher(opened)
+            if await self._acknowledge_page_if_due():
+                continue
             pending = state.pending()
             if pending is not None:
                 await self._fan_out(pending, opened.batch_size)
@@ -207,6 +215,15 @@ class IncidentWorkflow:
             summary=f"{action.value} the page of {self._state.incident_id}",
         )
 
+    async def _acknowledge_page_if_due(self) -> bool:
+        """Send the page's acknowledge once support has acknowledged it: first thing in the loop
+        and between fan-out batches, so on-call stops being paged now, not after 10,000 comments."""
+        if self._state.page_acknowledge_due() and workflow.patched(PAGE_ACKNOWLEDGE_PATCH):
+            await self._settle_page(PageAction.ACKNOWLEDGE)
+            self._state.page_acknowledge_sent = True
+            return True
+        return False
+
     async def _fan_out(self, record: IncidentUpdateRecord, batch_size: int) -> None:
         """One batch per activity, in ticket-id order, until no linked open ticket is left."""
         while not record.done:
@@ -240,6 +257,7 @@ class IncidentWorkflow:
                 # Tickets linked while it ran (new intake) got it too: the total counts them.
                 record.total = max(record.total or 0, record.delivered + record.skipped)
             workflow.set_current_details(self._state.progress())
+            await self._acknowledge_page_if_due()
 
     async def _sweep(self) -> None:
         """Link what the rules match that the read model shows unlinked (intake links most)."""
@@ -278,6 +296,24 @@ class IncidentWorkflow:
 
     @post_update.validator
     def _validate_post_update(self, request: PostIncidentUpdate) -> None:
+        if self._state.status != IncidentStatus.OPEN:
+            raise _resolved()
+
+    @workflow.update(name="acknowledge-page")
+    def acknowledge_page(self, request: AcknowledgeIncidentPage) -> IncidentPageAcknowledged:
+        """Acknowledge the incident's page; the loop sends it. A second acknowledge sends nothing."""
+        state = self._state
+        acknowledged = state.acknowledge_page(request.actor, workflow.now())
+        self._changed = self._changed or acknowledged
+        assert state.page_acknowledged_at is not None and state.page_acknowledged_by is not None
+        return IncidentPageAcknowledged(
+            acknowledged_at=state.page_acknowledged_at,
+            acknowledged_by=state.page_acknowledged_by,
+            already=not acknowledged,
+        )
+
+    @acknowledge_page.validator
+    def _validate_acknowledge_page(self, request: AcknowledgeIncidentPage) -> None:
         if self._state.status != IncidentStatus.OPEN:
             raise _resolved()
 

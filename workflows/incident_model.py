@@ -143,6 +143,11 @@ class IncidentState(Payload):
     # Tickets the sweeps have linked by rule, over the incident's life.
     linked_by_rule: int = 0
     last_sweep_at: datetime | None = None
+    # The incident's page (dedup key = its id): who acknowledged it, and once the acknowledge
+    # has gone to the pager (`settle_incident_page`). Acknowledged once; a second is a no-op.
+    page_acknowledged_at: datetime | None = None
+    page_acknowledged_by: Principal | None = None
+    page_acknowledge_sent: bool = False
 
     @classmethod
     def opened(cls, opened: IncidentOpened) -> IncidentState:
@@ -179,6 +184,17 @@ class IncidentState(Payload):
             self.status, self.resolution, self.resolved_at = IncidentStatus.RESOLVED, message, at
             self.outage_ended_at = outage_ended_at
         return record
+
+    def acknowledge_page(self, by: Principal, at: datetime) -> bool:
+        """Whether this acknowledges the page: False when it was acknowledged before."""
+        if self.page_acknowledged_at is not None:
+            return False
+        self.page_acknowledged_at, self.page_acknowledged_by = at, by
+        return True
+
+    def page_acknowledge_due(self) -> bool:
+        """Acknowledged, and the pager not yet told."""
+        return self.page_acknowledged_at is not None and not self.page_acknowledge_sent
 
     def matches(
         self, *, customer_id: str, product: Product, severity: Severity, received_at: datetime
@@ -229,6 +245,19 @@ class ResolveIncident(Payload):
             ended_field="outage_ended_at",
             since="the incident was opened",
         )
+
+
+class AcknowledgeIncidentPage(Payload):
+    actor: Principal
+
+
+class IncidentPageAcknowledged(Payload):
+    """The `acknowledge-page` update's answer: who acknowledged the page, and when; `already`
+    when an earlier request had (nothing more is sent)."""
+
+    acknowledged_at: datetime
+    acknowledged_by: Principal
+    already: bool = False
 
 
 class AddLinkRule(Payload):

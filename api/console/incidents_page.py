@@ -32,6 +32,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 DONE_TEXT = {
     "update": "Update posted: it fans out to the linked open tickets.",
     "resolve": "Incident resolved: each linked open ticket resolves with its resolution.",
+    "acknowledge": "Page acknowledged: on-call's pager gets the acknowledge, once.",
     "unlink": "Ticket unlinked: it is back on its own.",
 }
 
@@ -167,6 +168,20 @@ async def resolve(
         )
 
     return await _refused_or_done(request, viewer, db, client, incident_id, "resolve", act)
+
+
+@router.post("/incidents/{incident_id}/acknowledge")
+async def acknowledge_page(
+    request: Request, incident_id: str, viewer: session.FormViewer, db: SessionDep, client: ClientDep
+) -> Response:
+    """POST /incidents/{id}/acknowledge: the incident's page, acknowledged once."""
+
+    async def act() -> None:
+        await service.acknowledge_page(
+            client=client, session=db, principal=viewer.principal, incident_id=incident_id
+        )
+
+    return await _refused_or_done(request, viewer, db, client, incident_id, "acknowledge", act)
 
 
 @router.post("/incidents/{incident_id}/links/{ticket_id}/unlink")

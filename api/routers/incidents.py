@@ -1,5 +1,6 @@
-"""/incidents: major incidents (DESIGN.md §8, §13). Support and admins open, link, update and
-resolve one; a partner reads those touching its customers' tickets, limited to them."""
+"""/incidents: major incidents (DESIGN.md §8, §13). Support and admins open, link, update,
+acknowledge the page of and resolve one; a partner reads those touching its customers' tickets,
+limited to them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.incident_schemas import (
     IncidentCreate,
     IncidentLinks,
     IncidentList,
+    IncidentPagePublic,
     IncidentPublic,
     IncidentResolveCreate,
     IncidentUpdateCreate,
@@ -164,3 +166,26 @@ async def resolve_incident(
         outage_ended_at=body.outage_ended_at,
     )
     return service.update_public(record)
+
+
+@router.post(
+    "/{incident_id}/acknowledge",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IncidentPagePublic,
+    responses={
+        200: {"model": IncidentPagePublic, "description": "Already acknowledged: nothing more is sent"},
+        **problem_responses(401, 403, 404, 409),
+    },
+)
+async def acknowledge_page(
+    incident_id: str, response: Response, principal: PrincipalDep, client: ClientDep, session: SessionDep
+) -> IncidentPagePublic:
+    """Acknowledge the incident's page (PagerDuty `acknowledge`, `dedup_key` = the incident id):
+    202, the incident's workflow sends it once; 200 when it was already acknowledged. 409 once
+    resolved, or while no linked ticket has paged."""
+    page, acknowledged_now = await service.acknowledge_page(
+        client=client, session=session, principal=principal, incident_id=incident_id
+    )
+    if not acknowledged_now:
+        response.status_code = status.HTTP_200_OK
+    return page

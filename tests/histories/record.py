@@ -42,7 +42,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import policies
 from runtime.settings import Settings
-from store.db import OutboxNotification, make_engine, make_sessionmaker, migrate
+from store.db import IncidentPage, OutboxNotification, make_engine, make_sessionmaker, migrate
 from store.quarantine import quarantined_records
 from store.tickets import get_timeline
 from store.whatif_inputs import recorded_tickets as whatif_records
@@ -75,8 +75,9 @@ from workflows.enums import (
     Severity,
     TicketStatus,
 )
-from workflows.incident import IncidentWorkflow
+from workflows.incident import PAGE_ACKNOWLEDGE_PATCH, IncidentWorkflow
 from workflows.incident_model import (
+    AcknowledgeIncidentPage,
     AddLinkRule,
     IncidentOpened,
     IncidentState,
@@ -990,6 +991,86 @@ async def incident_continue_as_new(run: Run) -> list[WorkflowHandle[Any, Any]]:
     check(final.rules == [rule], "the new run kept the rule")
     check(final.status.value == "resolved" and final.updates[-1].done, "and resolved")
     return [first, incident.pinned((await handle.describe()).run_id)]
+
+
+@scenario(
+    "an incident's page: a linked Premium Sev 1 pages on-call (the incident's page), support "
+    "acknowledges it and the incident sends the acknowledge once (a second acknowledge sends "
+    "nothing), then the resolution fans out and resolves the page",
+    server=Server.DEV,
+)
+async def incident_page(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    at = (await run.env.get_current_time()).replace(microsecond=0)
+    opened = IncidentOpened(
+        incident_id=INCIDENT,
+        title="Identity outage",
+        description="SSO fails",
+        products=[Product.IDENTITY],
+        severity=Severity.CRITICAL,
+        opened_by=SUPPORT,
+        opened_at=at,
+        sweep_seconds=3600,
+    )
+    handle = await run.env.client.start_workflow(
+        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
+    )
+    incident = Ticket(run, INCIDENT, at, handle)
+    run.tickets[:] = [incident]
+    # Linked from its start, as intake links a ticket a rule matches: its intake pages on-call,
+    # which triggers the incident's page. The ticket's own history is not the scenario's.
+    sev1 = opened_ticket("acme", 1, at, terms=ACME_24X7).model_copy(
+        update={"ticket_id": f"{run.name}-sev1", "incident_id": INCIDENT}
+    )
+    ticket = await run.env.client.start_workflow(
+        TicketWorkflow.run, sev1, id=workflow_id_for(sev1.ticket_id), task_queue=TASK_QUEUE
+    )
+    await incident_page_is(run, "trigger")
+    await recorded_incidents(run, 1)
+    await incident.act("acknowledge-page", AcknowledgeIncidentPage(actor=SUPPORT))
+    await incident_until(incident, lambda s: s.page_acknowledge_sent)
+    await incident_page_is(run, "acknowledge")
+    await incident.act("acknowledge-page", AcknowledgeIncidentPage(actor=ADMIN))
+    await incident.act("resolve", ResolveIncident(actor=SUPPORT, resolution="IdP failed over"))
+    final: IncidentState = await handle.result()
+
+    check(final.page_acknowledged_by == SUPPORT, "the first acknowledge is the one kept")
+    check(await incident_page_is(run, "resolve") == 1, "one page, resolved with the incident")
+    history = await handle.fetch_history()
+    settled = [
+        event
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "settle_incident_page"
+    ]
+    check(len(settled) == 2, f"one acknowledge and one resolve sent, got {len(settled)} settles")
+    check(
+        any(
+            PAGE_ACKNOWLEDGE_PATCH.encode()
+            in event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and "patch-data" in event.marker_recorded_event_attributes.details
+        ),
+        "the acknowledge runs on the patched branch",
+    )
+    ticket_state: TicketState = await ticket.query(TicketWorkflow.state)
+    check(ticket_state.status == TicketStatus.RESOLVED, "the linked ticket resolved with the incident")
+    return [handle]
+
+
+async def incident_page_is(run: Run, status: str) -> int:
+    """Until the incident's page has `status` (its linked ticket's notice and the incident's
+    activity write it): the number of its pages then."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        async with run.sessions() as session:
+            pages = list(
+                await session.scalars(select(IncidentPage).where(IncidentPage.incident_id == INCIDENT))
+            )
+        if pages and all(page.status == status for page in pages):
+            return len(pages)
+        await asyncio.sleep(0.05)
+    raise PathNotCovered(f"the incident's page never got to {status!r}")
 
 
 async def incident_until(incident: Ticket, done: Callable[[IncidentState], bool]) -> IncidentState:

@@ -1,0 +1,365 @@
+"""Issue 19's incident storm on the real stack: `python -m bench incident`.
+
+`escalator up` on a temporary directory and free ports (bench/stack_bench.py's `running_stack`),
+driven over loopback as a client would:
+
+1. a customer onboarded with a short Sev 3 response target (stack_bench's storm contract), and
+   a major incident opened with a rule for its product and severity, so that intake links each
+   ticket filed after it (the incident's sweep links any intake missed);
+2. N tickets of that customer filed at the bench's concurrency, then waited on until the read
+   model shows all N linked and every first response has breached (warnings and breaches, with
+   their escalations, are the storm's notices), and until the read model has been still for
+   15 s (the breaches' backlog worked off: the update and the comments below each start on a
+   quiet stack);
+3. **one update**: `POST /incidents/{id}/updates`, timed until `GET /incidents/{id}` reports it
+   delivered to its total, and the tickets whose read-model timeline shows it counted;
+4. **the baseline, in the same run**: the same N tickets each commented one by one through
+   `POST /tickets/{id}/comment` at the same concurrency, timed from the first request to the
+   last answer;
+5. **messages to people**: once no linked ticket's notice waits for a digest, the messages that
+   went to ConnectSoft's own audiences (the digests sent, and the pages sent: the incident's
+   trigger, and its acknowledge or resolve if any) against the per-ticket notices the same
+   tickets raised to those audiences, each of which would have been one message without the
+   incident (every notice keeps its own outbox row, with the `group_key` it went out in).
+
+Loops are bounded in count and time; nothing but 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from bench.common import Result
+from bench.stack_bench import (
+    ADMIN,
+    STORM_CUSTOMER,
+    SUPPORT,
+    file_tickets,
+    first_notices,
+    running_stack,
+    storm_contract,
+    ticket_body,
+    timed_all,
+    until_quiet,
+)
+from bench.storm_parts import ReadModelAccess
+from workflows.enums import INTERNAL_AUDIENCES
+
+PRODUCT = "identity"  # what stack_bench's ticket_body files for the storm customer
+SEVERITY = 3  # the storm contract's short target is its Sev 3
+POLL_SECONDS = 0.5
+# How long, at most, each wait below is given: a phase that stalls fails the run instead of hanging.
+LINK_TIMEOUT = 300.0
+FAN_OUT_TIMEOUT = 900.0
+DIGEST_TIMEOUT = 240.0
+_INTERNAL = tuple(audience.value for audience in INTERNAL_AUDIENCES)
+_IN_INTERNAL = f"({', '.join('?' * len(_INTERNAL))})"
+
+
+@dataclass
+class Options:
+    tickets: int = 10_000
+    concurrency: int = 50
+    # Short enough that the storm's breaches fire soon after filing, long enough that the
+    # filing of 10,000 (about a minute and a half here) is done before the first is due.
+    target_minutes: int = 3
+    grace: float = 120.0
+
+
+@dataclass
+class IncidentStorm:
+    tickets: int
+    filing_seconds: float
+    linking_seconds: float
+    breached: int
+    fan_out_seconds: float
+    delivered: int
+    total: int
+    commented: int
+    comment_seconds: float
+    comments_answered: int
+    internal_notices: int
+    digests: int
+    pages: int
+    windows: int
+    audiences: int
+    customer_notices: int
+
+
+async def _count(access: ReadModelAccess, sql: str, *args: Any) -> int:
+    [(number,)] = await access.fetch(sql, *args)
+    return int(number or 0)
+
+
+async def _until(what: str, bound: float, check: Any) -> float:
+    """Poll `check()` (async, truthy when done) until it holds; the seconds it took. Bounded."""
+    started = time.perf_counter()
+    while not await check():
+        if time.perf_counter() - started > bound:
+            raise TimeoutError(f"{what}: not done after {bound:.0f} s")
+        await asyncio.sleep(POLL_SECONDS)
+    return time.perf_counter() - started
+
+
+async def _answered(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
+    if response.status_code != status:
+        raise RuntimeError(f"{what} answered {response.status_code}: {response.text[:300]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def run_storm(options: Options) -> IncidentStorm:
+    n, concurrency = options.tickets, options.concurrency
+    async with running_stack(1) as stack:
+        access = stack.access
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=600, limits=limits) as http:
+            await _answered(
+                await http.post(
+                    "/customers",
+                    json={
+                        "id": STORM_CUSTOMER,
+                        "name": "Storm Ltd",
+                        "contract": storm_contract(options.target_minutes),
+                    },
+                    headers=ADMIN,
+                ),
+                201,
+                "POST /customers",
+            )
+            opened = await _answered(
+                await http.post(
+                    "/incidents",
+                    json={
+                        "title": "Identity outage (bench)",
+                        "description": "Sign-in fails for every tenant",
+                        "product": PRODUCT,
+                        "severity": SEVERITY,
+                        "customer_ids": [STORM_CUSTOMER],
+                    },
+                    headers=SUPPORT,
+                ),
+                201,
+                "POST /incidents",
+            )
+            incident_id: str = opened["incident_id"]
+            since = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0).isoformat()
+            await _answered(
+                await http.post(
+                    f"/incidents/{incident_id}/links",
+                    json={"product": PRODUCT, "severities": [SEVERITY], "received_from": since},
+                    headers=SUPPORT,
+                ),
+                200,
+                "POST /incidents/{id}/links",
+            )
+
+            bodies = [ticket_body(i, customer=STORM_CUSTOMER, severity=SEVERITY) for i in range(n)]
+            started = time.perf_counter()
+            filed, _ = await file_tickets(http, bodies, concurrency)
+            filing_seconds = time.perf_counter() - started
+            ids = [ticket["ticket_id"] for ticket in filed]
+
+            async def all_linked() -> bool:
+                linked = await _count(
+                    access, "SELECT count(*) FROM tickets WHERE incident_id = ?", incident_id
+                )
+                return linked >= n
+
+            linking_seconds = filing_seconds + await _until("tickets linked", LINK_TIMEOUT, all_linked)
+
+            due = [
+                datetime.fromisoformat(
+                    next(c for c in t["clocks"] if c["kind"] == "first_response")["due_at"]
+                )
+                for t in filed
+            ]
+            wanted = set(ids)
+            while True:
+                breaches, _ = await first_notices(access, wanted)
+                if len(breaches) >= n or datetime.now(UTC) > max(due) + timedelta(seconds=options.grace):
+                    break
+                await asyncio.sleep(1.0)
+
+            # The breaches' notices and escalations worked off first: the update and the comments
+            # each have the stack to themselves, as in the same run they must to compare.
+            await until_quiet(access)
+
+            # One update answers them all.
+            started = time.perf_counter()
+            posted = await _answered(
+                await http.post(
+                    f"/incidents/{incident_id}/updates",
+                    json={"message": "We have found the cause and are failing over"},
+                    headers=SUPPORT,
+                ),
+                202,
+                "POST /incidents/{id}/updates",
+            )
+            update_id: str = posted["update_id"]
+            progress: dict[str, Any] = {}
+
+            async def fanned_out() -> bool:
+                answer = await _answered(
+                    await http.get(f"/incidents/{incident_id}", headers=SUPPORT), 200, "GET /incidents/{id}"
+                )
+                progress.update(next(u for u in answer["updates"] if u["update_id"] == update_id))
+                return bool(progress["done"]) and progress["delivered"] == progress["total"]
+
+            await _until("the update's fan-out", FAN_OUT_TIMEOUT, fanned_out)
+            fan_out_seconds = time.perf_counter() - started
+            shown = f'%"{update_id}"%'
+
+            async def commented_count() -> int:
+                return await _count(
+                    access,
+                    "SELECT count(DISTINCT ticket_id) FROM ticket_events WHERE detail LIKE ?",
+                    shown,
+                )
+
+            async def timelines_show_it() -> bool:
+                return await commented_count() >= int(progress["delivered"])
+
+            # The read model records each ticket's comment just after the ticket applies it.
+            await _until("the update in the timelines", LINK_TIMEOUT, timelines_show_it)
+            commented = await commented_count()
+
+            # The baseline: the same tickets, one comment each.
+            async def comment(i: int) -> int:
+                answer = await http.post(
+                    f"/tickets/{ids[i]}/comment",
+                    json={"body": "We have found the cause and are failing over"},
+                    headers=SUPPORT,
+                )
+                return answer.status_code
+
+            await until_quiet(access)
+            started = time.perf_counter()
+            statuses, _ = await timed_all(n, concurrency, comment)
+            comment_seconds = time.perf_counter() - started
+
+        # Every linked ticket's notice to ConnectSoft's teams gone out in a digest.
+        async def none_waiting() -> bool:
+            waiting = await _count(
+                access,
+                "SELECT count(*) FROM notifications WHERE incident_id = ? AND channel = 'chat' "
+                f"AND audience IN {_IN_INTERNAL} AND delivered_at IS NULL AND group_key IS NULL",
+                incident_id,
+                *_INTERNAL,
+            )
+            return waiting == 0
+
+        await _until("the digests", DIGEST_TIMEOUT, none_waiting)
+        internal = await _count(
+            access,
+            f"SELECT count(*) FROM notifications WHERE incident_id = ? AND audience IN {_IN_INTERNAL}",
+            incident_id,
+            *_INTERNAL,
+        )
+        customer = await _count(
+            access,
+            f"SELECT count(*) FROM notifications WHERE incident_id = ? AND audience NOT IN {_IN_INTERNAL}",
+            incident_id,
+            *_INTERNAL,
+        )
+        digests = await _count(
+            access,
+            "SELECT count(*) FROM incident_digests WHERE incident_id = ? AND sent_at IS NOT NULL",
+            incident_id,
+        )
+        # One digest per (audience, window) at most: the table's primary key.
+        windows = await _count(
+            access,
+            "SELECT count(DISTINCT window_start) FROM incident_digests "
+            "WHERE incident_id = ? AND sent_at IS NOT NULL",
+            incident_id,
+        )
+        audiences = await _count(
+            access,
+            "SELECT count(DISTINCT audience) FROM incident_digests "
+            "WHERE incident_id = ? AND sent_at IS NOT NULL",
+            incident_id,
+        )
+        # Pages that went to the pager: the trigger that opened the incident's page, and its
+        # settles (acknowledge, resolve) if any; the linked tickets' own are recorded `grouped`.
+        triggers = await _count(
+            access,
+            "SELECT count(*) FROM notifications WHERE incident_id = ? AND channel = 'pager' "
+            f"AND audience IN {_IN_INTERNAL} AND delivered_at IS NOT NULL AND sink <> 'grouped'",
+            incident_id,
+            *_INTERNAL,
+        )
+        settles = await _count(
+            access,
+            "SELECT count(*) FROM incident_pages WHERE incident_id = ? AND status <> 'trigger'",
+            incident_id,
+        )
+    return IncidentStorm(
+        tickets=n,
+        filing_seconds=filing_seconds,
+        linking_seconds=linking_seconds,
+        breached=len(breaches),
+        fan_out_seconds=fan_out_seconds,
+        delivered=int(progress["delivered"]),
+        total=int(progress["total"]),
+        commented=commented,
+        comment_seconds=comment_seconds,
+        comments_answered=sum(1 for status in statuses if status == 200),
+        internal_notices=internal,
+        digests=digests,
+        pages=triggers + settles,
+        windows=windows,
+        audiences=audiences,
+        customer_notices=customer,
+    )
+
+
+def results(storm: IncidentStorm, concurrency: int) -> list[Result]:
+    n = storm.tickets
+    return [
+        Result(
+            name="incident",
+            metric=f"one update to {n:,} linked tickets vs {n:,} comments one by one "
+            f"(concurrency {concurrency})",
+            unit="s",
+            subject=storm.fan_out_seconds,
+            baseline=storm.comment_seconds,
+            goal="< 60 s for 10,000 linked (issue 19)",
+            notes=[
+                f"{n:,} tickets filed in {storm.filing_seconds:.0f} s ({n / storm.filing_seconds:.1f}/s), "
+                f"all linked by rule {storm.linking_seconds:.0f} s after the first; "
+                f"{storm.breached:,} first responses breached before the update",
+                f"the update: delivered to {storm.delivered:,} of {storm.total:,}; "
+                f"{storm.commented:,} timelines show it",
+                f"the comments: {storm.comments_answered:,} of {n:,} answered 200 "
+                f"in {storm.comment_seconds:.0f} s",
+            ],
+        ),
+        Result(
+            name="incident",
+            metric=f"messages to ConnectSoft's teams (digests + pages), {n:,} linked tickets, "
+            "vs one per notice",
+            unit="messages",
+            subject=storm.digests + storm.pages,
+            baseline=storm.internal_notices,
+            goal="at most one per audience per window",
+            notes=[
+                f"{storm.digests:,} digests to {storm.audiences} audience(s) over {storm.windows} "
+                f"window(s) and {storm.pages} page event(s), for {storm.internal_notices:,} notices "
+                "to internal audiences",
+                "customers' and partners' own notices, one per ticket per event as ever: "
+                f"{storm.customer_notices:,}",
+            ],
+        ),
+    ]
+
+
+def run(options: Options | None = None) -> list[Result]:
+    options = options or Options()
+    return results(asyncio.run(run_storm(options)), options.concurrency)
