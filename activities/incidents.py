@@ -33,7 +33,7 @@ from workflows.actions.incident import APPLIED, IncidentResolve, IncidentUpdate,
 from workflows.incident_model import FanOutBatch, FanOutResult, IncidentRecord, LinkSweep, UpdateKind
 from workflows.models import workflow_id_for
 
-# Tickets updated at once: enough to keep the server busy, few enough not to swamp it.
+# Tickets being updated at once: enough to keep the server busy, few enough not to swamp it.
 SLICE = 50
 SWEEP_PAGE = 500
 
@@ -153,14 +153,32 @@ class IncidentActivities:
 async def _in_slices(
     page: list[str], apply: Callable[[str], Awaitable[bool | None]], progress: Progress
 ) -> None:
-    """Apply to each ticket of the page, SLICE at a time, heartbeating after each slice."""
-    for start in range(0, len(page), SLICE):
-        chunk = page[start : start + SLICE]
-        outcomes = await asyncio.gather(*(apply(ticket_id) for ticket_id in chunk))
-        progress.delivered += sum(1 for outcome in outcomes if outcome)
-        progress.skipped += sum(1 for outcome in outcomes if not outcome)
-        progress.cursor = chunk[-1]
-        progress.beat()
+    """Apply to each ticket of the page, SLICE in flight at a time: as one ticket answers, the
+    next starts, so a slow ticket holds back only its own place, not a slice. The heartbeat's
+    cursor is the last ticket of the done prefix (every ticket before it answered), beaten each
+    time that prefix grows by another SLICE and at the end; a retry resumes after it, and the
+    tickets it does again apply the update id once."""
+    limit = asyncio.Semaphore(SLICE)
+
+    async def one(ticket_id: str) -> bool | None:
+        async with limit:
+            return await apply(ticket_id)
+
+    tasks = [asyncio.create_task(one(ticket_id)) for ticket_id in page]
+    try:
+        for done, (ticket_id, task) in enumerate(zip(page, tasks, strict=True), start=1):
+            outcome = await task
+            if outcome:
+                progress.delivered += 1
+            else:
+                progress.skipped += 1
+            progress.cursor = ticket_id
+            if done % SLICE == 0 or done == len(page):
+                progress.beat()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class IncidentReadModel:
