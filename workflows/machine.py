@@ -204,19 +204,23 @@ def acting_at(state: TicketState, action: ActionModel, now: datetime) -> datetim
 
 def advance(state: TicketState, now: datetime, *, in_place: bool = False, texts: bool = True) -> Outcome:
     """Fire every warning and breach due at or before `now`, in time order."""
-    due = _next_due(state)
-    if due is None or due > now:
+    at, first = _next_change(state)
+    if at is None or at > now:
         return Outcome(state)  # nothing to fire: no copy, no change
     step = Step(state if in_place else working_copy(state), now, texts=texts)
-    _advance(step)
+    # In place, the first turn of `_advance` fires the deadline just found (a copy has other clocks).
+    _advance(step, first if in_place else None)
     return step.outcome()
 
 
-def _advance(step: Step) -> None:
+def _advance(step: Step, first: clocks.Due | None = None) -> None:
+    """`first`: the earliest due of `step.state`'s clocks, when the caller has just found it."""
     state = step.state
     now = step.now
+    due = first
     while True:
-        due = clocks.earliest_due(state.clocks)
+        if due is None:
+            due = clocks.earliest_due(state.clocks)
         if due is None or due.at > now:
             break
         # Effects happen as of the instant they were due, even if the worker wakes late, but
@@ -234,6 +238,7 @@ def _advance(step: Step) -> None:
                 clock.status = ClockStatus.WARNED
         else:
             _warn(step, together, at)
+        due = None
     step.now = now
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
         if now >= auto_close_at(state):
@@ -255,12 +260,17 @@ def auto_close_at(state: TicketState) -> datetime:
 
 def _next_due(state: TicketState) -> datetime | None:
     """The next instant at which `advance` would change the ticket."""
+    return _next_change(state)[0]
+
+
+def _next_change(state: TicketState) -> tuple[datetime | None, clocks.Due | None]:
+    """`_next_due`, and the clock's due when that is a clock's warning or deadline."""
     if state.status == TicketStatus.CLOSED:
-        return None
+        return None, None
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
-        return auto_close_at(state)
+        return auto_close_at(state), None
     due = clocks.earliest_due(state.clocks)
-    return due.at if due else None
+    return (due.at, due) if due else (None, None)
 
 
 def next_wakeup(state: TicketState) -> Wakeup | None:
