@@ -404,6 +404,8 @@ def run_both(
 
 
 _VERSION_FIELDS = frozenset({"policy_version", "policy_fingerprint"})
+# Every other field of an entitlement; `entitlement_under` shares the ones it leaves alone.
+_COMPARED = tuple(name for name in Entitlement.model_fields if name not in _VERSION_FIELDS)
 
 
 def same_run(pinned: Entitlement, after: Entitlement) -> bool:
@@ -412,8 +414,9 @@ def same_run(pinned: Entitlement, after: Entitlement) -> bool:
     (A record with `ticks` does not: its run under the pinned terms wakes when the workflow did.)"""
     if after is pinned:
         return True
-    for name in type(pinned).model_fields:
-        if name not in _VERSION_FIELDS and getattr(pinned, name) != getattr(after, name):
+    for name in _COMPARED:
+        one, other = getattr(pinned, name), getattr(after, name)
+        if one is not other and one != other:
             return False
     return _same_rules(
         policy.rules_for(pinned.policy_version, pinned.policy_fingerprint),
