@@ -7,7 +7,6 @@ from workflows.enums import ClockKind, ClockStatus, OwningLine, Role
 from workflows.models import Principal, SlaClock, TicketState
 from workflows.timeline import Step
 
-
 _EVERY_LINE = frozenset(OwningLine)
 
 
