@@ -29,9 +29,9 @@ from runtime.whatif_histories import (
 from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy
 from workflows.actions.acknowledge import Acknowledge
-from workflows.enums import ClockStatus, CoverageCalendar
+from workflows.enums import ClockStatus, CoverageCalendar, EventKind, PageAction
 from workflows.policy import TicketRules
-from workflows.terms import ResponseTarget, TargetOverrides
+from workflows.terms import Entitlement, ResponseTarget, TargetOverrides
 from workflows.whatif import (
     RecordedAction,
     RecordedTicket,
@@ -88,6 +88,46 @@ def test_the_simulation_reproduces_the_recorded_ticket(path: Path) -> None:
         # How many records the read model refused is the activity's outcome, not the machine's.
         outside = {"records_quarantined"}
         assert run.state.model_dump(exclude=outside) == ended.model_dump(exclude=outside)
+
+
+def same_without_texts(ticket: RecordedTicket, entitlement: Entitlement | None = None) -> None:
+    """A run without texts (what `run_both` makes) comes to what the full run does: the same
+    final state, the same events but for the deadlines' sentences, a page where the full run
+    triggered one, and the same result."""
+    full = simulate(ticket, entitlement)
+    lean = simulate(ticket, entitlement, texts=False)
+    assert (lean.events, lean.notifications) == ([], [])
+    assert lean.state.model_dump() == full.state.model_dump()
+    fields = ("seq", "at", "kind", "actor", "level", "detail")
+    assert [[getattr(e, name) for name in fields] for e in lean.facts] == [
+        [getattr(e, name) for name in fields] for e in full.events
+    ]
+    # Only the sentences of warnings, breaches and overdue updates are left out.
+    deadlines = {EventKind.SLA_WARNING, EventKind.SLA_BREACHED, EventKind.UPDATE_OVERDUE}
+    assert [e.summary for e in lean.facts if e.kind not in deadlines] == [
+        e.summary for e in full.events if e.kind not in deadlines
+    ]
+    triggered = [n for n in full.notifications if n.page_action == PageAction.TRIGGER]
+    assert lean.paged == [int(n.key.split("-")[0]) for n in triggered]
+    assert lean.refused == full.refused
+    assert result_of(lean, ticket.opened) == result_of(full, ticket.opened)
+
+
+@pytest.mark.parametrize("path", FIRST_RUNS, ids=lambda p: str(p.relative_to(HISTORIES)))
+def test_a_run_without_texts_comes_to_what_the_recorded_ticket_did(path: Path) -> None:
+    same_without_texts(recorded_ticket(runs_of(path)))
+
+
+def test_a_run_without_texts_comes_to_what_the_full_run_does_on_the_bench_records() -> None:
+    """Every demo contract, Sev 1-4, late acknowledgements, auto-close; pinned and candidate."""
+    candidate = standard_sev1_in(120)
+    paged = 0
+    with policy.candidate(candidate) as key:
+        for ticket in recorded(300):
+            same_without_texts(ticket)
+            same_without_texts(ticket, entitlement_under(ticket.opened.entitlement, candidate, key))
+            paged += bool(simulate(ticket, texts=False).paged)
+    assert paged > 0
 
 
 @pytest.mark.parametrize("path", FIRST_RUNS, ids=lambda p: str(p.relative_to(HISTORIES)))

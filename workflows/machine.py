@@ -18,6 +18,10 @@ outcome (`advance` with nothing due returns the very state, unchanged), unless t
 `validate` (permissions and the checks that need the time) and re-checks the state only, so
 its caller validates first (the workflow in its validator or signal handler, what-if before
 each action). `pin_holidays` always changes the state in place.
+
+`open_ticket`, `apply` and `advance` told `texts=False` (what-if, which reads only what a run
+comes to) make no notices and no event sentences for the deadlines: the outcome carries the
+events as plain data and the pages triggered instead (timeline.py). The state is the same.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class Wakeup:
 # --- Intake -----------------------------------------------------------------------------------
 
 
-def open_ticket(opened: TicketOpened) -> Outcome:
+def open_ticket(opened: TicketOpened, *, texts: bool = True) -> Outcome:
     """The state of a ticket just filed, with its first clocks running."""
     ent = opened.entitlement
     partner_first = ent.product_type == ProductType.PARTNER_DELIVERED
@@ -105,7 +109,7 @@ def open_ticket(opened: TicketOpened) -> Outcome:
         outage_ended_at=opened.outage_ended_at,
         entitlement=ent,
     )
-    step = Step(state, opened.received_at)
+    step = Step(state, opened.received_at, texts=texts)
     line = "partner first line" if partner_first else "ConnectSoft"
     event = step.record(
         EventKind.OPENED,
@@ -121,9 +125,11 @@ def open_ticket(opened: TicketOpened) -> Outcome:
     if resolution:
         clocks.start_clock(step, ClockKind.RESOLUTION, resolution)
     owner = Audience.PARTNER if partner_first else step.rules.level_audiences[1]
-    due = f"{clock.due_at:%Y-%m-%d %H:%M} UTC"
-    # No SLA, no deadline: a best-effort time is only indicative (DESIGN.md §4).
-    ask = f"respond by {due}" if clock.target.binding else f"indicative response time {due}, best effort"
+    ask = ""
+    if texts:
+        due = f"{clock.due_at:%Y-%m-%d %H:%M} UTC"
+        # No SLA, no deadline: a best-effort time is only indicative (DESIGN.md §4).
+        ask = f"respond by {due}" if clock.target.binding else f"indicative response time {due}, best effort"
     step.notify(event, owner, f"New ticket, {ask}: {state.title}")
     step.notify(event, Audience.CUSTOMER, f"We have your ticket: {state.title}")
     if state.severity == Severity.CRITICAL:
@@ -161,7 +167,9 @@ def _as_of(state: TicketState, now: datetime) -> TicketState:
     return advance(state, now).state
 
 
-def apply(state: TicketState, action: ActionModel, now: datetime, *, in_place: bool = False) -> Outcome:
+def apply(
+    state: TicketState, action: ActionModel, now: datetime, *, in_place: bool = False, texts: bool = True
+) -> Outcome:
     """Fire every deadline due by `now`, then validate and apply one action at `now`.
 
     The outcome carries the notifications of both: the deadlines' and the action's. A refused
@@ -171,7 +179,7 @@ def apply(state: TicketState, action: ActionModel, now: datetime, *, in_place: b
     if not in_place:
         validate(state, action, now)
         state = working_copy(state)
-    step = Step(state, acting_at(state, action, now))
+    step = Step(state, acting_at(state, action, now), texts=texts)
     _advance(step)
     check(step.state, action)
     take(step, action)
@@ -194,21 +202,25 @@ def acting_at(state: TicketState, action: ActionModel, now: datetime) -> datetim
 # --- Time -------------------------------------------------------------------------------------
 
 
-def advance(state: TicketState, now: datetime, *, in_place: bool = False) -> Outcome:
+def advance(state: TicketState, now: datetime, *, in_place: bool = False, texts: bool = True) -> Outcome:
     """Fire every warning and breach due at or before `now`, in time order."""
-    due = _next_due(state)
-    if due is None or due > now:
+    at, first = _next_change(state)
+    if at is None or at > now:
         return Outcome(state)  # nothing to fire: no copy, no change
-    step = Step(state if in_place else working_copy(state), now)
-    _advance(step)
+    step = Step(state if in_place else working_copy(state), now, texts=texts)
+    # In place, the first turn of `_advance` fires the deadline just found (a copy has other clocks).
+    _advance(step, first if in_place else None)
     return step.outcome()
 
 
-def _advance(step: Step) -> None:
+def _advance(step: Step, first: clocks.Due | None = None) -> None:
+    """`first`: the earliest due of `step.state`'s clocks, when the caller has just found it."""
     state = step.state
     now = step.now
+    due = first
     while True:
-        due = clocks.earliest_due(state.clocks)
+        if due is None:
+            due = clocks.earliest_due(state.clocks)
         if due is None or due.at > now:
             break
         # Effects happen as of the instant they were due, even if the worker wakes late, but
@@ -226,6 +238,7 @@ def _advance(step: Step) -> None:
                 clock.status = ClockStatus.WARNED
         else:
             _warn(step, together, at)
+        due = None
     step.now = now
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
         if now >= auto_close_at(state):
@@ -247,12 +260,17 @@ def auto_close_at(state: TicketState) -> datetime:
 
 def _next_due(state: TicketState) -> datetime | None:
     """The next instant at which `advance` would change the ticket."""
+    return _next_change(state)[0]
+
+
+def _next_change(state: TicketState) -> tuple[datetime | None, clocks.Due | None]:
+    """`_next_due`, and the clock's due when that is a clock's warning or deadline."""
     if state.status == TicketStatus.CLOSED:
-        return None
+        return None, None
     if state.status == TicketStatus.RESOLVED and state.resolved_at is not None:
-        return auto_close_at(state)
+        return auto_close_at(state), None
     due = clocks.earliest_due(state.clocks)
-    return due.at if due else None
+    return (due.at, due) if due else (None, None)
 
 
 def next_wakeup(state: TicketState) -> Wakeup | None:
@@ -308,11 +326,16 @@ def _warn(step: Step, together: list[SlaClock], at: datetime) -> None:
     clock = together[0]
     for each in together:
         each.status = ClockStatus.WARNED
-    pct = round(step.state.entitlement.warn_ratio * 100)
+    summary = ""
+    if step.texts:
+        pct = round(step.state.entitlement.warn_ratio * 100)
+        summary = (
+            f"{CLOCK_NAMES[clock.kind].capitalize()} at {pct}% of {clock.target.label}: "
+            f"due {clock.due_at:%Y-%m-%d %H:%M} UTC"
+        )
     event = step.record(
         EventKind.SLA_WARNING,
-        f"{CLOCK_NAMES[clock.kind].capitalize()} at {pct}% of {clock.target.label}: "
-        f"due {clock.due_at:%Y-%m-%d %H:%M} UTC",
+        summary,
         at=at,
         **_clock_detail(together),
     )
@@ -327,7 +350,7 @@ def _breach(step: Step, together: list[SlaClock], at: datetime) -> None:
     if clock.kind == ClockKind.PERIODIC_UPDATE:
         event = step.record(
             EventKind.UPDATE_OVERDUE,
-            f"Customer update overdue ({clock.target.label})",
+            f"Customer update overdue ({clock.target.label})" if step.texts else "",
             at=at,
             **_clock_detail(together),
         )
@@ -340,10 +363,15 @@ def _breach(step: Step, together: list[SlaClock], at: datetime) -> None:
         state.partner_sla_breached = True
     else:
         state.sla_breached = True
+    summary = ""
+    if step.texts:
+        summary = (
+            f"{CLOCK_NAMES[clock.kind].capitalize()} SLA breached by {line.in_sentence} "
+            f"({clock.target.label}, due {clock.due_at:%Y-%m-%d %H:%M} UTC)"
+        )
     event = step.record(
         EventKind.SLA_BREACHED,
-        f"{CLOCK_NAMES[clock.kind].capitalize()} SLA breached by {line.in_sentence} "
-        f"({clock.target.label}, due {clock.due_at:%Y-%m-%d %H:%M} UTC)",
+        summary,
         at=at,
         **_clock_detail(together),
     )

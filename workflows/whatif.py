@@ -42,6 +42,7 @@ from workflows.enums import (
 from workflows.models import Notification, TicketEvent, TicketOpened, TicketState
 from workflows.policy import TicketRules
 from workflows.terms import Entitlement, HolidayYears, ResponseTarget
+from workflows.timeline import EventFacts, Outcome, Recorded
 
 # A run never takes more steps than this per action: a machine that stops moving time on is a bug.
 MAX_WAKEUPS = 10_000
@@ -79,13 +80,28 @@ class RecordedTicket:
 
 @dataclass
 class Run:
-    """A ticket run to `until`: its final state, every event and every notice, in order."""
+    """A ticket run to `until`: its final state, every event and every notice, in order.
+
+    Run without texts (`simulate(..., texts=False)`, as `run_both` runs it), it has neither
+    events nor notices but `facts`, its events as plain data with the deadlines' sentences left
+    empty, and `paged`, the seq of each event that triggered a page: all `result_of` reads."""
 
     state: TicketState
     events: list[TicketEvent]
     notifications: list[Notification]
     refused: list[tuple[RecordedAction, str]] = field(default_factory=list)
     ticks: tuple[datetime, ...] = ()
+    texts: bool = True
+    facts: list[EventFacts] = field(default_factory=list)
+    paged: list[int] = field(default_factory=list)
+
+    def take(self, outcome: Outcome) -> None:
+        """A step's notices (or, without texts, its events and pages) onto the run."""
+        if self.texts:
+            self.notifications += outcome.notifications
+        else:
+            self.facts += outcome.facts
+            self.paged += outcome.paged
 
 
 def simulate(
@@ -93,15 +109,18 @@ def simulate(
     entitlement: Entitlement | None = None,
     *,
     holidays: HolidayLookup = pinned_holidays,
+    texts: bool = True,
 ) -> Run:
-    """Run the record through the machine, under its pinned entitlement or `entitlement`."""
+    """Run the record through the machine, under its pinned entitlement or `entitlement`;
+    without `texts`, to what it comes to only (see `Run`)."""
     opened = ticket.opened
     if opened.carried_state is not None:
         raise ValueError("simulate a ticket from its first run's opening, not a continued run")
     if entitlement is not None:
         opened = opened.model_copy(update={"entitlement": entitlement})
-    outcome = machine.open_ticket(opened)
-    run = Run(outcome.state, [], list(outcome.notifications))
+    outcome = machine.open_ticket(opened, texts=texts)
+    run = Run(outcome.state, [], [], texts=texts)
+    run.take(outcome)
     # Under other terms the workflow would have woken at other times: then at the deadlines.
     run.ticks = ticket.ticks if entitlement is None else ()
     _pin(run, opened.received_at, holidays)
@@ -113,8 +132,7 @@ def simulate(
             # As the workflow's validator (or a refused signal) leaves the ticket alone.
             run.refused.append((recorded, refusal.message))
         else:
-            applied = machine.apply(run.state, recorded.action, recorded.at, in_place=True)
-            run.notifications += applied.notifications
+            run.take(machine.apply(run.state, recorded.action, recorded.at, in_place=True, texts=texts))
         _pin(run, recorded.at, holidays)
     _wake_until(run, ticket.until, holidays)
     _collect(run)
@@ -137,7 +155,7 @@ def _wake_until(run: Run, until: datetime, holidays: HolidayLookup) -> None:
             at = run.ticks[woke]
         if at > until:
             return
-        run.notifications += machine.advance(run.state, at, in_place=True).notifications
+        run.take(machine.advance(run.state, at, in_place=True, texts=run.texts))
         _pin(run, at, holidays)
         _collect(run)
     raise RuntimeError(f"ticket {run.state.ticket_id}: time stopped moving on by {until.isoformat()}")
@@ -298,13 +316,14 @@ def result_of(run: Run, opened: TicketOpened) -> TicketResult:
         )
     breaches: dict[str, int] = {}
     escalations: dict[str, int] = {}
-    for event in run.events:
+    events: Sequence[Recorded] = run.events if run.texts else run.facts
+    for event in events:
         if event.kind == EventKind.SLA_BREACHED:
             line = event.detail.get("line", OwningLine.CONNECTSOFT.value)
             breaches[line] = breaches.get(line, 0) + 1
         elif _is_escalation(event) and event.level is not None and event.level > 1:
             escalations[str(event.level)] = escalations.get(str(event.level), 0) + 1
-    pages, after_hours = _pages(run, state.entitlement)
+    pages, after_hours = _pages(run, events, state.entitlement)
     ack = state.acknowledged_at
     return TicketResult(
         ticket_id=state.ticket_id,
@@ -322,7 +341,7 @@ def result_of(run: Run, opened: TicketOpened) -> TicketResult:
     )
 
 
-def _is_escalation(event: TicketEvent) -> bool:
+def _is_escalation(event: Recorded) -> bool:
     # As the read model counts them (store/clock_outcomes.py): the partner's critical-incident
     # notice routes nothing.
     if event.kind == EventKind.ESCALATED:
@@ -330,22 +349,29 @@ def _is_escalation(event: TicketEvent) -> bool:
     return event.kind == EventKind.CRITICAL_INCIDENT and event.detail.get("line") != OwningLine.PARTNER.value
 
 
-def _pages(run: Run, ent: Entitlement) -> tuple[int, int]:
+def _pages(run: Run, events: Sequence[Recorded], ent: Entitlement) -> tuple[int, int]:
     """Pages triggered, and how many fell outside the customer's business hours."""
-    at_by_seq = {event.seq: event.at for event in run.events}
+    if run.texts:
+        paged = [
+            int(notice.key.split("-", 1)[0])
+            for notice in run.notifications
+            if notice.page and notice.page_action == PageAction.TRIGGER
+        ]
+    else:
+        paged = run.paged
+    if not paged:
+        return 0, 0
+    at_by_seq = {event.seq: event.at for event in events}
     hours = policy.rules_for(ent.policy_version, ent.policy_fingerprint).calendar_hours
     business = hours[CoverageCalendar.BUSINESS]
     zone = ZoneInfo(ent.timezone)
     holidays = set(ent.holidays)
-    pages = after = 0
-    for notice in run.notifications:
-        if not notice.page or notice.page_action != PageAction.TRIGGER:
-            continue
-        pages += 1
-        at = at_by_seq.get(int(notice.key.split("-", 1)[0]))
+    after = 0
+    for seq in paged:
+        at = at_by_seq.get(seq)
         if at is not None and not _in_hours(at, zone, holidays, business.opens, business.closes):
             after += 1
-    return pages, after
+    return len(paged), after
 
 
 def _in_hours(at: datetime, zone: ZoneInfo, holidays: set[date], opens: time, closes: time) -> bool:
@@ -371,13 +397,15 @@ def run_both(
 
     When `after` cannot run differently (`same_run`), the second run is the first: most tickets
     of a candidate that changes one tier's target are not of that tier."""
-    before = result_of(simulate(ticket, holidays=holidays), ticket.opened)
+    before = result_of(simulate(ticket, holidays=holidays, texts=False), ticket.opened)
     if not ticket.ticks and same_run(ticket.opened.entitlement, after):
         return before, before
-    return before, result_of(simulate(ticket, after, holidays=holidays), ticket.opened)
+    return before, result_of(simulate(ticket, after, holidays=holidays, texts=False), ticket.opened)
 
 
 _VERSION_FIELDS = frozenset({"policy_version", "policy_fingerprint"})
+# Every other field of an entitlement; `entitlement_under` shares the ones it leaves alone.
+_COMPARED = tuple(name for name in Entitlement.model_fields if name not in _VERSION_FIELDS)
 
 
 def same_run(pinned: Entitlement, after: Entitlement) -> bool:
@@ -386,8 +414,9 @@ def same_run(pinned: Entitlement, after: Entitlement) -> bool:
     (A record with `ticks` does not: its run under the pinned terms wakes when the workflow did.)"""
     if after is pinned:
         return True
-    for name in type(pinned).model_fields:
-        if name not in _VERSION_FIELDS and getattr(pinned, name) != getattr(after, name):
+    for name in _COMPARED:
+        one, other = getattr(pinned, name), getattr(after, name)
+        if one is not other and one != other:
             return False
     return _same_rules(
         policy.rules_for(pinned.policy_version, pinned.policy_fingerprint),

@@ -7,11 +7,13 @@ from workflows.enums import ClockKind, ClockStatus, OwningLine, Role
 from workflows.models import Principal, SlaClock, TicketState
 from workflows.timeline import Step
 
+_EVERY_LINE = frozenset(OwningLine)
+
 
 def acknowledging_lines(actor: Principal) -> frozenset[OwningLine]:
     """Whose response clocks an actor's acknowledgement stops: its own line's, or every line's."""
     if actor.role in (Role.ADMIN, Role.SYSTEM):
-        return frozenset(OwningLine)
+        return _EVERY_LINE
     return frozenset({actor.line}) if actor.line is not None else frozenset()
 
 
