@@ -76,7 +76,8 @@ START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 NOT_RULES = {
     "ticket": {"ACTIONS", "CLOCK_NAMES"},
     "machine": {"ACTIONS", "CLOCK_NAMES", "RESPONSE_CLOCKS"},
-    "actions.lines": {"RESPONSE_CLOCKS"},
+    # Every owning line, the enum itself as a set (made once, not per acknowledgement).
+    "actions.lines": {"RESPONSE_CLOCKS", "_EVERY_LINE"},
     # The console forms an action's definition describes are words and widgets.
     **{
         f"actions.{name}": {
