@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from api.tickets_service import FAIRNESS_KEY_BYTES, ticket_priority
 from tests.fixtures_api import Stack
+from tests.test_blank_text import TICKET
 from worker.devserver import DYNAMIC_CONFIG, DevServer
 
 BACKLOG = 150
@@ -34,16 +35,7 @@ class FairnessProbe:
 
 
 async def test_a_ticket_is_keyed_by_its_customer_for_fairness(stack: Stack) -> None:
-    body = {
-        "customer_id": "globex",
-        "title": "Audit export slow",
-        "description": "The nightly export takes hours",
-        "severity": 3,
-        "product": "audit",
-        "channel": "email",
-        "category": "performance",
-    }
-    answer = await stack.http.post("/tickets", json=body, headers=stack.as_("dev-support"))
+    answer = await stack.http.post("/tickets", json=TICKET, headers=stack.as_("dev-support"))
     assert answer.status_code == 201, answer.text
     described = await stack.handle(answer.json()["ticket_id"]).describe()
     assert described.raw_description.workflow_execution_info.priority.fairness_key == "globex"

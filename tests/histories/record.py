@@ -908,21 +908,8 @@ async def incident_workflow(run: Run) -> list[WorkflowHandle[Any, Any]]:
     for each in tickets[:2]:
         await each.execute_update("link-incident", LinkIncident(actor=SUPPORT, incident_id=INCIDENT))
     await recorded_incidents(run, 2)
-    opened = IncidentOpened(
-        incident_id=INCIDENT,
-        title="Identity outage",
-        description="SSO fails",
-        products=[Product.IDENTITY],
-        severity=Severity.HIGH,
-        opened_by=SUPPORT,
-        opened_at=at,
-        sweep_seconds=3600,
-    )
-    handle = await run.env.client.start_workflow(
-        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
-    )
-    incident = Ticket(run, INCIDENT, at, handle)
-    run.tickets[:] = [incident]
+    incident = await start_identity_incident(run, at, Severity.HIGH)
+    handle = incident.handle
     await incident.act("post-update", PostIncidentUpdate(actor=SUPPORT, message="Restoring sign-in"))
     await incident_until(incident, lambda s: all(u.done for u in s.updates))
     rule = LinkRule(
@@ -1001,21 +988,8 @@ async def incident_continue_as_new(run: Run) -> list[WorkflowHandle[Any, Any]]:
 )
 async def incident_page(run: Run) -> list[WorkflowHandle[Any, Any]]:
     at = (await run.env.get_current_time()).replace(microsecond=0)
-    opened = IncidentOpened(
-        incident_id=INCIDENT,
-        title="Identity outage",
-        description="SSO fails",
-        products=[Product.IDENTITY],
-        severity=Severity.CRITICAL,
-        opened_by=SUPPORT,
-        opened_at=at,
-        sweep_seconds=3600,
-    )
-    handle = await run.env.client.start_workflow(
-        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
-    )
-    incident = Ticket(run, INCIDENT, at, handle)
-    run.tickets[:] = [incident]
+    incident = await start_identity_incident(run, at, Severity.CRITICAL)
+    handle = incident.handle
     # Linked from its start, as intake links a ticket a rule matches: its intake pages on-call,
     # which triggers the incident's page. The ticket's own history is not the scenario's.
     sev1 = opened_ticket("acme", 1, at, terms=ACME_24X7).model_copy(
@@ -1071,6 +1045,26 @@ async def incident_page_is(run: Run, status: str) -> int:
             return len(pages)
         await asyncio.sleep(0.05)
     raise PathNotCovered(f"the incident's page never got to {status!r}")
+
+
+async def start_identity_incident(run: Run, at: datetime, severity: Severity) -> Ticket:
+    """The scenarios' identity incident, opened at `at`: its history is the scenario's."""
+    opened = IncidentOpened(
+        incident_id=INCIDENT,
+        title="Identity outage",
+        description="SSO fails",
+        products=[Product.IDENTITY],
+        severity=severity,
+        opened_by=SUPPORT,
+        opened_at=at,
+        sweep_seconds=3600,
+    )
+    handle = await run.env.client.start_workflow(
+        IncidentWorkflow.run, opened, id=incident_workflow_id(INCIDENT), task_queue=TASK_QUEUE
+    )
+    incident = Ticket(run, INCIDENT, at, handle)
+    run.tickets[:] = [incident]
+    return incident
 
 
 async def incident_until(incident: Ticket, done: Callable[[IncidentState], bool]) -> IncidentState:
