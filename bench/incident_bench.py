@@ -29,17 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from bench.common import Result
 from bench.stack_bench import (
     ADMIN,
     STORM_CUSTOMER,
     SUPPORT,
+    Stack,
     file_tickets,
     first_notices,
     running_stack,
@@ -50,14 +56,14 @@ from bench.stack_bench import (
 )
 from bench.storm_parts import ReadModelAccess
 from workflows.enums import INTERNAL_AUDIENCES
+from workflows.models import workflow_id_for
 
 PRODUCT = "identity"  # what stack_bench's ticket_body files for the storm customer
 SEVERITY = 3  # the storm contract's short target is its Sev 3
 POLL_SECONDS = 0.5
 # How long, at most, each wait below is given: a phase that stalls fails the run instead of hanging.
-LINK_TIMEOUT = 300.0
-FAN_OUT_TIMEOUT = 900.0
-DIGEST_TIMEOUT = 240.0
+# A wait fails when what it waits for has not moved for this long (see `_until`).
+STALL_SECONDS = 300.0
 _INTERNAL = tuple(audience.value for audience in INTERNAL_AUDIENCES)
 _IN_INTERNAL = f"({', '.join('?' * len(_INTERNAL))})"
 
@@ -97,14 +103,22 @@ async def _count(access: ReadModelAccess, sql: str, *args: Any) -> int:
     return int(number or 0)
 
 
-async def _until(what: str, bound: float, check: Any) -> float:
-    """Poll `check()` (async, truthy when done) until it holds; the seconds it took. Bounded."""
-    started = time.perf_counter()
-    while not await check():
-        if time.perf_counter() - started > bound:
-            raise TimeoutError(f"{what}: not done after {bound:.0f} s")
+async def _until(what: str, check: Callable[[], Awaitable[tuple[bool, int]]]) -> float:
+    """Poll `check()` (whether it is done, and a count that moves as it gets there) until done;
+    the seconds it took. A storm's backlog may take many minutes to drain on this machine, so
+    it fails only when the count has not moved for `STALL_SECONDS`."""
+    started = moved_at = time.perf_counter()
+    last: int | None = None
+    while True:
+        done, count = await check()
+        now = time.perf_counter()
+        if done:
+            return now - started
+        if count != last:
+            moved_at, last = now, count
+        elif now - moved_at > STALL_SECONDS:
+            raise TimeoutError(f"{what}: stuck at {count} for {STALL_SECONDS:.0f} s")
         await asyncio.sleep(POLL_SECONDS)
-    return time.perf_counter() - started
 
 
 async def _answered(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
@@ -112,6 +126,53 @@ async def _answered(response: httpx.Response, status: int, what: str) -> dict[st
         raise RuntimeError(f"{what} answered {response.status_code}: {response.text[:300]}")
     body: dict[str, Any] = response.json()
     return body
+
+
+async def _why_unlinked(
+    stack: Stack, access: ReadModelAccess, filed: list[dict[str, Any]], incident_id: str
+) -> str:
+    """What a stalled link looks like: the read model's counts, what intake answered, one
+    unlinked ticket's workflow (its pending activities and their last failure) and the log tail."""
+    linked = {
+        row[0]
+        for row in await access.fetch("SELECT ticket_id FROM tickets WHERE incident_id = ?", incident_id)
+    }
+    rows = await _count(access, "SELECT count(*) FROM tickets")
+    answered = Counter(str(ticket.get("incident_id")) for ticket in filed)
+    lines = [f"read model: {len(linked)} linked of {rows} rows; intake answered incident_id {dict(answered)}"]
+    unlinked = [ticket["ticket_id"] for ticket in filed if ticket["ticket_id"] not in linked]
+    for ticket_id in unlinked[:2]:
+        described = await stack.client.get_workflow_handle(workflow_id_for(ticket_id)).describe()
+        pending = [
+            (
+                a.activity_type.name,
+                PendingActivityState.Name(a.state),
+                a.attempt,
+                a.scheduled_time.ToDatetime().isoformat(timespec="seconds"),
+                a.last_started_time.ToDatetime().isoformat(timespec="seconds")
+                if a.HasField("last_started_time")
+                else None,
+                a.last_worker_identity,
+                a.last_failure.message,
+            )
+            for a in described.raw_description.pending_activities
+        ]
+        lines.append(f"{ticket_id}: {described.status}, pending activities {pending}")
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        queue = await stack.client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=stack.client.namespace,
+                task_queue=TaskQueue(name="tickets"),
+                task_queue_type=kind,
+                report_stats=True,
+            )
+        )
+        pollers = [
+            (p.identity, p.last_access_time.ToDatetime().isoformat(timespec="seconds")) for p in queue.pollers
+        ]
+        lines.append(f"{TaskQueueType.Name(kind)}: {queue.stats} pollers {pollers}")
+    lines.append(stack.up.tail(40))
+    return "\n".join(lines)
 
 
 async def run_storm(options: Options) -> IncidentStorm:
@@ -166,13 +227,17 @@ async def run_storm(options: Options) -> IncidentStorm:
             filing_seconds = time.perf_counter() - started
             ids = [ticket["ticket_id"] for ticket in filed]
 
-            async def all_linked() -> bool:
+            async def all_linked() -> tuple[bool, int]:
                 linked = await _count(
                     access, "SELECT count(*) FROM tickets WHERE incident_id = ?", incident_id
                 )
-                return linked >= n
+                return linked >= n, linked
 
-            linking_seconds = filing_seconds + await _until("tickets linked", LINK_TIMEOUT, all_linked)
+            try:
+                linking_seconds = filing_seconds + await _until("tickets linked", all_linked)
+            except TimeoutError as timeout:
+                why = await _why_unlinked(stack, access, filed, incident_id)
+                raise TimeoutError(f"{timeout}\n{why}") from None
 
             due = [
                 datetime.fromisoformat(
@@ -205,14 +270,15 @@ async def run_storm(options: Options) -> IncidentStorm:
             update_id: str = posted["update_id"]
             progress: dict[str, Any] = {}
 
-            async def fanned_out() -> bool:
+            async def fanned_out() -> tuple[bool, int]:
                 answer = await _answered(
                     await http.get(f"/incidents/{incident_id}", headers=SUPPORT), 200, "GET /incidents/{id}"
                 )
                 progress.update(next(u for u in answer["updates"] if u["update_id"] == update_id))
-                return bool(progress["done"]) and progress["delivered"] == progress["total"]
+                done = bool(progress["done"]) and progress["delivered"] == progress["total"]
+                return done, int(progress["delivered"])
 
-            await _until("the update's fan-out", FAN_OUT_TIMEOUT, fanned_out)
+            await _until("the update's fan-out", fanned_out)
             fan_out_seconds = time.perf_counter() - started
             shown = f'%"{update_id}"%'
 
@@ -223,11 +289,12 @@ async def run_storm(options: Options) -> IncidentStorm:
                     shown,
                 )
 
-            async def timelines_show_it() -> bool:
-                return await commented_count() >= int(progress["delivered"])
+            async def timelines_show_it() -> tuple[bool, int]:
+                shown_in = await commented_count()
+                return shown_in >= int(progress["delivered"]), shown_in
 
             # The read model records each ticket's comment just after the ticket applies it.
-            await _until("the update in the timelines", LINK_TIMEOUT, timelines_show_it)
+            await _until("the update in the timelines", timelines_show_it)
             commented = await commented_count()
 
             # The baseline: the same tickets, one comment each.
@@ -245,7 +312,7 @@ async def run_storm(options: Options) -> IncidentStorm:
             comment_seconds = time.perf_counter() - started
 
         # Every linked ticket's notice to ConnectSoft's teams gone out in a digest.
-        async def none_waiting() -> bool:
+        async def none_waiting() -> tuple[bool, int]:
             waiting = await _count(
                 access,
                 "SELECT count(*) FROM notifications WHERE incident_id = ? AND channel = 'chat' "
@@ -253,9 +320,9 @@ async def run_storm(options: Options) -> IncidentStorm:
                 incident_id,
                 *_INTERNAL,
             )
-            return waiting == 0
+            return waiting == 0, waiting
 
-        await _until("the digests", DIGEST_TIMEOUT, none_waiting)
+        await _until("the digests", none_waiting)
         internal = await _count(
             access,
             f"SELECT count(*) FROM notifications WHERE incident_id = ? AND audience IN {_IN_INTERNAL}",

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     incident_sweep_seconds: int = Field(default=60, ge=1)
     incident_batch_size: int = Field(default=250, ge=1, le=5000)
     incident_cache_seconds: float = Field(default=5.0, ge=0)
+    # How long a cached ticket's next workflow task may wait for this worker (its sticky queue)
+    # before the server hands it to any worker through the shared queue, behind everything
+    # queued there. In a storm the shared queue holds thousands of new tickets' first tasks, so
+    # a short wait sends every ticket's next step (a person's comment, a deadline) minutes
+    # back; a long one delays only the tickets of a worker that died without stopping.
+    sticky_timeout_seconds: float = Field(default=10.0, ge=1, le=3600)
     # Automatic major incidents: this many Sev 1-2 tickets for one product, filed within the
     # window, open one incident (0: off, and intake signals nothing). The window takes seconds
     # ("600") or an ISO 8601 duration ("PT10M").

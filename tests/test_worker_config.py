@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,18 @@ async def test_the_worker_is_built_with_that_cache(
 ) -> None:
     built = build_worker(time_skipping_env.client, workflow_db, Settings(task_queue="sizing"))
     assert built.config()["max_cached_workflows"] == max_cached_workflows()
+
+
+async def test_the_worker_waits_for_its_sticky_queue_as_long_as_the_setting_says(
+    time_skipping_env: WorkflowEnvironment, workflow_db: async_sessionmaker[AsyncSession]
+) -> None:
+    default = build_worker(time_skipping_env.client, workflow_db, Settings(task_queue="sticky-default"))
+    longer = build_worker(
+        time_skipping_env.client,
+        workflow_db,
+        Settings(task_queue="sticky-longer", sticky_timeout_seconds=120),
+    )
+    assert default.config()["sticky_queue_schedule_to_start_timeout"] == timedelta(
+        seconds=Settings().sticky_timeout_seconds
+    )
+    assert longer.config()["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=120)

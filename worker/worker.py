@@ -112,6 +112,7 @@ def build_worker(
         nonsticky_to_sticky_poll_ratio=NONSTICKY_TO_STICKY_POLL_RATIO,
         max_concurrent_activity_task_polls=ACTIVITY_TASK_POLLS,
         max_cached_workflows=max_cached_workflows(),
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_timeout_seconds),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
