@@ -20,7 +20,7 @@ workflows/whatif_report.py turns per-ticket results into groups and flips.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from workflows import machine, policy
 from workflows.actions.base import ActionModel, Refusal
+from workflows.actions.change_severity import ChangeSeverity
 from workflows.clocks import RESPONSE_CLOCKS
 from workflows.entitlement import default_response_targets, public_holidays
 from workflows.enums import (
@@ -395,28 +396,48 @@ def run_both(
     """The ticket under its pinned entitlement, then under `after` (inside its candidate's
     `policy.candidate` context, when it names a candidate policy).
 
-    When `after` cannot run differently (`same_run`), the second run is the first: most tickets
-    of a candidate that changes one tier's target are not of that tier."""
+    When `after` cannot run differently (`same_run`, at the severities the record reaches), the
+    second run is the first: most tickets of a candidate that changes one tier's target at one
+    severity are not of that tier, or not of that severity."""
     before = result_of(simulate(ticket, holidays=holidays, texts=False), ticket.opened)
-    if not ticket.ticks and same_run(ticket.opened.entitlement, after):
+    if not ticket.ticks and same_run(ticket.opened.entitlement, after, severities(ticket)):
         return before, before
     return before, result_of(simulate(ticket, after, holidays=holidays, texts=False), ticket.opened)
+
+
+def severities(ticket: RecordedTicket) -> frozenset[Severity]:
+    """Every severity the ticket can have while its record runs: the one it was filed with and
+    each that a `change-severity` names (the only action that changes it)."""
+    changes = (r.action.severity for r in ticket.actions if isinstance(r.action, ChangeSeverity))
+    return frozenset({ticket.opened.severity, *changes})
 
 
 _VERSION_FIELDS = frozenset({"policy_version", "policy_fingerprint"})
 # Every other field of an entitlement; `entitlement_under` shares the ones it leaves alone.
 _COMPARED = tuple(name for name in Entitlement.model_fields if name not in _VERSION_FIELDS)
+# The targets by severity ("1".."4"): the machine reads one entry at a time, the one of the
+# ticket's severity, and asks whether a table is empty (ladder.response_target), never more
+# of it (tests/test_whatif.py checks).
+TARGET_TABLES = frozenset({"response_targets", "handoff_targets", "resolution_targets", "periodic_update"})
 
 
-def same_run(pinned: Entitlement, after: Entitlement) -> bool:
+def same_run(pinned: Entitlement, after: Entitlement, severities: Collection[Severity] | None = None) -> bool:
     """Whether a record runs alike under both: equal entitlements but for the policy version,
     under versions equal in every rule the machine reads (all but `policy.INTAKE_ONLY_FIELDS`).
+    With `severities` (those the record can reach), the target tables need only agree on those:
+    a candidate that changes Sev 1 leaves a Sev 3 ticket that stays Sev 3 alone.
     (A record with `ticks` does not: its run under the pinned terms wakes when the workflow did.)"""
     if after is pinned:
         return True
+    keys = None if severities is None else [str(int(sev)) for sev in severities]
     for name in _COMPARED:
         one, other = getattr(pinned, name), getattr(after, name)
-        if one is not other and one != other:
+        if one is other:
+            continue
+        if keys is not None and name in TARGET_TABLES:
+            if bool(one) != bool(other) or any(one.get(key) != other.get(key) for key in keys):
+                return False
+        elif one != other:
             return False
     return _same_rules(
         policy.rules_for(pinned.policy_version, pinned.policy_fingerprint),
