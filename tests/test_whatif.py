@@ -30,7 +30,12 @@ from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.change_severity import ChangeSeverity
-from workflows.enums import ClockStatus, CoverageCalendar, EventKind, PageAction, Severity
+from workflows.actions.comment import Comment
+from workflows.actions.reopen import Reopen
+from workflows.actions.resolve import Resolve
+from workflows.actions.resume import Resume
+from workflows.actions.wait_on_customer import WaitOnCustomer
+from workflows.enums import ClockKind, ClockStatus, CoverageCalendar, EventKind, PageAction, Severity
 from workflows.policy import TicketRules
 from workflows.terms import Entitlement, ResponseTarget, TargetOverrides
 from workflows.whatif import (
@@ -382,6 +387,37 @@ def _tested(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     ):
         node = parent
     return isinstance(parent, (ast.If, ast.IfExp, ast.While)) and parent.test is node
+
+
+def test_overdue_updates_set_apart_change_no_run_that_reads_the_clocks() -> None:
+    """A run without texts keeps the customer-update clocks that are over out of the state's
+    list while it runs: a Premium Sev 1 gathers one an hour. The actions that go through the
+    clocks (wait, resume, a severity change, resolve, reopen) come out as in the full run, and
+    the finished state has every clock, in order."""
+    ticket = acked("acme", 1, WEDNESDAY_9, timedelta(minutes=30))
+    at = ticket.actions[0].at
+    actions = (
+        ticket.actions[0],
+        RecordedAction(at + timedelta(hours=5, minutes=10), WaitOnCustomer(actor=ADMIN)),
+        RecordedAction(at + timedelta(hours=7), Resume(actor=ADMIN)),
+        RecordedAction(at + timedelta(hours=9), Comment(actor=ADMIN, body="Still looking")),
+        RecordedAction(
+            at + timedelta(hours=10), ChangeSeverity(actor=ADMIN, severity=Severity.HIGH, reason="workaround")
+        ),
+        RecordedAction(at + timedelta(hours=14), Resolve(actor=ADMIN, resolution="fixed")),
+        RecordedAction(at + timedelta(hours=15), Reopen(actor=ADMIN, reason="back again")),
+        RecordedAction(at + timedelta(hours=20), Resolve(actor=ADMIN, resolution="fixed again")),
+    )
+    busy = RecordedTicket(ticket.opened, actions, at + timedelta(days=10))
+    same_without_texts(busy)
+    lean = simulate(busy, texts=False)
+    assert lean.refused == []
+    overdue = [
+        c
+        for c in lean.state.clocks
+        if c.kind == ClockKind.PERIODIC_UPDATE and c.status == ClockStatus.BREACHED
+    ]
+    assert len(overdue) >= 8
 
 
 def test_a_rule_the_machine_reads_runs_the_ticket_again() -> None:

@@ -32,6 +32,7 @@ from workflows.actions.change_severity import ChangeSeverity
 from workflows.clocks import RESPONSE_CLOCKS
 from workflows.entitlement import default_response_targets, public_holidays
 from workflows.enums import (
+    ClockKind,
     ClockStatus,
     CoverageCalendar,
     EventKind,
@@ -40,7 +41,7 @@ from workflows.enums import (
     ProductType,
     Severity,
 )
-from workflows.models import Notification, TicketEvent, TicketOpened, TicketState
+from workflows.models import Notification, SlaClock, TicketEvent, TicketOpened, TicketState
 from workflows.policy import TicketRules
 from workflows.terms import Entitlement, HolidayYears, ResponseTarget
 from workflows.timeline import EventFacts, Outcome, Recorded
@@ -85,7 +86,9 @@ class Run:
 
     Run without texts (`simulate(..., texts=False)`, as `run_both` runs it), it has neither
     events nor notices but `facts`, its events as plain data with the deadlines' sentences left
-    empty, and `paged`, the seq of each event that triggered a page: all `result_of` reads."""
+    empty, and `paged`, the seq of each event that triggered a page: all `result_of` reads.
+    While it runs, its state's clocks leave out the customer-update clocks that are over
+    (`_set_apart`); the finished run's state has them all again, in order."""
 
     state: TicketState
     events: list[TicketEvent]
@@ -95,6 +98,10 @@ class Run:
     texts: bool = True
     facts: list[EventFacts] = field(default_factory=list)
     paged: list[int] = field(default_factory=list)
+    # Without texts: every clock the run made, in order, and how many of the state's clocks
+    # (the first ones) are in it.
+    made: list[SlaClock] = field(default_factory=list)
+    placed: int = 0
 
     def take(self, outcome: Outcome) -> None:
         """A step's notices (or, without texts, its events and pages) onto the run."""
@@ -137,6 +144,8 @@ def simulate(
         _pin(run, recorded.at, holidays)
     _wake_until(run, ticket.until, holidays)
     _collect(run)
+    if not texts:
+        _gather(run)
     return run
 
 
@@ -180,6 +189,35 @@ def _collect(run: Run) -> None:
     if events:
         run.events.extend(events)
         events.clear()  # the run's own state: no copy shares this list
+    if not run.texts and len(run.state.clocks) > run.placed:
+        _set_apart(run)
+
+
+# A customer-update clock in none of these is over for good: only a paused clock runs again,
+# and only a resolution clock is reopened (clocks.unpause).
+_UNDECIDED = (ClockStatus.RUNNING, ClockStatus.WARNED, ClockStatus.PAUSED)
+
+
+def _set_apart(run: Run) -> None:
+    """Take the customer-update clocks that are over out of the state's list (a Premium Sev 1
+    gathers one an hour while it is open, each started as the last one breaches: the list
+    grows), so the machine's scans at every wakeup go over the others only. Nothing reads such
+    a clock but `result_of`: the machine looks at live, paused or response and resolution
+    clocks. (The clocks are only ever appended to the list.)"""
+    clocks = run.state.clocks
+    run.made += clocks[run.placed :]
+    kept = [c for c in clocks if c.kind != ClockKind.PERIODIC_UPDATE or c.status in _UNDECIDED]
+    if len(kept) < len(clocks):
+        clocks[:] = kept
+    run.placed = len(kept)
+
+
+def _gather(run: Run) -> None:
+    """Every clock back in the state's list, in the order they were made."""
+    clocks = run.state.clocks
+    run.made += clocks[run.placed :]
+    clocks[:] = run.made
+    run.placed = len(clocks)
 
 
 # --- A candidate policy document, applied to a pinned entitlement -------------------------------
