@@ -24,6 +24,7 @@ from workflows.terms import ContractTerms
 
 # The calendar math on the current policy's opening hours (a ticket passes its pinned ones).
 add_open_time = partial(calendars.add_open_time, hours=CALENDAR_HOURS)
+add_open_times = partial(calendars.add_open_times, hours=CALENDAR_HOURS)
 open_time_between = partial(calendars.open_time_between, hours=CALENDAR_HOURS)
 open_windows = partial(calendars.open_windows, hours=CALENDAR_HOURS)
 is_open = partial(calendars.is_open, hours=CALENDAR_HOURS)
@@ -207,6 +208,25 @@ def test_adding_a_then_b_equals_adding_a_plus_b(scenario, first, second) -> None
     zone_name, calendar, start = scenario
     stepwise = _add(zone_name, calendar, _add(zone_name, calendar, start, first), second)
     assert stepwise == _add(zone_name, calendar, start, first + second)
+
+
+@PROPERTY_SETTINGS
+@given(scenario=scenarios(), spans=st.lists(minutes, max_size=4))
+@example(scenario=("Europe/Berlin", BUSINESS, BERLIN_FRIDAY_CLOSE), spans=[480, 384])
+@example(scenario=("America/New_York", EXTENDED, NEW_YORK_FRIDAY_BEFORE_DST), spans=[192, 240, 240, 0])
+def test_several_spans_counted_at_once_are_each_span_counted_alone(scenario, spans) -> None:
+    """A clock's warning and deadline are counted in one walk of the calendar (in any order)."""
+    zone_name, calendar, start = scenario
+    durations = [timedelta(minutes=mins) for mins in spans]
+    found = add_open_times(start, durations, calendar, ZONES[zone_name], HOLIDAYS[zone_name])
+    assert found == [_add(zone_name, calendar, start, mins) for mins in spans]
+
+
+def test_several_spans_refuse_a_negative_one_as_one_span_does() -> None:
+    spans = [timedelta(minutes=60), timedelta(minutes=-1)]
+    for calendar in (ALWAYS, BUSINESS):
+        with pytest.raises(CalendarError, match="cannot be negative"):
+            add_open_times(BERLIN_FRIDAY_CLOSE, spans, calendar, ZONES["Europe/Berlin"])
 
 
 @PROPERTY_SETTINGS

@@ -29,16 +29,24 @@ from runtime.whatif_histories import (
 from tests.factories import ADMIN, DEMO_TERMS, opened_ticket
 from workflows import policy
 from workflows.actions.acknowledge import Acknowledge
-from workflows.enums import ClockStatus, CoverageCalendar, EventKind, PageAction
+from workflows.actions.change_severity import ChangeSeverity
+from workflows.actions.comment import Comment
+from workflows.actions.reopen import Reopen
+from workflows.actions.resolve import Resolve
+from workflows.actions.resume import Resume
+from workflows.actions.wait_on_customer import WaitOnCustomer
+from workflows.enums import ClockKind, ClockStatus, CoverageCalendar, EventKind, PageAction, Severity
 from workflows.policy import TicketRules
 from workflows.terms import Entitlement, ResponseTarget, TargetOverrides
 from workflows.whatif import (
+    TARGET_TABLES,
     RecordedAction,
     RecordedTicket,
     entitlement_under,
     result_of,
     run_both,
     same_run,
+    severities,
     simulate,
 )
 from workflows.whatif_report import GroupBy, report, weekly_attainment
@@ -312,6 +320,104 @@ def test_a_ticket_the_candidate_cannot_change_is_run_once_with_the_same_result()
             skipped += same_run(ticket.opened.entitlement, after)
     # Standard Sev 1 (globex, umbrella) is about a tenth of them: the rest are run once.
     assert 150 < skipped < 240
+
+
+def test_a_ticket_that_never_has_the_severity_a_candidate_changes_is_run_once() -> None:
+    """Standard Sev 1 in 2 h changes globex's Sev 1 target only: a Sev 3 ticket that stays
+    Sev 3 runs alike under it, one raised to Sev 1 on the way does not. Either way the result
+    is the one the second run, made anyway, comes to."""
+    candidate = standard_sev1_in(120)
+    stays = acked("globex", 3, WEDNESDAY_9, timedelta(hours=3))
+    raise_at = WEDNESDAY_9 + timedelta(hours=4)
+    raised = RecordedTicket(
+        stays.opened,
+        (
+            *stays.actions,
+            RecordedAction(raise_at, ChangeSeverity(actor=ADMIN, severity=Severity.CRITICAL, reason="down")),
+        ),
+        stays.until,
+    )
+    assert severities(stays) == {Severity.MEDIUM}
+    assert severities(raised) == {Severity.MEDIUM, Severity.CRITICAL}
+    with policy.candidate(candidate) as key:
+        after = entitlement_under(stays.opened.entitlement, candidate, key)
+        assert after.response_targets != stays.opened.entitlement.response_targets
+        assert not same_run(stays.opened.entitlement, after)
+        assert same_run(stays.opened.entitlement, after, severities(stays))
+        assert not same_run(stays.opened.entitlement, after, severities(raised))
+        for ticket in (stays, raised):
+            assert run_both(ticket, after)[1] == result_of(simulate(ticket, after), ticket.opened)
+        before, now = run_both(raised, after)
+    # Raised to Sev 1 at 13:00 and acknowledged before: the candidate's target changes the
+    # clocks the raise starts, so the second run was needed.
+    assert before != now
+
+
+# Where the target tables are read whole: intake builds them, the entitlement declares them,
+# what-if compares and retargets them.
+WHOLE_TABLE_READERS = {"entitlement.py", "terms.py", "whatif.py"}
+
+
+def test_the_machine_reads_a_target_table_one_severity_at_a_time() -> None:
+    """`same_run` compares the target tables only at the severities a record can reach (and
+    whether each is empty): so the machine reads an entry (`table[key]`, `table.get(key)`) or
+    tests a table in a condition, never more of it."""
+    found = []
+    for path in sorted(MACHINE.rglob("*.py")):
+        if path.name in WHOLE_TABLE_READERS:
+            continue
+        tree = ast.parse(path.read_text())
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute) or node.attr not in TARGET_TABLES:
+                continue
+            parent = parents[node]
+            by_key = isinstance(parent, ast.Subscript) and parent.value is node
+            by_get = isinstance(parent, ast.Attribute) and parent.attr == "get"
+            if not (by_key or by_get or _tested(node, parents)):
+                found.append(f"{path.relative_to(MACHINE)}:{node.lineno} {ast.unparse(parent)}")
+    assert found == []
+
+
+def _tested(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Whether `node` is only tested for truth: the condition of an `if`, through `and`,
+    `or` and `not`."""
+    while isinstance(parent := parents[node], ast.BoolOp) or (
+        isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.Not)
+    ):
+        node = parent
+    return isinstance(parent, (ast.If, ast.IfExp, ast.While)) and parent.test is node
+
+
+def test_overdue_updates_set_apart_change_no_run_that_reads_the_clocks() -> None:
+    """A run without texts keeps the customer-update clocks that are over out of the state's
+    list while it runs: a Premium Sev 1 gathers one an hour. The actions that go through the
+    clocks (wait, resume, a severity change, resolve, reopen) come out as in the full run, and
+    the finished state has every clock, in order."""
+    ticket = acked("acme", 1, WEDNESDAY_9, timedelta(minutes=30))
+    at = ticket.actions[0].at
+    actions = (
+        ticket.actions[0],
+        RecordedAction(at + timedelta(hours=5, minutes=10), WaitOnCustomer(actor=ADMIN)),
+        RecordedAction(at + timedelta(hours=7), Resume(actor=ADMIN)),
+        RecordedAction(at + timedelta(hours=9), Comment(actor=ADMIN, body="Still looking")),
+        RecordedAction(
+            at + timedelta(hours=10), ChangeSeverity(actor=ADMIN, severity=Severity.HIGH, reason="workaround")
+        ),
+        RecordedAction(at + timedelta(hours=14), Resolve(actor=ADMIN, resolution="fixed")),
+        RecordedAction(at + timedelta(hours=15), Reopen(actor=ADMIN, reason="back again")),
+        RecordedAction(at + timedelta(hours=20), Resolve(actor=ADMIN, resolution="fixed again")),
+    )
+    busy = RecordedTicket(ticket.opened, actions, at + timedelta(days=10))
+    same_without_texts(busy)
+    lean = simulate(busy, texts=False)
+    assert lean.refused == []
+    overdue = [
+        c
+        for c in lean.state.clocks
+        if c.kind == ClockKind.PERIODIC_UPDATE and c.status == ClockStatus.BREACHED
+    ]
+    assert len(overdue) >= 8
 
 
 def test_a_rule_the_machine_reads_runs_the_ticket_again() -> None:

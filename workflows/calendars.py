@@ -7,7 +7,7 @@ result never depends on a package release or the wall clock. Safe inside the wor
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +17,11 @@ from workflows.enums import CoverageCalendar
 # Far enough for any contract target, small enough that a calendar with no open days
 # (every day a holiday) fails loudly instead of looping forever.
 _MAX_DAYS = 3 * 366
+# The local days a count can start on: one day of room before, _MAX_DAYS after.
+_FIRST_DAY = date.min + timedelta(days=1)
+_LAST_DAY = date.max - timedelta(days=_MAX_DAYS + 1)
+_ONE_DAY = timedelta(days=1)
+_NONE = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,11 @@ def open_windows(
     _require_aware(start)
     day_hours = hours[calendar]
     first = start.astimezone(tz).date()
-    if not date.min + timedelta(days=1) <= first <= date.max - timedelta(days=_MAX_DAYS + 1):
+    if not _FIRST_DAY <= first <= _LAST_DAY:
         raise CalendarError(f"{start.isoformat()} is outside the range the calendars can count in")
-    day = first - timedelta(days=1)
+    day = first - _ONE_DAY
     for _ in range(_MAX_DAYS):
-        day += timedelta(days=1)
+        day += _ONE_DAY
         if day.weekday() >= 5 or day in holidays:
             continue
         # Wall-clock opening and closing; fold=0 picks the first of an ambiguous hour.
@@ -99,6 +104,43 @@ def add_open_time(
         if remaining <= available:
             return opens + remaining
         remaining -= available
+    raise AssertionError("open_windows ends by raising")  # pragma: no cover
+
+
+def add_open_times(
+    start: datetime,
+    durations: Sequence[timedelta],
+    calendar: CoverageCalendar,
+    tz: ZoneInfo | str,
+    holidays: Collection[date] = (),
+    *,
+    hours: CalendarHours,
+) -> list[datetime]:
+    """`add_open_time` of each of `durations` from the same `start`, counted through the
+    calendar once: a clock's warning and its deadline walk the same days (clocks.schedule)."""
+    _require_aware(start)
+    if durations and min(durations) < _NONE:
+        raise CalendarError("a duration of open time cannot be negative")
+    start = start.astimezone(UTC)
+    if calendar == CoverageCalendar.ALWAYS:
+        try:
+            return [start + duration for duration in durations]
+        except OverflowError as err:
+            raise CalendarError(f"{start.isoformat()} + {max(durations)} is past the end of time") from err
+    if not durations:
+        return []
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    found: dict[int, datetime] = {}
+    waiting = sorted(range(len(durations)), key=durations.__getitem__)
+    counted = timedelta(0)  # the open time of the windows before this one
+    for opens, closes in open_windows(start, calendar, zone, holidays, hours=hours):
+        available = closes - opens
+        while waiting and durations[waiting[0]] - counted <= available:
+            each = waiting.pop(0)
+            found[each] = opens + (durations[each] - counted)
+        if not waiting:
+            return [found[each] for each in range(len(durations))]
+        counted += available
     raise AssertionError("open_windows ends by raising")  # pragma: no cover
 
 

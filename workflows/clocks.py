@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from workflows.calendars import CalendarHours, add_open_time, open_time_between
+from workflows.calendars import CalendarHours, add_open_time, add_open_times, open_time_between
 from workflows.enums import CLOSED_STATES, ClockKind, ClockStatus
 from workflows.models import LIVE_STATUSES, SlaClock, TicketState
 from workflows.terms import Entitlement, ResponseTarget
@@ -51,14 +51,14 @@ def due_after(
 def schedule(clock: SlaClock, ent: Entitlement, hours: CalendarHours) -> None:
     """(Re)compute a clock's due and warning instants from its start and banked pause."""
     target = clock.target
-    clock.due_at = due_after(ent, target, clock.started_at, clock.paused_seconds, hours)
     if target.binding and target.minutes > 0:
-        warn_seconds = target.minutes * 60 * ent.warn_ratio + clock.paused_seconds
-        span = timedelta(seconds=warn_seconds)
-        clock.warn_at = add_open_time(
-            clock.started_at, span, target.calendar, ent.timezone, ent.holidays, hours=hours
+        span = timedelta(minutes=target.minutes, seconds=clock.paused_seconds)
+        warn_span = timedelta(seconds=target.minutes * 60 * ent.warn_ratio + clock.paused_seconds)
+        clock.warn_at, clock.due_at = add_open_times(
+            clock.started_at, (warn_span, span), target.calendar, ent.timezone, ent.holidays, hours=hours
         )
     else:
+        clock.due_at = due_after(ent, target, clock.started_at, clock.paused_seconds, hours)
         clock.warn_at = None
 
 

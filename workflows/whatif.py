@@ -20,7 +20,7 @@ workflows/whatif_report.py turns per-ticket results into groups and flips.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -28,9 +28,11 @@ from zoneinfo import ZoneInfo
 
 from workflows import machine, policy
 from workflows.actions.base import ActionModel, Refusal
+from workflows.actions.change_severity import ChangeSeverity
 from workflows.clocks import RESPONSE_CLOCKS
 from workflows.entitlement import default_response_targets, public_holidays
 from workflows.enums import (
+    ClockKind,
     ClockStatus,
     CoverageCalendar,
     EventKind,
@@ -39,7 +41,7 @@ from workflows.enums import (
     ProductType,
     Severity,
 )
-from workflows.models import Notification, TicketEvent, TicketOpened, TicketState
+from workflows.models import Notification, SlaClock, TicketEvent, TicketOpened, TicketState
 from workflows.policy import TicketRules
 from workflows.terms import Entitlement, HolidayYears, ResponseTarget
 from workflows.timeline import EventFacts, Outcome, Recorded
@@ -84,7 +86,9 @@ class Run:
 
     Run without texts (`simulate(..., texts=False)`, as `run_both` runs it), it has neither
     events nor notices but `facts`, its events as plain data with the deadlines' sentences left
-    empty, and `paged`, the seq of each event that triggered a page: all `result_of` reads."""
+    empty, and `paged`, the seq of each event that triggered a page: all `result_of` reads.
+    While it runs, its state's clocks leave out the customer-update clocks that are over
+    (`_set_apart`); the finished run's state has them all again, in order."""
 
     state: TicketState
     events: list[TicketEvent]
@@ -94,6 +98,10 @@ class Run:
     texts: bool = True
     facts: list[EventFacts] = field(default_factory=list)
     paged: list[int] = field(default_factory=list)
+    # Without texts: every clock the run made, in order, and how many of the state's clocks
+    # (the first ones) are in it.
+    made: list[SlaClock] = field(default_factory=list)
+    placed: int = 0
 
     def take(self, outcome: Outcome) -> None:
         """A step's notices (or, without texts, its events and pages) onto the run."""
@@ -136,6 +144,8 @@ def simulate(
         _pin(run, recorded.at, holidays)
     _wake_until(run, ticket.until, holidays)
     _collect(run)
+    if not texts:
+        _gather(run)
     return run
 
 
@@ -179,6 +189,35 @@ def _collect(run: Run) -> None:
     if events:
         run.events.extend(events)
         events.clear()  # the run's own state: no copy shares this list
+    if not run.texts and len(run.state.clocks) > run.placed:
+        _set_apart(run)
+
+
+# A customer-update clock in none of these is over for good: only a paused clock runs again,
+# and only a resolution clock is reopened (clocks.unpause).
+_UNDECIDED = (ClockStatus.RUNNING, ClockStatus.WARNED, ClockStatus.PAUSED)
+
+
+def _set_apart(run: Run) -> None:
+    """Take the customer-update clocks that are over out of the state's list (a Premium Sev 1
+    gathers one an hour while it is open, each started as the last one breaches: the list
+    grows), so the machine's scans at every wakeup go over the others only. Nothing reads such
+    a clock but `result_of`: the machine looks at live, paused or response and resolution
+    clocks. (The clocks are only ever appended to the list.)"""
+    clocks = run.state.clocks
+    run.made += clocks[run.placed :]
+    kept = [c for c in clocks if c.kind != ClockKind.PERIODIC_UPDATE or c.status in _UNDECIDED]
+    if len(kept) < len(clocks):
+        clocks[:] = kept
+    run.placed = len(kept)
+
+
+def _gather(run: Run) -> None:
+    """Every clock back in the state's list, in the order they were made."""
+    clocks = run.state.clocks
+    run.made += clocks[run.placed :]
+    clocks[:] = run.made
+    run.placed = len(clocks)
 
 
 # --- A candidate policy document, applied to a pinned entitlement -------------------------------
@@ -395,28 +434,48 @@ def run_both(
     """The ticket under its pinned entitlement, then under `after` (inside its candidate's
     `policy.candidate` context, when it names a candidate policy).
 
-    When `after` cannot run differently (`same_run`), the second run is the first: most tickets
-    of a candidate that changes one tier's target are not of that tier."""
+    When `after` cannot run differently (`same_run`, at the severities the record reaches), the
+    second run is the first: most tickets of a candidate that changes one tier's target at one
+    severity are not of that tier, or not of that severity."""
     before = result_of(simulate(ticket, holidays=holidays, texts=False), ticket.opened)
-    if not ticket.ticks and same_run(ticket.opened.entitlement, after):
+    if not ticket.ticks and same_run(ticket.opened.entitlement, after, severities(ticket)):
         return before, before
     return before, result_of(simulate(ticket, after, holidays=holidays, texts=False), ticket.opened)
+
+
+def severities(ticket: RecordedTicket) -> frozenset[Severity]:
+    """Every severity the ticket can have while its record runs: the one it was filed with and
+    each that a `change-severity` names (the only action that changes it)."""
+    changes = (r.action.severity for r in ticket.actions if isinstance(r.action, ChangeSeverity))
+    return frozenset({ticket.opened.severity, *changes})
 
 
 _VERSION_FIELDS = frozenset({"policy_version", "policy_fingerprint"})
 # Every other field of an entitlement; `entitlement_under` shares the ones it leaves alone.
 _COMPARED = tuple(name for name in Entitlement.model_fields if name not in _VERSION_FIELDS)
+# The targets by severity ("1".."4"): the machine reads one entry at a time, the one of the
+# ticket's severity, and asks whether a table is empty (ladder.response_target), never more
+# of it (tests/test_whatif.py checks).
+TARGET_TABLES = frozenset({"response_targets", "handoff_targets", "resolution_targets", "periodic_update"})
 
 
-def same_run(pinned: Entitlement, after: Entitlement) -> bool:
+def same_run(pinned: Entitlement, after: Entitlement, severities: Collection[Severity] | None = None) -> bool:
     """Whether a record runs alike under both: equal entitlements but for the policy version,
     under versions equal in every rule the machine reads (all but `policy.INTAKE_ONLY_FIELDS`).
+    With `severities` (those the record can reach), the target tables need only agree on those:
+    a candidate that changes Sev 1 leaves a Sev 3 ticket that stays Sev 3 alone.
     (A record with `ticks` does not: its run under the pinned terms wakes when the workflow did.)"""
     if after is pinned:
         return True
+    keys = None if severities is None else [str(int(sev)) for sev in severities]
     for name in _COMPARED:
         one, other = getattr(pinned, name), getattr(after, name)
-        if one is not other and one != other:
+        if one is other:
+            continue
+        if keys is not None and name in TARGET_TABLES:
+            if bool(one) != bool(other) or any(one.get(key) != other.get(key) for key in keys):
+                return False
+        elif one != other:
             return False
     return _same_rules(
         policy.rules_for(pinned.policy_version, pinned.policy_fingerprint),
