@@ -45,6 +45,7 @@ from bench.stack_bench import (
     ADMIN,
     STORM_CUSTOMER,
     SUPPORT,
+    TASK_QUEUE,
     Stack,
     file_tickets,
     first_notices,
@@ -162,7 +163,7 @@ async def _why_unlinked(
         queue = await stack.client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=stack.client.namespace,
-                task_queue=TaskQueue(name="tickets"),
+                task_queue=TaskQueue(name=TASK_QUEUE),
                 task_queue_type=kind,
                 report_stats=True,
             )
