@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -88,19 +89,47 @@ class NotificationDelivery:
     async def deliver_notification(self, delivery: Delivery) -> DeliveryOutcome:
         notification = delivery.notification
         info = activity.info()
-        attempt = info.attempt
-        # Only a retry, or a notice handed on by its closed ticket, can find itself delivered.
+        attempt = info.attempt + delivery.tried
+        # Only a retry (a step's try counts), or a notice handed on by its closed ticket, can
+        # find itself delivered.
         if attempt > 1 or info.workflow_type != "TicketWorkflow":
-            done = await self._delivered_already(notification)
+            done = await self.delivered_already(notification)
             if done is not None:
                 return done
+        sent = await self.send_once(delivery, attempt)
+        if sent.held:
+            return sent.outcome
+        sent.outcome.recorded = await self._try_database(
+            lambda session: sent.record(session),
+            "record the delivery of",
+            notification,
+            RECORD_BUDGET_SECONDS,
+        )
+        return sent.outcome
+
+    async def record_sent(self, sent: Sequence[Sent]) -> bool:
+        """Record these deliveries in one transaction of their own: whether they landed."""
+
+        async def write(session: AsyncSession) -> None:
+            for each in sent:
+                await each.record(session)
+
+        return bool(sent) and await self._try_database(
+            write, "record the deliveries of", sent[0].notification, RECORD_BUDGET_SECONDS
+        )
+
+    async def send_once(self, delivery: Delivery, attempt: int) -> Sent:
+        """One attempt at a notice: held for its incident's digest (recorded), or sent on its
+        channel and not yet recorded. Raises the ApplicationError its activity fails with: a
+        failed send (`SendFailed`), or an outbox that could not hold a grouped notice."""
+        notification = delivery.notification
         grouping = grouping_for(notification)
         group_key: str | None = None
         if grouping is not None:
             # A linked ticket's notice to ConnectSoft's own people (DESIGN.md §13).
             group_key = await self._group(notification, grouping, attempt)
             if group_key is None:
-                return _held(notification, grouping, attempt)
+                return Sent(notification, _held(notification, grouping, attempt), held=True)
         recipients = await self._recipients(delivery) if self._has_sink(notification) else NOBODY
         try:
             sink, to = await self._send(delivery, recipients)
@@ -131,15 +160,7 @@ class NotificationDelivery:
             sink,
             notification.subject,
         )
-        outcome.recorded = await self._try_database(
-            lambda session: record_delivery(
-                session=session, notification=notification, outcome=outcome, group_key=group_key
-            ),
-            "record the delivery of",
-            notification,
-            RECORD_BUDGET_SECONDS,
-        )
-        return outcome
+        return Sent(notification, outcome, group_key=group_key)
 
     async def _group(self, notification: Notification, grouping: Grouping, attempt: int) -> str | None:
         """Hold a linked ticket's notice for its incident's digest, or record its page notice
@@ -217,7 +238,7 @@ class NotificationDelivery:
             return False
         return True
 
-    async def _delivered_already(self, notification: Notification) -> DeliveryOutcome | None:
+    async def delivered_already(self, notification: Notification) -> DeliveryOutcome | None:
         found: list[OutboxNotification] = []
 
         async def look(session: AsyncSession) -> None:
@@ -395,6 +416,22 @@ class NotificationDelivery:
     def _logged(self, delivery: Delivery, why: str) -> tuple[str, list[str]]:
         log.info("(%s: logged only) %s", why, delivery.notification.body.replace("\n", " / "))
         return LOG_SINK, []
+
+
+@dataclass
+class Sent:
+    """A notice's attempt that went through: sent (its delivery still to record, with the
+    incident page it opened, if any), or held for its incident's digest (recorded already)."""
+
+    notification: Notification
+    outcome: DeliveryOutcome
+    group_key: str | None = None
+    held: bool = False
+
+    async def record(self, session: AsyncSession) -> None:
+        await record_delivery(
+            session=session, notification=self.notification, outcome=self.outcome, group_key=self.group_key
+        )
 
 
 def _held(notification: Notification, grouping: Grouping, attempt: int) -> DeliveryOutcome:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -27,6 +28,9 @@ from workflows.models import TicketRecord
 from workflows.ticket import RECORD_QUARANTINED
 
 log = logging.getLogger("escalator.read_model")
+
+# More to write in a record's transaction.
+Write = Callable[[AsyncSession], Awaitable[None]]
 
 RECORD_FAILURES = "escalator_record_failures_total"
 RECORD_FAILURES_HELP = (
@@ -49,8 +53,14 @@ class TicketReadModel:
         index), so a retry writes nothing twice; an older record never overwrites a newer one.
         A record the database refuses on its data is quarantined (see the module).
         """
+        await self.write(record)
+
+    async def write(self, record: TicketRecord, *, also: Sequence[Write] = ()) -> None:
+        """Write the record, and `also` in the same transaction (the deliveries of the notices
+        `notify_and_record` sent, activities/step.py); quarantined if the database refuses it
+        on its data, raising the non-retryable `RecordQuarantined`."""
         try:
-            await self._write(record)
+            await self._write(record, also)
         except Exception as error:
             kind = data_error_kind(error)
             if kind is None:
@@ -98,12 +108,14 @@ class TicketReadModel:
             non_retryable=True,
         )
 
-    async def _write(self, record: TicketRecord) -> None:
+    async def _write(self, record: TicketRecord, also: Sequence[Write] = ()) -> None:
         row = record.row
         async with self._sessionmaker.begin() as session:
             await upsert_ticket_row(session=session, row=row)
             await record_events(session=session, ticket_id=row.ticket_id, events=record.events)
             await queue_notifications(session=session, notifications=record.notifications)
+            for write in also:
+                await write(session)
             if record.opened is not None or record.actions:
                 await record_inputs(
                     session=session, ticket_id=row.ticket_id, opened=record.opened, actions=record.actions

@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import PayloadCodec
 
 from workflows.actions.base import ACTIONS, ActionDefinition
-from workflows.models import Notification, TicketEvent, TicketOpened, TicketRecord, TicketState
+from workflows.models import Notification, TicketEvent, TicketOpened, TicketRecord, TicketState, TicketStep
 from workflows.whatif import RecordedAction, RecordedTicket
 
 
@@ -126,7 +126,7 @@ def recorded_ticket(runs: Sequence[WorkflowHistory]) -> RecordedTicket:
 
 
 def recorded_events(runs: Sequence[WorkflowHistory]) -> list[TicketEvent]:
-    """The events the workflow recorded in the read model (its `record_ticket` inputs)."""
+    """The events the workflow recorded in the read model (its records' inputs)."""
     return [event for record in _records(runs) for event in record.events]
 
 
@@ -139,6 +139,9 @@ def _records(runs: Sequence[WorkflowHistory]) -> list[TicketRecord]:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == "record_ticket":
                 records.append(_decode(attrs.input, TicketRecord))
+            elif attrs.activity_type.name == "notify_and_record":  # a step: its notices, then its record
+                step: TicketStep = _decode(attrs.input, TicketStep)
+                records.append(step.record)
     return records
 
 
@@ -152,5 +155,5 @@ def final_state(runs: Sequence[WorkflowHistory]) -> TicketState | None:
 
 
 def recorded_notifications(runs: Sequence[WorkflowHistory]) -> list[Notification]:
-    """The notices the workflow recorded in the outbox (its `record_ticket` inputs)."""
+    """The notices the workflow recorded in the outbox (its records' inputs)."""
     return [notice for record in _records(runs) for notice in record.notifications]

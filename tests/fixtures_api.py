@@ -190,7 +190,8 @@ async def wait_for_event(
     raise AssertionError("the workflow closed before the awaited event")
 
 
-def completed_activity(name: str) -> Callable[[HistoryEvent], bool]:
+def completed_activity(*names: str) -> Callable[[HistoryEvent], bool]:
+    """An activity of one of these names completed."""
     scheduled: dict[int, str] = {}
 
     def predicate(event: HistoryEvent) -> bool:
@@ -198,10 +199,15 @@ def completed_activity(name: str) -> Callable[[HistoryEvent], bool]:
             scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
-            return scheduled.get(sid) == name
+            return scheduled.get(sid) in names
         return False
 
     return predicate
+
+
+def record_written() -> Callable[[HistoryEvent], bool]:
+    """A record of the ticket was written: a `record_ticket`, or a step that sent and recorded."""
+    return completed_activity("record_ticket", "notify_and_record")
 
 
 async def history_types(handle: WorkflowHandle[Any, Any]) -> list[str]:

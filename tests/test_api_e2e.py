@@ -13,8 +13,8 @@ from store.tickets import get_ticket_row
 from tests.fixtures_api import (
     Stack,
     assert_nothing_filed,
-    completed_activity,
     history_types,
+    record_written,
     recorded_timeline,
     wait_for_event,
     wait_until_quiet,
@@ -58,7 +58,7 @@ async def test_intake_answers_201_with_a_premium_one_hour_response_due(stack: St
 
     # Through to the read model, and back out of the list and timeline endpoints.
     handle = stack.handle(ticket_id)
-    await wait_for_event(handle, completed_activity("record_ticket"))
+    await wait_for_event(handle, record_written())
     async with stack.sessionmaker() as session:
         row = await get_ticket_row(session=session, ticket_id=ticket_id)
     assert row is not None and row.level == 3 and row.tier == "premium"

@@ -27,8 +27,8 @@ from tests.fixtures_api import (
     Stack,
     actor_of,
     assert_nothing_filed,
-    completed_activity,
     console_session_id,
+    record_written,
     recorded_timeline,
     settled_state,
     wait_for_event,
@@ -374,7 +374,7 @@ async def test_reads_answer_within_reach_and_404_outside_it(module_stack: Stack,
     own = await file_ticket(stack, OWN[who])
     foreign = await file_ticket(stack, FOREIGN[who]) if who in FOREIGN else None
     for ticket_id in filter(None, (own, foreign)):
-        await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
+        await wait_for_event(stack.handle(ticket_id), record_written())
 
     headers = stack.as_(who)
     assert (await stack.http.get(f"/tickets/{own}", headers=headers)).status_code == OK
@@ -407,7 +407,7 @@ async def test_delivery_records_are_for_admins_and_support_and_404_outside_reach
 ) -> None:
     stack = module_stack
     own = await file_ticket(stack, OWN[who])
-    await wait_for_event(stack.handle(own), completed_activity("record_ticket"))
+    await wait_for_event(stack.handle(own), record_written())
     response = await stack.http.get(f"/tickets/{own}/notifications", headers=stack.as_(who))
     assert response.status_code == NOTIFICATION_READS[who], response.text
     if response.status_code == OK:
@@ -736,7 +736,7 @@ async def test_console_pages_answer_within_reach_and_404_outside_it(module_stack
     own = await file_ticket(stack, OWN[who])
     foreign = await file_ticket(stack, FOREIGN[who]) if who in FOREIGN else None
     for ticket_id in filter(None, (own, foreign)):
-        await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
+        await wait_for_event(stack.handle(ticket_id), record_written())
     headers = console_as(who)
 
     for path in (

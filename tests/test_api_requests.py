@@ -21,7 +21,7 @@ from store.keys import principal_for_secret
 from tests.fixtures_api import (
     Stack,
     assert_nothing_filed,
-    completed_activity,
+    record_written,
     recorded_timeline,
     settled_state,
     wait_for_event,
@@ -174,7 +174,7 @@ async def test_newlines_tabs_and_any_script_reach_the_read_model_intact(db_stack
     stack = db_stack
     title = "Umlaute äöü, 漢字, emoji 🚨\tand a tab"
     ticket_id = await file(stack, {**TICKET, "title": title, "description": "line 1\r\nline 2"})
-    await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
+    await wait_for_event(stack.handle(ticket_id), record_written())
     async with stack.sessionmaker() as session:
         stored = await session.scalar(select(Ticket.title).where(Ticket.ticket_id == ticket_id))
     assert stored == title

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from temporalio import workflow
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import (
@@ -31,7 +30,8 @@ from temporalio.worker import (
 )
 
 from tests.factories import SUPPORT, opened_ticket
-from tests.test_replay import HISTORIES, load
+from tests.history_records import RECORDING, records
+from tests.test_replay import BEFORE_STEP, HISTORIES, load
 from worker.worker import TICKET_WORKFLOWS
 from workflows import machine
 from workflows.actions.acknowledge import Acknowledge
@@ -227,7 +227,8 @@ def test_the_records_add_up_to_the_ticket(steps: list[tuple[str, int, bool]], se
     assert taken.facts == facts_of(state, now)
 
 
-# --- The record_ticket inputs of every committed history, rebuilt byte for byte by today's code.
+# --- The records (record_ticket's, and each step's) of every committed history, rebuilt byte
+# for byte by today's code.
 
 
 class _CaptureRecords(WorkflowInboundInterceptor):
@@ -237,9 +238,12 @@ class _CaptureRecords(WorkflowInboundInterceptor):
 
 class _CapturingOutbound(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        if input.activity == "record_ticket":
-            # At once: the record shares its clocks with the state, which changes on.
-            CAPTURED.append(pydantic_data_converter.payload_converter.to_payloads(input.args)[0].data)
+        if input.activity in RECORDING:
+            # At once: the record shares its clocks with the state, which changes on. A step's
+            # record is the one beside its notices.
+            (carried,) = input.args
+            record = carried.record if input.activity == "notify_and_record" else carried
+            CAPTURED.append(pydantic_data_converter.payload_converter.to_payloads([record])[0].data)
         return super().start_activity(input)
 
 
@@ -254,27 +258,24 @@ CAPTURED: list[bytes] = []
 
 
 def recorded_inputs(history: WorkflowHistory) -> list[bytes]:
-    return [
-        event.activity_task_scheduled_event_attributes.input.payloads[0].data
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and event.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket"
-    ]
+    return [json.dumps(record).encode() for record in records(history.events)]
 
 
 # Recorded by older code, whose first record of a new ticket still carried its (empty) facts:
 # today's code, before the change tracker too, leaves them out. The histories in
-# before_delivery/ predate fields of the record as well, so they are not compared.
-OLDER_RECORDS = {"partner_handoff_handback"}
+# before_delivery/ predate fields of the record as well, so they are not compared; those in
+# before_step/ (each record its own activity) are.
+OLDER_RECORDS = {"before_step/partner_handoff_handback"}
 COMPARED = [
     pytest.param(
         path,
-        id=path.stem,
+        id=name,
         marks=[pytest.mark.xfail(strict=True, reason="recorded by older code")]
-        if path.stem in OLDER_RECORDS
+        if name in OLDER_RECORDS
         else [],
     )
-    for path in HISTORIES
+    for path in [*HISTORIES, *BEFORE_STEP]
+    for name in [f"before_step/{path.stem}" if path in BEFORE_STEP else path.stem]
 ]
 
 

@@ -22,8 +22,8 @@ from store.keys import create_key
 from tests.browser.site import Site, running_console
 from tests.fixtures_api import (
     Stack,
-    completed_activity,
     console_session_id,
+    record_written,
     settled_state,
     sqlite_stack,
     wait_for_event,
@@ -498,7 +498,7 @@ async def test_queue_filters_stay_in_the_url_and_in_its_refresh(db_stack: Stack)
     medium = await file_ticket_with(stack, "globex", 3)
     partner = await file_ticket(stack, "contoso")
     for ticket_id in (critical, medium, partner):
-        await wait_for_event(stack.handle(ticket_id), completed_activity("record_ticket"))
+        await wait_for_event(stack.handle(ticket_id), record_written())
     headers = console_as(SUPPORT)
 
     def ids(html: str) -> set[str]:

@@ -59,7 +59,7 @@ from tests.drill_support import (
     settle,
     until,
 )
-from tests.fixtures_api import completed_activity, wait_for_event
+from tests.fixtures_api import record_written, wait_for_event
 from tests.fixtures_db import POSTGRES_URL
 from tests.receivers import HttpReceiver
 from tests.test_deploy_static import (
@@ -250,7 +250,7 @@ async def open_tickets_survive_a_server_restart_and_breaches_fire_on_restart(roo
             due_later = [await file(http, ticket_body(i)) for i in range(3)]
             tickets = due_soon + due_later
             for ticket in tickets:
-                await wait_for_event(stack.handle(ticket["ticket_id"]), completed_activity("record_ticket"))
+                await wait_for_event(stack.handle(ticket["ticket_id"]), record_written())
             before = {
                 t["ticket_id"]: await stack.handle(t["ticket_id"]).query(TicketWorkflow.state)
                 for t in tickets
@@ -668,9 +668,10 @@ async def test_sigterm_lets_a_worker_finish_its_activity_and_the_api_its_request
                 api_status = await api.wait(30)
 
     assert worker_status == 0, draining.output()
-    # Both notices of the intake (the held chat and the customer's email, to the log) were
-    # sent by the draining worker, each on its first attempt: no retry, no duplicate.
-    assert len(deliveries) == 2, deliveries
+    # Both notices of the intake (the held chat and the customer's email, to the log) went out
+    # in the intake's one step (`notify_and_record`), finished by the draining worker on its
+    # first attempt: no retry, no duplicate.
+    assert len(deliveries) == 1, deliveries
     for attempt, identity, how in deliveries:
         assert (attempt, how) == (1, "completed") and identity.startswith(f"{draining.pid}@"), deliveries
     assert [r.idempotency_key for r in chat.requests] == [f"{ticket_id}/1-support_l1"]
@@ -681,7 +682,8 @@ async def test_sigterm_lets_a_worker_finish_its_activity_and_the_api_its_request
 
 
 async def delivery_history(handle: WorkflowHandle[Any, Any]) -> list[tuple[int, str, str]]:
-    """Each deliver_notification that ended: the attempt that ended it, the worker, and how."""
+    """Each activity that sent notices (a step, or a deliver_notification) that ended: the
+    attempt that ended it, the worker, and how."""
     scheduled: dict[int, str] = {}
     started: dict[int, tuple[int, str]] = {}
     ended = []
@@ -707,7 +709,7 @@ async def delivery_history(handle: WorkflowHandle[Any, Any]) -> list[tuple[int, 
             how, field = endings[event.event_type]
             scheduled_id = getattr(event, field).scheduled_event_id
             attempt, identity = started.get(scheduled_id, (0, ""))
-            if scheduled[scheduled_id] == "deliver_notification":
+            if scheduled[scheduled_id] in ("notify_and_record", "deliver_notification"):
                 ended.append((attempt, identity, how))
     return ended
 

@@ -335,7 +335,7 @@ async def test_worker_serves_the_sdk_metrics_on_its_own_port(
                 id=workflow_id_for(opened.ticket_id),
                 task_queue=settings.task_queue,
             )
-            await wait_for_event(handle, completed_activity("record_ticket"))
+            await wait_for_event(handle, completed_activity("notify_and_record"))
             failing = opened_ticket("acme", 3, datetime.now(UTC))
             with failures.watching():
                 failing_handle = await client.start_workflow(
@@ -471,7 +471,7 @@ async def test_json_logs_of_a_workflow_and_its_activities_carry_the_ticket_and_w
                     id=workflow_id_for(opened.ticket_id),
                     task_queue=settings.task_queue,
                 )
-                await wait_for_event(handle, completed_activity("record_ticket"))
+                await wait_for_event(handle, completed_activity("notify_and_record"))
                 # A signal the ticket refuses: the workflow logs it (workflow.logger).
                 await handle.signal("resume-signal", Resume(actor=SYSTEM, note="not waiting"))
                 await wait_for_event(handle, task_completed_after_a_signal())

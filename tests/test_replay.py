@@ -20,13 +20,16 @@ from temporalio.worker import Replayer
 from tests.histories.record import SCENARIOS
 from worker.worker import TICKET_WORKFLOWS
 from workflows.incident import PAGE_ACKNOWLEDGE_PATCH
-from workflows.ticket import DELIVERY_PATCH, QUARANTINE_PATCH
+from workflows.ticket import DELIVERY_PATCH, QUARANTINE_PATCH, STEP_PATCH
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
 # Recorded before tickets delivered their notices (the `deliver-notifications` patch): kept as
 # recorded, they prove a ticket started then still replays, and takes the old branch.
 BEFORE_DELIVERY = sorted((HISTORY_DIR / "before_delivery").glob("*.json"))
+# Recorded before a step's notices and record went in one activity (the `notify-and-record`
+# patch): kept as recorded, they prove a ticket started then replays on the separate activities.
+BEFORE_STEP = sorted((HISTORY_DIR / "before_step").glob("*.json"))
 RECORD = "record it with: make histories"
 
 # Every path of a ticket's life that CI replays (issue 7, "Replay across every path"), and
@@ -138,10 +141,39 @@ def test_the_incident_histories_are_the_incidents() -> None:
 
 
 @pytest.mark.parametrize("path", TICKET_HISTORIES, ids=[p.stem for p in TICKET_HISTORIES])
-def test_new_histories_deliver_their_notices(path: Path) -> None:
+def test_new_histories_send_and_record_each_step_in_one_activity(path: Path) -> None:
     history = load(path)
-    assert DELIVERY_PATCH in markers(history)
-    assert "deliver_notification" in activities_run(history)
+    assert {DELIVERY_PATCH, STEP_PATCH} <= markers(history)
+    assert "notify_and_record" in activities_run(history)
+
+
+def test_a_step_takes_every_notice_and_record_of_an_intake_in_one_activity() -> None:
+    """A Premium Sev 1 intake raises a page and notices to four audiences: before the step,
+    an activity each beside the record; now one activity sends them all, then records."""
+    before = scheduled_activities(load(HISTORY_DIR / "before_step" / "critical_incident.json"))
+    now = scheduled_activities(load(HISTORY_DIR / "critical_incident.json"))
+    first_step = now.index("notify_and_record")
+    assert before[: before.index("record_ticket") + 1].count("deliver_notification") >= 3
+    assert "deliver_notification" not in now[:first_step] and "record_ticket" not in now[:first_step]
+    assert len(now) < len(before)
+
+
+@pytest.mark.parametrize("path", BEFORE_STEP, ids=[p.stem for p in BEFORE_STEP])
+async def test_tickets_started_before_the_step_replay_on_the_separate_activities(path: Path) -> None:
+    history = load(path)
+    assert STEP_PATCH not in markers(history)
+    assert "notify_and_record" not in activities_run(history)
+    replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
 
 
 @pytest.mark.parametrize("path", BEFORE_DELIVERY, ids=[p.stem for p in BEFORE_DELIVERY])

@@ -80,7 +80,7 @@ async def test_one_trace_runs_from_post_tickets_through_the_workflow_and_its_act
                 assert filed.status_code == 201, filed.text
                 probe = await http.get("/healthz")
             handle = worker_client.get_workflow_handle(workflow_id_for(filed.json()["ticket_id"]))
-            await wait_for_event(handle, completed_activity("record_ticket"))
+            await wait_for_event(handle, completed_activity("notify_and_record"))
             await close_when_done(handle)
     finally:
         await engine.dispose()
@@ -90,8 +90,8 @@ async def test_one_trace_runs_from_post_tickets_through_the_workflow_and_its_act
     server = only(spans, "POST /tickets")
     start = only(spans, "StartWorkflow:TicketWorkflow")
     run = only(spans, "RunWorkflow:TicketWorkflow")
-    start_activity = only(spans, "StartActivity:record_ticket")
-    run_activity = only(spans, "RunActivity:record_ticket")
+    start_activity = only(spans, "StartActivity:notify_and_record")
+    run_activity = only(spans, "RunActivity:notify_and_record")
 
     assert server.kind == SpanKind.SERVER and server.parent is None
     assert server.attributes is not None and server.attributes.get("http.route") == "/tickets"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from store.tickets import get_timeline
 from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
 from tests.fixtures_temporal import events_so_far, skip_to
+from tests.history_records import records
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import machine, search_attributes
 from workflows.actions.acknowledge import Acknowledge
@@ -86,15 +86,7 @@ async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
         e.kind for e in timeline
     }
     # Every notification a record activity carried is queued once: the restart re-ran nothing.
-    carried = [
-        note
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket"
-        for note in json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)[
-            "notifications"
-        ]
-    ]
+    carried = [note for record in records(history.events) for note in record["notifications"]]
     assert len(carried) == len({note["key"] for note in carried}) > 0
     assert outbox_rows is not None and outbox_rows >= len(carried)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +16,8 @@ from store.db import Ticket, TicketClockRecord
 from store.tickets import get_ticket_row, get_timeline
 from tests.factories import SUPPORT, close_when_done, engineer, next_local, opened_ticket
 from tests.fixtures_temporal import WorkerFactory, events_so_far, skip_to
+from tests.history_records import recording
+from tests.history_records import records as recorded_records
 from workflows.actions.acknowledge import Acknowledge
 from workflows.actions.comment import Comment
 from workflows.actions.escalate import Escalate
@@ -180,7 +181,7 @@ async def recorded(handle: WorkflowHandle[Any, Any], *, times: int) -> None:
     done = 0
     async for event in handle.fetch_history_events(wait_new_event=True):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            if event.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket":
+            if recording(event):
                 scheduled.add(event.event_id)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done += event.activity_task_completed_event_attributes.scheduled_event_id in scheduled
@@ -206,12 +207,7 @@ async def test_each_record_carries_only_the_clocks_that_changed_since_the_last(
         await close_when_done(handle)
         history = await handle.fetch_history()
 
-    records = [
-        json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "record_ticket"
-    ]
+    records = recorded_records(history.events)
     carried = [[(c["clock_no"], c["clock"]["status"]) for c in r["clocks"]] for r in records]
     # Intake: the first response clock; the acknowledgement meets it; a comment changes no
     # clock; closing changes none either (met stays met).

@@ -21,6 +21,7 @@ from activities.holidays import pin_public_holidays
 from activities.incident_notices import IncidentNotices
 from activities.incidents import IncidentReadModel, incident_activities
 from activities.read_model import TicketReadModel
+from activities.step import TicketSteps
 from runtime.settings import Settings
 from store import published_policies
 from store.db import make_engine, make_sessionmaker
@@ -80,14 +81,17 @@ TICKET_WORKFLOWS: list[type] = [TicketWorkflow, TicketDeliveries, IncidentWorkfl
 def ticket_activities(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings | None = None
 ) -> list[Callable[..., Any]]:
-    """Every activity the ticket workflows call: one record per flush, holidays when a ticket
-    needs more, and one delivery per notice (through the sinks in `settings`; none: the log);
-    and what a major incident's workflow calls for its digests, its page and its row."""
+    """Every activity the ticket workflows call: one step (its notices sent, then its record)
+    where a ticket can, else one record per flush and one delivery per notice (through the
+    sinks in `settings`; none: the log); holidays when a ticket needs more; and what a major
+    incident's workflow calls for its digests, its page and its row."""
     settings = settings or Settings()
     delivery = NotificationDelivery(sessionmaker, settings)
+    read_model = TicketReadModel(sessionmaker)
     incident_notices = IncidentNotices(sessionmaker, settings)
     return [
-        TicketReadModel(sessionmaker).record_ticket,
+        TicketSteps(delivery, read_model).notify_and_record,
+        read_model.record_ticket,
         pin_public_holidays,
         delivery.deliver_notification,
         DeliveryRecords(sessionmaker).record_deliveries,

@@ -204,6 +204,8 @@ class Delivery(Payload):
     due_at: datetime | None = None
     # That clock has no SLA (Basic, best effort): its time is indicative (DESIGN.md §4).
     indicative: bool = False
+    # Tries made before this activity's: a step's one, when it hands the notice on (issue 18).
+    tried: int = 0
 
 
 class DeliveryOutcome(Payload):
@@ -593,6 +595,26 @@ class TicketRecord(Payload):
         if not self.actions:
             data.pop("actions", None)
         return data
+
+
+class TicketStep(Payload):
+    """Activity input of `notify_and_record`: one step of a ticket in one activity, its notices
+    sent first, then its record written with their deliveries (issue 18)."""
+
+    record: TicketRecord
+    deliveries: list[Delivery] = Field(default_factory=list)
+
+
+class StepOutcome(Payload):
+    """What `notify_and_record` did: the notices it sent or held, each with whether its outbox
+    row says so (False: the record did not land, the next record writes it); the keys of
+    those it could not send, which the ticket hands to `deliver_notification`'s retries; and
+    whether the record was written (False: the database could not take it, and the ticket
+    writes it through `record_ticket`'s retries)."""
+
+    delivered: list[DeliveryOutcome] = Field(default_factory=list)
+    unsent: list[str] = Field(default_factory=list)
+    written: bool = True
 
 
 TicketOpened.model_rebuild()

@@ -40,9 +40,11 @@ from workflows.models import (
     Delivery,
     DeliveryOutcome,
     Notification,
+    StepOutcome,
     TicketOpened,
     TicketRecord,
     TicketState,
+    TicketStep,
     TicketView,
 )
 from workflows.terms import PinnedHolidays
@@ -81,6 +83,12 @@ QUARANTINE_PATCH = "quarantine-refused-records"
 # Records carry what-if's inputs (issue 20): the opening with the first record, then each
 # action applied, with its body and time (store/whatif_inputs.py).
 WHATIF_INPUTS_PATCH = "record-whatif-inputs"
+# One activity per step (issue 18): a step's notices are sent, then its record written, by one
+# `notify_and_record` (activities/step.py) rather than an activity each. Tickets started before
+# it run the separate activities to the end of their run.
+STEP_PATCH = "notify-and-record"
+# The step's sends (each within the sinks' timeout), then its record (within record_ticket's).
+STEP_TIMEOUT = timedelta(seconds=60)
 # Signals meet the checks that need the time (outage times never in the future) from here on;
 # signals in older histories replay as they were taken.
 TIMED_SIGNAL_CHECKS_PATCH = "timed-signal-checks"
@@ -272,6 +280,8 @@ class TicketWorkflow:
         self._to_record: list[Notification] = []
         self._recorder: asyncio.Task[None] | None = None
         self._delivers = False
+        # A step's notices and its record go in one activity when nothing is being recorded.
+        self._steps = False
         # Set once the last notices are handed to TicketDeliveries: this run no longer awaits them.
         self._handed_off = False
         # What the read model already has, so a record carries only what changed since.
@@ -289,6 +299,7 @@ class TicketWorkflow:
     async def run(self, opened: TicketOpened) -> TicketState:
         # Tickets started before notices were delivered only queued them in the outbox.
         self._delivers = workflow.patched(DELIVERY_PATCH)
+        self._steps = self._delivers and workflow.patched(STEP_PATCH)
         while True:
             # Cleared before the work, so a change that lands while we flush wakes us again.
             self._changed = False
@@ -374,10 +385,16 @@ class TicketWorkflow:
             self._publish_search_attributes()
             return
         notifications, self._outbox = self._outbox, []
-        self._send(notifications)
+        recording = self._recorder is not None and not self._recorder.done()
+        if self._steps and not recording:
+            # One activity sends these notices, then records the step with them.
+            steps = self._deliveries(notifications)
+        else:
+            self._send(notifications)
+            steps = []
         self._to_record.extend(notifications)
-        if self._record_due() and (self._recorder is None or self._recorder.done()):
-            self._recorder = asyncio.create_task(self._record_pending())
+        if self._record_due() and not recording:
+            self._recorder = asyncio.create_task(self._record_pending(steps))
         self._publish_search_attributes()
 
     async def _recorded(self) -> None:
@@ -392,9 +409,10 @@ class TicketWorkflow:
         notices = self._to_record if self._delivers else self._outbox
         return self._changes.due(self._state, notices, self._unrecorded)
 
-    async def _record_pending(self) -> None:
+    async def _record_pending(self, deliveries: list[Delivery] | None = None) -> None:
         """Record new events and their notifications, one activity at a time, until nothing is
-        left. What each record carries is the change tracker's (workflows/changes.py)."""
+        left. What each record carries is the change tracker's (workflows/changes.py). The
+        first record sends `deliveries` before it is written, in one step."""
         while self._record_due():
             if self._delivers:
                 notifications, self._to_record = self._to_record, []
@@ -403,7 +421,11 @@ class TicketWorkflow:
             outcomes, self._unrecorded = self._unrecorded, []
             pending = self._changes.next_record(self._state, workflow.now(), notifications, outcomes)
             self._add_whatif_inputs(pending.record)
-            written = await self._write_record(pending.record)
+            if deliveries:
+                written = await self._take_step(pending.record, deliveries)
+                deliveries = None
+            else:
+                written = await self._write_record(pending.record)
             self._changes.settle(self._state, pending, written=written)
 
     def _add_whatif_inputs(self, record: TicketRecord) -> None:
@@ -427,30 +449,80 @@ class TicketWorkflow:
                 summary=_record_summary(record),
             )
         except ActivityError as failed:
-            cause = failed.cause
-            if not isinstance(cause, ApplicationError) or cause.type != RECORD_QUARANTINED:
+            if not self._set_aside(failed):
                 raise
-            if not workflow.patched(QUARANTINE_PATCH):
-                raise
-            self._state.records_quarantined += 1
-            workflow.logger.error(
-                "The read model refused a record of ticket %s and set it aside; the ticket carries on, "
-                "its read model behind: %s",
-                self._state.ticket_id,
-                cause.message,
-            )
             return False
         return True
+
+    def _set_aside(self, failed: ActivityError) -> bool:
+        """Whether a record failed as quarantined (counted and logged here): the ticket carries on."""
+        cause = failed.cause
+        if not isinstance(cause, ApplicationError) or cause.type != RECORD_QUARANTINED:
+            return False
+        if not workflow.patched(QUARANTINE_PATCH):
+            return False
+        self._state.records_quarantined += 1
+        workflow.logger.error(
+            "The read model refused a record of ticket %s and set it aside; the ticket carries on, "
+            "its read model behind: %s",
+            self._state.ticket_id,
+            cause.message,
+        )
+        return True
+
+    async def _take_step(self, record: TicketRecord, deliveries: list[Delivery]) -> bool:
+        """Send the step's notices, then write its record, in one `notify_and_record`: True once
+        written, False when quarantined. A notice it could not send goes to its own
+        `deliver_notification`; a record the database could not take, to `record_ticket`."""
+        try:
+            outcome = await workflow.execute_activity(
+                "notify_and_record",
+                TicketStep(record=record, deliveries=deliveries),
+                result_type=StepOutcome,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=_record_summary(record),
+            )
+        except ActivityError as failed:
+            if not self._set_aside(failed):
+                raise
+            details = cast(ApplicationError, failed.cause).details
+            told = StepOutcome.model_validate(details[0]) if details else StepOutcome()
+            self._unrecorded.extend(self._after_step(told, deliveries))
+            return False
+        unrecorded = self._after_step(outcome, deliveries)
+        if outcome.written:
+            self._unrecorded.extend(unrecorded)
+            return True
+        record.deliveries.extend(unrecorded)
+        return await self._write_record(record)
+
+    def _after_step(self, outcome: StepOutcome, deliveries: list[Delivery]) -> list[DeliveryOutcome]:
+        """Hand the step's unsent notices to their own retries; the deliveries still to record."""
+        unsent = set(outcome.unsent)
+        self._send_deliveries(
+            [each.model_copy(update={"tried": 1}) for each in deliveries if each.notification.key in unsent]
+        )
+        return [each for each in outcome.delivered if not each.recorded]
 
     def _send(self, notifications: list[Notification]) -> None:
         if not self._delivers:
             return
-        for notification in notifications:
-            if notification.channel is None or notification.key in self._sending:
-                continue
-            delivery = delivery_for(self._state, notification)
+        self._send_deliveries(self._deliveries(notifications))
+
+    def _deliveries(self, notifications: list[Notification]) -> list[Delivery]:
+        """The notices to send (those on a channel, not already on their way), as messages."""
+        return [
+            delivery_for(self._state, notification)
+            for notification in notifications
+            if notification.channel is not None and notification.key not in self._sending
+        ]
+
+    def _send_deliveries(self, deliveries: list[Delivery]) -> None:
+        """Each notice in an activity of its own, retried until it goes or its deadline passes."""
+        for delivery in deliveries:
             task = asyncio.create_task(self._deliver(delivery))
-            self._sending[notification.key] = (delivery, task)
+            self._sending[delivery.notification.key] = (delivery, task)
 
     async def _deliver(self, delivery: Delivery) -> None:
         try:
