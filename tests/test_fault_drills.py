@@ -726,6 +726,11 @@ async def refuses_connections(url: str) -> bool:
             await http.get("/healthz")
         except httpx.ConnectError:
             return True
+        except httpx.RemoteProtocolError:
+            # A connection the kernel accepted just before the API closed its socket, then closed
+            # unanswered: the API is stopping, but only a refused connection shows it stopped
+            # listening, so look again.
+            return False
     return False
 
 
