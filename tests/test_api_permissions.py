@@ -739,7 +739,7 @@ async def queue_ticket_ids(stack: Stack, headers: dict[str, str]) -> set[str]:
     for offset in itertools.count(0, PAGE_SIZE):
         page = (await stack.http.get(f"/console/queue?status=all&offset={offset}", headers=headers)).text
         ids = set(re.findall(r'data-ticket="([^"]+)"', page))
-        if not ids:
+        if ids <= found:  # past the last page (or a queue that ignored the offset): done
             return found
         found |= ids
     raise AssertionError("unreachable")
