@@ -239,40 +239,32 @@ class NotificationDelivery:
         return True
 
     async def delivered_already(self, notification: Notification) -> DeliveryOutcome | None:
-        return (await self.delivered_among([notification])).get(notification.key)
-
-    async def delivered_among(self, notifications: Sequence[Notification]) -> dict[str, DeliveryOutcome]:
-        """Those of one ticket's `notifications` the outbox has as delivered, by key, in one
-        query. A database that is away finds none: the notices go again, with the same keys."""
-        if not notifications:
-            return {}
-        first = notifications[0]
-        by_key = {each.key: each for each in notifications}
         found: list[OutboxNotification] = []
 
         async def look(session: AsyncSession) -> None:
-            rows = await session.scalars(
+            row = await session.scalar(
                 select(OutboxNotification).where(
-                    OutboxNotification.ticket_id == first.ticket_id,
-                    OutboxNotification.key.in_(by_key),
+                    OutboxNotification.ticket_id == notification.ticket_id,
+                    OutboxNotification.key == notification.key,
                     OutboxNotification.delivered_at.is_not(None),
                 )
             )
-            found.extend(rows)
+            if row is not None:
+                found.append(row)
 
-        await self._try_database(look, "look up", first)
-        return {
-            row.key: DeliveryOutcome(
-                ticket_id=row.ticket_id,
-                key=row.key,
-                channel=_channel(by_key[row.key]),
-                sink=row.sink or LOG_SINK,
-                recipients=[each for each in (row.recipients or "").split(", ") if each],
-                attempts=row.attempts,
-                delivered_at=row.delivered_at,
-            )
-            for row in found
-        }
+        await self._try_database(look, "look up", notification)
+        if not found:
+            return None
+        row = found[0]
+        return DeliveryOutcome(
+            ticket_id=row.ticket_id,
+            key=row.key,
+            channel=_channel(notification),
+            sink=row.sink or LOG_SINK,
+            recipients=[each for each in (row.recipients or "").split(", ") if each],
+            attempts=row.attempts,
+            delivered_at=row.delivered_at,
+        )
 
     async def _recipients(self, delivery: Delivery) -> Recipients:
         audience = delivery.notification.audience

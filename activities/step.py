@@ -22,11 +22,7 @@ Nothing here holds anything back that the separate activities did not:
   was sent so that the ticket records those deliveries later;
 - a retry (the worker died mid-step) first looks in the outbox for notices already delivered,
   as a retried `deliver_notification` does, so a crash sends a notice again only when it
-  landed between the send and its record, with the same idempotency key;
-- run as a local activity (the `local-step` patch), it runs inside the workflow task that
-  asked for it, and leaves one marker in the history. A worker that dies before that task's
-  completion reaches the server leaves no marker: the next worker runs the step again, as its
-  attempt 1, so a local step always looks in the outbox first (one query for its notices).
+  landed between the send and its record, with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -39,7 +35,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.delivery import DATABASE_ERRORS, NotificationDelivery, Sent
 from activities.read_model import TicketReadModel
-from workflows.models import Delivery, DeliveryOutcome, StepOutcome, TicketStep
+from workflows.models import Delivery, StepOutcome, TicketStep
 
 log = logging.getLogger("escalator.step")
 
@@ -57,16 +53,8 @@ class TicketSteps:
 
     @activity.defn(name="notify_and_record")
     async def notify_and_record(self, step: TicketStep) -> StepOutcome:
-        info = activity.info()
-        attempt = info.attempt
-        # A retried step, or a local one (which a new worker runs again, as its attempt 1, when
-        # the workflow task that ran it never reached the server), first looks in the outbox.
-        done = (
-            await self._delivery.delivered_among([each.notification for each in step.deliveries])
-            if step.deliveries and (attempt > 1 or info.is_local)
-            else {}
-        )
-        results = await asyncio.gather(*(self._send(each, attempt, done) for each in step.deliveries))
+        attempt = activity.info().attempt
+        results = await asyncio.gather(*(self._send(each, attempt) for each in step.deliveries))
         sent = [result for result in results if result is not None]
         unsent = [
             each.notification.key
@@ -97,12 +85,14 @@ class TicketSteps:
             outcome.written = False
         return outcome
 
-    async def _send(self, delivery: Delivery, attempt: int, done: dict[str, DeliveryOutcome]) -> Sent | None:
-        """The notice sent (or held for its incident's digest, or found in `done`, delivered by
-        an earlier attempt), or None: it could not go, and its own activity retries it."""
+    async def _send(self, delivery: Delivery, attempt: int) -> Sent | None:
+        """The notice sent (or held for its incident's digest, or found delivered by an earlier
+        attempt), or None: it could not go, and its own activity retries it."""
         notification = delivery.notification
-        if notification.key in done:
-            return Sent(notification, done[notification.key], held=True)
+        if attempt > 1:
+            done = await self._delivery.delivered_already(notification)
+            if done is not None:
+                return Sent(notification, done, held=True)
         try:
             return await self._delivery.send_once(delivery, attempt)
         except ApplicationError as failed:

@@ -28,7 +28,6 @@ from store.console_sessions import hash_session_id
 from store.db import ApiKey, ConsoleSession, IdempotencyRecord, make_engine, make_sessionmaker, migrate
 from store.demo_catalog import seed_demo_catalog
 from store.keys import DEMO_KEYS, hash_secret, principal_for_secret, seed_demo_keys
-from tests.history_records import local_activity
 from worker.worker import build_worker
 from workflows.models import TicketEvent
 
@@ -192,8 +191,7 @@ async def wait_for_event(
 
 
 def completed_activity(*names: str) -> Callable[[HistoryEvent], bool]:
-    """An activity of one of these names completed: as an activity task, or run locally (a
-    step under the `local-step` patch leaves a marker instead)."""
+    """An activity of one of these names completed."""
     scheduled: dict[int, str] = {}
 
     def predicate(event: HistoryEvent) -> bool:
@@ -202,9 +200,7 @@ def completed_activity(*names: str) -> Callable[[HistoryEvent], bool]:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
             return scheduled.get(sid) in names
-        return local_activity(event) in names and not event.marker_recorded_event_attributes.HasField(
-            "failure"
-        )
+        return False
 
     return predicate
 

@@ -25,7 +25,6 @@ from runtime.codec import data_converter
 from runtime.settings import Settings
 from store.db import make_engine, make_sessionmaker, migrate
 from store.tickets import get_timeline
-from tests.history_records import RecordCapture
 from worker.devserver import DYNAMIC_CONFIG
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import search_attributes
@@ -146,9 +145,6 @@ async def skip_to(env: WorkflowEnvironment, instant: datetime) -> None:
 
 
 WorkerFactory = Callable[[Client], AbstractAsyncContextManager[TicketRunner]]
-# Every record the tickets of `ticket_worker` asked to write, by workflow id: a step run as a
-# local activity leaves its record out of the history (tests/history_records.py).
-RECORDS = RecordCapture()
 
 
 @pytest_asyncio.fixture
@@ -173,7 +169,6 @@ def ticket_worker(workflow_db: async_sessionmaker[AsyncSession]) -> WorkerFactor
             task_queue=task_queue,
             workflows=TICKET_WORKFLOWS,
             activities=ticket_activities(sessionmaker),
-            interceptors=[RECORDS],
         ):
             runner = TicketRunner(client, task_queue)
             try:

@@ -31,7 +31,7 @@ from temporalio.worker import (
 
 from tests.factories import SUPPORT, opened_ticket
 from tests.history_records import RECORDING, records
-from tests.test_replay import BEFORE_LOCAL_STEP, BEFORE_STEP, HISTORIES, load
+from tests.test_replay import BEFORE_STEP, HISTORIES, load
 from worker.worker import TICKET_WORKFLOWS
 from workflows import machine
 from workflows.actions.acknowledge import Acknowledge
@@ -264,11 +264,8 @@ def recorded_inputs(history: WorkflowHistory) -> list[bytes]:
 # Recorded by older code, whose first record of a new ticket still carried its (empty) facts:
 # today's code, before the change tracker too, leaves them out. The histories in
 # before_delivery/ predate fields of the record as well, so they are not compared; those in
-# before_step/ (each record its own activity) and before_local_step/ (each step an activity
-# task, its record in the history) are. Today's histories keep only `record_ticket`'s records:
-# a local step's input is not in the history.
+# before_step/ (each record its own activity) are.
 OLDER_RECORDS = {"before_step/partner_handoff_handback"}
-FOLDERS = (("", HISTORIES), ("before_step/", BEFORE_STEP), ("before_local_step/", BEFORE_LOCAL_STEP))
 COMPARED = [
     pytest.param(
         path,
@@ -277,9 +274,8 @@ COMPARED = [
         if name in OLDER_RECORDS
         else [],
     )
-    for folder, paths in FOLDERS
-    for path in paths
-    for name in [f"{folder}{path.stem}"]
+    for path in [*HISTORIES, *BEFORE_STEP]
+    for name in [f"before_step/{path.stem}" if path in BEFORE_STEP else path.stem]
 ]
 
 

@@ -346,11 +346,9 @@ async def test_worker_serves_the_sdk_metrics_on_its_own_port(
                 )
                 # The second attempt runs once the first one's failure has been reported.
                 await asyncio.wait_for(second_failure.wait(), 60)
-            # An update to the cached ticket: a task on the sticky queue, a cache hit (its intake
-            # took one workflow task, its step a local activity within it).
-            await handle.execute_update("close", TEST_OVER)
             async with httpx.AsyncClient() as http:
                 response = await http.get(f"http://127.0.0.1:{port}/metrics")
+            await handle.execute_update("close", TEST_OVER)
             await failing_handle.terminate("test over")
     finally:
         await engine.dispose()

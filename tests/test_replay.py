@@ -18,10 +18,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.histories.record import SCENARIOS
-from tests.history_records import local_activity
 from worker.worker import TICKET_WORKFLOWS
 from workflows.incident import PAGE_ACKNOWLEDGE_PATCH
-from workflows.ticket import DELIVERY_PATCH, LOCAL_STEP_PATCH, QUARANTINE_PATCH, STEP_PATCH
+from workflows.ticket import DELIVERY_PATCH, QUARANTINE_PATCH, STEP_PATCH
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
@@ -31,10 +30,6 @@ BEFORE_DELIVERY = sorted((HISTORY_DIR / "before_delivery").glob("*.json"))
 # Recorded before a step's notices and record went in one activity (the `notify-and-record`
 # patch): kept as recorded, they prove a ticket started then replays on the separate activities.
 BEFORE_STEP = sorted((HISTORY_DIR / "before_step").glob("*.json"))
-# Recorded before the step ran as a local activity (the `local-step` patch): kept as recorded,
-# they prove a ticket started then replays with the step as an activity task, and they are the
-# histories whose steps' records are in the history (tests/test_changes.py compares them).
-BEFORE_LOCAL_STEP = sorted((HISTORY_DIR / "before_local_step").glob("*.json"))
 RECORD = "record it with: make histories"
 
 # Every path of a ticket's life that CI replays (issue 7, "Replay across every path"), and
@@ -145,49 +140,21 @@ def test_the_incident_histories_are_the_incidents() -> None:
     assert runs[0][-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
 
 
-def local_activities_run(history: WorkflowHistory) -> list[str]:
-    return [kind for event in history.events if (kind := local_activity(event)) is not None]
-
-
 @pytest.mark.parametrize("path", TICKET_HISTORIES, ids=[p.stem for p in TICKET_HISTORIES])
-def test_new_histories_take_each_step_in_one_local_activity(path: Path) -> None:
+def test_new_histories_send_and_record_each_step_in_one_activity(path: Path) -> None:
     history = load(path)
-    assert {DELIVERY_PATCH, STEP_PATCH, LOCAL_STEP_PATCH} <= markers(history)
-    assert "notify_and_record" in local_activities_run(history)
-    assert "notify_and_record" not in activities_run(history)
+    assert {DELIVERY_PATCH, STEP_PATCH} <= markers(history)
+    assert "notify_and_record" in activities_run(history)
 
 
 def test_a_step_takes_every_notice_and_record_of_an_intake_in_one_activity() -> None:
     """A Premium Sev 1 intake raises a page and notices to four audiences: before the step,
-    an activity each beside the record; then one activity sent them all, then recorded; now
-    that activity runs locally, inside the workflow task, and the history keeps its marker."""
+    an activity each beside the record; now one activity sends them all, then records."""
     before = scheduled_activities(load(HISTORY_DIR / "before_step" / "critical_incident.json"))
-    step = scheduled_activities(load(HISTORY_DIR / "before_local_step" / "critical_incident.json"))
-    first_step = step.index("notify_and_record")
+    now = scheduled_activities(load(HISTORY_DIR / "critical_incident.json"))
+    first_step = now.index("notify_and_record")
     assert before[: before.index("record_ticket") + 1].count("deliver_notification") >= 3
-    assert "deliver_notification" not in step[:first_step] and "record_ticket" not in step[:first_step]
-    assert len(step) < len(before)
-    now = load(HISTORY_DIR / "critical_incident.json")
-    assert local_activities_run(now)[0] == "notify_and_record"
-    assert len(scheduled_activities(now)) < len(step)
-
-
-@pytest.mark.parametrize("path", BEFORE_LOCAL_STEP, ids=[p.stem for p in BEFORE_LOCAL_STEP])
-async def test_tickets_started_before_the_local_step_replay_with_the_step_as_an_activity(path: Path) -> None:
-    history = load(path)
-    assert STEP_PATCH in markers(history) and LOCAL_STEP_PATCH not in markers(history)
-    assert "notify_and_record" in activities_run(history)
-    assert not local_activities_run(history)
-    replayer = Replayer(workflows=TICKET_WORKFLOWS, data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
-    assert result.replay_failure is None
-
-
-def test_a_deadline_costs_fewer_events_with_the_local_step() -> None:
-    """The breach path, recorded both ways: the step's activity task (scheduled, started,
-    completed) and the workflow task its completion needed are gone from every step."""
-    before = load(HISTORY_DIR / "before_local_step" / "breach_auto_escalation.json").events
-    now = load(HISTORY_DIR / "breach_auto_escalation.json").events
+    assert "deliver_notification" not in now[:first_step] and "record_ticket" not in now[:first_step]
     assert len(now) < len(before)
 
 
@@ -228,17 +195,11 @@ async def test_history_replays_under_current_code(path: Path) -> None:
 
 def test_the_quarantine_history_sets_the_refused_record_aside_on_the_patched_branch() -> None:
     history = load(HISTORY_DIR / "record_quarantined.json")
-    # The step runs as a local activity: its failure is on its marker, not an activity task's.
-    failed = [
-        e
-        for e in history.events
-        if local_activity(e) and e.marker_recorded_event_attributes.HasField("failure")
-    ]
+    failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
     assert QUARANTINE_PATCH in markers(history)
-    assert [e.marker_recorded_event_attributes.failure.application_failure_info.type for e in failed] == [
-        "RecordQuarantined"
-    ]
-    assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    assert [
+        e.activity_task_failed_event_attributes.failure.application_failure_info.type for e in failed
+    ] == ["RecordQuarantined"]
     # Every other history predates the quarantine: none takes its branch.
     assert not any(
         QUARANTINE_PATCH in markers(load(path)) for path in HISTORIES if path.stem != "record_quarantined"

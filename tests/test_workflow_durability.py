@@ -24,7 +24,8 @@ from store.db import OutboxNotification
 from store.tickets import get_timeline
 from tests.factories import DEMO_TERMS, SUPPORT, TEST_OVER, next_local, opened_ticket
 from tests.fixtures_api import wait_for_event
-from tests.fixtures_temporal import RECORDS, events_so_far, skip_to
+from tests.fixtures_temporal import events_so_far, skip_to
+from tests.history_records import records
 from worker.worker import TICKET_WORKFLOWS, ticket_activities
 from workflows import machine, search_attributes
 from workflows.actions.acknowledge import Acknowledge
@@ -45,7 +46,6 @@ def ticket_worker(
         workflows=TICKET_WORKFLOWS,
         activities=ticket_activities(db),
         max_cached_workflows=cached,
-        interceptors=[RECORDS],
     )
 
 
@@ -71,6 +71,7 @@ async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
         await env.sleep(received + timedelta(hours=1, seconds=1) - await env.get_current_time())
         state = await handle.query(TicketWorkflow.state)
         assert state.sla_breached and state.level == 4
+        history = await handle.fetch_history()
         await handle.execute_update(TicketWorkflow.close, TEST_OVER)
         await handle.result()
 
@@ -85,7 +86,7 @@ async def test_a_ticket_survives_a_worker_restart_and_records_each_event_once(
         e.kind for e in timeline
     }
     # Every notification a record activity carried is queued once: the restart re-ran nothing.
-    carried = [note for record in RECORDS.records[handle.id] for note in record["notifications"]]
+    carried = [note for record in records(history.events) for note in record["notifications"]]
     assert len(carried) == len({note["key"] for note in carried}) > 0
     assert outbox_rows is not None and outbox_rows >= len(carried)
 

@@ -89,11 +89,6 @@ WHATIF_INPUTS_PATCH = "record-whatif-inputs"
 STEP_PATCH = "notify-and-record"
 # The step's sends (each within the sinks' timeout), then its record (within record_ticket's).
 STEP_TIMEOUT = timedelta(seconds=60)
-# The step as a local activity (issue 18): it runs in the worker that took the workflow task,
-# inside that task, and leaves one marker in the history instead of an activity task, its three
-# events and the second workflow task its completion needed. A deadline then costs one workflow
-# task, as a bare timer does. Tickets started before it run the step as an activity.
-LOCAL_STEP_PATCH = "local-step"
 # Signals meet the checks that need the time (outage times never in the future) from here on;
 # signals in older histories replay as they were taken.
 TIMED_SIGNAL_CHECKS_PATCH = "timed-signal-checks"
@@ -285,10 +280,8 @@ class TicketWorkflow:
         self._to_record: list[Notification] = []
         self._recorder: asyncio.Task[None] | None = None
         self._delivers = False
-        # A step's notices and its record go in one activity when nothing is being recorded,
-        # and that activity is a local one.
+        # A step's notices and its record go in one activity when nothing is being recorded.
         self._steps = False
-        self._local_steps = False
         # Set once the last notices are handed to TicketDeliveries: this run no longer awaits them.
         self._handed_off = False
         # What the read model already has, so a record carries only what changed since.
@@ -307,7 +300,6 @@ class TicketWorkflow:
         # Tickets started before notices were delivered only queued them in the outbox.
         self._delivers = workflow.patched(DELIVERY_PATCH)
         self._steps = self._delivers and workflow.patched(STEP_PATCH)
-        self._local_steps = self._steps and workflow.patched(LOCAL_STEP_PATCH)
         while True:
             # Cleared before the work, so a change that lands while we flush wakes us again.
             self._changed = False
@@ -462,10 +454,9 @@ class TicketWorkflow:
             return False
         return True
 
-    def _set_aside(self, failed: ActivityError | ApplicationError) -> bool:
-        """Whether a record failed as quarantined (counted and logged here): the ticket carries on.
-        A local step's failure comes as the activity's own error, not wrapped in an ActivityError."""
-        cause = failed.cause if isinstance(failed, ActivityError) else failed
+    def _set_aside(self, failed: ActivityError) -> bool:
+        """Whether a record failed as quarantined (counted and logged here): the ticket carries on."""
+        cause = failed.cause
         if not isinstance(cause, ApplicationError) or cause.type != RECORD_QUARANTINED:
             return False
         if not workflow.patched(QUARANTINE_PATCH):
@@ -483,31 +474,19 @@ class TicketWorkflow:
         """Send the step's notices, then write its record, in one `notify_and_record`: True once
         written, False when quarantined. A notice it could not send goes to its own
         `deliver_notification`; a record the database could not take, to `record_ticket`."""
-        step = TicketStep(record=record, deliveries=deliveries)
         try:
-            if self._local_steps:
-                outcome = await workflow.execute_local_activity(
-                    "notify_and_record",
-                    step,
-                    result_type=StepOutcome,
-                    start_to_close_timeout=STEP_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
-                    summary=_record_summary(record),
-                )
-            else:
-                outcome = await workflow.execute_activity(
-                    "notify_and_record",
-                    step,
-                    result_type=StepOutcome,
-                    start_to_close_timeout=STEP_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
-                    summary=_record_summary(record),
-                )
-        except (ActivityError, ApplicationError) as failed:
+            outcome = await workflow.execute_activity(
+                "notify_and_record",
+                TicketStep(record=record, deliveries=deliveries),
+                result_type=StepOutcome,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=_record_summary(record),
+            )
+        except ActivityError as failed:
             if not self._set_aside(failed):
                 raise
-            quarantined = failed.cause if isinstance(failed, ActivityError) else failed
-            details = cast(ApplicationError, quarantined).details
+            details = cast(ApplicationError, failed.cause).details
             told = StepOutcome.model_validate(details[0]) if details else StepOutcome()
             self._unrecorded.extend(self._after_step(told, deliveries))
             return False

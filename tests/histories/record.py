@@ -47,7 +47,6 @@ from store.quarantine import quarantined_records
 from store.tickets import get_timeline
 from store.whatif_inputs import recorded_tickets as whatif_records
 from tests.factories import ADMIN, DEMO_TERMS, SUPPORT, customer, engineer, opened_ticket, partner
-from tests.history_records import local_step
 from worker.worker import build_worker
 from workflows import search_attributes
 from workflows.actions.acknowledge import Acknowledge
@@ -688,10 +687,7 @@ async def critical_incident(run: Run) -> list[WorkflowHandle[Any, Any]]:
     await run.sleep(timedelta(hours=1, minutes=5))
     await t.act("acknowledge", Acknowledge(actor=CTO))
     await t.act("comment", Comment(actor=CTO, body="Rolled back the release"))
-    # No update for two hours: the customer update is overdue. Not to the second: the Java
-    # time-skipping server refuses a task that answers an update and runs a local step while
-    # a timer fires ("invalid history builder state for action"); the dev server does not.
-    await run.sleep(timedelta(hours=2, seconds=30))
+    await run.sleep(timedelta(hours=2))  # no update for two hours: the customer update is overdue
     await t.act("resolve", Resolve(actor=SUPPORT, resolution="release rolled back"))
     await t.act("close", Close(actor=SUPPORT))
     ev = await t.finish()
@@ -807,13 +803,7 @@ async def record_quarantined(run: Run) -> list[WorkflowHandle[Any, Any]]:
     check(kinds[0] == "opened" and kinds[-1] == "closed", "the records before and after it are written")
     check(state.sla_breached and state.level == 2, "the ticket breached and climbed all the same")
     history = await t.pinned().fetch_history()
-    # A step run as a local activity leaves its failure on its marker.
-    failed = [
-        e
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-        or (local_step(e) and e.marker_recorded_event_attributes.HasField("failure"))
-    ]
+    failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
     check(len(failed) == 1, "the refused record failed once, not retried")
     return [t.pinned()]
 
