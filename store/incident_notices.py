@@ -49,7 +49,7 @@ async def hold_for_digest(
 ) -> None:
     """Record a notice as waiting for its incident's digest (a no-op once delivered)."""
     changes = {"channel": NoticeChannel.CHAT.value, "attempts": attempts, "last_attempt_at": at}
-    await session.execute(outbox_upsert(session, notice_columns(notification), changes))
+    await outbox_upsert(session, notice_columns(notification), changes)
 
 
 async def waiting_groups(
@@ -274,7 +274,7 @@ async def record_grouped(
         "last_attempt_at": at,
         "delivered_at": at,
     }
-    await session.execute(outbox_upsert(session, notice_columns(notification), changes))
+    await outbox_upsert(session, notice_columns(notification), changes)
 
 
 async def pages_to_settle(*, session: AsyncSession, incident_id: str, action: Action) -> list[IncidentPage]:

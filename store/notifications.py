@@ -68,17 +68,32 @@ async def list_deliveries(*, session: AsyncSession, ticket_id: str) -> list[Outb
 # --- The outbox rows ----------------------------------------------------------------------------
 
 
-def outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> Any:
+async def outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> None:
     """Insert the notice's row with `values`, or apply `changes` to it while undelivered: a
-    delivery may be recorded before `record_ticket` queues the notice, and never undone."""
-    table = cast(Table, OutboxNotification.__table__)
+    delivery may be recorded before `record_ticket` queues the notice, and never undone.
+
+    The statement is built once per backend and set of changed columns, and the row goes in as
+    parameters (the VALUES name the row's keys): building it with the values inline was the
+    largest part of a step's time in the worker (docs/benchmarks.md, "The worker's cost per
+    step")."""
+    await session.execute(_outbox_upsert(session, tuple(changes)), {**values, **changes})
+
+
+_OUTBOX_UPSERTS: dict[tuple[str, tuple[str, ...]], Executable] = {}
+
+
+def _outbox_upsert(session: AsyncSession, changed: tuple[str, ...]) -> Executable:
     backend = session.get_bind().dialect.name
-    insert = postgresql_insert(table) if backend == "postgresql" else sqlite_insert(table)
-    return insert.values({**values, **changes}).on_conflict_do_update(
-        index_elements=[table.c.ticket_id, table.c.key],
-        set_=changes,
-        where=table.c.delivered_at.is_(None),
-    )
+    stmt = _OUTBOX_UPSERTS.get((backend, changed))
+    if stmt is None:
+        table = cast(Table, OutboxNotification.__table__)
+        insert = postgresql_insert(table) if backend == "postgresql" else sqlite_insert(table)
+        stmt = _OUTBOX_UPSERTS[(backend, changed)] = insert.on_conflict_do_update(
+            index_elements=[table.c.ticket_id, table.c.key],
+            set_={name: insert.excluded[name] for name in changed},
+            where=table.c.delivered_at.is_(None),
+        )
+    return stmt
 
 
 def notice_columns(notification: Notification) -> dict[str, Any]:
@@ -94,14 +109,14 @@ async def record_delivery(
 ) -> None:
     """`group_key`: the incident page this notice opened (store/incident_notices.py)."""
     changes = _delivered(outcome) | ({"group_key": group_key} if group_key else {})
-    await session.execute(outbox_upsert(session, notice_columns(notification), changes))
+    await outbox_upsert(session, notice_columns(notification), changes)
 
 
 async def record_attempt(
     *, session: AsyncSession, notification: Notification, attempts: int, error: str
 ) -> None:
     changes = {"attempts": attempts, "last_error": error[:2000], "last_attempt_at": utcnow()}
-    await session.execute(outbox_upsert(session, notice_columns(notification), changes))
+    await outbox_upsert(session, notice_columns(notification), changes)
 
 
 def _delivered(outcome: DeliveryOutcome) -> dict[str, Any]:
