@@ -1,4 +1,5 @@
-"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif] [events] [incident]`.
+"""`python -m bench [calendar] [machine] [workflow] [reports] [stack] [drill] [whatif] [events]
+[incident] [step]`.
 
 `stack` drives the real `escalator up` (dev server, worker process, API process) over loopback;
 its storm is issue 18's full storm by default (10,000 open, 9,000 first responses due 6 minutes
@@ -13,6 +14,8 @@ undisturbed (issue 10), ABBA on fresh stacks, about 4 minutes with its defaults.
 first responses breached, one update timed until it reaches them all against the same tickets
 commented one by one, and the messages to ConnectSoft's teams (digests, pages) against one per
 notice (`--incident-tickets 200` for a quick check).
+`step` is the worker's CPU for one deadline's `notify_and_record` step against the raw storm's
+one-row write, in one process (issue 18; about half a minute).
 """
 
 from __future__ import annotations
@@ -34,12 +37,24 @@ from bench import (
     machine_bench,
     reports_bench,
     stack_bench,
+    step_bench,
     whatif_bench,
     workflow_bench,
 )
 from bench.common import Result
 
-NAMES = ("calendar", "machine", "workflow", "reports", "stack", "drill", "whatif", "events", "incident")
+NAMES = (
+    "calendar",
+    "machine",
+    "workflow",
+    "reports",
+    "stack",
+    "drill",
+    "whatif",
+    "events",
+    "incident",
+    "step",
+)
 
 
 def table(results: list[Result]) -> str:
@@ -113,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument(
         "--drill-rounds", type=int, default=2, help="pairs of runs, undisturbed and killed (2: ABBA)"
     )
+    parser.add_argument(
+        "--step-tickets", type=int, default=500, help="step: tickets whose deadlines are timed"
+    )
     parser.add_argument("--whatif-tickets", type=int, default=100_000, help="whatif: tickets simulated")
     incident = parser.add_argument_group("incident (issue 19's incident storm, the real `escalator up`)")
     incident.add_argument(
@@ -154,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "drill": lambda: drill_bench.run(args.drill_tickets, args.drill_rounds),
         "whatif": lambda: [whatif_bench.run(args.whatif_tickets, 1)],
         "events": events_bench.run,
+        "step": lambda: step_bench.run(args.step_tickets),
         "incident": lambda: incident_bench.run(
             incident_bench.Options(
                 tickets=args.incident_tickets,
