@@ -74,8 +74,7 @@ async def outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: 
 
     The statement is built once per backend and set of changed columns, and the row goes in as
     parameters (the VALUES name the row's keys): building it with the values inline was the
-    largest part of a step's time in the worker (docs/benchmarks.md, "The worker's cost per
-    step")."""
+    largest part of a step's time in the worker (docs/benchmarks.md, "The step's own cost")."""
     await session.execute(_outbox_upsert(session, tuple(changes)), {**values, **changes})
 
 
