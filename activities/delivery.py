@@ -39,7 +39,7 @@ from sinks import channels
 from sinks.channels import SendFailed
 from store.db import OutboxNotification, utcnow
 from store.incident_notices import GROUPED_SINK, claim_incident_page, hold_for_digest, record_grouped
-from store.notifications import record_attempt, record_delivery, record_outcomes
+from store.notifications import OutboxRow, delivery_row, record_attempt, record_delivery, record_outcomes
 from store.recipients import DEFAULT_TIMEZONE, Recipients, pager_routing_key, recipients_for
 from workflows.enums import Audience, NoticeChannel, PageAction
 from workflows.incident_notices import Grouping, grouped_page_key, grouping_for, page_dedup_key
@@ -432,6 +432,11 @@ class Sent:
         await record_delivery(
             session=session, notification=self.notification, outcome=self.outcome, group_key=self.group_key
         )
+
+    @property
+    def row(self) -> OutboxRow:
+        """The outbox row that records this delivery (written with its step's record)."""
+        return delivery_row(self.notification, self.outcome, self.group_key)
 
 
 def _held(notification: Notification, grouping: Grouping, attempt: int) -> DeliveryOutcome:

@@ -11,26 +11,23 @@ carries on (workflows/ticket.py). Any other failure (the database away) is retri
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from store.clock_outcomes import clock_rows, record_clocks, record_ticket_facts
-from store.notifications import queue_notifications, record_outcomes
+from store.notifications import OutboxRow
 from store.quarantine import data_error_kind, describe_error, quarantine_record
-from store.tickets import record_events, upsert_ticket_row
-from store.whatif_inputs import record_inputs
+from store.ticket_records import RecordWrite, write_records
 from workflows.models import TicketRecord
 from workflows.ticket import RECORD_QUARANTINED
 
 log = logging.getLogger("escalator.read_model")
-
-# More to write in a record's transaction.
-Write = Callable[[AsyncSession], Awaitable[None]]
 
 RECORD_FAILURES = "escalator_record_failures_total"
 RECORD_FAILURES_HELP = (
@@ -38,10 +35,28 @@ RECORD_FAILURES_HELP = (
     "(overflow, data, integrity)."
 )
 
+# The most records one transaction carries (group commit, below): enough that a storm's
+# records go in a few transactions a second, few enough that one holds SQLite's single writer
+# for tens of milliseconds, not seconds.
+MAX_BATCH = 100
+
 
 class TicketReadModel:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The worker's writer of ticket records.
+
+    Group commit (issue 18): a record waits while the transaction before it commits, and then
+    goes with every record that arrived meanwhile, in one transaction with one statement per
+    table (store/ticket_records.py). A record that finds no transaction running goes at once,
+    so a quiet worker writes each alone, as before. A batch the database refuses is written
+    again one record per transaction, so that each record gets its own outcome: the one whose
+    data is refused is quarantined, the rest land.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, max_batch: int = MAX_BATCH) -> None:
         self._sessionmaker = sessionmaker
+        self._max_batch = max_batch
+        self._waiting: list[tuple[RecordWrite, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @activity.defn(name="record_ticket")
     async def record_ticket(self, record: TicketRecord) -> None:
@@ -55,17 +70,59 @@ class TicketReadModel:
         """
         await self.write(record)
 
-    async def write(self, record: TicketRecord, *, also: Sequence[Write] = ()) -> None:
-        """Write the record, and `also` in the same transaction (the deliveries of the notices
-        `notify_and_record` sent, activities/step.py); quarantined if the database refuses it
-        on its data, raising the non-retryable `RecordQuarantined`."""
+    async def write(self, record: TicketRecord, *, deliveries: Sequence[OutboxRow] = ()) -> None:
+        """Write the record, and the outbox rows of the deliveries its step sent
+        (`notify_and_record`, activities/step.py) in the same transaction; quarantined if the
+        database refuses it on its data, raising the non-retryable `RecordQuarantined`."""
         try:
-            await self._write(record, also)
+            await self._committed(RecordWrite(record, tuple(deliveries)))
         except Exception as error:
             kind = data_error_kind(error)
             if kind is None:
                 raise
             raise await self._quarantine(record, kind, error) from error
+
+    async def _committed(self, write: RecordWrite) -> None:
+        """Once the record's transaction has committed (or failed, with its error)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((write, done))
+        if self._writer is None or self._writer.done():
+            # A context of its own: the writer outlives the activity that happened to start it.
+            self._writer = asyncio.create_task(self._write_waiting(), context=contextvars.Context())
+        await done
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            # A waiter given up (its activity timed out or was cancelled) is not written: its
+            # ticket writes the record again.
+            batch = [(write, done) for write, done in batch if not done.done()]
+            try:
+                await self._write_together([write for write, _ in batch])
+            except asyncio.CancelledError:
+                for _, done in batch:
+                    done.cancel()
+                raise
+            except Exception as error:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error)
+                    continue
+                for write, done in batch:
+                    try:
+                        await self._write_together([write])
+                    except Exception as alone:
+                        _settle(done, alone)
+                    else:
+                        _settle(done, None)
+            else:
+                for _, done in batch:
+                    _settle(done, None)
+
+    async def _write_together(self, writes: Sequence[RecordWrite]) -> None:
+        if writes:
+            async with self._sessionmaker.begin() as session:
+                await write_records(session=session, writes=writes)
 
     async def _quarantine(self, record: TicketRecord, kind: str, error: Exception) -> ApplicationError:
         """Keep the record with its error, count it, log it; the error the workflow gets."""
@@ -108,38 +165,11 @@ class TicketReadModel:
             non_retryable=True,
         )
 
-    async def _write(self, record: TicketRecord, also: Sequence[Write] = ()) -> None:
-        row = record.row
-        async with self._sessionmaker.begin() as session:
-            await upsert_ticket_row(session=session, row=row)
-            await record_events(session=session, ticket_id=row.ticket_id, events=record.events)
-            await queue_notifications(session=session, notifications=record.notifications)
-            for write in also:
-                await write(session)
-            if record.opened is not None or record.actions:
-                await record_inputs(
-                    session=session, ticket_id=row.ticket_id, opened=record.opened, actions=record.actions
-                )
-            if record.deliveries:
-                await record_outcomes(session=session, outcomes=record.deliveries)
-            # What the reports count: after the row (the clocks reference it) and the events
-            # (the escalation counts read them).
-            if record.clocks:
-                rows = [
-                    clock_rows([each.clock])[0].model_copy(update={"clock_no": each.clock_no})
-                    for each in record.clocks
-                ]
-                await record_clocks(
-                    session=session, ticket_id=row.ticket_id, updated_at=row.updated_at, clocks=rows
-                )
-            if record.facts is not None:
-                await record_ticket_facts(
-                    session=session,
-                    ticket_id=row.ticket_id,
-                    updated_at=row.updated_at,
-                    acknowledged_at=record.facts.acknowledged_at,
-                    resolved_at=record.facts.resolved_at,
-                    waiting_seconds=record.facts.waiting_seconds,
-                    outage_started_at=record.facts.outage_started_at,
-                    outage_ended_at=record.facts.outage_ended_at,
-                )
+
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

@@ -65,7 +65,7 @@ class TicketSteps:
         outcome = StepOutcome(delivered=[each.outcome for each in sent], unsent=unsent)
         try:
             async with asyncio.timeout(RECORD_BUDGET_SECONDS):
-                await self._read_model.write(step.record, also=[each.record for each in to_record])
+                await self._read_model.write(step.record, deliveries=[each.row for each in to_record])
         except ApplicationError as refused:  # quarantined: the deliveries did not land with it
             recorded = await self._delivery.record_sent(to_record)
             for each in to_record:

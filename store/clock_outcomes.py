@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Executable, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Executable, Table, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
@@ -89,8 +89,8 @@ async def record_clocks(
     """
     if clocks:
         rows = [{"ticket_id": ticket_id, "updated_at": updated_at, **clock.model_dump()} for clock in clocks]
-        await session.execute(_clock_upsert(session), rows)
-    await session.execute(_response_rollups(), {"rollup_ticket_id": ticket_id})
+        await session.execute(clock_upsert(session), rows)
+    await session.execute(response_rollups(), {"rollup_ticket_id": ticket_id})
 
 
 async def record_ticket_facts(
@@ -112,7 +112,7 @@ async def record_ticket_facts(
     time spent waiting on the customer, which MTTR leaves out.
     """
     await session.execute(
-        _facts_update(),
+        facts_update(),
         {
             "facts_ticket_id": ticket_id,
             "facts_updated_at": updated_at,
@@ -123,7 +123,7 @@ async def record_ticket_facts(
             "facts_outage_ended_at": outage_ended_at,
         },
     )
-    await session.execute(_escalation_rollups(), {"rollup_ticket_id": ticket_id})
+    await session.execute(escalation_rollups(), {"rollup_ticket_id": ticket_id})
 
 
 async def refresh_report_rollups(*, session: AsyncSession, ticket_id: str | None = None) -> None:
@@ -151,7 +151,10 @@ def escalation_event(event: type[TicketEventRecord] = TicketEventRecord) -> Colu
     """TicketEvent.is_escalation in SQL: an event of ESCALATION_KINDS that is not the partner's
     own critical-incident notice."""
     partner_notice = func.coalesce(event.detail["line"].as_string(), "") == OwningLine.PARTNER.value
-    return and_(event.kind.in_(sorted(kind.value for kind in ESCALATION_KINDS)), ~partner_notice)
+    # Each kind its own comparison, not IN: an IN list is an "expanding" parameter, which an
+    # executemany (many tickets' rollups at once, store/ticket_records.py) refuses.
+    kinds = or_(*(event.kind == kind for kind in sorted(kind.value for kind in ESCALATION_KINDS)))
+    return and_(kinds, ~partner_notice)
 
 
 def _rollup_counts(*, clocks: bool, escalations: bool) -> dict[str, Any]:
@@ -183,11 +186,16 @@ def _rollup_counts(*, clocks: bool, escalations: bool) -> dict[str, Any]:
 
 # --- Statements, built once (building them costs more than running them) --------------------
 
+# The updates are built on the table, not the ORM class: executed with a list of parameters
+# (store/ticket_records.py, many tickets at once) a Core statement is an executemany, where the
+# ORM's would be its bulk update by primary key.
+TICKETS = cast(Table, Ticket.__table__)
+
 
 _CLOCK_UPSERTS: dict[str, Executable] = {}
 
 
-def _clock_upsert(session: AsyncSession) -> Executable:
+def clock_upsert(session: AsyncSession) -> Executable:
     backend = session.get_bind().dialect.name
     stmt = _CLOCK_UPSERTS.get(backend)
     if stmt is None:
@@ -202,22 +210,22 @@ def _clock_upsert(session: AsyncSession) -> Executable:
 
 
 @cache
-def _response_rollups() -> Update:
+def response_rollups() -> Update:
     ticket = Ticket.ticket_id == bindparam("rollup_ticket_id")
-    return update(Ticket).where(ticket).values(_rollup_counts(clocks=True, escalations=False))
+    return update(TICKETS).where(ticket).values(_rollup_counts(clocks=True, escalations=False))
 
 
 @cache
-def _escalation_rollups() -> Update:
+def escalation_rollups() -> Update:
     ticket = Ticket.ticket_id == bindparam("rollup_ticket_id")
-    return update(Ticket).where(ticket).values(_rollup_counts(clocks=False, escalations=True))
+    return update(TICKETS).where(ticket).values(_rollup_counts(clocks=False, escalations=True))
 
 
 @cache
-def _facts_update() -> Update:
+def facts_update() -> Update:
     facts = ("acknowledged_at", "resolved_at", "waiting_seconds", "outage_started_at", "outage_ended_at")
     return (
-        update(Ticket)
+        update(TICKETS)
         .where(
             Ticket.ticket_id == bindparam("facts_ticket_id"),
             Ticket.updated_at <= bindparam("facts_updated_at"),

@@ -7,6 +7,8 @@ records its delivery on the same row (activities/delivery.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Executable, Table, select, update
@@ -68,6 +70,15 @@ async def list_deliveries(*, session: AsyncSession, ticket_id: str) -> list[Outb
 # --- The outbox rows ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """A notice's outbox row to insert with `values`, or to apply `changes` to while it is
+    undelivered."""
+
+    values: dict[str, Any]
+    changes: dict[str, Any]
+
+
 async def outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: dict[str, Any]) -> None:
     """Insert the notice's row with `values`, or apply `changes` to it while undelivered: a
     delivery may be recorded before `record_ticket` queues the notice, and never undone.
@@ -75,7 +86,16 @@ async def outbox_upsert(session: AsyncSession, values: dict[str, Any], changes: 
     The statement is built once per backend and set of changed columns, and the row goes in as
     parameters (the VALUES name the row's keys): building it with the values inline was the
     largest part of a step's time in the worker (docs/benchmarks.md, "The step's own cost")."""
-    await session.execute(_outbox_upsert(session, tuple(changes)), {**values, **changes})
+    await outbox_upsert_many(session, [OutboxRow(values, changes)])
+
+
+async def outbox_upsert_many(session: AsyncSession, rows: Sequence[OutboxRow]) -> None:
+    """`outbox_upsert` for many rows: one execution per set of changed columns."""
+    by_changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_changes.setdefault(tuple(row.changes), []).append({**row.values, **row.changes})
+    for changed, params in by_changes.items():
+        await session.execute(_outbox_upsert(session, changed), params)
 
 
 _OUTBOX_UPSERTS: dict[tuple[str, tuple[str, ...]], Executable] = {}
@@ -107,8 +127,16 @@ async def record_delivery(
     group_key: str | None = None,
 ) -> None:
     """`group_key`: the incident page this notice opened (store/incident_notices.py)."""
+    row = delivery_row(notification, outcome, group_key)
+    await outbox_upsert(session, row.values, row.changes)
+
+
+def delivery_row(
+    notification: Notification, outcome: DeliveryOutcome, group_key: str | None = None
+) -> OutboxRow:
+    """The outbox row that records a notice's delivery."""
     changes = _delivered(outcome) | ({"group_key": group_key} if group_key else {})
-    await outbox_upsert(session, notice_columns(notification), changes)
+    return OutboxRow(notice_columns(notification), changes)
 
 
 async def record_attempt(

@@ -35,7 +35,7 @@ def _table_insert(session: AsyncSession, entity: type[Base]) -> PostgresInsert |
     return sqlite_insert(table)
 
 
-def _row_upsert(session: AsyncSession) -> Executable:
+def row_upsert(session: AsyncSession) -> Executable:
     backend = session.get_bind().dialect.name
     stmt = _ROW_UPSERTS.get(backend)
     if stmt is None:
@@ -51,20 +51,20 @@ def _row_upsert(session: AsyncSession) -> Executable:
 
 
 async def upsert_ticket_row(*, session: AsyncSession, row: TicketRow) -> None:
-    await session.execute(_row_upsert(session), row.model_dump())
+    await session.execute(row_upsert(session), row.model_dump())
 
 
 async def record_events(*, session: AsyncSession, ticket_id: str, events: list[TicketEvent]) -> None:
     if not events:
         return
     rows = [{"ticket_id": ticket_id, **event.model_dump()} for event in events]
-    await session.execute(_event_insert(session), rows)
+    await session.execute(event_insert(session), rows)
 
 
 _INSERTS_IGNORING: dict[str, Executable] = {}
 
 
-def _event_insert(session: AsyncSession) -> Executable:
+def event_insert(session: AsyncSession) -> Executable:
     return insert_ignoring(session, TicketEventRecord, ["ticket_id", "seq"])
 
 

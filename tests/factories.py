@@ -15,7 +15,7 @@ from workflows import policy
 from workflows.actions.close import Close
 from workflows.entitlement import build_entitlement
 from workflows.enums import Category, Channel, Product, ProductType, Role, Severity
-from workflows.models import SYSTEM, Principal, TicketOpened
+from workflows.models import SYSTEM, Principal, TicketOpened, TicketStep
 from workflows.terms import ContractTerms
 
 # Principals as API keys name them (DESIGN.md §11). `dev-support` is a Level 3 engineer.
@@ -91,3 +91,30 @@ def next_local(weekday: int, hour: int, zone: ZoneInfo, after: datetime) -> date
     while day.weekday() != weekday:
         day += timedelta(days=1)
     return datetime(day.year, day.month, day.day, hour, tzinfo=zone)
+
+
+def deadline_steps(ticket_id: str, received: datetime) -> list[TicketStep]:
+    """A Premium Sev 3 ticket's intake, its 75% warning and its breach, as the workflow would
+    hand them to `notify_and_record` (each record written: the next carries only what is new)."""
+    from workflows import machine
+    from workflows.changes import ChangeTracker
+    from workflows.ticket import delivery_for
+
+    opened = opened_ticket("acme", 3, received).model_copy(update={"ticket_id": ticket_id})
+    outcome = machine.open_ticket(opened)
+    state, tracker = outcome.state, ChangeTracker.starting(continued=False)
+    steps: list[TicketStep] = []
+    notices, now = outcome.notifications, received
+    while True:
+        pending = tracker.next_record(state, now, notices, [])
+        if not steps:  # the workflow's first record carries its pinned opening (what-if's)
+            pending.record.opened = opened
+        deliveries = [delivery_for(state, each) for each in notices if each.channel is not None]
+        steps.append(TicketStep(record=pending.record, deliveries=deliveries))
+        if len(steps) == 3:
+            return steps
+        tracker.settle(state, pending, written=True)
+        wakeup = machine.next_wakeup(state)
+        assert wakeup is not None
+        now = wakeup.at
+        notices = machine.advance(state, now, in_place=True).notifications
