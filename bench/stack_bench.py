@@ -991,6 +991,12 @@ async def run_storm(options: Options, workers: int, database: str) -> Storm:
             if slow
             else ""
         )
+        slow_ack = storm_parts.slowest(prober.probes, by_acknowledgement=True)
+        if slow_ack and slow and slow_ack.ticket_id != slow.ticket_id:
+            slow_story += (
+                f"\n    slowest acknowledgement ({slow_ack.acknowledge:.1f} s), ticket {slow_ack.ticket_id}: "
+                + await storm_parts.history_story(stack.client, f"ticket-{slow_ack.ticket_id}")
+            )
         # After a restart the worker is another process: measure the ones polling now.
         rss.append(sum(rss_of(pid) for pid in await worker_pids(stack.client) if alive(pid)))
         raw: RawStorm | None = None

@@ -1,9 +1,11 @@
 """`python -m bench step`: the worker's CPU for one step of a deadline (issue 18).
 
-In the storm the worker's one event loop is what the deadlines wait on (docs/benchmarks.md),
+In the storm the worker's one event loop was what the deadlines waited on (docs/benchmarks.md),
 so what a step costs it is the figure to bring down. This times, in one process, the
 `notify_and_record` activity of each ticket's 75% warning and breach (a notice or two, the
-record with its events, clocks and facts) on a SQLite read model in a temporary directory,
+record with its events, clocks and facts) on a SQLite read model in a temporary directory, one
+step at a time and `TOGETHER` at a time (as a storm runs them, the read model committing them in
+groups),
 against the raw storm's own work for a fired deadline: one row written (bench/storm_parts.py's
 `bench_raw_fire`), on the same database, in the same run. CPU time (`time.process_time`), so
 the sleeps and waits of other processes on the box do not count. The notices' sinks are unset,

@@ -28,7 +28,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 from temporalio import activity, workflow
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueKind
 from temporalio.client import Client
 
 from bench.common import percentile
@@ -237,24 +237,38 @@ def worst_action(probes: list[Probe]) -> float:
     return max(times, default=float("nan"))
 
 
-def slowest(probes: list[Probe]) -> Probe | None:
+def slowest(probes: list[Probe], *, by_acknowledgement: bool = False) -> Probe | None:
+    """The probe whose comment or acknowledgement took longest (or its acknowledgement alone)."""
     timed = [p for p in probes if p.ticket_id and p.comment == p.comment]  # answered its comment
+    if by_acknowledgement:
+        timed = [p for p in timed if p.acknowledge == p.acknowledge]
+        return max(timed, key=lambda p: p.acknowledge, default=None)
     return max(timed, key=lambda p: max(p.comment, p.acknowledge), default=None)
 
 
 async def history_story(client: Client, workflow_id: str) -> str:
     """Where a slow probe's time went: its history's events with the seconds since the first,
-    workflow-task timeouts and long gaps called out."""
+    workflow-task timeouts and long gaps called out, then every event in order (a workflow
+    task's queue, sticky or the shared one, beside its scheduling)."""
     events = [event async for event in client.get_workflow_handle(workflow_id).fetch_history_events()]
     if not events:
         return "no history"
     start = events[0].event_time.ToDatetime()
-    parts, previous = [], start
+    parts, every, previous = [], [], start
     for event in events:
         at = event.event_time.ToDatetime()
         name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").lower()
         gap = (at - previous).total_seconds()
         if gap >= 1.0 or "timed_out" in name:
             parts.append(f"{name} at +{(at - start).total_seconds():.1f} s (after a {gap:.1f} s gap)")
+        queue = ""
+        if event.HasField("workflow_task_scheduled_event_attributes"):
+            sticky = (
+                event.workflow_task_scheduled_event_attributes.task_queue.kind
+                == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+            )
+            queue = " (sticky)" if sticky else " (shared)"
+        every.append(f"+{(at - start).total_seconds():.1f} {name}{queue}")
         previous = at
-    return f"{len(events)} events; " + ("; ".join(parts) if parts else "no gap of 1 s or more")
+    gaps = "; ".join(parts) if parts else "no gap of 1 s or more"
+    return f"{len(events)} events; {gaps}\n      every event: " + ", ".join(every)
