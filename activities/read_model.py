@@ -101,8 +101,11 @@ class TicketReadModel:
             try:
                 await self._write_together([write for write, _ in batch])
             except asyncio.CancelledError:
-                for _, done in batch:
+                # The writer itself was cancelled (the loop is closing): no record waits for a
+                # writer that is gone; each waiter's activity fails and its ticket writes again.
+                for _, done in [*batch, *self._waiting]:
                     done.cancel()
+                self._waiting.clear()
                 raise
             except Exception as error:
                 if len(batch) == 1:

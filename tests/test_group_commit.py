@@ -196,3 +196,26 @@ async def test_a_waiter_that_gives_up_is_not_written_and_holds_back_no_other(
     async with sessionmaker() as session:
         written = [await session.get(Ticket, step.record.row.ticket_id) is not None for step in intakes]
     assert written == [True, True, False, True]
+
+
+async def test_a_writer_cancelled_mid_batch_leaves_no_record_waiting_for_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    read_model = TicketReadModel(sessionmaker, max_batch=1)
+    intakes = [deadline_steps(f"gone-{i}", RECEIVED)[0] for i in range(3)]
+    tasks = [asyncio.create_task(write(read_model, step)) for step in intakes]
+    # Until the writer has taken the first record and is writing it.
+    for _ in range(1000):
+        if len(read_model._waiting) == 2:
+            break
+        await asyncio.sleep(0)
+    assert len(read_model._waiting) == 2 and read_model._writer is not None
+    read_model._writer.cancel()
+
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(each) for each in done] == [asyncio.CancelledError] * 3
+    assert read_model._waiting == []
+    # The next record starts a writer of its own.
+    await write(read_model, deadline_steps("after", RECEIVED)[0])
+    async with sessionmaker() as session:
+        assert await session.get(Ticket, "after") is not None
