@@ -2,7 +2,8 @@
 
 The record activity writes these in the transaction that writes the ticket row and its
 events, after both (the clock rows reference the ticket; the escalation counts read the
-events):
+events). The worker writes many tickets' records at once with the same statements
+(store/ticket_records.py); for one ticket that is:
 
     await upsert_ticket_row(session=session, row=record.row)
     await record_events(session=session, ticket_id=record.row.ticket_id, events=record.events)
