@@ -98,6 +98,8 @@ class TicketReadModel:
             # A waiter given up (its activity timed out or was cancelled) is not written: its
             # ticket writes the record again.
             batch = [(write, done) for write, done in batch if not done.done()]
+            if not batch:
+                continue
             try:
                 await self._write_together([write for write, _ in batch])
             except asyncio.CancelledError:
@@ -123,9 +125,8 @@ class TicketReadModel:
                     _settle(done, None)
 
     async def _write_together(self, writes: Sequence[RecordWrite]) -> None:
-        if writes:
-            async with self._sessionmaker.begin() as session:
-                await write_records(session=session, writes=writes)
+        async with self._sessionmaker.begin() as session:
+            await write_records(session=session, writes=writes)
 
     async def _quarantine(self, record: TicketRecord, kind: str, error: Exception) -> ApplicationError:
         """Keep the record with its error, count it, log it; the error the workflow gets."""

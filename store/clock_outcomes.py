@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Ticket, TicketClockRecord, TicketEventRecord, dialect_insert
 from workflows.enums import ClockKind, ClockStatus, CoverageCalendar, OwningLine
-from workflows.models import ESCALATION_KINDS, SlaClock
+from workflows.models import ESCALATION_KINDS, RecordedClock, SlaClock, TicketFacts
 
 ESCALATION_LEVELS = (2, 3, 4)
 
@@ -89,9 +89,19 @@ async def record_clocks(
     from met back to running).
     """
     if clocks:
-        rows = [{"ticket_id": ticket_id, "updated_at": updated_at, **clock.model_dump()} for clock in clocks]
-        await session.execute(clock_upsert(session), rows)
+        await session.execute(clock_upsert(session), clock_params(ticket_id, updated_at, clocks))
     await session.execute(response_rollups(), {"rollup_ticket_id": ticket_id})
+
+
+def clock_params(ticket_id: str, updated_at: datetime, clocks: list[ClockRow]) -> list[dict[str, Any]]:
+    """The clock upsert's parameters for one ticket's clocks (store/ticket_records.py sends
+    many tickets' at once)."""
+    return [{"ticket_id": ticket_id, "updated_at": updated_at, **clock.model_dump()} for clock in clocks]
+
+
+def recorded_clock_rows(recorded: list[RecordedClock]) -> list[ClockRow]:
+    """The clocks a record carries (those that changed, each by its index) as read-model rows."""
+    return [clock_rows([each.clock])[0].model_copy(update={"clock_no": each.clock_no}) for each in recorded]
 
 
 async def record_ticket_facts(
@@ -112,19 +122,24 @@ async def record_ticket_facts(
     `updated_at` exactly when this flush is the newest. `waiting_seconds` is the wall-clock
     time spent waiting on the customer, which MTTR leaves out.
     """
-    await session.execute(
-        facts_update(),
-        {
-            "facts_ticket_id": ticket_id,
-            "facts_updated_at": updated_at,
-            "facts_acknowledged_at": acknowledged_at,
-            "facts_resolved_at": resolved_at,
-            "facts_waiting_seconds": waiting_seconds,
-            "facts_outage_started_at": outage_started_at,
-            "facts_outage_ended_at": outage_ended_at,
-        },
+    facts = TicketFacts(
+        acknowledged_at=acknowledged_at,
+        resolved_at=resolved_at,
+        waiting_seconds=waiting_seconds,
+        outage_started_at=outage_started_at,
+        outage_ended_at=outage_ended_at,
     )
+    await session.execute(facts_update(), facts_params(ticket_id, updated_at, facts))
     await session.execute(escalation_rollups(), {"rollup_ticket_id": ticket_id})
+
+
+def facts_params(ticket_id: str, updated_at: datetime, facts: TicketFacts) -> dict[str, Any]:
+    """The facts update's parameters for one ticket (store/ticket_records.py sends many)."""
+    return {
+        "facts_ticket_id": ticket_id,
+        "facts_updated_at": updated_at,
+        **{f"facts_{name}": value for name, value in facts.model_dump().items()},
+    }
 
 
 async def refresh_report_rollups(*, session: AsyncSession, ticket_id: str | None = None) -> None:

@@ -16,16 +16,25 @@ records of one ticket in one batch land as they would one after the other, in ei
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.clock_outcomes import clock_rows, clock_upsert, escalation_rollups, facts_update, response_rollups
-from store.db import TicketActionRecord, TicketOpening
+from store.clock_outcomes import (
+    clock_params,
+    clock_upsert,
+    escalation_rollups,
+    facts_params,
+    facts_update,
+    recorded_clock_rows,
+    response_rollups,
+)
 from store.notifications import OutboxRow, outbox_upsert_many, queue_notifications, record_outcomes
-from store.tickets import event_insert, insert_ignoring, row_upsert
+from store.tickets import event_insert, event_params, row_upsert
+from store.whatif_inputs import action_insert, action_params, opening_insert, opening_params
 from workflows.models import TicketRecord
 
 
@@ -45,91 +54,39 @@ async def write_records(*, session: AsyncSession, writes: Sequence[RecordWrite])
     writes = sorted(writes, key=lambda each: each.record.row.ticket_id)
     records = [each.record for each in writes]
     await session.execute(row_upsert(session), [record.row.model_dump() for record in records])
-    events = [
-        {"ticket_id": record.row.ticket_id, **event.model_dump()}
-        for record in records
-        for event in record.events
-    ]
-    if events:
-        await session.execute(event_insert(session), events)
+    await _execute(session, event_insert(session), (event_params(r.row.ticket_id, r.events) for r in records))
     await queue_notifications(
         session=session, notifications=[notice for record in records for notice in record.notifications]
     )
     await outbox_upsert_many(session, [row for each in writes for row in each.deliveries])
-    await _record_inputs(session, records)
+    openings = [[opening_params(r.row.ticket_id, r.opened)] for r in records if r.opened is not None]
+    await _execute(session, opening_insert(session), openings)
+    await _execute(
+        session, action_insert(session), (action_params(r.row.ticket_id, r.actions) for r in records)
+    )
     await record_outcomes(
         session=session, outcomes=[outcome for record in records for outcome in record.deliveries]
     )
     # What the reports count: after the rows (the clocks reference them) and the events (the
-    # escalation counts read them).
-    await _record_clocks(session, records)
-    await _record_facts(session, records)
-
-
-async def _record_inputs(session: AsyncSession, records: Sequence[TicketRecord]) -> None:
-    openings = [
-        {
-            "ticket_id": record.row.ticket_id,
-            "opened": record.opened.model_dump(mode="json", exclude={"carried_state"}),
-        }
-        for record in records
-        if record.opened is not None
-    ]
-    if openings:
-        await session.execute(insert_ignoring(session, TicketOpening, ["ticket_id"]), openings)
-    actions = [
-        {"ticket_id": record.row.ticket_id, **action.model_dump(mode="json", exclude={"at"}), "at": action.at}
-        for record in records
-        for action in record.actions
-    ]
-    if actions:
-        await session.execute(insert_ignoring(session, TicketActionRecord, ["ticket_id", "seq"]), actions)
-
-
-async def _record_clocks(session: AsyncSession, records: Sequence[TicketRecord]) -> None:
-    """Upsert the changed clocks, then recount the response rollups of their tickets."""
+    # escalation counts read them); then each ticket's rollups, once.
     with_clocks = [record for record in records if record.clocks]
-    if not with_clocks:
-        return
-    rows: list[dict[str, Any]] = []
-    for record in with_clocks:
-        changed = clock_rows([each.clock for each in record.clocks])
-        for each, row in zip(record.clocks, changed, strict=True):
-            rows.append(
-                {
-                    "ticket_id": record.row.ticket_id,
-                    "updated_at": record.row.updated_at,
-                    **row.model_dump(),
-                    "clock_no": each.clock_no,
-                }
-            )
-    await session.execute(clock_upsert(session), rows)
-    await session.execute(response_rollups(), _tickets_of(with_clocks))
+    clocks = (
+        clock_params(r.row.ticket_id, r.row.updated_at, recorded_clock_rows(r.clocks)) for r in with_clocks
+    )
+    if await _execute(session, clock_upsert(session), clocks):
+        await session.execute(response_rollups(), _tickets_of(with_clocks))
+    with_facts = [(record, record.facts) for record in records if record.facts is not None]
+    facts = [[facts_params(r.row.ticket_id, r.row.updated_at, f)] for r, f in with_facts]
+    if await _execute(session, facts_update(), facts):
+        await session.execute(escalation_rollups(), _tickets_of([record for record, _ in with_facts]))
 
 
-async def _record_facts(session: AsyncSession, records: Sequence[TicketRecord]) -> None:
-    """Set the report facts of the records that carry them (unless a newer record wrote the
-    row), then recount those tickets' escalations from their events."""
-    with_facts = [record for record in records if record.facts is not None]
-    if not with_facts:
-        return
-    rows = []
-    for record in with_facts:
-        facts = record.facts
-        assert facts is not None
-        rows.append(
-            {
-                "facts_ticket_id": record.row.ticket_id,
-                "facts_updated_at": record.row.updated_at,
-                "facts_acknowledged_at": facts.acknowledged_at,
-                "facts_resolved_at": facts.resolved_at,
-                "facts_waiting_seconds": facts.waiting_seconds,
-                "facts_outage_started_at": facts.outage_started_at,
-                "facts_outage_ended_at": facts.outage_ended_at,
-            }
-        )
-    await session.execute(facts_update(), rows)
-    await session.execute(escalation_rollups(), _tickets_of(with_facts))
+async def _execute(session: AsyncSession, stmt: Executable, params: Iterable[list[dict[str, Any]]]) -> bool:
+    """Run `stmt` once with every ticket's parameters, if there are any; whether it ran."""
+    rows = [row for each in params for row in each]
+    if rows:
+        await session.execute(stmt, rows)
+    return bool(rows)
 
 
 def _tickets_of(records: Sequence[TicketRecord]) -> list[dict[str, str]]:

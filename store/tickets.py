@@ -57,8 +57,12 @@ async def upsert_ticket_row(*, session: AsyncSession, row: TicketRow) -> None:
 async def record_events(*, session: AsyncSession, ticket_id: str, events: list[TicketEvent]) -> None:
     if not events:
         return
-    rows = [{"ticket_id": ticket_id, **event.model_dump()} for event in events]
-    await session.execute(event_insert(session), rows)
+    await session.execute(event_insert(session), event_params(ticket_id, events))
+
+
+def event_params(ticket_id: str, events: list[TicketEvent]) -> list[dict[str, Any]]:
+    """The event insert's parameters for one ticket's events."""
+    return [{"ticket_id": ticket_id, **event.model_dump()} for event in events]
 
 
 _INSERTS_IGNORING: dict[str, Executable] = {}

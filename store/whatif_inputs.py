@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Ticket, TicketActionRecord, TicketEventRecord, TicketOpening
@@ -27,14 +27,28 @@ async def record_inputs(
 ) -> None:
     """Write the opening and the actions; a retried record writes nothing twice."""
     if opened is not None:
-        row = {"ticket_id": ticket_id, "opened": opened.model_dump(mode="json", exclude={"carried_state"})}
-        await session.execute(insert_ignoring(session, TicketOpening, ["ticket_id"]), [row])
+        await session.execute(opening_insert(session), [opening_params(ticket_id, opened)])
     if actions:
-        rows = [
-            {"ticket_id": ticket_id, **action.model_dump(mode="json", exclude={"at"}), "at": action.at}
-            for action in actions
-        ]
-        await session.execute(insert_ignoring(session, TicketActionRecord, ["ticket_id", "seq"]), rows)
+        await session.execute(action_insert(session), action_params(ticket_id, actions))
+
+
+def opening_insert(session: AsyncSession) -> Executable:
+    return insert_ignoring(session, TicketOpening, ["ticket_id"])
+
+
+def action_insert(session: AsyncSession) -> Executable:
+    return insert_ignoring(session, TicketActionRecord, ["ticket_id", "seq"])
+
+
+def opening_params(ticket_id: str, opened: TicketOpened) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "opened": opened.model_dump(mode="json", exclude={"carried_state"})}
+
+
+def action_params(ticket_id: str, actions: Sequence[AppliedAction]) -> list[dict[str, Any]]:
+    return [
+        {"ticket_id": ticket_id, **action.model_dump(mode="json", exclude={"at"}), "at": action.at}
+        for action in actions
+    ]
 
 
 async def recorded_tickets(

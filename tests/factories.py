@@ -11,12 +11,14 @@ from temporalio.client import WorkflowHandle
 
 import policies
 from store.demo_catalog import DEMO_CATALOG
-from workflows import policy
+from workflows import machine, policy
 from workflows.actions.close import Close
+from workflows.changes import ChangeTracker
 from workflows.entitlement import build_entitlement
 from workflows.enums import Category, Channel, Product, ProductType, Role, Severity
 from workflows.models import SYSTEM, Principal, TicketOpened, TicketStep
 from workflows.terms import ContractTerms
+from workflows.ticket import delivery_for
 
 # Principals as API keys name them (DESIGN.md §11). `dev-support` is a Level 3 engineer.
 ADMIN = Principal(role=Role.ADMIN, name="root")
@@ -96,10 +98,6 @@ def next_local(weekday: int, hour: int, zone: ZoneInfo, after: datetime) -> date
 def deadline_steps(ticket_id: str, received: datetime) -> list[TicketStep]:
     """A Premium Sev 3 ticket's intake, its 75% warning and its breach, as the workflow would
     hand them to `notify_and_record` (each record written: the next carries only what is new)."""
-    from workflows import machine
-    from workflows.changes import ChangeTracker
-    from workflows.ticket import delivery_for
-
     opened = opened_ticket("acme", 3, received).model_copy(update={"ticket_id": ticket_id})
     outcome = machine.open_ticket(opened)
     state, tracker = outcome.state, ChangeTracker.starting(continued=False)
