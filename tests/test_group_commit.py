@@ -12,11 +12,13 @@ store/ticket_records.py). On SQLite, and on PostgreSQL when CI sets it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event, text
@@ -175,21 +177,41 @@ async def test_a_database_that_is_away_fails_every_record_of_the_batch_and_quara
     assert [type(each) for each in results] == [OperationalError] * 3
 
 
-@pytest.mark.parametrize("max_batch", [1, 3])
+class Gate:
+    """A sessionmaker whose transactions wait at `begin` until the test opens the gate, so the
+    test knows exactly what the writer holds: the batch it took, and what still waits behind."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self.entered = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        self.entered.set()
+        await self.opened.wait()
+        async with self._sessionmaker.begin() as session:
+            yield session
+
+
+def gated(sessionmaker: async_sessionmaker[AsyncSession], max_batch: int) -> tuple[TicketReadModel, Gate]:
+    gate = Gate(sessionmaker)
+    return TicketReadModel(cast(async_sessionmaker[AsyncSession], gate), max_batch=max_batch), gate
+
+
+@pytest.mark.parametrize("max_batch", [1, 2])
 async def test_a_waiter_that_gives_up_is_not_written_and_holds_back_no_other(
     sessionmaker: async_sessionmaker[AsyncSession], max_batch: int
 ) -> None:
-    read_model = TicketReadModel(sessionmaker, max_batch=max_batch)
+    read_model, gate = gated(sessionmaker, max_batch)
     intakes = [deadline_steps(f"wait-{i}", RECEIVED)[0] for i in range(4)]
     tasks = [asyncio.create_task(write(read_model, step)) for step in intakes]
-    # Let every task queue its record (each runs until it waits on its commit), then give one up
-    # before the writer takes it.
-    for _ in range(100):
-        if len(read_model._waiting) == len(tasks):
-            break
-        await asyncio.sleep(0)
-    assert len(read_model._waiting) == len(tasks)
+    # The writer holds its first batch (the first `max_batch` records) at the gate, and the third
+    # record waits behind it: give that one up, then let the writer go.
+    await gate.entered.wait()
+    assert [write.record for write, _ in read_model._waiting][:1] == [intakes[max_batch].record]
     tasks[2].cancel()
+    gate.opened.set()
     done = await asyncio.gather(*tasks, return_exceptions=True)
 
     assert isinstance(done[2], asyncio.CancelledError)
@@ -201,14 +223,11 @@ async def test_a_waiter_that_gives_up_is_not_written_and_holds_back_no_other(
 async def test_a_writer_cancelled_mid_batch_leaves_no_record_waiting_for_it(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    read_model = TicketReadModel(sessionmaker, max_batch=1)
+    read_model, gate = gated(sessionmaker, 1)
     intakes = [deadline_steps(f"gone-{i}", RECEIVED)[0] for i in range(3)]
     tasks = [asyncio.create_task(write(read_model, step)) for step in intakes]
-    # Until the writer has taken the first record and is writing it.
-    for _ in range(1000):
-        if len(read_model._waiting) == 2:
-            break
-        await asyncio.sleep(0)
+    # The writer holds the first record at the gate; the other two wait behind it.
+    await gate.entered.wait()
     assert len(read_model._waiting) == 2 and read_model._writer is not None
     read_model._writer.cancel()
 
@@ -216,6 +235,7 @@ async def test_a_writer_cancelled_mid_batch_leaves_no_record_waiting_for_it(
     assert [type(each) for each in done] == [asyncio.CancelledError] * 3
     assert read_model._waiting == []
     # The next record starts a writer of its own.
+    gate.opened.set()
     await write(read_model, deadline_steps("after", RECEIVED)[0])
     async with sessionmaker() as session:
         assert await session.get(Ticket, "after") is not None
