@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         default=incident_bench.Options.target_minutes,
         help="their Sev 3 response target: the storm's breaches fire this long after filing",
     )
+    incident.add_argument(
+        "--incident-calm",
+        type=float,
+        default=incident_bench.Options.calm,
+        help="seconds in which no linked ticket's clock may fire when the update or the comments start",
+    )
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(NAMES)
     unknown = sorted(set(names) - set(NAMES))
@@ -180,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=args.concurrency,
                 target_minutes=args.incident_target_minutes,
                 grace=args.storm_grace,
+                calm=args.incident_calm,
             )
         ),
     }
