@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the raw storm (the same deadlines on no-op workflows, run after the ticket storm)",
     )
     stack.add_argument(
+        "--storm-raw-warnings",
+        action="store_true",
+        help="the raw storm's workflows also fire and record each ticket's 75%% warning first",
+    )
+    stack.add_argument(
         "--storm-restart",
         action="store_true",
         help="SIGKILL the worker half way through the deadlines (`escalator up` restarts it)",
@@ -170,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 storm_target_minutes=args.storm_target_minutes,
                 storm_grace=args.storm_grace,
                 storm_raw=not args.storm_no_raw,
+                storm_raw_warnings=args.storm_raw_warnings,
                 storm_restart=args.storm_restart,
                 storm_databases=tuple(d for d in args.storm_databases.split(",") if d),
                 postgres_url=args.postgres_url,

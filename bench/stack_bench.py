@@ -788,6 +788,10 @@ class RawStorm:
     lags: list[float]
     missing: int
     waited_after_last_due: float
+    # With `--storm-raw-warnings`: the same warnings' lags, and how many never fired.
+    warning_lags: list[float] = field(default_factory=list)
+    warnings_missing: int = 0
+    warnings: int = 0
 
 
 @dataclass
@@ -871,10 +875,16 @@ async def until_quiet(
 
 
 async def run_raw_storm(
-    stack: Stack, offsets: list[timedelta], calm: int, concurrency: int, grace: float
+    stack: Stack,
+    offsets: list[timedelta],
+    calm: int,
+    concurrency: int,
+    grace: float,
+    warn_offsets: list[timedelta | None] | None = None,
 ) -> RawStorm:
     """The same deadlines (`offsets` from the start of filing) on no-op workflows, on the same
-    dev server, recorded into the same read-model file."""
+    dev server, recorded into the same read-model file; with `warn_offsets` (one per deadline,
+    None for none), each workflow first fires and records its warning too."""
     await storm_parts.create_raw_table(stack.access)
     queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     noop = await spawn(
@@ -888,23 +898,31 @@ async def run_raw_storm(
     run = uuid.uuid4().hex[:8]
     began_at = datetime.now(UTC)
     due_at = [began_at + offset for offset in offsets]
+    warn_at = [None if warn is None else began_at + warn for warn in warn_offsets or []]
 
     async def start(i: int) -> None:
         if i < calm:
             await stack.client.start_workflow(NoopWorkflow.run, id=f"raw-calm-{run}-{i}", task_queue=queue)
         else:
             due = due_at[i - calm].isoformat()
+            warn = warn_at[i - calm] if warn_at else None
             await stack.client.start_workflow(
-                storm_parts.RawStormDeadline.run, due, id=f"raw-due-{run}-{i}", task_queue=queue
+                storm_parts.RawStormDeadline.run,
+                args=[due, warn.isoformat() if warn else None],
+                id=f"raw-due-{run}-{i}",
+                task_queue=queue,
             )
 
     started = time.perf_counter()
     await timed_all(calm + len(offsets), concurrency, start)
     start_seconds = time.perf_counter() - started
     last_due = max(due_at)
+    wanted_warnings = sum(1 for warn in warn_at if warn is not None)
     while True:
         fired = await storm_parts.raw_fired(stack.access)
-        if len(fired) >= len(offsets) or datetime.now(UTC) > last_due + timedelta(seconds=grace):
+        warned = await storm_parts.raw_fired(stack.access, warnings=True) if wanted_warnings else {}
+        complete = len(fired) >= len(offsets) and len(warned) >= wanted_warnings
+        if complete or datetime.now(UTC) > last_due + timedelta(seconds=grace):
             break
         await asyncio.sleep(1.0)
     waited = (datetime.now(UTC) - last_due).total_seconds()
@@ -914,6 +932,9 @@ async def run_raw_storm(
         lags=list(fired.values()),
         missing=len(offsets) - len(fired),
         waited_after_last_due=waited,
+        warning_lags=list(warned.values()),
+        warnings_missing=wanted_warnings - len(warned),
+        warnings=wanted_warnings,
     )
 
 
@@ -1003,7 +1024,14 @@ async def run_storm(options: Options, workers: int, database: str) -> Storm:
         if options.storm_raw:
             await until_quiet(stack.access)
             offsets = [d - filing_began for _, d, _ in due]
-            raw = await run_raw_storm(stack, offsets, open_tickets - due_tickets, concurrency, grace)
+            warn_offsets = (
+                [None if w is None else w - filing_began for _, _, w in due]
+                if options.storm_raw_warnings
+                else None
+            )
+            raw = await run_raw_storm(
+                stack, offsets, open_tickets - due_tickets, concurrency, grace, warn_offsets
+            )
     breach_lags = [(breaches[t] - d).total_seconds() for t, d, _ in due if t in breaches]
     warning_lags = [(warnings[t] - w).total_seconds() for t, _, w in due if w and t in warnings]
     return Storm(
@@ -1070,11 +1098,18 @@ def storm_result(storm: Storm) -> list[Result]:
         raw = storm.raw
         raw_lags = raw.lags + [raw.waited_after_last_due] * raw.missing
         baseline, against = percentile(raw_lags, 99), "the raw storm"
+        if raw.warnings:
+            against = "the raw storm with the same warnings"
         notes.append(
             f"raw storm, the same deadlines on no-op workflows: {storm.summary(raw.lags)}; "
             f"missing {raw.missing}; {raw.started} started in {raw.start_seconds:.0f} s "
             f"({raw.started / raw.start_seconds:.1f}/s)"
         )
+        if raw.warnings:
+            notes.append(
+                f"raw storm's warnings (each workflow fired and recorded the ticket's 75% warning "
+                f"first): {storm.summary(raw.warning_lags)}; missing {raw.warnings_missing} of {raw.warnings}"
+            )
         results.append(
             Result(
                 name="stack",
@@ -1143,6 +1178,8 @@ class Options:
     storm_target_minutes: int = 6
     storm_grace: float = 90.0
     storm_raw: bool = True
+    # The raw storm's workflows also fire at each ticket's warning time: the same two deadlines.
+    storm_raw_warnings: bool = False
     storm_restart: bool = False
     # The read model of each storm run: the embedded SQLite file and PostgreSQL (a database of
     # the run's own on this server, dropped after).

@@ -125,20 +125,28 @@ class RawRecorder:
         await self._pool.execute(dollar_markers(self.INSERT), workflow_id, due_at, fired)
 
 
+# The raw storm's row for a deadline's warning: the workflow id with this after it.
+WARNING_SUFFIX = "#warning"
+
+
 @workflow.defn(name="BenchRawStormDeadline", sandboxed=False)
 class RawStormDeadline:
-    """Sleeps until its due time (ISO 8601, UTC), then records that it fired."""
+    """Sleeps until its due time (ISO 8601, UTC), then records that it fired; given a warning
+    time too, first sleeps until that and records it (`--storm-raw-warnings`: the same two
+    deadlines a storm ticket has, its 75% warning and its breach)."""
 
     @workflow.run
-    async def run(self, due_at: str) -> None:
-        delay = (datetime.fromisoformat(due_at) - workflow.now()).total_seconds()
-        if delay > 0:
-            await workflow.sleep(delay)
-        await workflow.execute_activity(
-            "bench_raw_fire",
-            args=[workflow.info().workflow_id, due_at],
-            start_to_close_timeout=timedelta(seconds=60),
-        )
+    async def run(self, due_at: str, warn_at: str | None = None) -> None:
+        workflow_id = workflow.info().workflow_id
+        for at, row in ((warn_at, workflow_id + WARNING_SUFFIX), (due_at, workflow_id)):
+            if at is None:
+                continue
+            delay = (datetime.fromisoformat(at) - workflow.now()).total_seconds()
+            if delay > 0:
+                await workflow.sleep(delay)
+            await workflow.execute_activity(
+                "bench_raw_fire", args=[row, at], start_to_close_timeout=timedelta(seconds=60)
+            )
 
 
 async def create_raw_table(read_model: ReadModelAccess) -> None:
@@ -148,10 +156,15 @@ async def create_raw_table(read_model: ReadModelAccess) -> None:
     )
 
 
-async def raw_fired(read_model: ReadModelAccess) -> dict[str, float]:
-    """Per raw deadline written so far: its lag, written - due, in seconds."""
+async def raw_fired(read_model: ReadModelAccess, warnings: bool = False) -> dict[str, float]:
+    """Per raw deadline (or, with `warnings`, per raw warning) written so far: its lag,
+    written - due, in seconds."""
     rows = await read_model.fetch(f"SELECT workflow_id, due_at, fired_at FROM {RAW_TABLE}")
-    return {wid: (as_utc(fired) - as_utc(due)).total_seconds() for wid, due, fired in rows}
+    return {
+        wid: (as_utc(fired) - as_utc(due)).total_seconds()
+        for wid, due, fired in rows
+        if wid.endswith(WARNING_SUFFIX) == warnings
+    }
 
 
 # --- A person's action through the storm ------------------------------------------------------
