@@ -35,7 +35,7 @@ from workflows.ticket import TicketWorkflow
 BIN_DIR = Path(sys.executable).parent
 
 
-def _binary(name: str) -> str:
+def installed_binary(name: str) -> str:
     path = BIN_DIR / name
     if not path.exists():
         pytest.fail(f"{path} is missing: install the dev extras (make test does) so tests need no download")
@@ -46,7 +46,7 @@ def _binary(name: str) -> str:
 async def started_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(Settings()),
-        test_server_existing_path=_binary("temporal-test-server"),
+        test_server_existing_path=installed_binary("temporal-test-server"),
     )
     try:
         await env.client.operator_service.add_search_attributes(
@@ -83,7 +83,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=data_converter(Settings()),
-        dev_server_existing_path=_binary("temporal"),
+        dev_server_existing_path=installed_binary("temporal"),
         search_attributes=search_attributes.ALL_KEYS,
         dev_server_log_level="error",
         dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
