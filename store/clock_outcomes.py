@@ -59,23 +59,25 @@ class ClockRow(BaseModel):
 
 def clock_rows(clocks: list[SlaClock]) -> list[ClockRow]:
     """The machine's clocks (`TicketState.clocks`, all of them, in order) as read-model rows."""
-    return [
-        ClockRow(
-            clock_no=clock_no,
-            kind=clock.kind,
-            line=clock.owner,
-            level=clock.level,
-            target_minutes=clock.target.minutes,
-            calendar=clock.target.calendar,
-            binding=clock.target.binding,
-            started_at=clock.started_at,
-            due_at=clock.due_at,
-            stopped_at=clock.stopped_at,
-            status=clock.status,
-            paused_seconds=clock.paused_seconds,
-        )
-        for clock_no, clock in enumerate(clocks)
-    ]
+    return [clock_row(clock_no, clock) for clock_no, clock in enumerate(clocks)]
+
+
+def clock_row(clock_no: int, clock: SlaClock) -> ClockRow:
+    """One clock, by its index in the ticket's clock list, as a read-model row."""
+    return ClockRow(
+        clock_no=clock_no,
+        kind=clock.kind,
+        line=clock.owner,
+        level=clock.level,
+        target_minutes=clock.target.minutes,
+        calendar=clock.target.calendar,
+        binding=clock.target.binding,
+        started_at=clock.started_at,
+        due_at=clock.due_at,
+        stopped_at=clock.stopped_at,
+        status=clock.status,
+        paused_seconds=clock.paused_seconds,
+    )
 
 
 async def record_clocks(
@@ -101,7 +103,7 @@ def clock_params(ticket_id: str, updated_at: datetime, clocks: list[ClockRow]) -
 
 def recorded_clock_rows(recorded: list[RecordedClock]) -> list[ClockRow]:
     """The clocks a record carries (those that changed, each by its index) as read-model rows."""
-    return [clock_rows([each.clock])[0].model_copy(update={"clock_no": each.clock_no}) for each in recorded]
+    return [clock_row(each.clock_no, each.clock) for each in recorded]
 
 
 async def record_ticket_facts(
