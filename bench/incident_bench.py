@@ -173,9 +173,9 @@ async def until_clocks_calm(
             return time.monotonic() - started
         if time.monotonic() - started > bound:
             raise TimeoutError(f"no calm {calm:.0f} s for the incident's tickets within {bound:.0f} s")
-        # Past the last of them, and the read model still for a while (their notices written).
+        # Past the last of them; a breach still unrecorded keeps it firing, so this loops until
+        # it is, and the quiet wait above then lets their notices be written.
         await asyncio.sleep(max(1.0, (max(firing) - now).total_seconds() + 1.0))
-        await until_quiet(access)
 
 
 async def _clock_notices(access: ReadModelAccess, incident_id: str, since: datetime) -> int:

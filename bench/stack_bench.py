@@ -919,8 +919,7 @@ async def run_raw_storm(
     last_due = max(due_at)
     wanted_warnings = sum(1 for warn in warn_at if warn is not None)
     while True:
-        fired = await storm_parts.raw_fired(stack.access)
-        warned = await storm_parts.raw_fired(stack.access, warnings=True) if wanted_warnings else {}
+        fired, warned = await storm_parts.raw_fired(stack.access)
         complete = len(fired) >= len(offsets) and len(warned) >= wanted_warnings
         if complete or datetime.now(UTC) > last_due + timedelta(seconds=grace):
             break

@@ -156,15 +156,15 @@ async def create_raw_table(read_model: ReadModelAccess) -> None:
     )
 
 
-async def raw_fired(read_model: ReadModelAccess, warnings: bool = False) -> dict[str, float]:
-    """Per raw deadline (or, with `warnings`, per raw warning) written so far: its lag,
-    written - due, in seconds."""
+async def raw_fired(read_model: ReadModelAccess) -> tuple[dict[str, float], dict[str, float]]:
+    """Per raw deadline written so far, and per raw warning: its lag, written - due, in seconds."""
     rows = await read_model.fetch(f"SELECT workflow_id, due_at, fired_at FROM {RAW_TABLE}")
-    return {
-        wid: (as_utc(fired) - as_utc(due)).total_seconds()
-        for wid, due, fired in rows
-        if wid.endswith(WARNING_SUFFIX) == warnings
-    }
+    deadlines: dict[str, float] = {}
+    warnings: dict[str, float] = {}
+    for wid, due, fired in rows:
+        into = warnings if wid.endswith(WARNING_SUFFIX) else deadlines
+        into[wid] = (as_utc(fired) - as_utc(due)).total_seconds()
+    return deadlines, warnings
 
 
 # --- A person's action through the storm ------------------------------------------------------

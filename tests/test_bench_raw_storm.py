@@ -38,14 +38,15 @@ async def test_a_raw_deadline_records_its_due_time_once(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     access = await _fire(time_skipping_env, tmp_path, warn=False)
-    assert len(await storm_parts.raw_fired(access)) == 1
-    assert await storm_parts.raw_fired(access, warnings=True) == {}
+    deadlines, warnings = await storm_parts.raw_fired(access)
+    assert len(deadlines) == 1
+    assert warnings == {}
 
 
 async def test_a_raw_deadline_with_a_warning_records_both_apart(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     access = await _fire(time_skipping_env, tmp_path, warn=True)
-    [due] = await storm_parts.raw_fired(access)
-    [warning] = await storm_parts.raw_fired(access, warnings=True)
+    deadlines, warnings = await storm_parts.raw_fired(access)
+    [due], [warning] = deadlines, warnings
     assert warning == due + storm_parts.WARNING_SUFFIX
