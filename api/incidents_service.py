@@ -418,6 +418,7 @@ async def unlink(
         ticket_id=ticket_id,
         update="unlink-incident",
         action=action,
+        for_a_person=True,
     )
 
 

@@ -19,12 +19,13 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import Priority, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import incident_intake
 from api.errors import ApiError
+from api.priority import raise_for_a_person, ticket_priority
 from api.schemas import TicketCreate
 from store import idempotency
 from store.catalog import CustomerStatus, TermsByRevision, customer_terms, deactivated_customer_message
@@ -236,23 +237,6 @@ async def open_ticket(
     return initial, True
 
 
-def ticket_priority(customer_id: str) -> Priority:
-    """A ticket's place in the task queue (DESIGN.md §10): Temporal's Fairness, keyed by its
-    customer. Its workflow tasks, and the activities that inherit the key, take turns with other
-    customers' instead of queueing behind them, so one customer's storm of deadlines does not
-    hold back another customer's deadlines, nor a person acting on another customer's ticket.
-    A key is at most 64 bytes: a longer customer id is keyed by its digest."""
-    key = customer_id if len(customer_id.encode()) <= FAIRNESS_KEY_BYTES else _digest_key(customer_id)
-    return Priority(fairness_key=key)
-
-
-FAIRNESS_KEY_BYTES = 64
-
-
-def _digest_key(customer_id: str) -> str:
-    return "sha256:" + hashlib.sha256(customer_id.encode()).hexdigest()[:32]
-
-
 def _handle(client: Client, ticket_id: str) -> WorkflowHandle[TicketWorkflow, TicketState]:
     return client.get_workflow_handle_for(TicketWorkflow.run, workflow_id_for(ticket_id))
 
@@ -298,8 +282,13 @@ async def act(
     update: str,
     action: ActionModel,
     idempotency_key: str | None = None,
+    for_a_person: bool = False,
 ) -> TicketView:
     """Run one validated workflow update; a refusal becomes a 4xx and leaves no history.
+
+    `for_a_person`: someone waits on this one ticket's answer (an API or console action, not a
+    bulk link), so once the update has answered the ticket goes to the person's priority
+    (api/priority.py).
 
     The update's validator checks reach (404), the permission table (403) and the ticket's
     state (409/422), in that order. With an Idempotency-Key, Temporal runs a retried update
@@ -316,6 +305,8 @@ async def act(
     try:
         # The update answers the ticket's small view; the full state is the `state` query's.
         result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketView)
+        if for_a_person:
+            await raise_for_a_person(client, handle)
         return TicketView.model_validate(result)
     except WorkflowUpdateFailedError as err:
         cause = err.cause

@@ -79,6 +79,32 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+# Task queues of one partition each. Fairness and Priority order the tasks within each of a
+# queue's partitions, and the dev server splits a queue into four by default, so there a task's
+# place also depends on which partition it landed in (tests/test_fairness.py measured it).
+ONE_PARTITION = (
+    ("matching.numTaskqueueReadPartitions", "1"),
+    ("matching.numTaskqueueWritePartitions", "1"),
+)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def one_partition_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server like the tests' (`dev_env`: escalator up's dynamic config, fairness on) whose
+    task queues have one partition each: where dispatch order is the server's ordering alone."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        dev_server_log_level="error",
+        dev_server_extra_args=[
+            arg
+            for name, value in (*DYNAMIC_CONFIG, *ONE_PARTITION)
+            for arg in ("--dynamic-config-value", f"{name}={value}")
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(

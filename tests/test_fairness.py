@@ -17,10 +17,8 @@ configuration put it first every time (1, 1, 1, 1, 1 of 300), and FIFO would put
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest_asyncio
 from temporalio import workflow
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -29,10 +27,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from api.tickets_service import FAIRNESS_KEY_BYTES, ticket_priority
+from api.priority import FAIRNESS_KEY_BYTES, ticket_priority
 from tests.drill_support import until
 from tests.fixtures_api import Stack
-from tests.fixtures_temporal import installed_binary
 from tests.test_blank_text import TICKET
 from worker.devserver import DYNAMIC_CONFIG, DevServer
 
@@ -41,10 +38,6 @@ BACKLOG = 300
 # turns from the start. FIFO would run it 301st (without fairness, on four partitions, it ran
 # 68th-93rd of 150).
 FAIR_WITHIN = 5
-ONE_PARTITION = (
-    ("matching.numTaskqueueReadPartitions", "1"),
-    ("matching.numTaskqueueWritePartitions", "1"),
-)
 
 ran: list[str] = []
 
@@ -91,23 +84,6 @@ async def backlog(client: Client, queue: str) -> int:
         )
     )
     return int(described.stats.approximate_backlog_count)
-
-
-@pytest_asyncio.fixture(scope="module")
-async def one_partition_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server like the tests' (`dev_env`: escalator up's dynamic config, fairness on) whose
-    task queues have one partition each."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            arg
-            for name, value in (*DYNAMIC_CONFIG, *ONE_PARTITION)
-            for arg in ("--dynamic-config-value", f"{name}={value}")
-        ],
-    )
-    yield env
-    await env.shutdown()
 
 
 async def test_another_customer_does_not_wait_behind_one_customers_backlog(

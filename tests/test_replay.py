@@ -51,6 +51,8 @@ REQUIRED_PATHS = {
     "an incident's fan-out, rule sweep and resolution": "incident_workflow",
     "an incident's continue-as-new": "incident_continue_as_new",
     "an incident's page acknowledged once, then resolved with it": "incident_page",
+    # Issue 18: the options event a person's first action writes (api/priority.py).
+    "a ticket raised to a person's priority": "person_priority",
 }
 
 

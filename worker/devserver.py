@@ -45,7 +45,7 @@ SEARCH_ATTRIBUTE_TYPES: dict[str, str] = {
 # WAL + synchronous=NORMAL: ~3x the starts/s of the fsync-bound default (DESIGN.md 9).
 SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=WAL", "synchronous=NORMAL")
 # Temporal's task-queue Fairness (DESIGN.md §10): intake keys each ticket by its customer
-# (api.tickets_service.ticket_priority), and the server dispatches the keys in turn. The dev
+# (api.priority.ticket_priority), and the server dispatches the keys in turn. The dev
 # server dispatches FIFO unless this is on; deploy/temporal-dynamicconfig.yaml sets it for the
 # cluster.
 DYNAMIC_CONFIG: tuple[tuple[str, str], ...] = (("matching.enableFairness", "true"),)

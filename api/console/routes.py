@@ -359,6 +359,7 @@ async def take_action(
             ticket_id=ticket_id,
             update=update,
             action=route.action(body, viewer.principal),
+            for_a_person=True,
         )
     except forms.FormInvalid as err:
         refusal = {"action": update, "status": 422, "detail": err.message}

@@ -192,6 +192,7 @@ def _action_endpoint(route: ActionRoute) -> ActionEndpoint:
             update=route.update,
             action=route.action(body, principal),
             idempotency_key=idempotency_key,
+            for_a_person=True,
         )
         return TicketPublic.of(state)
 

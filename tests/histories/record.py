@@ -41,6 +41,8 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 
 import policies
+from api.priority import PERSON_PRIORITY_KEY, set_priority
+from api.priority import person_priority as raised_priority
 from runtime.settings import Settings
 from store.db import IncidentPage, OutboxNotification, make_engine, make_sessionmaker, migrate
 from store.quarantine import quarantined_records
@@ -673,6 +675,41 @@ async def signals(run: Run) -> list[WorkflowHandle[Any, Any]]:
     )
     check(
         ev.clock(ClockKind.FIRST_RESPONSE).status == ClockStatus.MET, "the signalled acknowledgement met it"
+    )
+    return [t.pinned()]
+
+
+@scenario(
+    "a person's actions on a ticket raised to the person's priority (api/priority.py): the "
+    "options-updated event the raise writes is nothing the workflow reads",
+    server=Server.DEV,
+)
+async def person_priority(run: Run) -> list[WorkflowHandle[Any, Any]]:
+    t = await run.open("globex", 3, terms=GLOBEX_24X7)
+    await t.act("comment", Comment(actor=SUPPORT, body="Looking at it"))
+    # What the API does once a person's first action on a ticket is accepted.
+    await set_priority(run.env.client, t.handle.id, raised_priority("globex"))
+    await t.act("acknowledge", Acknowledge(actor=SUPPORT))
+    await t.act("resolve", Resolve(actor=SUPPORT, resolution="index rebuilt"))
+    await t.act("close", Close(actor=GLOBEX))
+    ev = await t.finish()
+
+    check(
+        ev.kinds() == ["opened", "commented", "acknowledged", "resolved", "closed"],
+        f"the raise is no event of the ticket's: {ev.kinds()}",
+    )
+    history = await t.handle.fetch_history()
+    types = [event.event_type for event in history.events]
+    raised = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED
+    check(types.count(raised) == 1, "one raise in the history")
+    check(
+        types.index(raised) > types.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED),
+        "the raise comes after the first action was accepted",
+    )
+    described = await t.handle.describe()
+    check(
+        described.raw_description.workflow_execution_info.priority.priority_key == PERSON_PRIORITY_KEY,
+        "the ticket ran on the person's priority key",
     )
     return [t.pinned()]
 
