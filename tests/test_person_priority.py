@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 
-from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -24,7 +23,8 @@ from api.priority import PERSON_PRIORITY_KEY, person_priority, set_priority
 from tests.drill_support import until
 from tests.fixtures_api import Stack, history_types, wait_until_quiet
 from tests.test_blank_text import TICKET
-from tests.test_fairness import backlog
+from tests.test_fairness import FairnessProbe as PriorityProbe
+from tests.test_fairness import backlog, ran
 
 BACKLOG = 300
 # Raised, it runs among the first; FIFO would run it 301st, as it runs the control.
@@ -32,16 +32,6 @@ FIRST_WITHIN = 5
 SUPPORT, CUSTOMER = "dev-support", "dev-customer-acme"
 RAISED = EventType.Name(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED)
 UPDATE_ACCEPTED = EventType.Name(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
-
-ran: list[str] = []
-
-
-@workflow.defn(name="PriorityProbe", sandboxed=False)
-class PriorityProbe:
-    @workflow.run
-    async def run(self, name: str) -> str:
-        ran.append(name)
-        return name
 
 
 async def test_a_raised_workflow_goes_ahead_of_a_backlog_queued_before_it(
