@@ -15,30 +15,48 @@ storm, since people act on one ticket at a time.
 
 The raise is Temporal's `UpdateWorkflowExecutionOptions`, which writes one
 `WorkflowExecutionOptionsUpdated` event to the ticket's history: nothing the workflow reads, so
-its decisions and its record do not change. It comes after the update has answered, never
-before, so a refused request (404, 403, 409, 422) still writes nothing. The price: the first
-workflow task of a ticket's first action runs on the default key. For a ticket filed during a
-storm, that is its intake's task, queued behind the storm's (docs/benchmarks.md). A ticket
-already on key 1 is not raised again. The raise is best effort: if the server refuses it, the
-action has still been applied, at the ticket's own priority.
+its decisions and its record do not change. A refused request (404, 403, 409, 422) must still
+write nothing, so the raise comes before the action only where the API knows the ticket's
+validator will accept it, and otherwise after the action has been applied:
+
+- Before (`raise_before`), for a ticket nothing has happened to yet: its first workflow task has
+  not started, so its state is its pinned input through the pure machine (`untouched_state`),
+  and `machine.validate` there says what the validator will say. This is the ticket filed
+  during a storm whose first task waits behind the storm's: the raise moves that task up. (Two
+  requests on one untouched ticket at the same moment can still race: the other one's action
+  may change the state first, and a refusal then leaves the raise. No other case does.)
+- After (`raise_for_a_person`), for any other ticket. The price: the first workflow task of the
+  first action on a ticket that has already run goes on the default key; from then on the ticket
+  is on key 1.
+
+A ticket already on key 1 is not raised again. The raise is best effort: if the server refuses
+it, the action is applied at the ticket's own priority.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import Priority as PriorityProto
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflow.v1 import WorkflowExecutionOptions
-from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionOptionsRequest
+from temporalio.api.workflowservice.v1 import (
+    GetWorkflowExecutionHistoryRequest,
+    UpdateWorkflowExecutionOptionsRequest,
+)
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import Priority
 from temporalio.service import RPCError
 
+from workflows import machine
 from workflows import search_attributes as sa
+from workflows.actions.base import ActionModel, Refusal
+from workflows.models import TicketOpened, TicketState
 
 log = logging.getLogger("escalator.priority")
 
@@ -97,3 +115,64 @@ async def raise_for_a_person(client: Client, handle: WorkflowHandle[Any, Any]) -
         log.warning("ticket %s stays on its own priority: %s", handle.id, err.message)
         return False
     return True
+
+
+# A ticket nothing has happened to yet: its start, its first workflow task scheduled, and perhaps
+# a raise. Anything else (a task started, a signal, an update) and its state is the worker's.
+UNTOUCHED = frozenset(
+    {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED,
+    }
+)
+
+
+async def untouched_state(client: Client, handle: WorkflowHandle[Any, Any]) -> TicketState | None:
+    """The state of a ticket whose first workflow task has not started: its pinned input through
+    the pure machine, as the workflow's `__init__` makes it, so the state its first task will
+    validate an action against. None for any other ticket."""
+    response = await client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=handle.id),
+            maximum_page_size=len(UNTOUCHED) + 1,
+        )
+    )
+    events = list(response.history.events)
+    if response.next_page_token or not events or any(e.event_type not in UNTOUCHED for e in events):
+        return None
+    started = events[0].workflow_execution_started_event_attributes
+    if started.continued_execution_run_id:
+        return None
+    [opened] = await client.data_converter.decode(started.input.payloads, [TicketOpened])
+    if not isinstance(opened, TicketOpened):
+        return None
+    return opened.carried_state or machine.open_ticket(opened).state
+
+
+async def raise_before(client: Client, handle: WorkflowHandle[Any, Any], action: ActionModel) -> bool:
+    """Raise an untouched ticket before a person's first action is sent, when the pure machine
+    says the action's validator will accept it: its first workflow task, which the action waits
+    for (behind a storm's, for a ticket filed during one), then goes first as well. Whether the
+    ticket is on the person's priority now. Any other ticket is raised only after its action
+    (`raise_for_a_person`), so a refused request still writes nothing."""
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return False
+    if description.raw_description.workflow_execution_info.priority.priority_key == PERSON_PRIORITY_KEY:
+        return True
+    if description.status != WorkflowExecutionStatus.RUNNING or description.history_length > len(UNTOUCHED):
+        return False
+    try:
+        state = await untouched_state(client, handle)
+    except RPCError:
+        return False
+    if state is None:
+        return False
+    try:
+        machine.validate(state, action, datetime.now(UTC))
+    except Refusal:
+        return False
+    return await raise_for_a_person(client, handle)

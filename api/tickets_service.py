@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import incident_intake
 from api.errors import ApiError
-from api.priority import raise_for_a_person, ticket_priority
+from api.priority import raise_before, raise_for_a_person, ticket_priority
 from api.schemas import TicketCreate
 from store import idempotency
 from store.catalog import CustomerStatus, TermsByRevision, customer_terms, deactivated_customer_message
@@ -287,8 +287,9 @@ async def act(
     """Run one validated workflow update; a refusal becomes a 4xx and leaves no history.
 
     `for_a_person`: someone waits on this one ticket's answer (an API or console action, not a
-    bulk link), so once the update has answered the ticket goes to the person's priority
-    (api/priority.py).
+    bulk link), so the ticket goes to the person's priority (api/priority.py): before the update
+    if nothing has happened to it yet and the pure machine accepts the action, else once the
+    update has answered.
 
     The update's validator checks reach (404), the permission table (403) and the ticket's
     state (409/422), in that order. With an Idempotency-Key, Temporal runs a retried update
@@ -304,8 +305,9 @@ async def act(
         update_id = f"{update}-{request_digest(principal.identity, idempotency_key, digest)[:40]}"
     try:
         # The update answers the ticket's small view; the full state is the `state` query's.
+        raised = for_a_person and await raise_before(client, handle, action)
         result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketView)
-        if for_a_person:
+        if for_a_person and not raised:
             await raise_for_a_person(client, handle)
         return TicketView.model_validate(result)
     except WorkflowUpdateFailedError as err:

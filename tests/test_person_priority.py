@@ -14,17 +14,26 @@ request still changes nothing.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from api.priority import PERSON_PRIORITY_KEY, person_priority, set_priority
+from api.priority import PERSON_PRIORITY_KEY, person_priority, raise_before, set_priority, untouched_state
 from tests.drill_support import until
+from tests.factories import opened_ticket
 from tests.fixtures_api import Stack, history_types, wait_until_quiet
 from tests.test_blank_text import TICKET
 from tests.test_fairness import FairnessProbe as PriorityProbe
 from tests.test_fairness import backlog, ran
+from workflows import machine
+from workflows import search_attributes as sa
+from workflows.actions.acknowledge import Acknowledge
+from workflows.actions.comment import Comment
+from workflows.enums import Role
+from workflows.models import Principal, workflow_id_for
+from workflows.ticket import TicketWorkflow
 
 BACKLOG = 300
 # Raised, it runs among the first; FIFO would run it 301st, as it runs the control.
@@ -122,3 +131,41 @@ async def test_a_refused_action_raises_nothing_and_writes_nothing(stack: Stack) 
         assert await history_types(handle) == before, action
         priority = (await handle.describe()).raw_description.workflow_execution_info.priority
         assert priority.priority_key != PERSON_PRIORITY_KEY, action
+
+
+async def test_an_untouched_ticket_is_raised_before_an_action_its_validator_will_accept(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """A ticket whose first workflow task has not run (here: nobody polls its queue, as in a
+    storm's backlog) has the state its pinned input makes: the action it will accept raises it
+    before it is sent, the one it will refuse does not, and leaves the history as it was."""
+    client = dev_env.client
+    opened = opened_ticket("acme", 3, datetime.now(UTC))
+    initial = machine.open_ticket(opened).state
+    handle = await client.start_workflow(
+        TicketWorkflow.run,
+        opened,
+        id=workflow_id_for(opened.ticket_id),
+        task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
+        search_attributes=sa.for_ticket(initial),
+    )
+    try:
+        assert await untouched_state(client, handle) == initial
+        before = await history_types(handle)
+        customer = Principal(role=Role.CUSTOMER, name="acme", customer_id="acme")
+        assert not await raise_before(client, handle, Acknowledge(actor=customer))  # 403 to come
+        assert await history_types(handle) == before
+        assert await raise_before(client, handle, Comment(actor=customer, body="More logs attached"))
+        assert await history_types(handle) == [*before, RAISED]
+        raised = (await handle.describe()).raw_description.workflow_execution_info.priority
+        assert raised.priority_key == PERSON_PRIORITY_KEY and raised.fairness_key == "acme"
+        # Raised already: nothing more to write.
+        assert await raise_before(client, handle, Comment(actor=customer, body="And these"))
+        assert (await history_types(handle)).count(RAISED) == 1
+    finally:
+        await handle.terminate("test over")
+
+
+async def test_a_ticket_that_has_run_is_not_judged_from_its_input(stack: Stack) -> None:
+    ticket_id = await file(stack, "globex")
+    assert await untouched_state(stack.client, stack.handle(ticket_id)) is None
