@@ -6,10 +6,10 @@ queue as a person's comment or acknowledgement. Temporal dispatches a queue by p
 (1 first, 3 when unset, 5 last), and within a key takes the fairness keys in turn. Intake starts
 every ticket on the default key with its customer as the fairness key (`ticket_priority`).
 
-When a person's action on a ticket through the API or the console has been applied, the ticket
-is raised to key 1 (`raise_for_a_person`). What the action left to do (its activities and the
-workflow tasks after them, already queued: the raise moves them too) and every later step of the
-ticket are then dispatched ahead of the storm's background work, which stays on the default key.
+A ticket a person acts on through the API or the console is raised to key 1, before or after
+the action (below). What is queued for it (the raise moves those tasks too) and every later step
+of the ticket are then dispatched ahead of the storm's background work, which stays on the
+default key.
 The mark stays: a ticket a person has acted on is in a person's hands. Such tickets are few in a
 storm, since people act on one ticket at a time.
 
@@ -25,7 +25,7 @@ validator will accept it, and otherwise after the action has been applied:
   during a storm whose first task waits behind the storm's: the raise moves that task up. (Two
   requests on one untouched ticket at the same moment can still race: the other one's action
   may change the state first, and a refusal then leaves the raise. No other case does.)
-- After (`raise_for_a_person`), for any other ticket. The price: the first workflow task of the
+- After (`RaiseAfter`), for any other ticket. The price: the first workflow task of the
   first action on a ticket that has already run goes on the default key; from then on the ticket
   is on key 1.
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,21 +99,23 @@ async def set_priority(client: Client, workflow_id: str, priority: PriorityProto
     )
 
 
-async def raise_for_a_person(client: Client, handle: WorkflowHandle[Any, Any]) -> bool:
-    """Raise the ticket to the person's priority, once its action has been applied; whether it
-    was raised now. Nothing happens for a ticket raised already, or one no longer running."""
+@dataclass(frozen=True)
+class RaiseAfter:
+    """A ticket to raise once its action has been applied: one not known beforehand to accept it."""
+
+    workflow_id: str
+    customer_id: str
+
+    async def now(self, client: Client) -> bool:
+        return await _raise(client, self.workflow_id, self.customer_id)
+
+
+async def _raise(client: Client, workflow_id: str, customer_id: str) -> bool:
+    """Best effort: whether the ticket is raised now."""
     try:
-        description = await handle.describe()
-    except RPCError:
-        return False
-    raised = description.raw_description.workflow_execution_info.priority.priority_key == PERSON_PRIORITY_KEY
-    if raised or description.status != WorkflowExecutionStatus.RUNNING:
-        return False
-    customer_id = description.typed_search_attributes.get(sa.CUSTOMER_ID) or ""
-    try:
-        await set_priority(client, handle.id, person_priority(customer_id))
+        await set_priority(client, workflow_id, person_priority(customer_id))
     except RPCError as err:
-        log.warning("ticket %s stays on its own priority: %s", handle.id, err.message)
+        log.warning("ticket %s stays on its own priority: %s", workflow_id, err.message)
         return False
     return True
 
@@ -151,28 +154,33 @@ async def untouched_state(client: Client, handle: WorkflowHandle[Any, Any]) -> T
     return opened.carried_state or machine.open_ticket(opened).state
 
 
-async def raise_before(client: Client, handle: WorkflowHandle[Any, Any], action: ActionModel) -> bool:
-    """Raise an untouched ticket before a person's first action is sent, when the pure machine
-    says the action's validator will accept it: its first workflow task, which the action waits
-    for (behind a storm's, for a ticket filed during one), then goes first as well. Whether the
-    ticket is on the person's priority now. Any other ticket is raised only after its action
-    (`raise_for_a_person`), so a refused request still writes nothing."""
+async def raise_before(
+    client: Client, handle: WorkflowHandle[Any, Any], action: ActionModel
+) -> RaiseAfter | None:
+    """Raise the ticket before a person's action is sent if it is untouched and the pure machine
+    says its validator will accept the action: its first workflow task, which the action waits
+    for (behind a storm's, for a ticket filed during one), then goes first as well. Otherwise
+    what to raise once the action has been applied (so a refused request still writes nothing),
+    or None: nothing to raise (raised already, missing or closed: the action answers for those)."""
     try:
         description = await handle.describe()
     except RPCError:
-        return False
+        return None
     if description.raw_description.workflow_execution_info.priority.priority_key == PERSON_PRIORITY_KEY:
-        return True
-    if description.status != WorkflowExecutionStatus.RUNNING or description.history_length > len(UNTOUCHED):
-        return False
+        return None
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    after = RaiseAfter(handle.id, description.typed_search_attributes.get(sa.CUSTOMER_ID) or "")
+    if description.history_length > len(UNTOUCHED):
+        return after
     try:
         state = await untouched_state(client, handle)
     except RPCError:
-        return False
+        return after
     if state is None:
-        return False
+        return after
     try:
         machine.validate(state, action, datetime.now(UTC))
     except Refusal:
-        return False
-    return await raise_for_a_person(client, handle)
+        return after
+    return None if await _raise(client, handle.id, after.customer_id) else after

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import incident_intake
 from api.errors import ApiError
-from api.priority import raise_before, raise_for_a_person, ticket_priority
+from api.priority import raise_before, ticket_priority
 from api.schemas import TicketCreate
 from store import idempotency
 from store.catalog import CustomerStatus, TermsByRevision, customer_terms, deactivated_customer_message
@@ -305,10 +305,10 @@ async def act(
         update_id = f"{update}-{request_digest(principal.identity, idempotency_key, digest)[:40]}"
     try:
         # The update answers the ticket's small view; the full state is the `state` query's.
-        raised = for_a_person and await raise_before(client, handle, action)
+        after = await raise_before(client, handle, action) if for_a_person else None
         result: Any = await handle.execute_update(update, action, id=update_id, result_type=TicketView)
-        if for_a_person and not raised:
-            await raise_for_a_person(client, handle)
+        if after is not None:
+            await after.now(client)
         return TicketView.model_validate(result)
     except WorkflowUpdateFailedError as err:
         cause = err.cause

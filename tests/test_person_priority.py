@@ -153,14 +153,15 @@ async def test_an_untouched_ticket_is_raised_before_an_action_its_validator_will
         assert await untouched_state(client, handle) == initial
         before = await history_types(handle)
         customer = Principal(role=Role.CUSTOMER, name="acme", customer_id="acme")
-        assert not await raise_before(client, handle, Acknowledge(actor=customer))  # 403 to come
+        # 403 to come: left to raise after the action, which will not be applied.
+        assert await raise_before(client, handle, Acknowledge(actor=customer)) is not None
         assert await history_types(handle) == before
-        assert await raise_before(client, handle, Comment(actor=customer, body="More logs attached"))
+        assert await raise_before(client, handle, Comment(actor=customer, body="More logs attached")) is None
         assert await history_types(handle) == [*before, RAISED]
         raised = (await handle.describe()).raw_description.workflow_execution_info.priority
         assert raised.priority_key == PERSON_PRIORITY_KEY and raised.fairness_key == "acme"
         # Raised already: nothing more to write.
-        assert await raise_before(client, handle, Comment(actor=customer, body="And these"))
+        assert await raise_before(client, handle, Comment(actor=customer, body="And these")) is None
         assert (await history_types(handle)).count(RAISED) == 1
     finally:
         await handle.terminate("test over")
