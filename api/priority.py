@@ -9,9 +9,8 @@ every ticket on the default key with its customer as the fairness key (`ticket_p
 A ticket a person acts on through the API or the console is raised to key 1, before or after
 the action (below). What is queued for it (the raise moves those tasks too) and every later step
 of the ticket are then dispatched ahead of the storm's background work, which stays on the
-default key.
-The mark stays: a ticket a person has acted on is in a person's hands. Such tickets are few in a
-storm, since people act on one ticket at a time.
+default key. The mark stays: a ticket a person has acted on is in a person's hands. Such tickets
+are few in a storm, since people act on one ticket at a time.
 
 The raise is Temporal's `UpdateWorkflowExecutionOptions`, which writes one
 `WorkflowExecutionOptionsUpdated` event to the ticket's history: nothing the workflow reads, so
@@ -22,9 +21,10 @@ validator will accept it, and otherwise after the action has been applied:
 - Before (`raise_before`), for a ticket nothing has happened to yet: its first workflow task has
   not started, so its state is its pinned input through the pure machine (`untouched_state`),
   and `machine.validate` there says what the validator will say. This is the ticket filed
-  during a storm whose first task waits behind the storm's: the raise moves that task up. (Two
-  requests on one untouched ticket at the same moment can still race: the other one's action
-  may change the state first, and a refusal then leaves the raise. No other case does.)
+  during a storm whose first task waits behind the storm's: the raise moves that task up. (A
+  race remains: another request on the same untouched ticket, or a deadline falling due before
+  its first task runs, may change the state first, and a refusal then leaves the raise. No
+  other case does.)
 - After (`RaiseAfter`), for any other ticket. The price: the first workflow task of the
   first action on a ticket that has already run goes on the default key; from then on the ticket
   is on key 1.
@@ -175,7 +175,8 @@ async def raise_before(
         return after
     try:
         state = await untouched_state(client, handle)
-    except RPCError:
+    except Exception as err:  # best effort: a person's action never fails for its priority
+        log.warning("ticket %s not judged before its action: %s", handle.id, err)
         return after
     if state is None:
         return after
