@@ -24,6 +24,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.common import Priority
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -86,40 +87,49 @@ async def backlog(client: Client, queue: str) -> int:
     return int(described.stats.approximate_backlog_count)
 
 
+async def queue_storm(client: Client, queue: str, *, priority: Priority = Priority.default) -> None:
+    """BACKLOG workflows of one storm, started on a queue nobody polls yet."""
+    for i in range(BACKLOG):
+        await client.start_workflow(
+            FairnessProbe.run, f"storm-{i}", id=f"{queue}-storm-{i}", task_queue=queue, priority=priority
+        )
+
+
+async def until_queued(client: Client, queue: str, count: int) -> None:
+    """A started workflow's first task reaches matching through the history service's transfer
+    queue, in the background. On a loaded machine the last ones may not be there yet when a
+    worker starts polling, and dispatch order would then say nothing: wait until matching holds
+    them all."""
+
+    async def all_queued() -> bool:
+        return await backlog(client, queue) >= count
+
+    await until(all_queued, timeout=120, what=f"{count} workflow tasks in matching")
+
+
+def one_at_a_time(client: Client, queue: str) -> Worker:
+    """One workflow task at a time, so the order they ran in is the order the server dispatched."""
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[FairnessProbe],
+        max_concurrent_workflow_tasks=1,
+        max_concurrent_workflow_task_polls=2,
+    )
+
+
 async def test_another_customer_does_not_wait_behind_one_customers_backlog(
     one_partition_env: WorkflowEnvironment,
 ) -> None:
     client = one_partition_env.client
     queue = f"fairness-{uuid.uuid4().hex[:8]}"
     ran.clear()
-    for i in range(BACKLOG):
-        await client.start_workflow(
-            FairnessProbe.run,
-            f"storm-{i}",
-            id=f"{queue}-storm-{i}",
-            task_queue=queue,
-            priority=ticket_priority("storm"),
-        )
+    await queue_storm(client, queue, priority=ticket_priority("storm"))
     late = await client.start_workflow(
         FairnessProbe.run, "acme", id=f"{queue}-acme", task_queue=queue, priority=ticket_priority("acme")
     )
-
-    # A started workflow's first task reaches matching through the history service's transfer
-    # queue, in the background. On a loaded machine the late one may not be there yet when a
-    # worker starts polling, and dispatch order would then say nothing about fairness: wait
-    # until matching holds the whole backlog.
-    async def all_queued() -> bool:
-        return await backlog(client, queue) >= BACKLOG + 1
-
-    await until(all_queued, timeout=120, what=f"{BACKLOG + 1} workflow tasks in matching")
-    # One workflow task at a time, so the order they ran in is the order the server dispatched.
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[FairnessProbe],
-        max_concurrent_workflow_tasks=1,
-        max_concurrent_workflow_task_polls=2,
-    ):
+    await until_queued(client, queue, BACKLOG + 1)
+    async with one_at_a_time(client, queue):
         assert await late.result() == "acme"
         position = ran.index("acme")
     # FIFO would have run it behind the whole backlog; with fairness, the two keys take turns.

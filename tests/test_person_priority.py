@@ -18,15 +18,12 @@ from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from api.priority import PERSON_PRIORITY_KEY, person_priority, raise_before, set_priority, untouched_state
-from tests.drill_support import until
 from tests.factories import opened_ticket
 from tests.fixtures_api import Stack, history_types, wait_until_quiet
 from tests.test_blank_text import TICKET
-from tests.test_fairness import FairnessProbe as PriorityProbe
-from tests.test_fairness import backlog, ran
+from tests.test_fairness import BACKLOG, FairnessProbe, one_at_a_time, queue_storm, ran, until_queued
 from workflows import machine
 from workflows import search_attributes as sa
 from workflows.actions.acknowledge import Acknowledge
@@ -35,7 +32,6 @@ from workflows.enums import Role
 from workflows.models import Principal, workflow_id_for
 from workflows.ticket import TicketWorkflow
 
-BACKLOG = 300
 # Raised, it runs among the first; FIFO would run it 301st, as it runs the control.
 FIRST_WITHIN = 5
 SUPPORT, CUSTOMER = "dev-support", "dev-customer-acme"
@@ -49,30 +45,17 @@ async def test_a_raised_workflow_goes_ahead_of_a_backlog_queued_before_it(
     client = one_partition_env.client
     queue = f"priority-{uuid.uuid4().hex[:8]}"
     ran.clear()
-    for i in range(BACKLOG):
-        await client.start_workflow(
-            PriorityProbe.run, f"storm-{i}", id=f"{queue}-storm-{i}", task_queue=queue
-        )
-    person = await client.start_workflow(PriorityProbe.run, "person", id=f"{queue}-person", task_queue=queue)
+    await queue_storm(client, queue)
+    person = await client.start_workflow(FairnessProbe.run, "person", id=f"{queue}-person", task_queue=queue)
     control = await client.start_workflow(
-        PriorityProbe.run, "control", id=f"{queue}-control", task_queue=queue
+        FairnessProbe.run, "control", id=f"{queue}-control", task_queue=queue
     )
-
-    async def all_queued() -> bool:
-        return await backlog(client, queue) >= BACKLOG + 2
-
     # Every task is in matching before the raise, so the raise moves a task already queued.
-    await until(all_queued, timeout=120, what=f"{BACKLOG + 2} workflow tasks in matching")
+    await until_queued(client, queue, BACKLOG + 2)
     await set_priority(client, person.id, person_priority("acme"))
     described = await person.describe()
     assert described.raw_description.workflow_execution_info.priority.priority_key == PERSON_PRIORITY_KEY
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[PriorityProbe],
-        max_concurrent_workflow_tasks=1,
-        max_concurrent_workflow_task_polls=2,
-    ):
+    async with one_at_a_time(client, queue):
         assert await person.result() == "person"
         assert await control.result() == "control"
     # The control, queued after it on the default key, waited behind the whole backlog.
