@@ -1,9 +1,9 @@
 """A person's action goes ahead of the storm's background work (DESIGN.md §10, issue 18).
 
-Once an API or console action has been applied, its ticket is raised to
-Temporal's priority key 1 (api/priority.py), so the rest of the action, every later step of the
-ticket, and the tasks already queued for it, are dispatched before the storm's, which run on the
-default key 3.
+A ticket a person acts on through the API or the console is raised to Temporal's priority key 1
+(api/priority.py): before the action if nothing has happened to it yet and the pure machine
+accepts the action, otherwise once the action has been applied. The tasks already queued for it
+and every later step are then dispatched before the storm's, which run on the default key 3.
 
 The dispatch test builds the backlog a storm makes on a task queue nobody polls yet, on a dev
 server with one partition per queue (tests/fixtures_temporal.py `one_partition_env`), and raises
